@@ -1,0 +1,139 @@
+"""The one owner of the SQLite connection: opening, pragmas, migrations and transactions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class StorageError(Exception):
+    """Storage could not be opened or migrated; the message says what to do."""
+
+
+def sqlite_path_from_url(url: str, base_dir: Path) -> Path | str:
+    """Turn ``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite://:memory:`` into a path.
+
+    Relative paths are resolved against ``base_dir`` (the project directory), never the
+    working directory, so the bot finds the same database wherever it is started from.
+    """
+    prefix = "sqlite://"
+    if not url.startswith(prefix):
+        raise StorageError(
+            f"DATABASE_URL {url!r} is not supported: use sqlite:///path/to/embargo.db"
+        )
+    rest = url[len(prefix) :]
+    if rest in (":memory:", "/:memory:"):
+        return ":memory:"
+    if not rest.startswith("/"):
+        raise StorageError(f"DATABASE_URL {url!r} must look like sqlite:///data/embargo.db")
+    rest = rest[1:]
+    path = Path(rest)
+    return path if path.is_absolute() else base_dir / path
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """Every numbered migration shipped in ``bot/storage/migrations``, in order."""
+    found = []
+    for entry in resources.files("bot.storage.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [number for number, _, _ in found]
+    if numbers != list(range(1, len(found) + 1)):
+        raise StorageError(f"migrations are not numbered 001, 002, ... without gaps: {numbers}")
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (our migrations contain no ';' inside literals)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+class Database:
+    """Owns the single aiosqlite connection.
+
+    Reads may run at any time. Writes go through :meth:`transaction`, which serialises
+    writers with a lock so that two coroutines never interleave statements inside one
+    transaction on the shared connection.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StorageError("storage is not open")
+        return self._conn
+
+    async def open(self) -> None:
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is committed
+        # implicitly and a transaction spans exactly what transaction() wraps.
+        self._conn = await aiosqlite.connect(str(self.path), isolation_level=None)
+        self._conn.row_factory = aiosqlite.Row
+        # aiosqlite enables neither of these by default.
+        await self._conn.execute("PRAGMA journal_mode = WAL")
+        await self._conn.execute("PRAGMA synchronous = NORMAL")
+        await self._conn.execute("PRAGMA foreign_keys = ON")
+        await self._conn.execute("PRAGMA busy_timeout = 5000")
+        await self.migrate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def schema_version(self) -> int:
+        async with self.conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> None:
+        """Apply every migration newer than ``PRAGMA user_version``, each in one transaction."""
+        current = await self.schema_version()
+        migrations = _migrations()
+        if current > len(migrations):
+            raise StorageError(
+                f"the database is at schema version {current}, newer than this code "
+                f"({len(migrations)}): upgrade Embargo or point DATABASE_URL elsewhere"
+            )
+        for number, name, script in migrations:
+            if number <= current:
+                continue
+            async with self.transaction() as conn:
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                # PRAGMA takes no parameters; number is an int we parsed from a file name.
+                await conn.execute(f"PRAGMA user_version = {int(number)}")
+            log.info("applied migration %s", name)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``async with db.transaction() as conn:`` commits on success, rolls back on error."""
+        async with self._write_lock:
+            conn = self.conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            else:
+                await conn.commit()
