@@ -46,10 +46,13 @@ CREATE TABLE critic_rankings (
     PRIMARY KEY (show_slug, position)
 );
 
+-- One row per server that changed anything; defaults live in bot/guild_settings.py.
 CREATE TABLE guild_settings (
     guild_id          BIGINT PRIMARY KEY,
     spoiler_window_s  BIGINT,          -- NULL = forever; 0 = off
-    spoiler_mode      TEXT NOT NULL DEFAULT 'tagged',
+    spoiler_mode      TEXT NOT NULL,
+    min_votes         INTEGER NOT NULL,  -- m of the weighted community score
+    min_member_days   INTEGER NOT NULL,  -- membership age required before voting
     updated_at        INTEGER NOT NULL
 );
 

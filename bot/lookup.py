@@ -1,0 +1,209 @@
+"""Finding episodes and shows from what members type: autocomplete, free text, suggestions.
+
+Pure and in memory: the index is rebuilt from the content whenever it is (re)loaded, so a
+keystroke never touches the database. Word-prefix postings keep autocomplete fast on a
+20,000-episode catalogue.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.content.models import Episode, Show
+
+MAX_CHOICES = 25  # Discord's limit on autocomplete choices
+MAX_PREFIX = 12  # longer query words are checked against the full word list
+_CODE = re.compile(r"^(?P<show>.*?)\s*s(?P<season>\d{1,3})\s*e(?P<number>\d{1,4})$")
+_ALT_CODE = re.compile(r"^(?P<show>.*?)\s*(?P<season>\d{1,3})x(?P<number>\d{1,4})$")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalise(text: str) -> str:
+    """Casefold, strip accents and punctuation: ``Bête Noire!`` -> ``bete noire``."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NON_WORD.sub(" ", stripped).strip()
+
+
+def _initials(title: str) -> str:
+    return "".join(word[0] for word in normalise(title).split())
+
+
+def _code_words(season: int, number: int) -> tuple[str, ...]:
+    return (f"s{season}e{number}", f"s{season:02d}e{number:02d}", f"{season}x{number:02d}")
+
+
+@dataclass(frozen=True, slots=True)
+class ShowMatch:
+    show: Show
+    exact: bool
+
+
+class Catalogue:
+    """An immutable index over every show and episode currently loaded."""
+
+    def __init__(self, shows: Sequence[Show]) -> None:
+        self.shows: tuple[Show, ...] = tuple(sorted(shows, key=lambda s: normalise(s.title)))
+        self.episodes: tuple[Episode, ...] = tuple(
+            episode
+            for show in self.shows
+            for episode in sorted(show.episodes, key=lambda e: (e.season, e.number))
+        )
+        self.by_key: dict[str, Episode] = {episode.key: episode for episode in self.episodes}
+        self.shows_by_slug: dict[str, Show] = {show.slug: show for show in self.shows}
+        self._by_label = {normalise(episode.label): episode for episode in self.episodes}
+        self._by_show_code: dict[tuple[str, int, int], Episode] = {
+            (e.show_slug, e.season, e.number): e for e in self.episodes
+        }
+        self._by_code: dict[tuple[int, int], list[Episode]] = defaultdict(list)
+        self._by_name: dict[str, list[Episode]] = defaultdict(list)
+        self._postings: dict[str, list[int]] = defaultdict(list)
+        self._words: list[frozenset[str]] = []
+        for position, episode in enumerate(self.episodes):
+            self._by_code[(episode.season, episode.number)].append(episode)
+            for name in (episode.title, *episode.aliases):
+                self._by_name[normalise(name)].append(episode)
+            words = self._episode_words(episode)
+            self._words.append(words)
+            prefixes = {word[:length] for word in words for length in range(1, min(len(word), MAX_PREFIX) + 1)}
+            for prefix in prefixes:
+                self._postings[prefix].append(position)
+        self._show_names: dict[str, Show] = {}
+        for show in self.shows:
+            for name in (show.title, show.slug.replace("-", " "), _initials(show.title)):
+                self._show_names.setdefault(normalise(name), show)
+        self._suggest_names = list(self._by_name)
+        # Empty query: the newest episodes first, which is what members usually want.
+        self._newest = sorted(
+            range(len(self.episodes)), key=lambda i: self.episodes[i].release_at, reverse=True
+        )
+
+    @staticmethod
+    def _episode_words(episode: Episode) -> frozenset[str]:
+        text = " ".join((episode.show_title, episode.title, *episode.aliases))
+        words = set(normalise(text).split())
+        words.update(_code_words(episode.season, episode.number))
+        words.add(_initials(episode.show_title))
+        words.add(episode.show_slug)
+        return frozenset(words)
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    # -- episodes ---------------------------------------------------------------------------
+
+    def search(self, text: str, limit: int = MAX_CHOICES) -> list[Episode]:
+        """Episodes whose words start with every word typed, in catalogue order."""
+        tokens = normalise(text).split()
+        if not tokens:
+            return [self.episodes[i] for i in self._newest[:limit]]
+        # Start from the rarest prefix so the candidate list is as short as possible.
+        postings = sorted((self._postings.get(token[:MAX_PREFIX], []) for token in tokens), key=len)
+        if not postings[0]:
+            return []
+        long_tokens = [token for token in tokens if len(token) > MAX_PREFIX]
+        others = [set(p) for p in postings[1:]] if len(postings) > 1 else []
+        found: list[Episode] = []
+        for position in postings[0]:
+            if any(position not in other for other in others):
+                continue
+            if long_tokens and not all(
+                any(word.startswith(token) for word in self._words[position])
+                for token in long_tokens
+            ):
+                continue
+            found.append(self.episodes[position])
+            if len(found) >= limit:
+                break
+        return found
+
+    def resolve(self, text: str) -> Episode | None:
+        """The one episode the text means, or None when it is unknown or ambiguous."""
+        raw = text.strip()
+        if raw in self.by_key:  # an autocomplete choice's value
+            return self.by_key[raw]
+        query = normalise(raw)
+        if not query:
+            return None
+        if query in self._by_label:
+            return self._by_label[query]
+        by_code = self._resolve_code(raw)
+        if by_code is not None:
+            return by_code
+        named = self._by_name.get(query, [])
+        if len(named) == 1:
+            return named[0]
+        matches = self.search(raw, limit=2)
+        return matches[0] if len(matches) == 1 else None
+
+    def _resolve_code(self, raw: str) -> Episode | None:
+        cleaned = raw.strip().casefold()
+        match = _CODE.match(cleaned) or _ALT_CODE.match(cleaned)
+        if match is None:
+            return None
+        season, number = int(match.group("season")), int(match.group("number"))
+        show_text = normalise(match.group("show"))
+        if show_text:
+            show = self.resolve_show(show_text)
+            if show is None:
+                return None
+            return self._by_show_code.get((show.slug, season, number))
+        candidates = self._by_code.get((season, number), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    def suggest(self, text: str, limit: int = 5) -> list[Episode]:
+        """Closest episodes for an error message: prefix matches first, then fuzzy titles."""
+        found = self.search(text, limit=limit) if normalise(text) else []
+        if len(found) < limit:
+            seen = {episode.key for episode in found}
+            for name in difflib.get_close_matches(normalise(text), self._suggest_names, n=limit, cutoff=0.4):
+                for episode in self._by_name[name]:
+                    if episode.key not in seen and len(found) < limit:
+                        seen.add(episode.key)
+                        found.append(episode)
+        return found
+
+    # -- shows ------------------------------------------------------------------------------
+
+    def resolve_show(self, text: str) -> Show | None:
+        raw = text.strip()
+        if raw in self.shows_by_slug:
+            return self.shows_by_slug[raw]
+        query = normalise(raw)
+        if query in self._show_names:
+            return self._show_names[query]
+        matches = self.search_shows(raw, limit=2)
+        return matches[0] if len(matches) == 1 else None
+
+    def search_shows(self, text: str, limit: int = MAX_CHOICES) -> list[Show]:
+        query = normalise(text)
+        if not query:
+            return list(self.shows[:limit])
+        tokens = query.split()
+        found = []
+        for show in self.shows:
+            words = normalise(f"{show.title} {show.slug}").split()
+            if query == _initials(show.title) or all(
+                any(word.startswith(token) for word in words) for token in tokens
+            ):
+                found.append(show)
+                if len(found) >= limit:
+                    break
+        return found
+
+    def suggest_shows(self, text: str, limit: int = 5) -> list[Show]:
+        found = self.search_shows(text, limit=limit)
+        if found:
+            return found
+        names = difflib.get_close_matches(normalise(text), list(self._show_names), n=limit, cutoff=0.4)
+        unique: dict[str, Show] = {}
+        for name in names:
+            unique.setdefault(self._show_names[name].slug, self._show_names[name])
+        return list(unique.values())
+
+

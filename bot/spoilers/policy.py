@@ -1,0 +1,103 @@
+"""The spoiler policy: may this episode's ending be shown here, now, and how?
+
+Pure: takes plain values (release instant, the server's settings, a channel id, the current
+time) and returns a Decision. Every branch is tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from bot.spoilers.durations import DEFAULT_SPOILER_WINDOW, SpoilerWindow
+
+
+class SpoilerMode(StrEnum):
+    """How a server hides spoilers while the window runs."""
+
+    TAGGED = "tagged"  # posted in the channel, every character inside spoiler tags
+    PRIVATE = "private"  # ephemeral to the asker, tagged as well
+    REFUSE = "refuse"  # not shown; says when the window ends
+
+
+class Delivery(StrEnum):
+    UNRELEASED = "unreleased"  # no spoiler text at all; says when it unlocks
+    TAGGED = "tagged"
+    PRIVATE = "private"
+    REFUSED = "refused"
+    PLAIN = "plain"
+
+
+@dataclass(frozen=True, slots=True)
+class SpoilerSettings:
+    """One server's spoiler rules (DMs use the defaults)."""
+
+    window: SpoilerWindow = DEFAULT_SPOILER_WINDOW
+    mode: SpoilerMode = SpoilerMode.TAGGED
+    show_windows: dict[str, SpoilerWindow] = field(default_factory=dict)
+    spoilers_ok_channels: frozenset[int] = frozenset()
+
+    def window_for(self, show_slug: str) -> SpoilerWindow:
+        return self.show_windows.get(show_slug, self.window)
+
+
+DEFAULT_SETTINGS = SpoilerSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    delivery: Delivery
+    release_at: datetime
+    # When spoilers open in plain sight here; None when the window is forever.
+    window_ends_at: datetime | None
+    window: SpoilerWindow
+    reason: str  # short, user-facing explanation of why this delivery was chosen
+
+    @property
+    def shows_text(self) -> bool:
+        return self.delivery in (Delivery.TAGGED, Delivery.PRIVATE, Delivery.PLAIN)
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.delivery is Delivery.PRIVATE
+
+
+def window_end(release_at: datetime, window: SpoilerWindow) -> datetime | None:
+    return None if window.length is None else release_at + window.length
+
+
+def decide(
+    *,
+    release_at: datetime,
+    now: datetime,
+    settings: SpoilerSettings,
+    show_slug: str,
+    channel_id: int | None,
+) -> Decision:
+    """Decide how an episode's ending may be delivered.
+
+    The boundaries are half-open: an episode is released at exactly ``release_at`` and the
+    window covers ``[release_at, release_at + window)``, so at the instant the window ends the
+    text is plain.
+    """
+    if release_at.tzinfo is None or now.tzinfo is None:
+        raise ValueError("release_at and now must be timezone-aware")
+    window = settings.window_for(show_slug)
+    ends_at = window_end(release_at, window)
+
+    def result(delivery: Delivery, reason: str) -> Decision:
+        return Decision(delivery, release_at, ends_at, window, reason)
+
+    if now < release_at:
+        return result(Delivery.UNRELEASED, "not released yet")
+    if channel_id is not None and channel_id in settings.spoilers_ok_channels:
+        return result(Delivery.PLAIN, "this channel is marked spoilers-ok")
+    if ends_at is not None and now >= ends_at:
+        reason = "this server has no spoiler window" if window.is_off else "spoiler window over"
+        return result(Delivery.PLAIN, reason)
+    if settings.mode is SpoilerMode.REFUSE:
+        return result(Delivery.REFUSED, "spoiler window running; this server refuses spoilers")
+    if settings.mode is SpoilerMode.PRIVATE:
+        return result(Delivery.PRIVATE, "spoiler window running; shown privately")
+    return result(Delivery.TAGGED, "spoiler window running")

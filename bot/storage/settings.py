@@ -1,0 +1,174 @@
+"""Per-server settings SQL: spoiler window, mode, per-show windows, spoilers-ok channels,
+ranking settings, and small bot metadata (the synced command-tree hash)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import aiosqlite
+
+from bot.guild_settings import DEFAULT_GUILD_SETTINGS, GuildSettings
+from bot.spoilers.durations import SpoilerWindow
+from bot.spoilers.policy import SpoilerMode
+from bot.storage.database import Database
+
+
+class SettingsStore:
+    """Mixin for ``Storage``: expects ``self.db``. Reads are cached per guild and the cache entry
+    is dropped after every committed write, so a reply never shows a stale value."""
+
+    db: Database
+    _settings_cache: dict[int, GuildSettings]
+
+    def _init_settings_cache(self) -> None:
+        self._settings_cache = {}
+
+    async def get_guild_settings(self, guild_id: int | None) -> GuildSettings:
+        """Settings for a server; DMs (``None``) and untouched servers get the defaults."""
+        if guild_id is None:
+            return DEFAULT_GUILD_SETTINGS
+        cached = self._settings_cache.get(guild_id)
+        if cached is not None:
+            return cached
+        settings = await self._read_guild_settings(guild_id)
+        self._settings_cache[guild_id] = settings
+        return settings
+
+    async def _read_guild_settings(self, guild_id: int) -> GuildSettings:
+        conn = self.db.conn
+        async with conn.execute(
+            "SELECT spoiler_window_s, spoiler_mode, min_votes, min_member_days "
+            "FROM guild_settings WHERE guild_id = ?",
+            (guild_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        async with conn.execute(
+            "SELECT show_slug, spoiler_window_s FROM show_windows WHERE guild_id = ?",
+            (guild_id,),
+        ) as cursor:
+            show_windows = {
+                slug: SpoilerWindow.from_seconds(seconds) for slug, seconds in await cursor.fetchall()
+            }
+        async with conn.execute(
+            "SELECT channel_id FROM spoiler_channels WHERE guild_id = ?", (guild_id,)
+        ) as cursor:
+            channels = frozenset(int(channel_id) for (channel_id,) in await cursor.fetchall())
+
+        base = DEFAULT_GUILD_SETTINGS
+        spoilers = replace(base.spoilers, show_windows=show_windows, spoilers_ok_channels=channels)
+        if row is None:
+            return replace(base, spoilers=spoilers)
+        spoilers = replace(
+            spoilers,
+            window=SpoilerWindow.from_seconds(row["spoiler_window_s"]),
+            mode=SpoilerMode(row["spoiler_mode"]),
+        )
+        return GuildSettings(
+            spoilers=spoilers,
+            min_votes=int(row["min_votes"]),
+            min_member_days=int(row["min_member_days"]),
+        )
+
+    async def _ensure_guild_row(self, conn: aiosqlite.Connection, guild_id: int) -> None:
+        defaults = DEFAULT_GUILD_SETTINGS
+        await conn.execute(
+            "INSERT INTO guild_settings "
+            "(guild_id, spoiler_window_s, spoiler_mode, min_votes, min_member_days, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO NOTHING",
+            (
+                guild_id,
+                defaults.spoilers.window.seconds,
+                defaults.spoilers.mode.value,
+                defaults.min_votes,
+                defaults.min_member_days,
+                int(time.time()),
+            ),
+        )
+
+    async def _update_guild_column(self, guild_id: int, column: str, value: object) -> GuildSettings:
+        """Set one guild_settings column; returns the settings as they were before."""
+        # column comes from the fixed set below, never from user input.
+        if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
+            raise ValueError(f"unknown settings column {column}")
+        old = await self.get_guild_settings(guild_id)
+        async with self.db.transaction() as conn:
+            await self._ensure_guild_row(conn, guild_id)
+            await conn.execute(
+                f"UPDATE guild_settings SET {column} = ?, updated_at = ? WHERE guild_id = ?",
+                (value, int(time.time()), guild_id),
+            )
+        self._settings_cache.pop(guild_id, None)
+        return old
+
+    async def set_spoiler_window(self, guild_id: int, window: SpoilerWindow) -> SpoilerWindow:
+        old = await self._update_guild_column(guild_id, "spoiler_window_s", window.seconds)
+        return old.spoilers.window
+
+    async def set_spoiler_mode(self, guild_id: int, mode: SpoilerMode) -> SpoilerMode:
+        old = await self._update_guild_column(guild_id, "spoiler_mode", mode.value)
+        return old.spoilers.mode
+
+    async def set_min_votes(self, guild_id: int, count: int) -> int:
+        old = await self._update_guild_column(guild_id, "min_votes", count)
+        return old.min_votes
+
+    async def set_min_member_days(self, guild_id: int, days: int) -> int:
+        old = await self._update_guild_column(guild_id, "min_member_days", days)
+        return old.min_member_days
+
+    async def set_show_window(
+        self, guild_id: int, show_slug: str, window: SpoilerWindow | None
+    ) -> SpoilerWindow | None:
+        """Set (or with ``None`` remove) a per-show override; returns the previous override."""
+        old = (await self.get_guild_settings(guild_id)).spoilers.show_windows.get(show_slug)
+        async with self.db.transaction() as conn:
+            if window is None:
+                await conn.execute(
+                    "DELETE FROM show_windows WHERE guild_id = ? AND show_slug = ?",
+                    (guild_id, show_slug),
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO show_windows (guild_id, show_slug, spoiler_window_s) "
+                    "VALUES (?, ?, ?) ON CONFLICT (guild_id, show_slug) "
+                    "DO UPDATE SET spoiler_window_s = excluded.spoiler_window_s",
+                    (guild_id, show_slug, window.seconds),
+                )
+        self._settings_cache.pop(guild_id, None)
+        return old
+
+    async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
+        """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
+        old = channel_id in (await self.get_guild_settings(guild_id)).spoilers.spoilers_ok_channels
+        async with self.db.transaction() as conn:
+            if ok:
+                await conn.execute(
+                    "INSERT INTO spoiler_channels (guild_id, channel_id) VALUES (?, ?) "
+                    "ON CONFLICT (guild_id, channel_id) DO NOTHING",
+                    (guild_id, channel_id),
+                )
+            else:
+                await conn.execute(
+                    "DELETE FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                )
+        self._settings_cache.pop(guild_id, None)
+        return old
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self.db.conn.execute(
+            "SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?) "
+                "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
+                (key, value),
+            )
+
+
