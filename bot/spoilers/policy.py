@@ -6,6 +6,7 @@ time) and returns a Decision. Every branch is tested directly.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -73,13 +74,14 @@ def decide(
     now: datetime,
     settings: SpoilerSettings,
     show_slug: str,
-    channel_id: int | None,
+    channel_ids: Collection[int] = (),
 ) -> Decision:
     """Decide how an episode's ending may be delivered.
 
     The boundaries are half-open: an episode is released at exactly ``release_at`` and the
     window covers ``[release_at, release_at + window)``, so at the instant the window ends the
-    text is plain.
+    text is plain. ``channel_ids`` holds the channel asked in and, for a thread, its parent, so
+    a thread inside a spoilers-ok channel is spoilers-ok too.
     """
     if release_at.tzinfo is None or now.tzinfo is None:
         raise ValueError("release_at and now must be timezone-aware")
@@ -91,7 +93,7 @@ def decide(
 
     if now < release_at:
         return result(Delivery.UNRELEASED, "not released yet")
-    if channel_id is not None and channel_id in settings.spoilers_ok_channels:
+    if not settings.spoilers_ok_channels.isdisjoint(channel_ids):
         return result(Delivery.PLAIN, "this channel is marked spoilers-ok")
     if ends_at is not None and now >= ends_at:
         reason = "this server has no spoiler window" if window.is_off else "spoiler window over"

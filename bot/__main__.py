@@ -1,0 +1,185 @@
+"""Command line: ``python -m bot [run | check | preview | sync]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bot.config import PROJECT_DIR, ConfigError, Settings, configure_logging, load_settings
+from bot.content.parser import parse_content_dir
+from bot.content.sync import sync_content
+from bot.lookup import Catalogue
+from bot.messages import OutgoingMessage, ending_messages, review_message
+from bot.spoilers.durations import DurationError, parse_window
+from bot.spoilers.policy import SpoilerMode, SpoilerSettings, decide
+from bot.storage import Storage, StorageError
+
+log = logging.getLogger("bot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="connect to Discord and serve (the default)")
+    check = sub.add_parser("check", help="validate the content directory")
+    check.add_argument("--apply", action="store_true", help="also load it into the database")
+    preview = sub.add_parser("preview", help="print what the bot would post, without Discord")
+    preview.add_argument("kind", choices=("review", "ending"))
+    preview.add_argument("episode", help="title or code, e.g. 's7e6' or 'into infinity'")
+    preview.add_argument("--window", default="7d", help="spoiler window, e.g. 30d, off, forever")
+    preview.add_argument("--mode", default="tagged", choices=[m.value for m in SpoilerMode])
+    preview.add_argument("--now", help="pretend it is this ISO time (default: now)")
+    sub.add_parser("sync", help="register the slash commands with Discord now")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    command = args.command or "run"
+    if command == "check":
+        return asyncio.run(check(settings, apply=args.apply))
+    if command == "preview":
+        return preview(settings, args)
+    try:
+        token = settings.require_token()
+    except ConfigError as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(run(settings, token, force_sync=command == "sync"))
+    except KeyboardInterrupt:
+        log.info("stopped")
+    except StorageError as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def run(settings: Settings, token: str, *, force_sync: bool) -> None:
+    # Imported here so `check` and `preview` start fast and never need discord.py's gateway.
+    import discord
+
+    from bot.client import EmbargoBot
+
+    storage = await Storage.open(settings.database_url, PROJECT_DIR)
+    try:
+        bot = EmbargoBot(settings, storage, force_sync=force_sync)
+        async with bot:
+            if force_sync:
+                # login() runs setup_hook, which syncs; nothing else to do.
+                await bot.login(token)
+                return
+            try:
+                await bot.start(token)
+            except discord.LoginFailure:
+                print(
+                    "embargo: Discord rejected DISCORD_TOKEN: copy a fresh token from the "
+                    "developer portal (Bot -> Reset Token) into .env",
+                    file=sys.stderr,
+                )
+                raise SystemExit(2) from None
+    finally:
+        await storage.close()
+
+
+async def check(settings: Settings, *, apply: bool) -> int:
+    content_dir = settings.content_dir
+    if not content_dir.is_dir():
+        print(f"{content_dir}: not a directory (set CONTENT_DIR in .env)", file=sys.stderr)
+        return 1
+    if apply:
+        storage = await Storage.open(settings.database_url, PROJECT_DIR)
+        try:
+            report = await sync_content(storage, content_dir)
+        finally:
+            await storage.close()
+        problems = list(report.problems)
+        summary = (
+            f"loaded {len(report.loaded)} file(s), {len(report.unchanged)} unchanged, "
+            f"{len(report.removed)} removed"
+        )
+    else:
+        parsed = parse_content_dir(content_dir)
+        problems = list(parsed.problems)
+        episodes = sum(len(show.episodes) for show in parsed.shows)
+        summary = (
+            f"{len(parsed.shows)} show(s), {episodes} episode(s), {len(parsed.reviews)} "
+            f"review(s), {len(parsed.rankings)} critic ranking(s)"
+        )
+    for problem in problems:
+        print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
+    errors = sum(problem.severity == "error" for problem in problems)
+    if errors:
+        print(f"{errors} error(s) in {content_dir}", file=sys.stderr)
+        return 1
+    print(f"ok: {summary}")
+    return 0
+
+
+def preview(settings: Settings, args: argparse.Namespace) -> int:
+    parsed = parse_content_dir(settings.content_dir)
+    catalogue = Catalogue(parsed.shows)
+    episode = catalogue.resolve(args.episode)
+    if episode is None:
+        names = ", ".join(e.label for e in catalogue.suggest(args.episode)) or "none"
+        print(f"unknown episode {args.episode!r}; closest: {names}", file=sys.stderr)
+        return 1
+    try:
+        window = parse_window(args.window)
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+    except (DurationError, ValueError) as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 1
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    review = next((r for r in parsed.reviews if r.episode_key == episode.key), None)
+    if args.kind == "review":
+        messages = [review_message(episode, review)]
+        if review is not None and review.ending:
+            print("[button] Ending explained")
+    else:
+        spoiler_settings = SpoilerSettings(window=window, mode=SpoilerMode(args.mode))
+        decision = decide(
+            release_at=episode.release_at,
+            now=now,
+            settings=spoiler_settings,
+            show_slug=episode.show_slug,
+        )
+        print(f"[policy] {decision.delivery.value}: {decision.reason}")
+        messages = ending_messages(episode, review, decision)
+    for number, message in enumerate(messages, start=1):
+        print(format_message(number, message))
+    return 0
+
+
+def format_message(number: int, message: OutgoingMessage) -> str:
+    flags = [name for name, on in (("ephemeral", message.ephemeral),) if on]
+    if message.suppress_embeds:
+        flags.append("no link previews")
+    lines = [f"--- message {number} ({', '.join(flags) or 'public'}) ---"]
+    if message.content:
+        lines.append(message.content)
+    for embed in message.embeds:
+        lines.append(f"[embed] {embed.get('title', '')}")
+        if embed.get("description"):
+            lines.append(str(embed["description"]))
+        for field in embed.get("fields", []):  # type: ignore[attr-defined]
+            lines.append(f"[field] {field['name']}: {field['value']}")
+        footer = embed.get("footer")
+        if isinstance(footer, dict):
+            lines.append(f"[footer] {footer.get('text', '')}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

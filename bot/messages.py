@@ -1,0 +1,273 @@
+"""Everything Embargo shows on Discord, built as plain data.
+
+Cogs turn an ``OutgoingMessage`` into a Discord call without looking inside it. Spoiler text
+only ever reaches message *content* through ``bot.spoilers.render`` (never an embed, title,
+footer, field name or button label), which is where the leak rules live and are tested.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.content.models import Episode, Review
+from bot.guild_settings import GuildSettings
+from bot.spoilers.durations import SpoilerWindow
+from bot.spoilers.policy import Decision, Delivery, SpoilerSettings
+from bot.spoilers.render import (
+    EMBED_DESCRIPTION_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    plain_messages,
+    spoiler_messages,
+    truncate,
+)
+
+EMBARGO_COLOUR = 0xC0392B
+OK_COLOUR = 0x2ECC71
+EMBED_TITLE_LIMIT = 256
+_MARKDOWN_SPECIALS = re.compile(r"([\\*_~`|>#\[\]()<@:-])")
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    content: str | None = None
+    embeds: tuple[dict[str, object], ...] = ()
+    ephemeral: bool = False
+
+    @property
+    def suppress_embeds(self) -> bool:
+        # Link previews are suppressed on every text-only message; a message that carries our
+        # own embed can't set the flag (it would hide that embed), and holds no spoiler text.
+        return not self.embeds
+
+
+def escape_inline(text: str) -> str:
+    """Content-file text (titles, authors) shown as literal text, never as markup."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(text.split()))
+
+
+def timestamp(moment: datetime, style: str = "f") -> str:
+    """A Discord timestamp, shown in each reader's own time zone."""
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def stars(rating: float) -> str:
+    full = int(rating)
+    half = rating - full >= 0.5
+    return "★" * full + ("½" if half else "") + "☆" * (5 - full - (1 if half else 0))
+
+
+def episode_heading(episode: Episode) -> str:
+    return f"**{escape_inline(episode.label)}**"
+
+
+def _plain_title(episode: Episode) -> str:
+    # Embed titles don't render markdown reliably; keep the raw text but bounded.
+    return truncate(
+        f"{episode.show_title} · S{episode.season}E{episode.number} · {episode.title}",
+        EMBED_TITLE_LIMIT,
+    )
+
+
+# -- /review ----------------------------------------------------------------------------------
+
+
+def review_message(episode: Episode, review: Review | None) -> OutgoingMessage:
+    released = f"{timestamp(episode.release_at, 'D')} ({timestamp(episode.release_at, 'R')})"
+    if review is None:
+        return OutgoingMessage(
+            content=(
+                f"There's no review of {episode_heading(episode)} yet. It was released {released}."
+            ),
+            ephemeral=True,
+        )
+    fields: list[dict[str, object]] = [
+        {"name": "Rating", "value": f"{stars(review.rating)} {review.rating:g}/5", "inline": True},
+        {"name": "Released", "value": released, "inline": True},
+        {"name": "Verdict", "value": truncate(review.verdict, 1024), "inline": False},
+    ]
+    footer = truncate(f"Review by {review.author} · {review.published.isoformat()}", 2048)
+    title = _plain_title(episode)
+    used = len(title) + len(footer) + sum(len(f["name"]) + len(f["value"]) for f in fields)  # type: ignore[arg-type]
+    budget = min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - used)
+    embed: dict[str, object] = {
+        "title": title,
+        "description": truncate(review.body, budget),
+        "color": EMBARGO_COLOUR,
+        "fields": fields,
+        "footer": {"text": footer},
+    }
+    return OutgoingMessage(embeds=(embed,))
+
+
+# -- /ending ----------------------------------------------------------------------------------
+
+
+def _window_phrase(decision: Decision) -> str:
+    if decision.window_ends_at is None:
+        return "Spoilers for it stay hidden here for good"
+    ends = decision.window_ends_at
+    return f"Spoilers stay hidden here until {timestamp(ends)} ({timestamp(ends, 'R')})"
+
+
+def ending_messages(
+    episode: Episode, review: Review | None, decision: Decision
+) -> list[OutgoingMessage]:
+    """The reply to /ending (or the reveal button) for a decision the policy already made."""
+    heading = episode_heading(episode)
+    if decision.delivery is Delivery.UNRELEASED:
+        release = decision.release_at
+        return [
+            OutgoingMessage(
+                content=(
+                    f"{heading} isn't out yet: it's released {timestamp(release)} "
+                    f"({timestamp(release, 'R')}). The ending explained unlocks then."
+                ),
+                ephemeral=True,
+            )
+        ]
+    if review is None or not review.ending:
+        return [
+            OutgoingMessage(
+                content=f"There's no ending explained for {heading} yet.", ephemeral=True
+            )
+        ]
+    if decision.delivery is Delivery.REFUSED:
+        return [
+            OutgoingMessage(
+                content=(
+                    f"This server doesn't post spoilers for {heading} yet. "
+                    f"{_window_phrase(decision)}. Ask again then, or in a spoilers-ok channel."
+                ),
+                ephemeral=True,
+            )
+        ]
+    if decision.delivery is Delivery.PLAIN:
+        header = f"## Ending explained: {heading}"
+        return [
+            OutgoingMessage(content=text) for text in plain_messages(review.ending, header=header)
+        ]
+    header = (
+        f"## Ending explained: {heading}\n"
+        f"-# {_window_phrase(decision)}. Click the black bars to reveal."
+    )
+    ephemeral = decision.delivery is Delivery.PRIVATE
+    return [
+        OutgoingMessage(content=text, ephemeral=ephemeral)
+        for text in spoiler_messages(review.ending, header=header)
+    ]
+
+
+def reveal_privately(messages: Sequence[OutgoingMessage]) -> list[OutgoingMessage]:
+    """The reveal button always answers only the person who clicked."""
+    return [OutgoingMessage(content=m.content, embeds=m.embeds, ephemeral=True) for m in messages]
+
+
+# -- /spoilers and /embargo settings -----------------------------------------------------------
+
+
+def _describe_window(window: SpoilerWindow) -> str:
+    if window.is_forever:
+        return "**forever** (spoilers never open in plain sight)"
+    if window.is_off:
+        return "**off** (spoilers are plain as soon as an episode is out)"
+    return f"**{window.describe()}** after release"
+
+
+def _settings_fields(
+    spoilers: SpoilerSettings, show_titles: dict[str, str]
+) -> list[dict[str, object]]:
+    overrides = [
+        f"{escape_inline(show_titles.get(slug, slug))}: {window.describe()}"
+        for slug, window in sorted(spoilers.show_windows.items())
+    ]
+    channels = [f"<#{channel_id}>" for channel_id in sorted(spoilers.spoilers_ok_channels)]
+    return [
+        {"name": "Spoiler window", "value": _describe_window(spoilers.window), "inline": False},
+        {"name": "Mode", "value": f"**{spoilers.mode.value}**", "inline": True},
+        {
+            "name": "Per-show windows",
+            "value": truncate("\n".join(overrides) or "none", 1024),
+            "inline": False,
+        },
+        {
+            "name": "Spoilers-ok channels",
+            "value": truncate(" ".join(channels) or "none", 1024),
+            "inline": False,
+        },
+    ]
+
+
+def spoiler_rules_message(
+    spoilers: SpoilerSettings,
+    show_titles: dict[str, str],
+    *,
+    in_guild: bool,
+    episode: Episode | None = None,
+    decision: Decision | None = None,
+) -> OutgoingMessage:
+    where = "this server" if in_guild else "direct messages (the default rules)"
+    description = f"How Embargo hides endings in {where}."
+    if episode is not None and decision is not None:
+        description = f"{episode_heading(episode)}: {_episode_status(decision)}\n\n{description}"
+    embed = {
+        "title": "Spoiler rules",
+        "description": description,
+        "color": EMBARGO_COLOUR,
+        "fields": _settings_fields(spoilers, show_titles),
+    }
+    return OutgoingMessage(embeds=(embed,), ephemeral=True)
+
+
+def _episode_status(decision: Decision) -> str:
+    release = decision.release_at
+    ends = decision.window_ends_at
+    if decision.delivery is Delivery.UNRELEASED:
+        opens = (
+            "never in plain sight"
+            if ends is None
+            else f"{timestamp(ends)} ({timestamp(ends, 'R')})"
+        )
+        return f"released {timestamp(release)}; spoilers open here {opens}."
+    if decision.delivery is Delivery.PLAIN:
+        return f"spoilers are open here ({decision.reason})."
+    if ends is None:
+        return "spoilers stay hidden here for good."
+    return f"spoilers stay hidden here until {timestamp(ends)} ({timestamp(ends, 'R')})."
+
+
+def settings_message(settings: GuildSettings, show_titles: dict[str, str]) -> OutgoingMessage:
+    fields = _settings_fields(settings.spoilers, show_titles)
+    fields.append({"name": "Minimum votes (m)", "value": str(settings.min_votes), "inline": True})
+    fields.append(
+        {
+            "name": "Member age to vote",
+            "value": f"{settings.min_member_days} days",
+            "inline": True,
+        }
+    )
+    embed = {
+        "title": "Embargo settings",
+        "description": "Change these with `/embargo …` (Manage Server required).",
+        "color": EMBARGO_COLOUR,
+        "fields": fields,
+    }
+    return OutgoingMessage(embeds=(embed,), ephemeral=True)
+
+
+def change_message(setting: str, old: str, new: str) -> OutgoingMessage:
+    if old == new:
+        text = f"{setting} was already **{new}**; nothing changed."
+    else:
+        text = f"{setting}: **{old}** → **{new}**. Saved."
+    return OutgoingMessage(content=text, ephemeral=True)
+
+
+def unknown_episode_text(query: str, suggestions: Sequence[Episode]) -> str:
+    shown = escape_inline(truncate(query, 100))
+    if not suggestions:
+        return f"I couldn't find an episode matching “{shown}”. Try a title or a code like `s7e6`."
+    lines = "\n".join(f"- {escape_inline(e.label)}" for e in suggestions)
+    return f"I couldn't find an episode matching “{shown}”. Did you mean:\n{lines}"

@@ -1,0 +1,109 @@
+"""Discord-facing glue shared by the cogs: sending rendered messages, episode and show options,
+and asking the policy about the place an interaction came from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+
+from bot.content.models import Episode, Show
+from bot.errors import UserError
+from bot.lookup import MAX_CHOICES, Catalogue
+from bot.messages import OutgoingMessage, escape_inline, unknown_episode_text
+from bot.spoilers.policy import Decision, decide
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+CHOICE_NAME_LIMIT = 100
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+async def send_messages(
+    interaction: discord.Interaction,
+    messages: Sequence[OutgoingMessage],
+    *,
+    view: discord.ui.View | None = None,
+) -> None:
+    """Send rendered messages in order: the first as the interaction response, the rest as
+    follow-ups. Every message goes out with mentions disabled; text-only ones without link
+    previews. ``view`` is attached to the first message."""
+    for index, message in enumerate(messages):
+        kwargs: dict[str, object] = {
+            "content": message.content,
+            "embeds": [discord.Embed.from_dict(embed) for embed in message.embeds],
+            "ephemeral": message.ephemeral,
+            "allowed_mentions": NO_MENTIONS,
+            "suppress_embeds": message.suppress_embeds,
+        }
+        if view is not None and index == 0:
+            kwargs["view"] = view
+        if interaction.response.is_done():
+            await interaction.followup.send(**kwargs)  # type: ignore[arg-type]
+        else:
+            await interaction.response.send_message(**kwargs)  # type: ignore[arg-type]
+
+
+def channel_ids(interaction: discord.Interaction) -> frozenset[int]:
+    """The channel the interaction came from and, for a thread, its parent."""
+    ids = {interaction.channel_id} if interaction.channel_id is not None else set()
+    parent_id = getattr(interaction.channel, "parent_id", None)
+    if isinstance(parent_id, int):
+        ids.add(parent_id)
+    return frozenset(ids)
+
+
+async def decide_here(
+    bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
+) -> Decision:
+    settings = await bot.storage.get_guild_settings(interaction.guild_id)
+    return decide(
+        release_at=episode.release_at,
+        now=bot.clock(),
+        settings=settings.spoilers,
+        show_slug=episode.show_slug,
+        channel_ids=channel_ids(interaction),
+    )
+
+
+def resolve_episode(catalogue: Catalogue, text: str) -> Episode:
+    episode = catalogue.resolve(text)
+    if episode is None:
+        raise UserError(unknown_episode_text(text, catalogue.suggest(text)))
+    return episode
+
+
+def resolve_show(catalogue: Catalogue, text: str) -> Show:
+    show = catalogue.resolve_show(text)
+    if show is None:
+        suggestions = catalogue.suggest_shows(text)
+        hint = (
+            " Did you mean: " + ", ".join(escape_inline(s.title) for s in suggestions) + "?"
+            if suggestions
+            else ""
+        )
+        raise UserError(f"I don't know a show called “{escape_inline(text[:100])}”.{hint}")
+    return show
+
+
+def _choice_name(text: str) -> str:
+    return text if len(text) <= CHOICE_NAME_LIMIT else text[: CHOICE_NAME_LIMIT - 1] + "…"
+
+
+def episode_choices(catalogue: Catalogue, current: str) -> list[app_commands.Choice[str]]:
+    # Values are episode keys, so a picked choice resolves exactly; labels carry no spoilers
+    # (titles only), since choice names can't render spoiler tags.
+    return [
+        app_commands.Choice(name=_choice_name(episode.label), value=episode.key)
+        for episode in catalogue.search(current, limit=MAX_CHOICES)
+    ]
+
+
+def show_choices(catalogue: Catalogue, current: str) -> list[app_commands.Choice[str]]:
+    return [
+        app_commands.Choice(name=_choice_name(show.title), value=show.slug)
+        for show in catalogue.search_shows(current, limit=MAX_CHOICES)
+    ]

@@ -1,0 +1,130 @@
+"""/review and /ending, and the "Ending explained" reveal button."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import report_error
+from bot.content.models import Episode
+from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
+from bot.ui import decide_here, episode_choices, resolve_episode, send_messages
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
+
+
+async def ending_for(
+    bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
+) -> list[OutgoingMessage]:
+    decision = await decide_here(bot, interaction, episode)
+    # The review (and its ending text) is only read when the policy allows any text at all.
+    review = await bot.storage.get_review(episode.key) if decision.shows_text else None
+    return ending_messages(episode, review, decision)
+
+
+class EndingButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"embargo:ending:(?P<key>[a-z0-9-]+/s\d+e\d+)",
+):
+    """Persistent across restarts: the episode key lives in the custom id, so a button on a
+    week-old /review still works."""
+
+    def __init__(self, episode_key: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Ending explained",
+                emoji="\N{LOCK}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"embargo:ending:{episode_key}",
+            )
+        )
+        self.episode_key = episode_key
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Button[Any],
+        match: re.Match[str],
+        /,
+    ) -> EndingButton:
+        return cls(match["key"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        bot: EmbargoBot = interaction.client  # type: ignore[assignment]
+        try:
+            episode = bot.catalogue.by_key.get(self.episode_key)
+            if episode is None:
+                await send_messages(
+                    interaction,
+                    [
+                        OutgoingMessage(
+                            "That episode is no longer in the catalogue.", ephemeral=True
+                        )
+                    ],
+                )
+                return
+            # Whoever clicks gets the ending privately, under the same rules as /ending.
+            await send_messages(
+                interaction, reveal_privately(await ending_for(bot, interaction, episode))
+            )
+        except Exception as error:  # a button must always answer the clicker
+            await report_error(interaction, error)
+
+
+def ending_view(episode_key: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(EndingButton(episode_key))
+    return view
+
+
+class Reviews(commands.Cog):
+    def __init__(self, bot: EmbargoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(EndingButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(EndingButton)
+
+    @app_commands.command(
+        name="review", description="An episode's spoiler-free review: verdict, rating, write-up."
+    )
+    @app_commands.describe(episode=EPISODE_HELP)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def review(self, interaction: discord.Interaction, episode: str) -> None:
+        found = resolve_episode(self.bot.catalogue, episode)
+        review = await self.bot.storage.get_review(found.key)
+        view = ending_view(found.key) if review is not None and review.ending else None
+        await send_messages(interaction, [review_message(found, review)], view=view)
+
+    @app_commands.command(
+        name="ending",
+        description="The ending explained, hidden as this server's spoiler rules say.",
+    )
+    @app_commands.describe(episode=EPISODE_HELP)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def ending(self, interaction: discord.Interaction, episode: str) -> None:
+        found = resolve_episode(self.bot.catalogue, episode)
+        await send_messages(interaction, await ending_for(self.bot, interaction, found))
+
+    @review.autocomplete("episode")
+    @ending.autocomplete("episode")
+    async def episode_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return episode_choices(self.bot.catalogue, current)
+
+
+async def setup(bot: EmbargoBot) -> None:
+    await bot.add_cog(Reviews(bot))

@@ -1,0 +1,193 @@
+"""/spoilers for everyone, and the moderators' /embargo settings group."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import UserError
+from bot.guild_settings import MAX_MIN_MEMBER_DAYS, MAX_MIN_VOTES
+from bot.messages import change_message, settings_message, spoiler_rules_message
+from bot.spoilers.durations import EXAMPLES, DurationError, SpoilerWindow, parse_window
+from bot.spoilers.policy import SpoilerMode
+from bot.ui import (
+    decide_here,
+    episode_choices,
+    resolve_episode,
+    resolve_show,
+    send_messages,
+    show_choices,
+)
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+MANAGE_GUILD = discord.Permissions(manage_guild=True)
+AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread
+
+
+def parse_duration_option(text: str) -> SpoilerWindow:
+    try:
+        return parse_window(text)
+    except DurationError as error:
+        raise UserError(f"{error} Nothing was changed.") from error
+
+
+class ModeratorGroup(app_commands.Group):
+    """``default_permissions`` only hides the group, and server admins can change it, so every
+    subcommand is also checked here, on our side, against the member's real permissions."""
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage
+        if not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
+
+
+class Spoilers(commands.Cog):
+    embargo = ModeratorGroup(
+        name="embargo",
+        description="Moderators: how this server hides spoilers (Manage Server required).",
+        guild_only=True,
+        default_permissions=MANAGE_GUILD,
+    )
+
+    def __init__(self, bot: EmbargoBot) -> None:
+        self.bot = bot
+
+    def _show_titles(self) -> dict[str, str]:
+        return {show.slug: show.title for show in self.bot.catalogue.shows}
+
+    # -- everyone ---------------------------------------------------------------------------
+
+    @app_commands.command(name="spoilers", description="This server's spoiler rules.")
+    @app_commands.describe(episode="Optional: when this episode's spoilers open here")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def spoilers(self, interaction: discord.Interaction, episode: str | None = None) -> None:
+        settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        found = decision = None
+        if episode is not None:
+            found = resolve_episode(self.bot.catalogue, episode)
+            decision = await decide_here(self.bot, interaction, found)
+        message = spoiler_rules_message(
+            settings.spoilers,
+            self._show_titles(),
+            in_guild=interaction.guild_id is not None,
+            episode=found,
+            decision=decision,
+        )
+        await send_messages(interaction, [message])
+
+    @spoilers.autocomplete("episode")
+    async def spoilers_episode_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return episode_choices(self.bot.catalogue, current)
+
+    # -- moderators -------------------------------------------------------------------------
+    # interaction.guild_id is never None below: ModeratorGroup.interaction_check refuses DMs.
+
+    @embargo.command(name="window", description="How long after release spoilers stay hidden.")
+    @app_commands.describe(duration=f"e.g. {EXAMPLES}; at most 3650 days")
+    async def window(self, interaction: discord.Interaction, duration: str) -> None:
+        new = parse_duration_option(duration)
+        old = await self.bot.storage.set_spoiler_window(interaction.guild_id, new)  # type: ignore[arg-type]
+        message = change_message("Spoiler window", old.describe(), new.describe())
+        await send_messages(interaction, [message])
+
+    @embargo.command(name="show-window", description="A different spoiler window for one show.")
+    @app_commands.describe(
+        show="The show", duration=f"e.g. {EXAMPLES}, or `default` to use the server's window"
+    )
+    async def show_window(self, interaction: discord.Interaction, show: str, duration: str) -> None:
+        found = resolve_show(self.bot.catalogue, show)
+        new = None if duration.strip().lower() == "default" else parse_duration_option(duration)
+        old = await self.bot.storage.set_show_window(interaction.guild_id, found.slug, new)  # type: ignore[arg-type]
+        message = change_message(
+            f"Spoiler window for {found.title}",
+            "server default" if old is None else old.describe(),
+            "server default" if new is None else new.describe(),
+        )
+        await send_messages(interaction, [message])
+
+    @show_window.autocomplete("show")
+    async def show_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return show_choices(self.bot.catalogue, current)
+
+    @embargo.command(name="mode", description="How spoilers are hidden while the window runs.")
+    @app_commands.describe(
+        mode="tagged: in the channel behind spoiler tags · private: only the asker sees it · "
+        "refuse: not shown until the window ends"
+    )
+    async def mode(
+        self, interaction: discord.Interaction, mode: Literal["tagged", "private", "refuse"]
+    ) -> None:
+        new = SpoilerMode(mode)
+        old = await self.bot.storage.set_spoiler_mode(interaction.guild_id, new)  # type: ignore[arg-type]
+        await send_messages(interaction, [change_message("Spoiler mode", old.value, new.value)])
+
+    @embargo.command(name="channel", description="Mark a channel where spoilers are always fine.")
+    @app_commands.describe(
+        channel="The channel", policy="spoilers-ok: endings in plain text · default: server rules"
+    )
+    async def channel(
+        self,
+        interaction: discord.Interaction,
+        channel: AnyChannel,
+        policy: Literal["spoilers-ok", "default"],
+    ) -> None:
+        ok = policy == "spoilers-ok"
+        was_ok = await self.bot.storage.set_spoilers_ok_channel(
+            interaction.guild_id,  # type: ignore[arg-type]
+            channel.id,
+            ok,
+        )
+        message = change_message(
+            f"Policy for {channel.mention}",
+            "spoilers-ok" if was_ok else "default",
+            "spoilers-ok" if ok else "default",
+        )
+        await send_messages(interaction, [message])
+
+    @embargo.command(name="min-votes", description="Votes an episode needs to rank on its own.")
+    @app_commands.describe(count="The m of the weighted score (1 to 1000)")
+    async def min_votes(
+        self, interaction: discord.Interaction, count: app_commands.Range[int, 1, MAX_MIN_VOTES]
+    ) -> None:
+        if not 1 <= count <= MAX_MIN_VOTES:  # Discord enforces the range; so do we.
+            raise UserError(f"Minimum votes must be between 1 and {MAX_MIN_VOTES}.")
+        old = await self.bot.storage.set_min_votes(interaction.guild_id, count)  # type: ignore[arg-type]
+        await send_messages(interaction, [change_message("Minimum votes", str(old), str(count))])
+
+    @embargo.command(
+        name="min-member-days", description="How long someone must be a member before voting."
+    )
+    @app_commands.describe(days="Days of membership required (0 to 3650)")
+    async def min_member_days(
+        self,
+        interaction: discord.Interaction,
+        days: app_commands.Range[int, 0, MAX_MIN_MEMBER_DAYS],
+    ) -> None:
+        if not 0 <= days <= MAX_MIN_MEMBER_DAYS:
+            raise UserError(f"Member age must be between 0 and {MAX_MIN_MEMBER_DAYS} days.")
+        old = await self.bot.storage.set_min_member_days(interaction.guild_id, days)  # type: ignore[arg-type]
+        message = change_message("Member age to vote", f"{old} days", f"{days} days")
+        await send_messages(interaction, [message])
+
+    @embargo.command(
+        name="settings", description="Everything the moderators have set, in one view."
+    )
+    async def settings(self, interaction: discord.Interaction) -> None:
+        settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        await send_messages(interaction, [settings_message(settings, self._show_titles())])
+
+
+async def setup(bot: EmbargoBot) -> None:
+    await bot.add_cog(Spoilers(bot))

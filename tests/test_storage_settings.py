@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+import pytest
+
+from bot.guild_settings import DEFAULT_GUILD_SETTINGS
+from bot.spoilers.durations import SpoilerWindow, parse_window
+from bot.spoilers.policy import SpoilerMode
+from bot.storage import Database, Storage, StorageError, sqlite_path_from_url
+from bot.storage.database import _migrations
+
+GUILD = 1234
+
+
+@pytest.fixture
+async def storage(tmp_path):
+    store = await Storage.open(f"sqlite:///{tmp_path}/t.db", tmp_path)
+    yield store
+    await store.close()
+
+
+async def test_migrates_from_empty_to_latest(tmp_path):
+    db = Database(tmp_path / "fresh.db")
+    await db.open()
+    try:
+        assert await db.schema_version() == len(_migrations())
+        async with db.conn.execute("PRAGMA journal_mode") as cursor:
+            assert (await cursor.fetchone())[0] == "wal"
+        async with db.conn.execute("PRAGMA foreign_keys") as cursor:
+            assert (await cursor.fetchone())[0] == 1
+    finally:
+        await db.close()
+
+
+async def test_reopening_does_not_reapply_migrations(tmp_path):
+    for _ in range(2):
+        db = Database(tmp_path / "again.db")
+        await db.open()
+        assert await db.schema_version() == len(_migrations())
+        await db.close()
+
+
+async def test_newer_database_is_refused(tmp_path):
+    db = Database(tmp_path / "future.db")
+    await db.open()
+    await db.conn.execute("PRAGMA user_version = 999")
+    await db.close()
+    with pytest.raises(StorageError, match="newer than this code"):
+        await Database(tmp_path / "future.db").open()
+
+
+async def test_untouched_guild_and_dms_get_defaults(storage):
+    assert await storage.get_guild_settings(GUILD) == DEFAULT_GUILD_SETTINGS
+    assert await storage.get_guild_settings(None) == DEFAULT_GUILD_SETTINGS
+
+
+async def test_settings_survive_reopening(tmp_path):
+    url = f"sqlite:///{tmp_path}/keep.db"
+    store = await Storage.open(url, tmp_path)
+    await store.set_spoiler_window(GUILD, parse_window("1000d"))
+    await store.set_spoiler_mode(GUILD, SpoilerMode.PRIVATE)
+    await store.set_show_window(GUILD, "black-mirror", parse_window("forever"))
+    await store.set_spoilers_ok_channel(GUILD, 777, True)
+    await store.set_min_votes(GUILD, 12)
+    await store.set_min_member_days(GUILD, 3)
+    await store.close()
+
+    reopened = await Storage.open(url, tmp_path)
+    try:
+        settings = await reopened.get_guild_settings(GUILD)
+    finally:
+        await reopened.close()
+    assert settings.spoilers.window.length == timedelta(days=1000)
+    assert settings.spoilers.mode is SpoilerMode.PRIVATE
+    assert settings.spoilers.show_windows == {"black-mirror": SpoilerWindow(None)}
+    assert settings.spoilers.spoilers_ok_channels == {777}
+    assert settings.min_votes == 12
+    assert settings.min_member_days == 3
+
+
+async def test_setters_return_old_value_and_refresh_cache(storage):
+    assert (await storage.get_guild_settings(GUILD)).spoilers.window.length == timedelta(days=7)
+    old = await storage.set_spoiler_window(GUILD, parse_window("off"))
+    assert old.length == timedelta(days=7)
+    assert (await storage.get_guild_settings(GUILD)).spoilers.window.is_off
+    assert await storage.set_spoiler_mode(GUILD, SpoilerMode.REFUSE) is SpoilerMode.TAGGED
+    # Changing the mode must not reset the window to the default.
+    assert (await storage.get_guild_settings(GUILD)).spoilers.window.is_off
+
+
+async def test_show_window_override_and_removal(storage):
+    assert await storage.set_show_window(GUILD, "bm", parse_window("2w")) is None
+    old = await storage.set_show_window(GUILD, "bm", None)
+    assert old == parse_window("2w")
+    assert (await storage.get_guild_settings(GUILD)).spoilers.show_windows == {}
+
+
+async def test_channel_policy_toggles(storage):
+    assert await storage.set_spoilers_ok_channel(GUILD, 5, True) is False
+    assert await storage.set_spoilers_ok_channel(GUILD, 5, True) is True
+    assert await storage.set_spoilers_ok_channel(GUILD, 5, False) is True
+    assert (await storage.get_guild_settings(GUILD)).spoilers.spoilers_ok_channels == frozenset()
+
+
+async def test_settings_are_per_guild(storage):
+    await storage.set_spoiler_mode(GUILD, SpoilerMode.REFUSE)
+    assert (await storage.get_guild_settings(GUILD + 1)).spoilers.mode is SpoilerMode.TAGGED
+
+
+async def test_failed_transaction_changes_nothing(storage):
+    with pytest.raises(RuntimeError):
+        async with storage.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?)", ("k", "v")
+            )
+            raise RuntimeError("boom")
+    assert await storage.get_meta("k") is None
+
+
+async def test_meta_round_trip(storage):
+    await storage.set_meta("command_tree_hash", "abc")
+    await storage.set_meta("command_tree_hash", "def")
+    assert await storage.get_meta("command_tree_hash") == "def"
+
+
+def test_database_url_forms(tmp_path):
+    assert sqlite_path_from_url("sqlite:///data/x.db", tmp_path) == tmp_path / "data/x.db"
+    assert sqlite_path_from_url("sqlite:////abs/x.db", tmp_path).as_posix() == "/abs/x.db"
+    assert sqlite_path_from_url("sqlite://:memory:", tmp_path) == ":memory:"
+    with pytest.raises(StorageError, match="not supported"):
+        sqlite_path_from_url("postgres://host/db", tmp_path)
