@@ -96,4 +96,4 @@ def test_thread_inherits_spoilers_ok_parent():
 
 def test_naive_times_are_rejected():
     with pytest.raises(ValueError, match="timezone-aware"):
-        verdict(datetime(2025, 4, 11))  # noqa: DTZ001 - deliberately naive
+        verdict(datetime(2025, 4, 11))  # deliberately naive

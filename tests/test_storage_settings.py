@@ -107,12 +107,15 @@ async def test_settings_are_per_guild(storage):
 
 
 async def test_failed_transaction_changes_nothing(storage):
-    with pytest.raises(RuntimeError):
+    async def write_then_fail():
         async with storage.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?)", ("k", "v")
             )
             raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await write_then_fail()
     assert await storage.get_meta("k") is None
 
 
