@@ -1,0 +1,909 @@
+"""Parse and validate the content directory: show files, reviews and critic rankings.
+
+Pure: nothing here touches storage or the network, and the only I/O is reading the files
+it is given (or, for :func:`parse_content_dir` and :func:`scan_content_dir`, listing the
+content directory). Every problem becomes a :class:`ContentProblem` naming the file and,
+where it can be found, the line, so an editor can fix a file without reading Python.
+
+Layout of the content directory (paths below are relative to it):
+
+- ``shows/<slug>.toml``: one show and its episodes.
+- ``reviews/<slug>/sSSeEE.md``: TOML front matter between ``+++`` lines, the spoiler-free
+  review, then an optional ``## Ending explained`` section holding the spoilers.
+- ``rankings/<slug>.toml``: one critic's ranking of a show's episodes.
+
+A file with any error yields no model at all: callers never see a half-valid show.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Literal
+
+from bot.content.models import (
+    CriticRanking,
+    Episode,
+    RankingOrder,
+    Review,
+    Show,
+    episode_code,
+)
+
+Severity = Literal["error", "warning"]
+FileKind = Literal["show", "review", "ranking"]
+
+SHOWS_DIR = "shows"
+REVIEWS_DIR = "reviews"
+RANKINGS_DIR = "rankings"
+
+VERDICT_MAX_CHARS = 256
+
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_REVIEW_STEM = re.compile(r"^s(\d+)e(\d+)$")
+# Rankings accept "s07e06", "S7E6", "s7e06"...; stored and compared in canonical form.
+_LOOSE_CODE = re.compile(r"^\s*s(\d+)\s*e(\d+)\s*$", re.IGNORECASE)
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
+_ENDING_HEADING = re.compile(
+    r"^[ \t]*##[ \t]+ending[ \t]+explained[ \t]*#*[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+# Anything that looks like the ending heading but is not exactly it (wrong level, a colon,
+# bold text...). Left alone, its spoilers would be served as the spoiler-free review.
+_NEAR_ENDING_HEADING = re.compile(
+    r"^[ \t]*(?:(?:#{1,6}|\*\*|__)[ \t]*ending[ \t]*explained\b.*"
+    r"|ending[ \t]*explained[ \t:.*_]*)$",
+    re.IGNORECASE,
+)
+_FRONT_MATTER_FENCE = "+++"
+
+
+@dataclass(frozen=True)
+class ContentProblem:
+    """One thing wrong (or worth a look) in a content file."""
+
+    path: str  # relative to the content directory, '/' separated
+    line: int | None
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParsedContent:
+    shows: tuple[Show, ...]
+    reviews: tuple[Review, ...]
+    rankings: tuple[CriticRanking, ...]
+    problems: tuple[ContentProblem, ...]
+    file_hashes: dict[str, str]  # rel path -> sha256 hex of the file's bytes
+
+    @property
+    def errors(self) -> tuple[ContentProblem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+
+@dataclass(frozen=True)
+class ContentFile:
+    """A content file identified by its path: what it holds and which rows it owns."""
+
+    rel: str
+    kind: FileKind
+    slug: str
+    code: str | None = None  # reviews only: the canonical episode code from the file name
+
+    @property
+    def episode_key(self) -> str:
+        if self.code is None:
+            raise ValueError(f"{self.rel} is not a review file")
+        return f"{self.slug}/{self.code}"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def classify(rel: str) -> ContentFile | ContentProblem | None:
+    """Say what a path (relative to the content directory) is.
+
+    Returns a :class:`ContentFile` for a well-named content file, a problem for a file that
+    sits where content goes but is named wrongly, and ``None`` for anything that is not
+    content at all (the database file, hidden files, a README at the top level...).
+    """
+    parts = rel.split("/")
+    if any(part.startswith(".") for part in parts):
+        return None  # editors' swap and backup files, .gitkeep, .DS_Store
+    top = parts[0]
+    if top in (SHOWS_DIR, RANKINGS_DIR):
+        kind: FileKind = "show" if top == SHOWS_DIR else "ranking"
+        if len(parts) != 2 or not parts[1].endswith(".toml"):
+            return ContentProblem(
+                rel, None, f"ignored: only <slug>.toml files belong in {top}/", "warning"
+            )
+        slug = parts[1].removesuffix(".toml")
+        if not _SLUG.match(slug):
+            return ContentProblem(rel, None, _bad_slug_message(slug))
+        return ContentFile(rel, kind, slug)
+    if top == REVIEWS_DIR:
+        if len(parts) != 3 or not parts[2].endswith(".md"):
+            return ContentProblem(
+                rel, None, "ignored: reviews belong in reviews/<show-slug>/sSSeEE.md", "warning"
+            )
+        slug, stem = parts[1], parts[2].removesuffix(".md")
+        if not _SLUG.match(slug):
+            return ContentProblem(rel, None, _bad_slug_message(slug))
+        match = _REVIEW_STEM.match(stem)
+        if match is None:
+            return ContentProblem(
+                rel, None, "review files are named by episode code, like s07e06.md"
+            )
+        code = episode_code(int(match.group(1)), int(match.group(2)))
+        if code != stem:
+            return ContentProblem(rel, None, f"rename this file to {code}.md")
+        return ContentFile(rel, "review", slug, code)
+    return None
+
+
+def _bad_slug_message(slug: str) -> str:
+    return (
+        f"{slug!r} is not a valid slug: use lowercase letters, digits and single hyphens, "
+        "like 'black-mirror'"
+    )
+
+
+def scan_content_dir(content_dir: Path) -> tuple[list[ContentFile], list[ContentProblem]]:
+    """List the content files under ``content_dir`` (sorted), and misnamed files as problems."""
+    files: list[ContentFile] = []
+    problems: list[ContentProblem] = []
+    for sub in (SHOWS_DIR, REVIEWS_DIR, RANKINGS_DIR):
+        for rel in _walk(content_dir / sub, sub):
+            found = classify(rel)
+            if isinstance(found, ContentFile):
+                files.append(found)
+            elif isinstance(found, ContentProblem):
+                problems.append(found)
+    return files, problems
+
+
+def _walk(directory: Path, rel_prefix: str) -> list[str]:
+    """Every regular file below ``directory`` as a '/' separated path, sorted.
+
+    ``os.scandir`` rather than ``Path.rglob``: it reuses the directory entries' types and
+    is several times faster on the tens of thousands of review files a large catalogue has.
+    """
+    found: list[str] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        rel = f"{rel_prefix}/{entry.name}"
+        if entry.is_dir():
+            found.extend(_walk(Path(entry.path), rel))
+        elif entry.is_file():
+            found.append(rel)
+    found.sort()
+    return found
+
+
+# --------------------------------------------------------------------------------------
+# Locating lines. tomllib reports no positions for values, so a light scan of the text
+# finds the line of a key within the root table or the N-th [[array]] table. It ignores
+# multi-line strings and exotic layouts; when it cannot find a key it returns the nearest
+# useful line (the table header) or None, never a wrong guess from another table.
+# --------------------------------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+class _TomlLines:
+    def __init__(self, text: str, first_line: int = 1) -> None:
+        self.lines = text.splitlines()
+        self.first_line = first_line  # file line number of self.lines[0]
+        # (index, name, is_array) of every table header, in order.
+        self.headers: list[tuple[int, str, bool]] = []
+        for index, line in enumerate(self.lines):
+            match = _HEADER.match(line)
+            if match:
+                name = match.group(2).replace('"', "").replace("'", "").replace(" ", "")
+                self.headers.append((index, name, match.group(1) == "[["))
+
+    def _line_no(self, index: int) -> int:
+        return self.first_line + index
+
+    def _span(self, table: str | None, nth: int) -> tuple[int, int] | None:
+        """Line index range (start, end) of the root table or the nth ``[[table]]``."""
+        if table is None:
+            end = self.headers[0][0] if self.headers else len(self.lines)
+            return 0, end
+        matching = [
+            i for i, (_, name, is_array) in enumerate(self.headers) if is_array and name == table
+        ]
+        if nth >= len(matching):
+            return None
+        position = matching[nth]
+        start = self.headers[position][0]
+        end = self.headers[position + 1][0] if position + 1 < len(self.headers) else len(self.lines)
+        return start, end
+
+    def header_line(self, table: str, nth: int) -> int | None:
+        span = self._span(table, nth)
+        return None if span is None else self._line_no(span[0])
+
+    def key_line(self, key: str, table: str | None = None, nth: int = 0) -> int | None:
+        """Line of ``key = ...`` in the root table or the nth ``[[table]]``.
+
+        Falls back to the table's header line (for a missing key in an array table), or
+        None for a missing root key.
+        """
+        span = self._span(table, nth)
+        if span is None:
+            return None
+        pattern = re.compile(
+            rf"^\s*(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')\s*="
+        )
+        for index in range(*span):
+            if pattern.match(self.lines[index]):
+                return self._line_no(index)
+        return None if table is None else self._line_no(span[0])
+
+    def literal_line(self, after_line: int | None, literal: str, occurrence: int = 0) -> int | None:
+        """Line of the ``occurrence``-th quoted ``literal`` at or after file line ``after_line``."""
+        if after_line is None:
+            return None
+        quoted = re.compile(rf"[\"']{re.escape(literal)}[\"']")
+        seen = 0
+        for index in range(after_line - self.first_line, len(self.lines)):
+            for _ in quoted.finditer(self.lines[index]):
+                if seen == occurrence:
+                    return self._line_no(index)
+                seen += 1
+        return after_line
+
+
+def _decode(data: bytes, rel: str) -> tuple[str | None, list[ContentProblem]]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, [ContentProblem(rel, line, "the file is not valid UTF-8: save it as UTF-8")]
+    return text.removeprefix("\ufeff"), []
+
+
+def _load_toml(
+    text: str, rel: str, first_line: int = 1
+) -> tuple[dict[str, object] | None, list[ContentProblem]]:
+    """tomllib.loads, with its error turned into a problem on the right line."""
+    try:
+        return tomllib.loads(text), []
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line: int | None = None
+        position = _TOML_POSITION.search(message)
+        if position:
+            line = first_line - 1 + int(position.group(1))
+            reason = message[: position.start()]
+            detail = f"{reason} (column {position.group(2)})"
+        else:
+            at_end = _TOML_AT_END.search(message)
+            if at_end:
+                line = first_line - 1 + max(1, len(text.splitlines()))
+                message = message[: at_end.start()] + " at the end of the file"
+            detail = message
+        hint = ""
+        if "Invalid date or datetime" in message:
+            hint = ": dates look like 2025-04-10, times like 2025-04-10T21:00:00Z"
+        return None, [ContentProblem(rel, line, f"not valid TOML: {detail}{hint}")]
+
+
+def _has_errors(problems: Iterable[ContentProblem]) -> bool:
+    return any(p.severity == "error" for p in problems)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text_field(value: object) -> str | None:
+    """A non-empty single string value, stripped; None if it is anything else."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _unknown_keys(table: Mapping[str, object], known: Iterable[str]) -> list[str]:
+    allowed = set(known)
+    return [key for key in table if key not in allowed]
+
+
+def _timezone_problem(name: object) -> str | None:
+    if not isinstance(name, str) or not name.strip():
+        return "'timezone' must be an IANA time zone name like 'Europe/London'"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        by_lower = {zone.lower(): zone for zone in zoneinfo.available_timezones()}
+        close = difflib.get_close_matches(name.lower(), by_lower, n=1)
+        suggestion = f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+        return (
+            f"unknown timezone {name!r}{suggestion}: use an IANA name like 'Europe/London' "
+            "or 'America/New_York'"
+        )
+    return None
+
+
+def release_instant(value: date | datetime, timezone: str) -> datetime:
+    """The UTC instant of a ``released`` value.
+
+    A date alone means midnight at the start of that day in the show's time zone, so the
+    same date lands on a different UTC hour in summer and winter. Whole seconds only,
+    because storage keeps Unix seconds and a reloaded episode must equal the parsed one.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a local datetime has no instant")
+        instant = value
+    else:
+        instant = datetime.combine(value, time(0), tzinfo=zoneinfo.ZoneInfo(timezone))
+    return instant.astimezone(UTC).replace(microsecond=0)
+
+
+# --------------------------------------------------------------------------------------
+# Shows
+# --------------------------------------------------------------------------------------
+
+_SHOW_KEYS = ("title", "network", "timezone", "episodes")
+_EPISODE_KEYS = ("season", "number", "title", "released", "aliases")
+
+
+def parse_show(path: Path, rel: str) -> tuple[Show | None, list[ContentProblem]]:
+    """Parse ``shows/<slug>.toml`` (the slug is the file's stem)."""
+    return parse_show_bytes(path.read_bytes(), rel)
+
+
+def parse_show_bytes(data: bytes, rel: str) -> tuple[Show | None, list[ContentProblem]]:
+    slug = Path(rel).stem
+    if not _SLUG.match(slug):
+        return None, [ContentProblem(rel, None, _bad_slug_message(slug))]
+    text, problems = _decode(data, rel)
+    if text is None:
+        return None, problems
+    doc, problems = _load_toml(text, rel)
+    if doc is None:
+        return None, problems
+    lines = _TomlLines(text)
+
+    def error(message: str, line: int | None) -> None:
+        problems.append(ContentProblem(rel, line, message))
+
+    problems.extend(
+        ContentProblem(rel, lines.key_line(key), f"unknown key {key!r} (ignored)", "warning")
+        for key in _unknown_keys(doc, _SHOW_KEYS)
+    )
+    title = _text_field(doc.get("title"))
+    if title is None:
+        error(
+            "'title' must be the show's name, like title = \"Black Mirror\"",
+            lines.key_line("title"),
+        )
+    network = _text_field(doc.get("network"))
+    if network is None:
+        error(
+            "'network' must be a non-empty string, like network = \"Netflix\"",
+            lines.key_line("network"),
+        )
+    timezone = doc.get("timezone")
+    tz_problem = _timezone_problem(timezone)
+    if tz_problem:
+        error(tz_problem, lines.key_line("timezone"))
+
+    raw_episodes = doc.get("episodes", [])
+    if not isinstance(raw_episodes, list) or not all(isinstance(e, dict) for e in raw_episodes):
+        error("'episodes' must be a list of [[episodes]] tables", lines.key_line("episodes"))
+        raw_episodes = []
+    elif not raw_episodes:
+        problems.append(ContentProblem(rel, None, "no [[episodes]] yet", "warning"))
+
+    episodes: list[Episode] = []
+    first_seen: dict[tuple[int, int], int | None] = {}
+    for index, raw in enumerate(raw_episodes):
+        episode = _parse_episode(
+            raw,
+            index,
+            rel,
+            slug,
+            title or "",
+            timezone if tz_problem is None and isinstance(timezone, str) else None,
+            lines,
+            problems,
+        )
+        if episode is None:
+            continue
+        where = (episode.season, episode.number)
+        here = lines.header_line("episodes", index)
+        if where in first_seen:
+            earlier = first_seen[where]
+            also = f" (first listed on line {earlier})" if earlier is not None else ""
+            error(f"episode {episode.code} is listed twice{also}", here)
+            continue
+        first_seen[where] = here
+        episodes.append(episode)
+
+    if _has_errors(problems) or title is None or network is None or not isinstance(timezone, str):
+        return None, problems
+    episodes.sort(key=lambda e: (e.season, e.number))
+    return Show(slug, title, network, timezone, tuple(episodes)), problems
+
+
+def _parse_episode(
+    raw: dict[str, object],
+    index: int,
+    rel: str,
+    slug: str,
+    show_title: str,
+    timezone: str | None,
+    lines: _TomlLines,
+    problems: list[ContentProblem],
+) -> Episode | None:
+    """One [[episodes]] table; appends its problems and returns None if it has errors."""
+    problems_before = len(problems)
+
+    def line(key: str) -> int | None:
+        return lines.key_line(key, "episodes", index)
+
+    season, number = raw.get("season"), raw.get("number")
+    season_ok = _is_int(season) and isinstance(season, int) and season >= 0
+    number_ok = _is_int(number) and isinstance(number, int) and number >= 1
+    if season_ok and number_ok and isinstance(season, int) and isinstance(number, int):
+        label = f"episode {episode_code(season, number)}"
+    else:
+        label = f"episode #{index + 1}"
+
+    def error(message: str, key: str) -> None:
+        problems.append(ContentProblem(rel, line(key), f"{label}: {message}"))
+
+    if not season_ok:
+        error(f"'season' must be a whole number, 0 for specials, got {season!r}", "season")
+    if not number_ok:
+        error(f"'number' must be a whole number from 1, got {number!r}", "number")
+    title = _text_field(raw.get("title"))
+    if title is None:
+        error("'title' must be the episode's name (a non-empty string)", "title")
+
+    released = raw.get("released")
+    release_at: datetime | None = None
+    if released is None:
+        error("'released' is missing: add a date like released = 2025-04-10", "released")
+    elif isinstance(released, datetime):
+        if released.tzinfo is None:
+            error(
+                f"'released' {released.isoformat()} has no UTC offset: add Z for UTC or an "
+                f"offset, like {released.isoformat()}Z or {released.isoformat()}-05:00",
+                "released",
+            )
+        else:
+            release_at = release_instant(released, "UTC")
+    elif isinstance(released, date):
+        if timezone is not None:
+            release_at = release_instant(released, timezone)
+    elif isinstance(released, str):
+        error(
+            f"'released' must be a TOML date, written without quotes: released = {released}",
+            "released",
+        )
+    else:
+        error(
+            "'released' must be a date like 2025-04-10 or a time with an offset like "
+            f"2025-04-10T21:00:00Z, got {released!r}",
+            "released",
+        )
+
+    aliases_raw = raw.get("aliases", [])
+    aliases: list[str] = []
+    if not isinstance(aliases_raw, list):
+        error("'aliases' must be a list of strings, like aliases = [\"Callister 2\"]", "aliases")
+    else:
+        for alias in aliases_raw:
+            text = _text_field(alias)
+            if text is None or "\n" in text or "\r" in text:
+                error(f"each alias must be a non-empty one-line string, got {alias!r}", "aliases")
+            else:
+                aliases.append(text)
+
+    for key in _unknown_keys(raw, _EPISODE_KEYS):
+        problems.append(
+            ContentProblem(rel, line(key), f"{label}: unknown key {key!r} (ignored)", "warning")
+        )
+
+    if (
+        _has_errors(problems[problems_before:])
+        or release_at is None
+        or title is None
+        or not (season_ok and number_ok and isinstance(season, int) and isinstance(number, int))
+    ):
+        return None
+    return Episode(
+        show_slug=slug,
+        show_title=show_title,
+        season=season,
+        number=number,
+        title=title,
+        release_at=release_at,
+        aliases=tuple(aliases),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Reviews
+# --------------------------------------------------------------------------------------
+
+_REVIEW_KEYS = ("rating", "verdict", "author", "published")
+
+
+def parse_review(path: Path, rel: str, show: Show) -> tuple[Review | None, list[ContentProblem]]:
+    """Parse ``reviews/<slug>/sSSeEE.md`` and check its episode is in ``show``."""
+    return parse_review_bytes(path.read_bytes(), rel, show)
+
+
+def parse_review_bytes(
+    data: bytes, rel: str, show: Show | None
+) -> tuple[Review | None, list[ContentProblem]]:
+    """Parse a review; with ``show=None`` only the file itself is checked, not its episode."""
+    found = classify(rel)
+    if not isinstance(found, ContentFile) or found.kind != "review":
+        message = (
+            found.message
+            if isinstance(found, ContentProblem)
+            else ("reviews belong in reviews/<show-slug>/sSSeEE.md")
+        )
+        return None, [ContentProblem(rel, None, message)]
+    review, problems = _parse_review_text(data, rel, found)
+    if show is not None:
+        mismatch = review_episode_problem(found, show)
+        if mismatch is not None:
+            problems.append(mismatch)
+    if _has_errors(problems):
+        return None, problems
+    return review, problems
+
+
+def review_episode_problem(file: ContentFile, show: Show) -> ContentProblem | None:
+    """The cross-file check: a review must be for an episode its show file lists."""
+    if file.slug != show.slug:
+        return ContentProblem(
+            file.rel, None, f"this review is filed under {file.slug!r}, not show {show.slug!r}"
+        )
+    if file.code not in {e.code for e in show.episodes}:
+        return ContentProblem(
+            file.rel,
+            None,
+            f"episode {file.code} is not in {SHOWS_DIR}/{show.slug}.toml: add it there, or "
+            "fix this file's name",
+        )
+    return None
+
+
+def _parse_review_text(
+    data: bytes, rel: str, file: ContentFile
+) -> tuple[Review | None, list[ContentProblem]]:
+    text, problems = _decode(data, rel)
+    if text is None:
+        return None, problems
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != _FRONT_MATTER_FENCE:
+        return None, [
+            ContentProblem(rel, 1, "a review starts with TOML front matter between two '+++' lines")
+        ]
+    closing = next(
+        (i for i in range(1, len(lines)) if lines[i].strip() == _FRONT_MATTER_FENCE), None
+    )
+    if closing is None:
+        return None, [
+            ContentProblem(rel, 1, "the front matter opened here is never closed by a '+++' line")
+        ]
+    front_text = "\n".join(lines[1:closing])
+    front, toml_problems = _load_toml(front_text, rel, first_line=2)
+    if front is None:
+        return None, toml_problems
+    where = _TomlLines(front_text, first_line=2)
+
+    def error(message: str, key: str) -> None:
+        problems.append(ContentProblem(rel, where.key_line(key) or 1, message))
+
+    rating = front.get("rating")
+    rating_ok = (
+        isinstance(rating, int | float)
+        and not isinstance(rating, bool)
+        and math.isfinite(rating)
+        and 0 <= rating <= 5
+        and float(rating * 2).is_integer()
+    )
+    if not rating_ok:
+        shown = "nothing" if rating is None else f"{rating!r}"
+        error(f"rating must be between 0 and 5 in half steps, got {shown}", "rating")
+
+    verdict = front.get("verdict")
+    if not isinstance(verdict, str) or not verdict.strip():
+        error("'verdict' must be a one-line summary (a non-empty string)", "verdict")
+    elif "\n" in verdict or "\r" in verdict:
+        error("'verdict' must be one line: remove the line break", "verdict")
+    elif len(verdict.strip()) > VERDICT_MAX_CHARS:
+        error(
+            f"'verdict' is {len(verdict.strip())} characters long: keep it to {VERDICT_MAX_CHARS}",
+            "verdict",
+        )
+
+    author = _text_field(front.get("author"))
+    if author is None:
+        error("'author' must be the reviewer's name (a non-empty string)", "author")
+
+    published = front.get("published")
+    if not isinstance(published, date) or isinstance(published, datetime):
+        error(
+            f"'published' must be a date like published = 2025-04-12, got {published!r}",
+            "published",
+        )
+
+    for key in _unknown_keys(front, _REVIEW_KEYS):
+        problems.append(
+            ContentProblem(rel, where.key_line(key), f"unknown key {key!r} (ignored)", "warning")
+        )
+
+    body_start = closing + 1  # index into lines of the first body line
+    body_text = "\n".join(lines[body_start:])
+    heading = _ENDING_HEADING.search(body_text)
+    body = body_text[: heading.start()] if heading else body_text
+    ending = body_text[heading.end() :].strip() if heading else None
+    body_line = body_start + 1  # file line number of the body's first line
+
+    # A near-miss heading in the spoiler-free part would serve spoilers unhidden.
+    for offset, body_line_text in enumerate(body.splitlines()):
+        if _NEAR_ENDING_HEADING.match(body_line_text):
+            problems.append(
+                ContentProblem(
+                    rel,
+                    body_line + offset,
+                    f"{body_line_text.strip()!r} looks like the spoiler heading but is not "
+                    "'## Ending explained' (exactly two #): as written, the text under it "
+                    "would be shown as spoiler-free",
+                )
+            )
+    if not body.strip():
+        problems.append(
+            ContentProblem(
+                rel,
+                body_line if heading is None else body_line + body[: heading.start()].count("\n"),
+                "the review has no spoiler-free text: write the review before '## Ending "
+                "explained'",
+            )
+        )
+    if heading is not None and not ending:
+        problems.append(
+            ContentProblem(
+                rel,
+                body_line + body_text[: heading.start()].count("\n"),
+                "'## Ending explained' has no text under it: write the ending or remove the "
+                "heading",
+            )
+        )
+
+    if (
+        _has_errors(problems)
+        or not rating_ok
+        or not isinstance(rating, int | float)
+        or not isinstance(verdict, str)
+        or author is None
+        or not isinstance(published, date)
+    ):
+        return None, problems
+    return (
+        Review(
+            episode_key=file.episode_key,
+            rating=float(rating),
+            verdict=verdict.strip(),
+            author=author,
+            published=published,
+            body=body.strip(),
+            ending=ending,
+        ),
+        problems,
+    )
+
+
+def normalise_code(text: str) -> str | None:
+    """``"S7E6"`` -> ``"s07e06"``; None if ``text`` is not an episode code."""
+    match = _LOOSE_CODE.match(text)
+    if match is None:
+        return None
+    return episode_code(int(match.group(1)), int(match.group(2)))
+
+
+# --------------------------------------------------------------------------------------
+# Rankings
+# --------------------------------------------------------------------------------------
+
+_RANKING_KEYS = ("author", "order", "episodes")
+_ORDERS = ", ".join(f"{o.value!r}" for o in RankingOrder)
+
+
+def parse_ranking(
+    path: Path, rel: str, show: Show
+) -> tuple[CriticRanking | None, list[ContentProblem]]:
+    """Parse ``rankings/<slug>.toml`` against ``show``'s episodes."""
+    return parse_ranking_bytes(path.read_bytes(), rel, show)
+
+
+def parse_ranking_bytes(
+    data: bytes, rel: str, show: Show | None
+) -> tuple[CriticRanking | None, list[ContentProblem]]:
+    """Parse a ranking; with ``show=None`` its codes are checked for form only."""
+    slug = Path(rel).stem
+    if not _SLUG.match(slug):
+        return None, [ContentProblem(rel, None, _bad_slug_message(slug))]
+    text, problems = _decode(data, rel)
+    if text is None:
+        return None, problems
+    doc, problems = _load_toml(text, rel)
+    if doc is None:
+        return None, problems
+    lines = _TomlLines(text)
+
+    def error(message: str, line: int | None) -> None:
+        problems.append(ContentProblem(rel, line, message))
+
+    problems.extend(
+        ContentProblem(rel, lines.key_line(key), f"unknown key {key!r} (ignored)", "warning")
+        for key in _unknown_keys(doc, _RANKING_KEYS)
+    )
+    author = _text_field(doc.get("author"))
+    if author is None:
+        error("'author' must be the critic's name (a non-empty string)", lines.key_line("author"))
+    order_raw = doc.get("order")
+    order: RankingOrder | None = None
+    try:
+        order = RankingOrder(order_raw)
+    except ValueError:
+        error(f"'order' must be one of {_ORDERS}, got {order_raw!r}", lines.key_line("order"))
+
+    listed = doc.get("episodes")
+    episodes_line = lines.key_line("episodes")
+    codes: list[str] = []
+    if not isinstance(listed, list) or not listed:
+        error(
+            '\'episodes\' must list episode codes, like episodes = ["s01e02", "s01e01"]',
+            episodes_line,
+        )
+        listed = []
+    known = {e.code for e in show.episodes} if show is not None else None
+    first_seen: dict[str, int | None] = {}
+    occurrences: dict[str, int] = {}
+    for item in listed:
+        raw = item if isinstance(item, str) else repr(item)
+        nth = occurrences.get(raw, 0)
+        occurrences[raw] = nth + 1
+        line = lines.literal_line(episodes_line, raw, nth)
+        code = normalise_code(item) if isinstance(item, str) else None
+        if code is None:
+            error(f'{raw!r} is not an episode code like "s07e06"', line)
+            continue
+        if code in first_seen:
+            earlier = first_seen[code]
+            also = f" (first on line {earlier})" if earlier is not None else ""
+            error(f"episode {code} is ranked twice{also}", line)
+            continue
+        first_seen[code] = line
+        if known is not None and code not in known:
+            error(f"episode {code} is not in {SHOWS_DIR}/{slug}.toml", line)
+            continue
+        codes.append(code)
+
+    if show is not None:
+        # Specials (season 0) are often left out of a ranking on purpose: no warning for them.
+        missing = [e.code for e in show.episodes if e.season > 0 and e.code not in first_seen]
+        if missing:
+            shown = ", ".join(missing[:10]) + (
+                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            )
+            problems.append(
+                ContentProblem(
+                    rel, episodes_line, f"{len(missing)} episode(s) not ranked: {shown}", "warning"
+                )
+            )
+
+    if _has_errors(problems) or author is None or order is None:
+        return None, problems
+    best_first = tuple(reversed(codes)) if order is RankingOrder.WORST_TO_BEST else tuple(codes)
+    return CriticRanking(show_slug=slug, author=author, best_first=best_first), problems
+
+
+# --------------------------------------------------------------------------------------
+# The whole directory
+# --------------------------------------------------------------------------------------
+
+
+def unknown_show_problem(
+    slug: str, kind: FileKind, count: int, show_file_exists: bool
+) -> ContentProblem:
+    """One problem for files of a show that has no loadable show file.
+
+    Reported once per show rather than once per review, so a misnamed review folder of
+    hundreds of files gives one readable line.
+    """
+    show_rel = f"{SHOWS_DIR}/{slug}.toml"
+    if kind == "ranking":
+        path, what = f"{RANKINGS_DIR}/{slug}.toml", "this ranking was not loaded"
+    else:
+        noun = "review" if count == 1 else "reviews"
+        path, what = f"{REVIEWS_DIR}/{slug}", f"{count} {noun} not loaded"
+    if show_file_exists:
+        reason = f"{show_rel} did not load (see its errors)"
+    else:
+        reason = f"there is no show file {show_rel}"
+    return ContentProblem(path, None, f"{what}: {reason}")
+
+
+def parse_content_dir(content_dir: Path) -> ParsedContent:
+    """Parse and cross-check every content file under ``content_dir``."""
+    files, problems = scan_content_dir(content_dir)
+    hashes: dict[str, str] = {}
+    data: dict[str, bytes] = {}
+    for file in files:
+        data[file.rel] = (content_dir / file.rel).read_bytes()
+        hashes[file.rel] = sha256_hex(data[file.rel])
+
+    shows: dict[str, Show] = {}
+    show_files = {f.slug for f in files if f.kind == "show"}
+    for file in files:
+        if file.kind == "show":
+            show, found = parse_show_bytes(data[file.rel], file.rel)
+            problems.extend(found)
+            if show is not None:
+                shows[show.slug] = show
+
+    reviews: list[Review] = []
+    orphans: dict[str, int] = {}
+    for file in files:
+        if file.kind != "review":
+            continue
+        show = shows.get(file.slug)
+        review, found = parse_review_bytes(data[file.rel], file.rel, show)
+        problems.extend(found)
+        if show is None:
+            orphans[file.slug] = orphans.get(file.slug, 0) + 1
+        elif review is not None:
+            reviews.append(review)
+    problems.extend(
+        unknown_show_problem(slug, "review", count, slug in show_files)
+        for slug, count in orphans.items()
+    )
+
+    rankings: list[CriticRanking] = []
+    for file in files:
+        if file.kind != "ranking":
+            continue
+        show = shows.get(file.slug)
+        ranking, found = parse_ranking_bytes(data[file.rel], file.rel, show)
+        problems.extend(found)
+        if show is None:
+            problems.append(unknown_show_problem(file.slug, "ranking", 1, file.slug in show_files))
+        elif ranking is not None:
+            rankings.append(ranking)
+
+    return ParsedContent(
+        shows=tuple(shows[slug] for slug in sorted(shows)),
+        reviews=tuple(reviews),
+        rankings=tuple(rankings),
+        problems=tuple(problems),
+        file_hashes=hashes,
+    )
