@@ -70,7 +70,11 @@ class Catalogue:
                 self._by_name[normalise(name)].append(episode)
             words = self._episode_words(episode)
             self._words.append(words)
-            prefixes = {word[:length] for word in words for length in range(1, min(len(word), MAX_PREFIX) + 1)}
+            prefixes = {
+                word[:length]
+                for word in words
+                for length in range(1, min(len(word), MAX_PREFIX) + 1)
+            }
             for prefix in prefixes:
                 self._postings[prefix].append(position)
         self._show_names: dict[str, Show] = {}
@@ -161,7 +165,9 @@ class Catalogue:
         found = self.search(text, limit=limit) if normalise(text) else []
         if len(found) < limit:
             seen = {episode.key for episode in found}
-            for name in difflib.get_close_matches(normalise(text), self._suggest_names, n=limit, cutoff=0.4):
+            for name in difflib.get_close_matches(
+                normalise(text), self._suggest_names, n=limit, cutoff=0.4
+            ):
                 for episode in self._by_name[name]:
                     if episode.key not in seen and len(found) < limit:
                         seen.add(episode.key)
@@ -200,10 +206,10 @@ class Catalogue:
         found = self.search_shows(text, limit=limit)
         if found:
             return found
-        names = difflib.get_close_matches(normalise(text), list(self._show_names), n=limit, cutoff=0.4)
+        names = difflib.get_close_matches(
+            normalise(text), list(self._show_names), n=limit, cutoff=0.4
+        )
         unique: dict[str, Show] = {}
         for name in names:
             unique.setdefault(self._show_names[name].slug, self._show_names[name])
         return list(unique.values())
-
-

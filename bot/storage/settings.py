@@ -48,7 +48,8 @@ class SettingsStore:
             (guild_id,),
         ) as cursor:
             show_windows = {
-                slug: SpoilerWindow.from_seconds(seconds) for slug, seconds in await cursor.fetchall()
+                slug: SpoilerWindow.from_seconds(seconds)
+                for slug, seconds in await cursor.fetchall()
             }
         async with conn.execute(
             "SELECT channel_id FROM spoiler_channels WHERE guild_id = ?", (guild_id,)
@@ -86,7 +87,9 @@ class SettingsStore:
             ),
         )
 
-    async def _update_guild_column(self, guild_id: int, column: str, value: object) -> GuildSettings:
+    async def _update_guild_column(
+        self, guild_id: int, column: str, value: object
+    ) -> GuildSettings:
         """Set one guild_settings column; returns the settings as they were before."""
         # column comes from the fixed set below, never from user input.
         if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
@@ -170,5 +173,3 @@ class SettingsStore:
                 "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
                 (key, value),
             )
-
-
