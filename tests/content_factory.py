@@ -14,49 +14,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-_WORDS = (
-    "the",
-    "episode",
-    "finally",
-    "lets",
-    "its",
-    "cast",
-    "breathe",
-    "and",
-    "the",
-    "writing",
-    "follows",
-    "through",
-    "on",
-    "what",
-    "earlier",
-    "seasons",
-    "promised",
-    "while",
-    "the",
-    "direction",
-    "stays",
-    "patient",
-    "enough",
-    "to",
-    "let",
-    "silence",
-    "carry",
-    "a",
-    "scene",
-    "every",
-    "performance",
-    "lands",
-    "though",
-    "the",
-    "middle",
-    "act",
-    "drags",
-    "before",
-    "a",
-    "confident",
-    "close",
+_FILLER = (
+    "the episode finally lets its cast breathe and the writing follows through on what "
+    "earlier seasons promised while the direction stays patient enough to let silence carry "
+    "a scene every performance lands though the middle act drags before a confident close"
 )
+_WORDS = tuple(_FILLER.split())
 
 
 def toml_value(value: object) -> str:

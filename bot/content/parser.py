@@ -428,17 +428,25 @@ def parse_show_bytes(data: bytes, rel: str) -> tuple[Show | None, list[ContentPr
             lines,
             problems,
         )
-        if episode is None:
-            continue
-        where = (episode.season, episode.number)
-        here = lines.header_line("episodes", index)
-        if where in first_seen:
-            earlier = first_seen[where]
-            also = f" (first listed on line {earlier})" if earlier is not None else ""
-            error(f"episode {episode.code} is listed twice{also}", here)
-            continue
-        first_seen[where] = here
-        episodes.append(episode)
+        # Duplicates are found from the raw numbers, so an episode with another error
+        # still counts as a first listing.
+        season, number = raw.get("season"), raw.get("number")
+        if (
+            _is_int(season)
+            and _is_int(number)
+            and isinstance(season, int)
+            and isinstance(number, int)
+        ):
+            where = (season, number)
+            here = lines.header_line("episodes", index)
+            if where in first_seen:
+                earlier = first_seen[where]
+                also = f" (first listed on line {earlier})" if earlier is not None else ""
+                error(f"episode {episode_code(*where)} is listed twice{also}", here)
+                continue
+            first_seen[where] = here
+        if episode is not None:
+            episodes.append(episode)
 
     if _has_errors(problems) or title is None or network is None or not isinstance(timezone, str):
         return None, problems
