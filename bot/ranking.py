@@ -1,0 +1,217 @@
+"""Community scores and the order of rankings: pure maths on plain values, no Discord, no SQL.
+
+The community score is an IMDb-style weighted (Bayesian) average::
+
+    WR = v/(v+m)·R + m/(v+m)·C  =  (S + m·C) / (v + m)
+
+where ``v`` is the episode's vote count, ``S`` the sum of its scores, ``R = S/v`` its mean,
+``C`` the show's mean over all its votes in scope and ``m`` the server's minimum-votes setting.
+An episode with few votes is pulled towards the show's mean, so one 10/10 can't top a chart.
+
+Scores are compared as exact fractions, so two episodes with the same weighted score really
+tie (no floating-point noise) and fall to the tie-breaks: more votes, then the earlier episode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from fractions import Fraction
+from typing import TypeVar
+
+from bot.content.models import CriticRanking, Episode
+
+MIN_SCORE = 1
+MAX_SCORE = 10
+PAGE_SIZE = 10
+
+T = TypeVar("T")
+
+
+class Source(StrEnum):
+    COMMUNITY = "community"
+    CRITIC = "critic"
+
+
+class Order(StrEnum):
+    BEST_FIRST = "best-first"
+    WORST_FIRST = "worst-first"
+
+
+class Scope(StrEnum):
+    SERVER = "server"
+    GLOBAL = "global"  # every server's votes pooled
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """An episode's (or a show's) votes in one scope: how many, and the sum of their scores."""
+
+    count: int = 0
+    total: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(self.count + other.count, self.total + other.total)
+
+    @property
+    def mean(self) -> Fraction:
+        if self.count == 0:
+            raise ValueError("the mean of no votes is undefined")
+        return Fraction(self.total, self.count)
+
+
+def combined(tallies: Iterable[Tally]) -> Tally:
+    result = Tally()
+    for tally in tallies:
+        result = result + tally
+    return result
+
+
+def weighted_score(tally: Tally, min_votes: int, prior_mean: Fraction) -> Fraction:
+    """``WR = v/(v+m)·R + m/(v+m)·C``, exactly. Always between ``C`` and ``R``."""
+    if min_votes < 0 or tally.count + min_votes == 0:
+        raise ValueError("the weighted score needs v + m > 0 and m >= 0")
+    return (tally.total + min_votes * prior_mean) / (tally.count + min_votes)
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityRow:
+    rank: int  # 1 = best, whichever order the rows are shown in
+    episode: Episode
+    score: Fraction  # the weighted score WR
+    tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class CriticRow:
+    rank: int
+    episode: Episode
+    position: int  # the episode's place in the critic's whole list (which may span seasons)
+    listed: int  # how many episodes the critic's whole list has
+
+
+RankingRow = CommunityRow | CriticRow
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Rows best first (``rank`` 1 first), plus what the reply needs to explain them."""
+
+    source: Source
+    rows: tuple[RankingRow, ...]
+    unranked: int  # episodes in range left out: no votes yet, or not in the critic's list
+    prior_mean: Fraction | None = None  # C (community only)
+    min_votes: int = 0  # m (community only)
+
+    def ordered(self, order: Order) -> tuple[RankingRow, ...]:
+        # Worst-first is the same ranking read from the bottom: rank numbers keep their meaning.
+        return self.rows if order is Order.BEST_FIRST else tuple(reversed(self.rows))
+
+    def row_for(self, episode_key: str) -> RankingRow | None:
+        return next((row for row in self.rows if row.episode.key == episode_key), None)
+
+
+def _episode_order(episode: Episode) -> tuple[int, int]:
+    return (episode.season, episode.number)
+
+
+def community_ranking(
+    episodes: Sequence[Episode],
+    tallies: Mapping[str, Tally],
+    *,
+    min_votes: int,
+    prior: Tally,
+) -> Ranking:
+    """Rank the ``episodes`` that have votes by weighted score.
+
+    ``tallies`` maps episode keys to their votes in scope; ``prior`` is the show's votes in
+    scope (``C = prior.mean``), usually more than the episodes ranked (a season's ranking still
+    pulls towards the whole show's mean). Order: higher score, then more votes, then the
+    earlier episode (season, then number).
+    """
+    voted = [e for e in episodes if tallies.get(e.key, Tally()).count > 0]
+    if not voted:
+        return Ranking(Source.COMMUNITY, (), unranked=len(episodes), min_votes=min_votes)
+    if prior.count == 0:
+        raise ValueError("the prior must include the ranked episodes' votes")
+    prior_mean = prior.mean
+    scored = [
+        (weighted_score(tallies[e.key], min_votes, prior_mean), tallies[e.key], e) for e in voted
+    ]
+    scored.sort(key=lambda item: (-item[0], -item[1].count, _episode_order(item[2])))
+    rows = tuple(
+        CommunityRow(rank=rank, episode=episode, score=score, tally=tally)
+        for rank, (score, tally, episode) in enumerate(scored, start=1)
+    )
+    return Ranking(
+        Source.COMMUNITY,
+        rows,
+        unranked=len(episodes) - len(voted),
+        prior_mean=prior_mean,
+        min_votes=min_votes,
+    )
+
+
+def critic_ranking(episodes: Sequence[Episode], critic: CriticRanking) -> Ranking:
+    """The critic's order restricted to ``episodes`` (e.g. one season)."""
+    positions = {code: position for position, code in enumerate(critic.best_first, start=1)}
+    listed = [e for e in episodes if e.code in positions]
+    listed.sort(key=lambda e: positions[e.code])
+    rows = tuple(
+        CriticRow(rank=rank, episode=e, position=positions[e.code], listed=len(positions))
+        for rank, e in enumerate(listed, start=1)
+    )
+    return Ranking(Source.CRITIC, rows, unranked=len(episodes) - len(listed))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChoice:
+    source: Source | None  # None: there is nothing to rank with yet
+    reason: str  # one user-facing sentence (plain text, no markup)
+
+
+def choose_source(
+    requested: Source | None,
+    *,
+    votes: int,
+    min_votes: int,
+    has_critic: bool,
+    scope: Scope,
+) -> SourceChoice:
+    """Which ranking to show and why.
+
+    ``votes`` is the number of votes in scope on the episodes being ranked. By default the
+    community ranking is preferred once there are at least ``m`` of them; below that the
+    critic's ranking is shown when there is one.
+    """
+    where = "from this server" if scope is Scope.SERVER else "across all servers"
+    counted = f"{votes} vote{'' if votes == 1 else 's'} {where}"
+    if requested is Source.COMMUNITY:
+        return SourceChoice(Source.COMMUNITY, f"Community ranking, as asked: {counted}.")
+    if requested is Source.CRITIC:
+        return SourceChoice(Source.CRITIC, "Critic ranking, as asked.")
+    if votes >= min_votes and votes > 0:
+        return SourceChoice(
+            Source.COMMUNITY,
+            f"Community ranking: {counted}, at least the {min_votes} needed to prefer it.",
+        )
+    shortfall = f"only {counted} so far, and a community ranking needs {min_votes}"
+    if has_critic:
+        return SourceChoice(Source.CRITIC, f"Critic ranking: {shortfall}.")
+    if votes > 0:
+        return SourceChoice(
+            Source.COMMUNITY,
+            f"Community ranking, provisional: {shortfall}, but there is no critic ranking.",
+        )
+    return SourceChoice(None, f"No ranking yet: no votes {where} and no critic ranking.")
+
+
+def page_count(items: int, size: int = PAGE_SIZE) -> int:
+    return max(1, -(-items // size))
+
+
+def page(items: Sequence[T], number: int, size: int = PAGE_SIZE) -> Sequence[T]:
+    """Page ``number`` (0-based) of ``items``; out-of-range numbers are clamped."""
+    number = min(max(number, 0), page_count(len(items), size) - 1)
+    return items[number * size : (number + 1) * size]

@@ -1,0 +1,409 @@
+"""Community votes: all their SQL, the running totals, and the consistency check.
+
+Every vote, change and withdrawal updates ``vote_totals`` (per server and episode) and
+``vote_totals_global`` (per episode) in the same transaction as the ``votes`` row, so rankings
+read the totals and never scan the votes.
+
+Writes are group-committed. Each aiosqlite call is a hop to the connection's thread, and a
+transaction per vote spends most of its time hopping, so concurrent requests are queued and
+one flusher task applies everything queued in a single transaction with a fixed number of
+statements (``executemany``), whatever the batch size. Each caller awaits its own future,
+which resolves only after COMMIT, so a vote is committed before anyone is told about it.
+Requests keep their arrival order inside a batch: 50 rapid changes by one member end on the
+last one, and each reports the score it replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+# Enough to absorb any realistic burst in one transaction while keeping it short.
+MAX_BATCH = 2000
+# Row keys per SELECT: 3 parameters each stays under SQLite's historic 999-parameter limit.
+_KEYS_PER_SELECT = 333
+
+VoteKey = tuple[int, int, str]  # (guild_id, user_id, episode_key)
+
+
+@dataclass(frozen=True, slots=True)
+class VoteChange:
+    """What a vote or withdrawal did: the score before and after (None = no vote)."""
+
+    old_score: int | None
+    new_score: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberVote:
+    episode_key: str
+    score: int
+    voted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsDrift:
+    """A stored total that disagrees with a recount of the votes."""
+
+    guild_id: int | None  # None: the global totals
+    episode_key: str
+    stored: Tally
+    recounted: Tally
+
+    def describe(self) -> str:
+        where = "global" if self.guild_id is None else f"guild {self.guild_id}"
+        return (
+            f"{where} {self.episode_key}: stored {self.stored.count} vote(s) summing "
+            f"{self.stored.total}, recount {self.recounted.count} summing {self.recounted.total}"
+        )
+
+
+@dataclass(slots=True)
+class _Request:
+    key: VoteKey
+    score: int | None  # None = withdraw
+    voted_at: int
+    future: asyncio.Future[VoteChange]
+
+
+def show_slug_of(episode_key: str) -> str:
+    return episode_key.split("/", 1)[0]
+
+
+def _check_key(episode_key: str) -> None:
+    if "/" not in episode_key:
+        raise ValueError(f"not an episode key: {episode_key!r}")
+
+
+class _GroupCommitter:
+    """Queues vote requests and applies them in batches, one transaction per batch."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pending: list[_Request] = []
+        self.flusher: asyncio.Task[None] | None = None
+        self.batches = 0  # transactions committed, for measurements
+
+    async def submit(self, key: VoteKey, score: int | None, voted_at: int) -> VoteChange:
+        future: asyncio.Future[VoteChange] = asyncio.get_running_loop().create_future()
+        self.pending.append(_Request(key, score, voted_at, future))
+        if self.flusher is None or self.flusher.done():
+            # A task, not the caller's coroutine: a caller that gives up (cancelled) must not
+            # abandon the other requests in its batch.
+            self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
+        return await future
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        while self.flusher is not None and not self.flusher.done():
+            await asyncio.shield(self.flusher)
+
+    async def _flush(self) -> None:
+        # Runs until the queue is empty; requests that arrive meanwhile join the next batch.
+        while self.pending:
+            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            try:
+                results = await self._apply(batch)
+            except Exception as error:
+                if len(batch) == 1:
+                    _fail(batch[0], error)
+                    continue
+                # One bad request must not sink the others: retry each on its own.
+                log.warning("vote batch of %d failed (%s); retrying one by one", len(batch), error)
+                for request in batch:
+                    try:
+                        (result,) = await self._apply([request])
+                    except Exception as single_error:
+                        _fail(request, single_error)
+                    else:
+                        _succeed(request, result)
+                continue
+            for request, result in zip(batch, results, strict=True):
+                _succeed(request, result)
+
+    async def _apply(self, batch: Sequence[_Request]) -> list[VoteChange]:
+        keys = list(dict.fromkeys(request.key for request in batch))
+        async with self.db.transaction() as conn:
+            current = await _current_scores(conn, keys)
+            initial = dict(current)
+            voted_at: dict[VoteKey, int] = {}
+            totals: dict[tuple[int, str], list[int]] = {}
+            results = []
+            for request in batch:
+                old = current[request.key]
+                new = request.score
+                current[request.key] = new
+                if new is not None:
+                    voted_at[request.key] = request.voted_at
+                guild_id, _, episode_key = request.key
+                delta = totals.setdefault((guild_id, episode_key), [0, 0])
+                delta[0] += (new is not None) - (old is not None)
+                delta[1] += (new or 0) - (old or 0)
+                results.append(VoteChange(old_score=old, new_score=new))
+            await _write_votes(conn, current, initial, voted_at)
+            await _write_totals(conn, totals)
+        self.batches += 1
+        return results
+
+
+def _succeed(request: _Request, result: VoteChange) -> None:
+    if not request.future.done():  # the caller may have been cancelled; the vote still stands
+        request.future.set_result(result)
+
+
+def _fail(request: _Request, error: Exception) -> None:
+    if not request.future.done():
+        request.future.set_exception(error)
+
+
+async def _current_scores(
+    conn: aiosqlite.Connection, keys: Sequence[VoteKey]
+) -> dict[VoteKey, int | None]:
+    scores: dict[VoteKey, int | None] = dict.fromkeys(keys)
+    for start in range(0, len(keys), _KEYS_PER_SELECT):
+        chunk = keys[start : start + _KEYS_PER_SELECT]
+        # Row-value IN (VALUES ...) is standard SQL (SQLite 3.15+, PostgreSQL).
+        rows_sql = ", ".join("(?, ?, ?)" for _ in chunk)
+        params = [value for key in chunk for value in key]
+        async with conn.execute(
+            "SELECT guild_id, user_id, episode_key, score FROM votes "
+            f"WHERE (guild_id, user_id, episode_key) IN (VALUES {rows_sql})",
+            params,
+        ) as cursor:
+            for guild_id, user_id, episode_key, score in await cursor.fetchall():
+                scores[(int(guild_id), int(user_id), episode_key)] = int(score)
+    return scores
+
+
+async def _write_votes(
+    conn: aiosqlite.Connection,
+    final: dict[VoteKey, int | None],
+    initial: dict[VoteKey, int | None],
+    voted_at: dict[VoteKey, int],
+) -> None:
+    # A key voted on in this batch gets its last score (and time); a key whose last request
+    # was a withdrawal is deleted if it existed before the batch.
+    upserts = [
+        (*key, show_slug_of(key[2]), score, voted_at[key])
+        for key, score in final.items()
+        if score is not None
+    ]
+    deletes = [key for key, score in final.items() if score is None and initial[key] is not None]
+    if upserts:
+        await conn.executemany(
+            "INSERT INTO votes (guild_id, user_id, episode_key, show_slug, score, voted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id, episode_key) "
+            "DO UPDATE SET score = excluded.score, voted_at = excluded.voted_at",
+            upserts,
+        )
+    if deletes:
+        await conn.executemany(
+            "DELETE FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?", deletes
+        )
+
+
+async def _write_totals(
+    conn: aiosqlite.Connection, deltas: dict[tuple[int, str], list[int]]
+) -> None:
+    per_guild = [
+        (guild_id, episode_key, show_slug_of(episode_key), count, total)
+        for (guild_id, episode_key), (count, total) in deltas.items()
+        if count or total
+    ]
+    global_deltas: dict[str, list[int]] = {}
+    for (_, episode_key), (count, total) in deltas.items():
+        pooled = global_deltas.setdefault(episode_key, [0, 0])
+        pooled[0] += count
+        pooled[1] += total
+    pooled_rows = [
+        (episode_key, show_slug_of(episode_key), count, total)
+        for episode_key, (count, total) in global_deltas.items()
+        if count or total
+    ]
+    if per_guild:
+        await conn.executemany(
+            "INSERT INTO vote_totals (guild_id, episode_key, show_slug, vote_count, score_sum) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, episode_key) DO UPDATE SET "
+            "vote_count = vote_totals.vote_count + excluded.vote_count, "
+            "score_sum = vote_totals.score_sum + excluded.score_sum",
+            per_guild,
+        )
+        # A total exists only while it counts at least one vote.
+        shrunk = [(row[0], row[1]) for row in per_guild if row[3] < 0]
+        if shrunk:
+            await conn.executemany(
+                "DELETE FROM vote_totals WHERE guild_id = ? AND episode_key = ? "
+                "AND vote_count = 0",
+                shrunk,
+            )
+    if pooled_rows:
+        await conn.executemany(
+            "INSERT INTO vote_totals_global (episode_key, show_slug, vote_count, score_sum) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (episode_key) DO UPDATE SET "
+            "vote_count = vote_totals_global.vote_count + excluded.vote_count, "
+            "score_sum = vote_totals_global.score_sum + excluded.score_sum",
+            pooled_rows,
+        )
+        shrunk_global = [(row[0],) for row in pooled_rows if row[2] < 0]
+        if shrunk_global:
+            await conn.executemany(
+                "DELETE FROM vote_totals_global WHERE episode_key = ? AND vote_count = 0",
+                shrunk_global,
+            )
+
+
+class VoteStore:
+    """Mixin for ``Storage``: expects ``self.db``. All of the votes' SQL."""
+
+    db: Database
+
+    def _vote_committer(self) -> _GroupCommitter:
+        # Created on first use: Storage's constructor belongs to the composed class.
+        committer: _GroupCommitter | None = getattr(self, "_votes_group_committer", None)
+        if committer is None:
+            committer = _GroupCommitter(self.db)
+            self._votes_group_committer = committer
+        return committer
+
+    # ---- writes --------------------------------------------------------------------
+
+    async def cast_vote(
+        self, guild_id: int, user_id: int, episode_key: str, score: int, *, now: datetime
+    ) -> VoteChange:
+        """Record (or replace) a member's score; returns the score it replaced, if any.
+
+        Returns only after the vote and both totals are committed.
+        """
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise TypeError(f"a score is an int, got {score!r}")
+        if not MIN_SCORE <= score <= MAX_SCORE:
+            raise ValueError(f"a score is {MIN_SCORE} to {MAX_SCORE}, got {score}")
+        _check_key(episode_key)
+        return await self._vote_committer().submit(
+            (guild_id, user_id, episode_key), score, int(now.timestamp())
+        )
+
+    async def withdraw_vote(self, guild_id: int, user_id: int, episode_key: str) -> VoteChange:
+        """Remove a member's vote; ``old_score`` is None when there was none."""
+        _check_key(episode_key)
+        return await self._vote_committer().submit((guild_id, user_id, episode_key), None, 0)
+
+    async def drain_votes(self) -> None:
+        """Wait for every queued vote to be committed (call before closing storage)."""
+        committer: _GroupCommitter | None = getattr(self, "_votes_group_committer", None)
+        if committer is not None:
+            await committer.drain()
+
+    # ---- reads ---------------------------------------------------------------------
+
+    async def get_vote(self, guild_id: int, user_id: int, episode_key: str) -> int | None:
+        async with self.db.conn.execute(
+            "SELECT score FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?",
+            (guild_id, user_id, episode_key),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else int(row[0])
+
+    async def member_votes(
+        self, guild_id: int, user_id: int, show_slug: str | None = None
+    ) -> list[MemberVote]:
+        """A member's votes in one server, by episode key (show, then season and number)."""
+        sql = "SELECT episode_key, score, voted_at FROM votes WHERE guild_id = ? AND user_id = ?"
+        params: tuple[object, ...] = (guild_id, user_id)
+        if show_slug is not None:
+            sql += " AND show_slug = ?"
+            params += (show_slug,)
+        async with self.db.conn.execute(sql + " ORDER BY episode_key", params) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            MemberVote(
+                episode_key=row[0],
+                score=int(row[1]),
+                voted_at=datetime.fromtimestamp(int(row[2]), tz=UTC),
+            )
+            for row in rows
+        ]
+
+    async def vote_tallies(self, show_slug: str, guild_id: int | None) -> dict[str, Tally]:
+        """Each voted episode of a show: its totals in one server, or pooled (``None``)."""
+        if guild_id is None:
+            sql = (
+                "SELECT episode_key, vote_count, score_sum FROM vote_totals_global "
+                "WHERE show_slug = ?"
+            )
+            params: tuple[object, ...] = (show_slug,)
+        else:
+            sql = (
+                "SELECT episode_key, vote_count, score_sum FROM vote_totals "
+                "WHERE guild_id = ? AND show_slug = ?"
+            )
+            params = (guild_id, show_slug)
+        async with self.db.conn.execute(sql, params) as cursor:
+            rows = await cursor.fetchall()
+        return {row[0]: Tally(int(row[1]), int(row[2])) for row in rows}
+
+    # ---- consistency ---------------------------------------------------------------
+
+    async def check_vote_totals(self) -> list[TotalsDrift]:
+        """Recount every vote and compare with the stored totals; [] means they agree.
+
+        The one read that scans ``votes``: a maintenance check, never used by rankings.
+        """
+        conn = self.db.conn
+        async with conn.execute(
+            "SELECT guild_id, episode_key, COUNT(*), SUM(score) FROM votes "
+            "GROUP BY guild_id, episode_key"
+        ) as cursor:
+            recount = {
+                (int(row[0]), row[1]): Tally(int(row[2]), int(row[3]))
+                for row in await cursor.fetchall()
+            }
+        async with conn.execute(
+            "SELECT guild_id, episode_key, vote_count, score_sum FROM vote_totals"
+        ) as cursor:
+            stored = {
+                (int(row[0]), row[1]): Tally(int(row[2]), int(row[3]))
+                for row in await cursor.fetchall()
+            }
+        async with conn.execute(
+            "SELECT episode_key, vote_count, score_sum FROM vote_totals_global"
+        ) as cursor:
+            stored_global = {
+                row[0]: Tally(int(row[1]), int(row[2])) for row in await cursor.fetchall()
+            }
+        recount_global: dict[str, Tally] = {}
+        for (_, episode_key), tally in recount.items():
+            recount_global[episode_key] = recount_global.get(episode_key, Tally()) + tally
+
+        drift = [
+            TotalsDrift(guild_id, key, stored.get((guild_id, key), Tally()), tally)
+            for (guild_id, key), tally in recount.items()
+            if stored.get((guild_id, key)) != tally
+        ]
+        drift += [
+            TotalsDrift(guild_id, key, tally, Tally())
+            for (guild_id, key), tally in stored.items()
+            if (guild_id, key) not in recount
+        ]
+        drift += [
+            TotalsDrift(None, key, stored_global.get(key, Tally()), tally)
+            for key, tally in recount_global.items()
+            if stored_global.get(key) != tally
+        ]
+        drift += [
+            TotalsDrift(None, key, tally, Tally())
+            for key, tally in stored_global.items()
+            if key not in recount_global
+        ]
+        drift.sort(key=lambda d: (d.guild_id is None, d.guild_id or 0, d.episode_key))
+        return drift
