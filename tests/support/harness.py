@@ -76,6 +76,7 @@ class Recorded:
     """
 
     interaction_id: int
+    payload: dict[str, Any]  # the INTERACTION_CREATE data the bot received
     requests: list[RecordedRequest]
     errors: list[BaseException] = field(default_factory=list)
     message: dict[str, Any] | None = None
@@ -173,6 +174,17 @@ class Recorded:
             raise HarnessError(f"the bot opened no modal\n{self.describe()}")
         assert self.callback is not None
         return self.callback.json["data"]
+
+    def raised(self, kind: type[BaseException]) -> bool:
+        """Whether handling raised ``kind``, directly or as the cause of a logged wrapper
+        (discord.py wraps command exceptions in ``CommandInvokeError``)."""
+        for error in self.errors:
+            current: BaseException | None = error
+            while current is not None:
+                if isinstance(current, kind):
+                    return True
+                current = current.__cause__
+        return False
 
     def describe(self) -> str:
         lines = [f"interaction {self.interaction_id}: {len(self.requests)} request(s)"]
@@ -328,23 +340,29 @@ class Harness:
         /,
         *,
         subcommand: str | None = None,
-        user: UserSpec = MEMBER,
-        channel: ChannelSpec | int = GENERAL,
-        dm: bool = False,
+        as_user: UserSpec = MEMBER,
+        in_channel: ChannelSpec | int = GENERAL,
+        in_dm: bool = False,
         locale: str = "en-US",
-        **options: Any,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Recorded:
-        """Invoke ``/name [subcommand] option:value...`` as ``user``.
+        """Invoke ``/name [subcommand] option:value...`` as ``as_user``.
 
-        ``subcommand`` is ``"sub"`` or ``"group sub"``. Options are keyed by their Discord name
-        or Python parameter name and sent typed as Discord types them: ``str``, ``int``,
-        ``float``, ``bool``, a ``ChannelSpec`` or channel id, a ``UserSpec``, a ``RoleSpec``.
+        ``subcommand`` is ``"sub"`` or ``"group sub"``. Options come as keyword arguments, or in
+        ``options`` for names that are not identifiers or clash with this method's own; keys
+        are Discord option names or Python parameter names. Values are sent typed as Discord
+        types them: ``str``, ``int``, ``float``, ``bool``, a ``ChannelSpec`` or channel id, a
+        ``UserSpec``, a ``RoleSpec``.
         """
-        data = self._command_data(name, subcommand, dm=dm, user=user, options=options, focused=None)
-        payload = self._interaction(
-            APPLICATION_COMMAND, data, user=user, channel=channel, dm=dm, locale=locale
+        given = {**(options or {}), **kwargs}
+        data = self._command_data(
+            name, subcommand, dm=in_dm, user=as_user, options=given, focused=None
         )
-        return await self._send(payload, user)
+        payload = self._interaction(
+            APPLICATION_COMMAND, data, user=as_user, channel=in_channel, dm=in_dm, locale=locale
+        )
+        return await self._send(payload, as_user)
 
     async def autocomplete(
         self,
@@ -354,28 +372,33 @@ class Harness:
         value: str,
         *,
         subcommand: str | None = None,
-        user: UserSpec = MEMBER,
-        channel: ChannelSpec | int = GENERAL,
-        dm: bool = False,
+        as_user: UserSpec = MEMBER,
+        in_channel: ChannelSpec | int = GENERAL,
+        in_dm: bool = False,
         locale: str = "en-US",
-        **options: Any,
+        options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> list[dict[str, Any]]:
-        """The choices the bot offers while ``user`` types ``value`` into ``option``."""
+        """The choices the bot offers while the user types ``value`` into ``option``.
+
+        Other options already filled in are passed as in ``slash``.
+        """
+        given = {**(options or {}), **kwargs, option: value}
         data = self._command_data(
-            name, subcommand, dm=dm, user=user, options={**options, option: value}, focused=option
+            name, subcommand, dm=in_dm, user=as_user, options=given, focused=option
         )
         payload = self._interaction(
-            AUTOCOMPLETE, data, user=user, channel=channel, dm=dm, locale=locale
+            AUTOCOMPLETE, data, user=as_user, channel=in_channel, dm=in_dm, locale=locale
         )
-        return (await self._send(payload, user)).choices
+        return (await self._send(payload, as_user)).choices
 
     async def click(
-        self, custom_id: str, *, message: Mapping[str, Any], user: UserSpec = MEMBER
+        self, custom_id: str, *, message: Mapping[str, Any], as_user: UserSpec = MEMBER
     ) -> Recorded:
         """Press button ``custom_id`` on ``message`` (a message dict, e.g. ``Recorded.message``)."""
         component = self._component(message, custom_id, expected=(2,))
         data = {"custom_id": custom_id, "component_type": component["type"]}
-        return await self._send(self._component_interaction(data, message, user), user)
+        return await self._send(self._component_interaction(data, message, as_user), as_user)
 
     async def select(
         self,
@@ -383,36 +406,40 @@ class Harness:
         values: Sequence[str],
         *,
         message: Mapping[str, Any],
-        user: UserSpec = MEMBER,
+        as_user: UserSpec = MEMBER,
     ) -> Recorded:
         """Pick ``values`` in the string select ``custom_id`` on ``message``."""
         component = self._component(message, custom_id, expected=(3,))
-        offered = {option["value"] for option in component.get("options", [])}
+        offered = [option["value"] for option in component.get("options", [])]
         unknown = [v for v in values if v not in offered]
         if unknown:
-            raise HarnessError(f"select {custom_id!r} offers {sorted(offered)}, not {unknown}")
+            raise HarnessError(f"select {custom_id!r} offers {offered}, not {unknown}")
         low, high = component.get("min_values", 1), component.get("max_values", 1)
         if not low <= len(values) <= high:
             raise HarnessError(
                 f"select {custom_id!r} takes {low}..{high} values, got {len(values)}"
             )
         data = {"custom_id": custom_id, "component_type": 3, "values": list(values)}
-        return await self._send(self._component_interaction(data, message, user), user)
+        return await self._send(self._component_interaction(data, message, as_user), as_user)
 
     async def submit_modal(
         self,
         opened: Recorded,
         values: Mapping[str, str | Sequence[str]],
         *,
-        user: UserSpec = MEMBER,
+        as_user: UserSpec | None = None,
     ) -> Recorded:
-        """Fill in and submit the modal the bot opened in ``opened``; ``values`` by custom id."""
+        """Fill in and submit the modal the bot opened in ``opened``; ``values`` by custom id.
+
+        By default the user who opened the modal submits it, where it was opened.
+        """
         modal = opened.modal
         remaining = dict(values)
         submitted = [self._submitted(c, remaining) for c in modal["components"]]
         if remaining:
             raise HarnessError(f"modal {modal['custom_id']!r} has no inputs {sorted(remaining)}")
         previous = next(r for r in self.fake.interactions.values() if r.id == opened.interaction_id)
+        user = as_user or previous.user
         data = {"custom_id": modal["custom_id"], "components": submitted}
         payload = self._interaction(
             MODAL_SUBMIT,
@@ -420,7 +447,7 @@ class Harness:
             user=user,
             channel=previous.channel_id,
             dm=previous.guild_id is None,
-            locale="en-US",
+            locale=opened.payload.get("locale", "en-US"),
         )
         return await self._send(payload, user)
 
@@ -454,6 +481,7 @@ class Harness:
         message = self.fake.messages.get(touched[-1]) if touched else None
         return Recorded(
             interaction_id=interaction_id,
+            payload=payload,
             requests=requests,
             errors=errors.errors + task_errors,
             message=copy.deepcopy(message),
