@@ -7,6 +7,7 @@ asserts on the HTTP requests discord.py actually sent to the loopback stand-in.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -28,6 +29,8 @@ from tests.support import (
 )
 from tests.support.specs import member_payload
 
+# The repository's own content, found from this file rather than the working directory.
+CONTENT_DIR = Path(__file__).resolve().parent.parent / "data"
 SHOWS = ["Severance", "Slow Horses", "Shogun", "The Bear", "Andor"]
 
 
@@ -464,3 +467,36 @@ async def test_unknown_routes_fail_the_harness_unless_answered() -> None:
         )
         found = await h.slash("lookup", who=MODERATOR)
     assert found.content == "Found moderator"
+
+
+async def test_smoke_the_real_bot_refuses_then_applies_a_moderator_setting(tmp_path: Path) -> None:
+    # Imported here so the rest of this file does not depend on the bot being importable.
+    from bot.client import EmbargoBot
+    from bot.config import Settings
+    from bot.spoilers.durations import parse_window
+    from bot.storage import Storage
+
+    storage = await Storage.open(f"sqlite:///{tmp_path}/embargo.db", tmp_path)
+    settings = Settings(
+        discord_token=None,
+        database_url=f"sqlite:///{tmp_path}/embargo.db",
+        content_dir=CONTENT_DIR,
+        log_level="INFO",
+        dev_guild_id=None,
+    )
+    try:
+        async with Harness(EmbargoBot(settings, storage)) as h:
+            refused = await h.slash("embargo", subcommand="window", as_user=MEMBER, duration="2d")
+            applied = await h.slash(
+                "embargo", subcommand="window", as_user=MODERATOR, duration="2d"
+            )
+        stored = await storage.get_guild_settings(DEFAULT_GUILD_ID)
+    finally:
+        await storage.close()
+
+    assert refused.ephemeral
+    assert "Manage Server" in (refused.content or "")
+    assert refused.allowed_mentions == {"parse": []}
+    assert applied.ephemeral
+    assert not applied.errors
+    assert stored.spoilers.window == parse_window("2d")
