@@ -8,9 +8,10 @@ checks, dispatching to views and modals, and packing the HTTP responses, which t
 records as they arrive on the wire::
 
     async with Harness(make_bot()) as h:
-        reply = await h.slash("review", show="Severance", episode=3, channel=GENERAL)
+        reply = await h.slash("review", episode="severance/s01e03", as_user=MEMBER)
         assert reply.ephemeral and "Severance" in reply.content
-        clicked = await h.click("reveal", message=reply.message, user=MODERATOR)
+        clicked = await h.click("reveal", message=reply.message, as_user=MODERATOR)
+        choices = await h.autocomplete("review", "episode", "sev")
 
 Private discord.py internals touched, all unavoidable without a gateway connection:
 ``Client._connection.parsers`` (the table the gateway reads events from) to deliver
@@ -33,7 +34,14 @@ import discord
 from discord import app_commands
 from discord.http import Route
 
-from .fake_discord import EPHEMERAL, FakeDiscord, InteractionRecord, RecordedFile, RecordedRequest
+from .fake_discord import (
+    EPHEMERAL,
+    FakeDiscord,
+    Handler,
+    InteractionRecord,
+    RecordedFile,
+    RecordedRequest,
+)
 from .specs import (
     DEFAULT_APP_ID,
     GENERAL,
@@ -55,9 +63,6 @@ APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 AUTOCOMPLETE = 4
 MODAL_SUBMIT = 5
-
-# Callback types whose ``data`` is a message (CHANNEL_MESSAGE_WITH_SOURCE, UPDATE_MESSAGE).
-_MESSAGE_CALLBACKS = (4, 7)
 
 
 class HarnessError(AssertionError):
@@ -312,7 +317,7 @@ class Harness:
         """Every HTTP request the bot sent since login, in order."""
         return self.fake.requests
 
-    def add_route(self, method: str, path: str, handler: Any) -> None:
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
         """Answer an extra REST route; see ``FakeDiscord.add_route``."""
         self.fake.add_route(method, path, handler)
 
@@ -511,7 +516,12 @@ class Harness:
                 task.cancel()
             names = ", ".join(sorted(t.get_name() for t in pending))
             raise HarnessError(f"{what}: still running after {self.timeout}s: {names}")
-        return [t.exception() for t in done if not t.cancelled() and t.exception() is not None]  # type: ignore[misc]
+        errors: list[BaseException] = []
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                errors.append(error)
+        return errors
 
     async def _ensure_roles(self, user: UserSpec) -> None:
         """Announce roles a test invents on the fly, as Discord would have before the click."""
