@@ -242,8 +242,7 @@ async def _write_totals(
         shrunk = [(row[0], row[1]) for row in per_guild if row[3] < 0]
         if shrunk:
             await conn.executemany(
-                "DELETE FROM vote_totals WHERE guild_id = ? AND episode_key = ? "
-                "AND vote_count = 0",
+                "DELETE FROM vote_totals WHERE guild_id = ? AND episode_key = ? AND vote_count = 0",
                 shrunk,
             )
     if pooled_rows:

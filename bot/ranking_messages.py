@@ -1,0 +1,255 @@
+"""What /vote, /unvote, /myvotes and /rankings show, built as plain data.
+
+Titles, codes and numbers only: nothing here ever reads a review, so no review or ending text
+can reach a ranking. Content-file text (titles, a critic's name) is escaped as literal text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.content.models import Episode, Show
+from bot.messages import EMBARGO_COLOUR, OutgoingMessage, episode_heading, escape_inline, timestamp
+from bot.ranking import (
+    CommunityRow,
+    CriticRow,
+    Order,
+    Ranking,
+    Scope,
+    Source,
+    page,
+    page_count,
+)
+from bot.spoilers.render import truncate
+from bot.storage.votes import MemberVote, VoteChange
+
+EMBED_TITLE_LIMIT = 256
+FOOTER_LIMIT = 2048
+CHART_FILENAME = "ranking.png"
+
+
+def _votes(count: int) -> str:
+    return f"{count} vote{'' if count == 1 else 's'}"
+
+
+def _where(scope: Scope) -> str:
+    return "in this server" if scope is Scope.SERVER else "across all servers"
+
+
+def _score(value: float) -> str:
+    return f"{value:.2f}"
+
+
+# -- /vote and /unvote -------------------------------------------------------------------------
+
+
+def unreleased_text(episode: Episode) -> str:
+    release = episode.release_at
+    return (
+        f"{episode_heading(episode)} isn't out yet: it's released {timestamp(release)} "
+        f"({timestamp(release, 'R')}). Voting opens then."
+    )
+
+
+def too_new_text(min_member_days: int, eligible_at: datetime) -> str:
+    return (
+        f"Members can vote once they've been in this server for {min_member_days} "
+        f"day{'' if min_member_days == 1 else 's'}. You can vote from {timestamp(eligible_at)} "
+        f"({timestamp(eligible_at, 'R')}). Nothing was saved."
+    )
+
+
+def unknown_join_date_text() -> str:
+    return (
+        "Discord didn't say when you joined this server, and it needs a minimum membership "
+        "time to vote. Try again in a moment. Nothing was saved."
+    )
+
+
+def score_range_text(low: int, high: int) -> str:
+    return f"A score is a whole number from {low} to {high}. Nothing was saved."
+
+
+def _standing_line(episode: Episode, ranking: Ranking) -> str:
+    row = ranking.row_for(episode.key)
+    if not isinstance(row, CommunityRow):
+        return "It has no votes in this server now."
+    prior = float(ranking.prior_mean) if ranking.prior_mean is not None else 0.0
+    return (
+        f"Community standing here: **#{row.rank} of {len(ranking.rows)}** ranked "
+        f"{escape_inline(episode.show_title)} episodes, weighted score "
+        f"**{_score(float(row.score))}** from {_votes(row.tally.count)} "
+        f"(average {float(row.tally.mean):.1f}).\n"
+        f"-# Few votes pull a score towards the show's average here ({prior:.2f}); "
+        f"the pull weighs like {_votes(ranking.min_votes)} (the server's minimum)."
+    )
+
+
+def vote_message(episode: Episode, change: VoteChange, ranking: Ranking) -> OutgoingMessage:
+    """The ephemeral reply to /vote, after the vote is committed; ``ranking`` is the show's
+    community ranking in this server including it."""
+    heading = episode_heading(episode)
+    new, old = change.new_score, change.old_score
+    if old is None:
+        first = f"Saved: **{new}/10** for {heading}."
+    elif old == new:
+        first = f"Your vote for {heading} was already **{new}/10**; it stands."
+    else:
+        first = f"Saved: your vote for {heading} changed from {old} to {new}."
+    return OutgoingMessage(content=f"{first}\n{_standing_line(episode, ranking)}", ephemeral=True)
+
+
+def unvote_message(episode: Episode, change: VoteChange, ranking: Ranking) -> OutgoingMessage:
+    heading = episode_heading(episode)
+    if change.old_score is None:
+        return OutgoingMessage(
+            content=f"You haven't voted on {heading} in this server; nothing to withdraw.",
+            ephemeral=True,
+        )
+    return OutgoingMessage(
+        content=(
+            f"Withdrawn: your {change.old_score}/10 for {heading}.\n"
+            f"{_standing_line(episode, ranking)}"
+        ),
+        ephemeral=True,
+    )
+
+
+# -- /myvotes ------------------------------------------------------------------------------------
+
+
+def _vote_row(vote: MemberVote, episode: Episode | None, *, with_show: bool) -> str:
+    if episode is None:
+        # Voted on an episode that has since left the catalogue: the key is all there is.
+        label = f"`{escape_inline(vote.episode_key)}`"
+    else:
+        show = f"{escape_inline(episode.show_title)} " if with_show else ""
+        label = f"{show}`{episode.short_code}` {escape_inline(episode.title)}"
+    return f"{label} · **{vote.score}**/10 · {timestamp(vote.voted_at, 'R')}"
+
+
+def my_votes_pages(
+    votes: Sequence[tuple[MemberVote, Episode | None]], show: Show | None
+) -> list[OutgoingMessage]:
+    """One ephemeral message per page of the member's votes in this server."""
+    subject = f"Your {show.title} votes" if show is not None else "Your votes"
+    if not votes:
+        where = f"any {escape_inline(show.title)} episode" if show is not None else "any episode"
+        return [
+            OutgoingMessage(
+                content=f"You haven't voted on {where} in this server yet. Try `/vote`.",
+                ephemeral=True,
+            )
+        ]
+    pages = []
+    total = page_count(len(votes))
+    for number in range(total):
+        rows = [
+            _vote_row(vote, episode, with_show=show is None)
+            for vote, episode in page(votes, number)
+        ]
+        embed = {
+            "title": truncate(f"{subject} in this server", EMBED_TITLE_LIMIT),
+            "description": "\n".join(rows),
+            "color": EMBARGO_COLOUR,
+            "footer": {
+                "text": f"Page {number + 1} of {total} · {_votes(len(votes))} · "
+                "change one with /vote, withdraw it with /unvote"
+            },
+        }
+        pages.append(OutgoingMessage(embeds=(embed,), ephemeral=True))
+    return pages
+
+
+# -- /rankings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RankingRequest:
+    """What was asked, for the headings: the show, an optional season, order and scope."""
+
+    show: Show
+    season: int | None
+    order: Order
+    scope: Scope
+
+
+def ranking_title(request: RankingRequest, source: Source) -> str:
+    season = f" · Season {request.season}" if request.season is not None else ""
+    kind = "Community ranking" if source is Source.COMMUNITY else "Critic ranking"
+    return f"{request.show.title}{season} · {kind}"
+
+
+def ranking_subtitle(request: RankingRequest, ranking: Ranking) -> str:
+    order = "best first" if request.order is Order.BEST_FIRST else "worst first"
+    if ranking.source is Source.COMMUNITY:
+        scope = "this server" if request.scope is Scope.SERVER else "all servers"
+        return f"{scope} · {order} · {len(ranking.rows)} episodes · m = {ranking.min_votes}"
+    return f"{order} · {len(ranking.rows)} episodes"
+
+
+def _ranking_row(row: CommunityRow | CriticRow) -> str:
+    episode = row.episode
+    label = f"**{row.rank}.** `{episode.short_code}` {escape_inline(episode.title)}"
+    if isinstance(row, CommunityRow):
+        return (
+            f"{label} — **{_score(float(row.score))}** · {_votes(row.tally.count)} · "
+            f"avg {float(row.tally.mean):.1f}"
+        )
+    return f"{label} — the critic's #{row.position} of {row.listed}"
+
+
+def ranking_pages(
+    request: RankingRequest,
+    ranking: Ranking,
+    reason: str,
+    *,
+    critic_author: str | None = None,
+) -> list[OutgoingMessage]:
+    """One public message per page of 10 rows, in the order asked for."""
+    rows = ranking.ordered(request.order)
+    title = truncate(ranking_title(request, ranking.source), EMBED_TITLE_LIMIT)
+    intro = escape_inline(reason)
+    if critic_author is not None:
+        intro += f"\nRanked by {escape_inline(critic_author)}."
+    if ranking.unranked:
+        left_out = "have no votes yet" if ranking.source is Source.COMMUNITY else "aren't in it"
+        intro += f"\n-# {ranking.unranked} more episode(s) in range {left_out}."
+    if ranking.source is Source.COMMUNITY and ranking.prior_mean is not None:
+        formula = (
+            f"Weighted score = v/(v+m)·R + m/(v+m)·C, with m = {ranking.min_votes} and "
+            f"C = {float(ranking.prior_mean):.2f} (the show's average {_where(request.scope)})"
+        )
+    else:
+        formula = "Titles and ranks only; no spoilers"
+    total = page_count(len(rows))
+    pages = []
+    for number in range(total):
+        lines = [_ranking_row(row) for row in page(rows, number)]
+        embed = {
+            "title": title,
+            "description": intro + "\n\n" + "\n".join(lines),
+            "color": EMBARGO_COLOUR,
+            "footer": {
+                "text": truncate(
+                    f"Page {number + 1} of {total} · {ranking_subtitle(request, ranking)}\n"
+                    f"{formula}",
+                    FOOTER_LIMIT,
+                )
+            },
+        }
+        pages.append(OutgoingMessage(embeds=(embed,)))
+    return pages
+
+
+def no_ranking_message(request: RankingRequest, reason: str) -> OutgoingMessage:
+    season = f" season {request.season}" if request.season is not None else ""
+    return OutgoingMessage(
+        content=(
+            f"Nothing to rank for **{escape_inline(request.show.title)}**{season} yet. "
+            f"{escape_inline(reason)} Members can add theirs with `/vote`."
+        ),
+        ephemeral=True,
+    )

@@ -1,0 +1,368 @@
+"""/vote, /unvote, /myvotes and /rankings: community votes, critic rankings, charts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.chart import ranking_chart
+from bot.client import report_error
+from bot.content.models import Episode, Show
+from bot.errors import UserError
+from bot.messages import OutgoingMessage, escape_inline
+from bot.ranking import (
+    MAX_SCORE,
+    MIN_SCORE,
+    Order,
+    Ranking,
+    Scope,
+    Source,
+    choose_source,
+    combined,
+    community_ranking,
+    critic_ranking,
+)
+from bot.ranking_messages import (
+    CHART_FILENAME,
+    RankingRequest,
+    my_votes_pages,
+    no_ranking_message,
+    ranking_pages,
+    ranking_subtitle,
+    ranking_title,
+    score_range_text,
+    too_new_text,
+    unknown_join_date_text,
+    unreleased_text,
+    unvote_message,
+    vote_message,
+)
+from bot.ui import (
+    NO_MENTIONS,
+    episode_choices,
+    resolve_episode,
+    resolve_show,
+    send_messages,
+    show_choices,
+)
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
+# Interaction tokens last 15 minutes; the pager must stop (and grey out its buttons, which
+# needs the token) before that.
+PAGER_TIMEOUT = 600.0
+NOT_YOURS = (
+    "These buttons belong to whoever ran the command. Run it yourself to get pages you can turn."
+)
+
+
+def _embeds(message: OutgoingMessage) -> list[discord.Embed]:
+    return [discord.Embed.from_dict(embed) for embed in message.embeds]
+
+
+class Pager(discord.ui.View):
+    """Previous/Next over pre-rendered pages. Only the member who ran the command can turn
+    them; when the view times out its buttons are disabled on the message itself."""
+
+    def __init__(
+        self, origin: discord.Interaction, pages: Sequence[OutgoingMessage], *, timeout: float
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.origin = origin
+        self.owner_id = origin.user.id
+        self.pages = list(pages)
+        self.index = 0
+        self._sync_buttons()
+
+    def _sync_buttons(self) -> None:
+        self.previous.disabled = self.index == 0
+        self.next.disabled = self.index >= len(self.pages) - 1
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            NOT_YOURS, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        return False
+
+    async def _show(self, interaction: discord.Interaction, index: int) -> None:
+        self.index = min(max(index, 0), len(self.pages) - 1)
+        self._sync_buttons()
+        current = self.pages[self.index]
+        await interaction.response.edit_message(
+            content=current.content, embeds=_embeds(current), view=self
+        )
+
+    @discord.ui.button(label="Previous", emoji="\N{LEFTWARDS BLACK ARROW}")
+    async def previous(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
+    ) -> None:
+        await self._show(interaction, self.index - 1)
+
+    @discord.ui.button(label="Next", emoji="\N{BLACK RIGHTWARDS ARROW}")
+    async def next(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
+    ) -> None:
+        await self._show(interaction, self.index + 1)
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        # If the message was deleted or the token expired there is nothing left to grey out.
+        with contextlib.suppress(discord.HTTPException):
+            await self.origin.edit_original_response(view=self)
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]
+    ) -> None:
+        await report_error(interaction, error)
+
+
+async def send_paged(
+    interaction: discord.Interaction,
+    pages: Sequence[OutgoingMessage],
+    *,
+    file: discord.File | None = None,
+) -> None:
+    """Send the first page, with Previous/Next when there is more than one."""
+    first = pages[0]
+    view = Pager(interaction, pages, timeout=PAGER_TIMEOUT) if len(pages) > 1 else None
+    if file is None:
+        await send_messages(interaction, [first], view=view)
+        return
+    kwargs: dict[str, Any] = {
+        "content": first.content,
+        "embeds": _embeds(first),
+        "ephemeral": first.ephemeral,
+        "allowed_mentions": NO_MENTIONS,
+        "file": file,
+    }
+    if view is not None:
+        kwargs["view"] = view
+    await interaction.response.send_message(**kwargs)
+
+
+def guild_id_of(interaction: discord.Interaction) -> int:
+    # The commands are registered guild-only; a stale client could still send one from a DM.
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage
+    return interaction.guild_id
+
+
+def check_member_age(user: discord.abc.User, min_member_days: int, now: datetime) -> None:
+    """Refuse (nothing stored) a member who joined the server too recently to vote."""
+    if min_member_days <= 0:
+        return
+    joined_at = getattr(user, "joined_at", None)
+    if joined_at is None:
+        raise UserError(unknown_join_date_text())
+    eligible_at = joined_at + timedelta(days=min_member_days)
+    if now < eligible_at:
+        raise UserError(too_new_text(min_member_days, eligible_at))
+
+
+def _season_episodes(show: Show, season: int | None, now: datetime) -> list[Episode]:
+    if season is not None and all(e.season != season for e in show.episodes):
+        seasons = sorted({e.season for e in show.episodes})
+        listed = ", ".join(str(s) for s in seasons) or "none"
+        raise UserError(f"{escape_inline(show.title)} has no season {season}. Seasons: {listed}.")
+    # Unreleased episodes can't be voted on and aren't ranked by critics yet.
+    return [
+        e for e in show.episodes if (season is None or e.season == season) and e.release_at <= now
+    ]
+
+
+class Rankings(commands.Cog):
+    def __init__(self, bot: EmbargoBot) -> None:
+        self.bot = bot
+
+    def _show_of(self, episode: Episode) -> Show:
+        show = self.bot.catalogue.shows_by_slug.get(episode.show_slug)
+        if show is None:  # an Episode always comes from a loaded show
+            raise UserError("That episode's show is no longer in the catalogue.")
+        return show
+
+    async def _community(
+        self, show: Show, episodes: Sequence[Episode], guild_id: int | None, min_votes: int
+    ) -> tuple[Ranking, int]:
+        """The community ranking of ``episodes`` and the number of votes on them, in one
+        server (or pooled for ``None``). C is the show's mean over its episodes in scope."""
+        tallies = await self.bot.storage.vote_tallies(show.slug, guild_id)
+        known = {e.key for e in show.episodes}
+        prior = combined(t for key, t in tallies.items() if key in known)
+        ranking = community_ranking(episodes, tallies, min_votes=min_votes, prior=prior)
+        votes = sum(tallies[e.key].count for e in episodes if e.key in tallies)
+        return ranking, votes
+
+    async def _standing(self, episode: Episode, guild_id: int, min_votes: int) -> Ranking:
+        show = self._show_of(episode)
+        ranking, _ = await self._community(show, show.episodes, guild_id, min_votes)
+        return ranking
+
+    # -- /vote, /unvote -----------------------------------------------------------------------
+
+    @app_commands.command(
+        name="vote", description="Score an episode from 1 to 10. Voting again changes your score."
+    )
+    @app_commands.describe(episode=EPISODE_HELP, score="1 (worst) to 10 (best)")
+    @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def vote(
+        self,
+        interaction: discord.Interaction,
+        episode: str,
+        score: app_commands.Range[int, MIN_SCORE, MAX_SCORE],
+    ) -> None:
+        guild_id = guild_id_of(interaction)
+        if not MIN_SCORE <= score <= MAX_SCORE:  # Discord enforces the range; so do we.
+            raise UserError(score_range_text(MIN_SCORE, MAX_SCORE))
+        found = resolve_episode(self.bot.catalogue, episode)
+        now = self.bot.clock()
+        if found.release_at > now:
+            raise UserError(unreleased_text(found))
+        settings = await self.bot.storage.get_guild_settings(guild_id)
+        check_member_age(interaction.user, settings.min_member_days, now)
+        # Returns only once the vote and its totals are committed.
+        change = await self.bot.storage.cast_vote(
+            guild_id, interaction.user.id, found.key, score, now=now
+        )
+        ranking = await self._standing(found, guild_id, settings.min_votes)
+        await send_messages(interaction, [vote_message(found, change, ranking)])
+
+    @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
+    @app_commands.describe(episode=EPISODE_HELP)
+    @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def unvote(self, interaction: discord.Interaction, episode: str) -> None:
+        guild_id = guild_id_of(interaction)
+        found = resolve_episode(self.bot.catalogue, episode)
+        change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, found.key)
+        settings = await self.bot.storage.get_guild_settings(guild_id)
+        ranking = await self._standing(found, guild_id, settings.min_votes)
+        await send_messages(interaction, [unvote_message(found, change, ranking)])
+
+    @vote.autocomplete("episode")
+    @unvote.autocomplete("episode")
+    async def episode_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return episode_choices(self.bot.catalogue, current)
+
+    # -- /myvotes -------------------------------------------------------------------------------
+
+    @app_commands.command(name="myvotes", description="Your own votes in this server.")
+    @app_commands.describe(show="Optional: only this show")
+    @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def myvotes(self, interaction: discord.Interaction, show: str | None = None) -> None:
+        guild_id = guild_id_of(interaction)
+        found = resolve_show(self.bot.catalogue, show) if show is not None else None
+        votes = await self.bot.storage.member_votes(
+            guild_id, interaction.user.id, found.slug if found is not None else None
+        )
+        by_key = self.bot.catalogue.by_key
+        paired = [(vote, by_key.get(vote.episode_key)) for vote in votes]
+        await send_paged(interaction, my_votes_pages(paired, found))
+
+    # -- /rankings ------------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="rankings", description="A show's episodes ranked by this server's votes or a critic."
+    )
+    @app_commands.describe(
+        show="The show",
+        season="Optional: only this season",
+        source="community (votes) or critic; by default community once there are enough votes",
+        order="best-first (default) or worst-first",
+        scope="server (default): this server's votes · global: every server's votes pooled",
+        chart="Also attach the ranking as a bar chart image",
+    )
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def rankings(
+        self,
+        interaction: discord.Interaction,
+        show: str,
+        season: app_commands.Range[int, 0, 999] | None = None,
+        source: Literal["community", "critic"] | None = None,
+        order: Literal["best-first", "worst-first"] = "best-first",
+        scope: Literal["server", "global"] | None = None,
+        chart: bool = False,
+    ) -> None:
+        found = resolve_show(self.bot.catalogue, show)
+        guild_id = interaction.guild_id
+        if guild_id is None and scope == "server":
+            raise UserError("There's no server in direct messages: use `scope: global` here.")
+        # Outside a server only the pooled votes exist.
+        chosen_scope = Scope(scope) if scope else (Scope.SERVER if guild_id else Scope.GLOBAL)
+        request = RankingRequest(show=found, season=season, order=Order(order), scope=chosen_scope)
+        episodes = _season_episodes(found, season, self.bot.clock())
+        settings = await self.bot.storage.get_guild_settings(guild_id)
+        votes_guild = guild_id if chosen_scope is Scope.SERVER else None
+        community, votes = await self._community(found, episodes, votes_guild, settings.min_votes)
+        critic = await self.bot.storage.get_critic_ranking(found.slug)
+        choice = choose_source(
+            Source(source) if source else None,
+            votes=votes,
+            min_votes=settings.min_votes,
+            has_critic=critic is not None,
+            scope=chosen_scope,
+        )
+        if choice.source is None:
+            await send_messages(interaction, [no_ranking_message(request, choice.reason)])
+            return
+        if choice.source is Source.CRITIC:
+            if critic is None:
+                raise UserError(
+                    f"There's no critic ranking of {escape_inline(found.title)} yet. "
+                    "Try `source: community`."
+                )
+            ranking = critic_ranking(episodes, critic)
+            author: str | None = critic.author
+        else:
+            ranking, author = community, None
+        if not ranking.rows:
+            if ranking.source is Source.CRITIC:
+                why = "The critic's ranking doesn't include any of these episodes."
+            elif chosen_scope is Scope.SERVER:
+                why = "None of these episodes has a vote in this server."
+            else:
+                why = "None of these episodes has a vote yet."
+            await send_messages(interaction, [no_ranking_message(request, why)])
+            return
+        pages = ranking_pages(request, ranking, choice.reason, critic_author=author)
+        file = None
+        if chart:
+            # Pillow releases the GIL while it encodes; keep the event loop free meanwhile.
+            png = await asyncio.to_thread(
+                ranking_chart,
+                ranking,
+                request.order,
+                ranking_title(request, ranking.source),
+                ranking_subtitle(request, ranking),
+            )
+            file = discord.File(io.BytesIO(png), filename=CHART_FILENAME)
+        await send_paged(interaction, pages, file=file)
+
+    @myvotes.autocomplete("show")
+    @rankings.autocomplete("show")
+    async def show_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return show_choices(self.bot.catalogue, current)
+
+
+async def setup(bot: EmbargoBot) -> None:
+    await bot.add_cog(Rankings(bot))
