@@ -22,10 +22,12 @@ is built so that every one of those readings finds exactly the same tags:
 * A ``>`` starting a tag's content is escaped (``\\>``), since some readings take ``||> x||`` for a
   quote line.
 * Lone backslashes (ones that escape nothing) are doubled, which shows the same character but can
-  never escape the closing ``||`` or be split from what follows.
+  never escape the closing ``||``. The author's own escapes (``\\*``) are kept, and a split never
+  falls between a backslash and the character it escapes.
 * URLs are wrapped as ``<url>`` so they cannot unfurl (the caller also suppresses embeds). A URL
-  stops at whitespace, ``<``, ``>``, ``|``, a backtick or a backslash, so it never absorbs a tag. A
-  scheme with nothing after it, or a URL too long for one message, has its colon escaped
+  stops at whitespace, ``<``, ``>``, ``|``, a backtick, a backslash or another ``http(s)://``, so
+  it never absorbs a tag, and no scheme shows inside ``<...>`` but at its start. A scheme with
+  nothing after it, or a URL too long for one message, has its colon escaped
   (``https\\://``) so no parser sees a link at all.
 
 Lengths are counted in code points, as Discord's API counts them.
@@ -136,8 +138,10 @@ def truncate(text: str, limit: int, *, ellipsis: str = "…") -> str:
     if budget < 1:
         raise ValueError(f"limit {limit} leaves no room for text before {ellipsis!r}")
     units = _explode(_strip(_units(text, _EMBED)), budget, _EMBED)
-    kept = _rstrip(units[: _take(units, budget)])
-    return _balance(kept) + ellipsis
+    kept = _balance(_rstrip(units[: _take(units, budget)]))
+    if (len(kept) - len(kept.rstrip("\\"))) % 2:
+        kept = kept[:-1].rstrip()  # a lone backslash would escape the ellipsis
+    return kept + ellipsis
 
 
 def _messages(text: str, *, header: str, limit: int, style: _Style) -> list[str]:
@@ -239,7 +243,10 @@ def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
                 units.append(_Unit(source[i : i + 2], source[i : i + 2]))  # the author's escape
                 i += 2
             else:
-                units.append(_Unit("\\\\", "\\"))  # shows the same, escapes nothing
+                # A backslash that escapes nothing. Inside a tag it is doubled (shows the same)
+                # so it can never escape the closing "||"; plain text keeps it, since inside a
+                # code span Discord would show both backslashes.
+                units.append(_Unit("\\\\" if style.spoiler else "\\", "\\"))
                 i += 1
         elif char.isspace():
             units.append(_Unit(char, char, _Kind.SPACE))
@@ -257,6 +264,8 @@ def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
 def _url_body(source: str, start: int) -> str:
     match = _URL_BODY.match(source, start)
     body = match[0] if match else ""
+    if nested := _SCHEME.search(body):
+        body = body[: nested.start()]  # a second scheme starts a second URL, wrapped on its own
     while body and body[-1] in _URL_TRAIL:
         if body[-1] == ")" and body.count("(") >= body.count(")"):
             break  # a balanced parenthesis belongs to the URL (Wikipedia-style paths)
