@@ -1,0 +1,590 @@
+"""Scenario API: run a real bot process against the Discord stand-in and act as its users.
+
+    async with DiscordStandIn() as standin:
+        bot = BotProcess(standin, argv=EMBARGO_ARGV, workdir=tmp_path)
+        await bot.start()                      # waits for IDENTIFY/READY and registered commands
+        scenario = Scenario(standin, bot)
+        reply = await (await scenario.slash("ping", as_user="alice")).reply()
+        assert reply.content == "pong"
+        await bot.stop()                       # SIGINT, then kill after a timeout
+
+The bot is launched as ``argv`` with cwd = the repository root and an environment holding a fake
+token, an absolute SQLite ``DATABASE_URL`` in ``workdir``, a ``CONTENT_DIR``, and ``PYTHONPATH``
+with ``tests/e2e/sitecustomize`` which redirects discord.py to the stand-in. Nothing else in the
+bot knows it is under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .standin.interactions import (
+    ScenarioError,
+    Upload,
+    command_interaction,
+    component_interaction,
+    modal_submit_interaction,
+)
+from .standin.server import EPHEMERAL, LOADING, DiscordStandIn, InteractionRecord, StoredMessage
+from .standin.world import Channel, User, snowflake
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SITECUSTOMIZE_DIR = Path(__file__).resolve().parent / "sitecustomize"
+EMBARGO_ARGV: tuple[str, ...] = (sys.executable, "-m", "bot")
+DEMO_ARGV: tuple[str, ...] = (sys.executable, "-m", "tests.e2e.demo_bot")
+# Variables of .env.example: set them all so a developer's .env cannot leak into a test run.
+BOT_ENV_KEYS = ("DISCORD_TOKEN", "DATABASE_URL", "CONTENT_DIR", "LOG_LEVEL", "DEV_GUILD_ID")
+
+T = TypeVar("T")
+
+
+class BotProcess:
+    """One bot, started and stopped as a subprocess; restartable on the same database."""
+
+    def __init__(
+        self,
+        standin: DiscordStandIn,
+        *,
+        workdir: Path,
+        argv: Sequence[str] = EMBARGO_ARGV,
+        content_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.standin = standin
+        self.argv = tuple(argv)
+        self.workdir = workdir
+        self.database_path = workdir / "e2e.db"
+        self.content_dir = content_dir or workdir / "content"
+        self.extra_env = dict(env or {})
+        self.lines: list[str] = []  # stdout and stderr of every run, in arrival order
+        self.starts = 0
+        self.returncode: int | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in BOT_ENV_KEYS and not k.startswith(("EMBARGO_", "PYTEST_"))
+        }
+        python_path = [str(SITECUSTOMIZE_DIR), str(REPO_ROOT)]
+        if os.environ.get("PYTHONPATH"):
+            python_path.append(os.environ["PYTHONPATH"])
+        env.update(
+            DISCORD_TOKEN=self.standin.token,
+            # Four slashes: sqlite:/// followed by an absolute path.
+            DATABASE_URL=f"sqlite:///{self.database_path}",
+            CONTENT_DIR=str(self.content_dir),
+            LOG_LEVEL="INFO",
+            DEV_GUILD_ID="",
+            PYTHONPATH=os.pathsep.join(python_path),
+            PYTHONUNBUFFERED="1",
+            PYTHONDONTWRITEBYTECODE="1",
+            EMBARGO_E2E_API_BASE=self.standin.api_base,
+            EMBARGO_E2E_GATEWAY_URL=self.standin.gateway_url,
+        )
+        env.update(self.extra_env)
+        return env
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    def exit_reason(self) -> str | None:
+        """Why waiting for the bot is pointless (it exited), or None while it runs."""
+        if self._process is not None and self._process.returncode is not None:
+            return f"the bot exited with code {self._process.returncode}\n{self.tail()}"
+        return None
+
+    def tail(self, count: int = 40) -> str:
+        return "\n".join(["--- bot output (last lines) ---", *self.lines[-count:]])
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    async def start(self, *, within: float = 30.0, require_commands: bool = True) -> None:
+        """Launch the bot and wait until its gateway session is READY with its guilds.
+
+        With ``require_commands`` also wait until the stand-in holds registered commands (a
+        restart with unchanged commands need not register them again: Discord keeps them).
+        """
+        if self.running:
+            raise RuntimeError("bot already running")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        self.lines.append(f"=== start #{self.starts}: {' '.join(self.argv)}")
+        sessions_before = len(self.standin.sessions)
+        self.returncode = None
+        self._process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=1 << 20,
+        )
+        assert self._process.stdout is not None
+        assert self._process.stderr is not None
+        self._readers = [
+            asyncio.create_task(self._read(self._process.stdout, "out")),
+            asyncio.create_task(self._read(self._process.stderr, "err")),
+        ]
+        self._watcher = asyncio.create_task(self._watch(self._process))
+        guild_count = len(self.standin.world.guilds)
+
+        def ready() -> bool:
+            for session in self.standin.sessions[sessions_before:]:
+                names = [e.name for e in session.events]
+                if names[:1] == ["READY"] and names.count("GUILD_CREATE") >= guild_count:
+                    return not require_commands or any(self.standin.commands.values())
+            return False
+
+        try:
+            await self.standin.wait_for(
+                ready, within=within, what="the bot to connect", abort=self.exit_reason
+            )
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{self.tail()}") from None
+
+    async def _read(self, stream: asyncio.StreamReader, name: str) -> None:
+        log_path = self.workdir / "bot.log"
+        with log_path.open("a", encoding="utf-8") as log_file:
+            while line := await stream.readline():
+                text = line.decode(errors="replace").rstrip("\n")
+                self.lines.append(f"[{name}] {text}")
+                log_file.write(f"[{name}] {text}\n")
+
+    async def _watch(self, process: asyncio.subprocess.Process) -> None:
+        await process.wait()
+        self.standin.notify()
+
+    async def stop(self, *, within: float = 10.0) -> int:
+        """SIGINT (what Ctrl+C sends), SIGKILL after ``within`` seconds; returns the exit code."""
+        process = self._process
+        if process is None:
+            raise RuntimeError("bot was never started")
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), within)
+            except TimeoutError:
+                self.lines.append(f"=== bot ignored SIGINT for {within}s: killed")
+                process.kill()
+                await process.wait()
+        await asyncio.gather(*self._readers, *([self._watcher] if self._watcher else []))
+        self.returncode = process.returncode
+        assert self.returncode is not None
+        self.lines.append(f"=== exited with {self.returncode}")
+        return self.returncode
+
+    async def restart(self, **start_options: Any) -> None:
+        await self.stop()
+        await self.start(**start_options)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A snapshot of a message the bot sent (or edited), as the user would see it."""
+
+    payload: dict[str, Any]
+    files: dict[str, bytes]  # attachment filename -> bytes
+    allowed_mentions: dict[str, Any] | None
+    visible_to: int | None
+    edits: int
+    deleted: bool
+
+    @classmethod
+    def of(cls, standin: DiscordStandIn, message: StoredMessage) -> SentMessage:
+        files = {
+            a["filename"]: standin.attachments[int(a["id"])]
+            for a in message.payload.get("attachments", [])
+            if int(a["id"]) in standin.attachments
+        }
+        return cls(
+            payload=message.payload,
+            files=files,
+            allowed_mentions=message.allowed_mentions,
+            visible_to=message.visible_to,
+            edits=len(message.requests) - 1,
+            deleted=message.deleted,
+        )
+
+    @property
+    def id(self) -> int:
+        return int(self.payload["id"])
+
+    @property
+    def channel_id(self) -> int:
+        return int(self.payload["channel_id"])
+
+    @property
+    def content(self) -> str:
+        return self.payload.get("content") or ""
+
+    @property
+    def embeds(self) -> list[dict[str, Any]]:
+        return self.payload.get("embeds") or []
+
+    @property
+    def components(self) -> list[dict[str, Any]]:
+        return self.payload.get("components") or []
+
+    @property
+    def flags(self) -> int:
+        return int(self.payload.get("flags") or 0)
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+    @property
+    def loading(self) -> bool:
+        return bool(self.flags & LOADING)
+
+    @property
+    def attachments(self) -> list[dict[str, Any]]:
+        return self.payload.get("attachments") or []
+
+    def text(self) -> str:
+        """Content plus every embed's visible text, for "does the user see X" assertions."""
+        parts = [self.content]
+        for embed in self.embeds:
+            parts += [embed.get("title") or "", embed.get("description") or ""]
+            parts += [(embed.get("author") or {}).get("name") or ""]
+            for embed_field in embed.get("fields") or []:
+                parts += [embed_field.get("name") or "", embed_field.get("value") or ""]
+            parts += [(embed.get("footer") or {}).get("text") or ""]
+        return "\n".join(p for p in parts if p)
+
+    def all_components(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        stack = list(reversed(self.components))
+        while stack:
+            component = stack.pop()
+            found.append(component)
+            stack.extend(reversed(component.get("components") or []))
+            if component.get("accessory"):
+                stack.append(component["accessory"])
+        return found
+
+    def custom_ids(self) -> list[str]:
+        return [c["custom_id"] for c in self.all_components() if "custom_id" in c]
+
+    def button(self, label: str) -> dict[str, Any]:
+        for component in self.all_components():
+            if component.get("type") == 2 and component.get("label") == label:
+                return component
+        labels = [c.get("label") for c in self.all_components() if c.get("type") == 2]
+        raise KeyError(f"no button {label!r}; buttons: {labels}")
+
+
+class InteractionHandle:
+    """One interaction the scenario sent, and accessors that wait for the bot's answers."""
+
+    def __init__(self, scenario: Scenario, record: InteractionRecord) -> None:
+        self.scenario = scenario
+        self.record = record
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    @property
+    def response_time(self) -> float | None:
+        """Seconds from dispatch to the accepted initial response."""
+        if self.record.callback_at is None:
+            return None
+        return self.record.callback_at - self.record.dispatched_at
+
+    async def callback(self, within: float = 5.0) -> dict[str, Any]:
+        """The accepted initial response body ``{"type": ..., "data": ...}``."""
+        return await self.scenario.wait(
+            lambda: self.record.callback,
+            what=f"a response to interaction {self.id}",
+            within=within,
+            record=self.record,
+        )
+
+    async def reply(self, within: float = 5.0) -> SentMessage:
+        """The original response once final (a deferral waits for its edit or followup)."""
+        await self.scenario.wait(
+            lambda: self.record.original_ready,
+            what=f"the final original response to interaction {self.id}",
+            within=within,
+            record=self.record,
+        )
+        assert self.record.original_id is not None
+        return self.scenario.message(self.record.original_id)
+
+    async def followups(self, count: int, within: float = 5.0) -> list[SentMessage]:
+        """The first ``count`` followup messages (not counting one that resolved a deferral)."""
+        await self.scenario.wait(
+            lambda: len(self.record.followup_ids) >= count,
+            what=f"{count} followup(s) to interaction {self.id}",
+            within=within,
+            record=self.record,
+        )
+        return [self.scenario.message(i) for i in self.record.followup_ids[:count]]
+
+    async def choices(self, within: float = 5.0) -> list[dict[str, Any]]:
+        body = await self.callback(within)
+        if body["type"] != 8:
+            raise AssertionError(f"expected autocomplete choices (type 8), got {body}")
+        return body["data"]["choices"]
+
+    async def modal(self, within: float = 5.0) -> dict[str, Any]:
+        body = await self.callback(within)
+        if body["type"] != 9:
+            raise AssertionError(f"expected a modal (type 9), got {body}")
+        return body["data"]
+
+
+class Scenario:
+    """Acts as Discord users: sends interactions built from the bot's registered commands."""
+
+    def __init__(self, standin: DiscordStandIn, bot: BotProcess) -> None:
+        self.standin = standin
+        self.bot = bot
+        self._checkpoint = 0
+
+    @property
+    def world(self) -> Any:
+        return self.standin.world
+
+    def user(self, user: str | User) -> User:
+        return self.world.user(user)
+
+    def channel(self, channel: str | Channel, user: User | None = None) -> Channel:
+        """A guild channel by name, or ``"dm"`` for the bot's DM with ``user``."""
+        if isinstance(channel, Channel):
+            return channel
+        if channel == "dm":
+            if user is None:
+                raise ScenarioError("a DM needs a user")
+            return self.world.dm_channel(user)
+        return self.world.guild.channel(channel)
+
+    async def wait(
+        self,
+        predicate: Callable[[], T],
+        *,
+        what: str,
+        within: float = 5.0,
+        record: InteractionRecord | None = None,
+    ) -> T:
+        """Wait on the stand-in; on failure, explain with the bot's output and refusals."""
+        try:
+            return await self.standin.wait_for(
+                predicate, within=within, what=what, abort=self.bot.exit_reason
+            )
+        except TimeoutError as error:
+            details = [str(error)]
+            if record is not None and record.rejected:
+                details += [
+                    f"refused answer: {r.method} {r.path} -> {r.status} {r.response}"
+                    for r in record.rejected
+                ]
+            details += [
+                f"refused request: {r.method} {r.path} -> {r.status} {r.response}"
+                for r in self.standin.errors[-5:]
+            ]
+            raise AssertionError("\n".join([*details, self.bot.tail()])) from None
+
+    async def _send(self, payload: dict[str, Any]) -> InteractionHandle:
+        if not self.bot.running:
+            raise AssertionError(f"the bot is not running\n{self.bot.tail()}")
+        return InteractionHandle(self, await self.standin.send_interaction(payload))
+
+    def _command(self, name: str, channel: Channel) -> dict[str, Any]:
+        try:
+            return self.standin.registered_command(name, guild_id=channel.guild_id)
+        except KeyError as error:
+            raise ScenarioError(str(error)) from None
+
+    async def slash(
+        self,
+        name: str,
+        subcommand: str | None = None,
+        /,
+        *,
+        as_user: str | User = "alice",
+        in_channel: str | Channel = "general",
+        locale: str = "en-US",
+        bypass_permissions: bool = False,
+        options: Mapping[str, Any] | None = None,
+        **kw_options: Any,
+    ) -> InteractionHandle:
+        """``as_user`` runs ``/name [subcommand] option:value...`` in ``in_channel``.
+
+        Options go as keywords or, for names that are not identifiers, in ``options``. Values:
+        str/int/float/bool, a user name or :class:`User`, a channel name or :class:`Channel`, a
+        role name, an :class:`Upload` for attachments.
+        """
+        who = self.user(as_user)
+        where = self.channel(in_channel, who)
+        payload = command_interaction(
+            self.world,
+            self._command(name, where),
+            user=who,
+            channel=where,
+            subcommand=subcommand,
+            options={**(options or {}), **kw_options},
+            locale=locale,
+            store_upload=self._store_upload,
+            bypass_permissions=bypass_permissions,
+        )
+        return await self._send(payload)
+
+    async def autocomplete(
+        self,
+        name: str,
+        focused: str,
+        typed: str,
+        subcommand: str | None = None,
+        /,
+        *,
+        as_user: str | User = "alice",
+        in_channel: str | Channel = "general",
+        locale: str = "en-US",
+        options: Mapping[str, Any] | None = None,
+        **kw_options: Any,
+    ) -> list[dict[str, Any]]:
+        """``as_user`` types ``typed`` into option ``focused`` of ``/name``; returns the choices."""
+        who = self.user(as_user)
+        where = self.channel(in_channel, who)
+        payload = command_interaction(
+            self.world,
+            self._command(name, where),
+            user=who,
+            channel=where,
+            subcommand=subcommand,
+            options={**(options or {}), **kw_options, focused: typed},
+            focused=focused,
+            locale=locale,
+            store_upload=self._store_upload,
+        )
+        return await (await self._send(payload)).choices()
+
+    async def click(
+        self,
+        message: SentMessage | int,
+        custom_id: str,
+        *,
+        as_user: str | User = "alice",
+        values: list[str] | None = None,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """``as_user`` clicks the button (or picks ``values`` in the select) ``custom_id``."""
+        stored = self.standin.messages.get(message if isinstance(message, int) else message.id)
+        if stored is None or stored.deleted:
+            raise ScenarioError(f"message {message} does not exist (any more)")
+        who = self.user(as_user)
+        channel = self.world.find_channel(stored.channel_id)
+        assert channel is not None
+        payload = component_interaction(
+            self.world,
+            stored.payload,
+            custom_id=custom_id,
+            user=who,
+            channel=channel,
+            visible_to=stored.visible_to,
+            values=values,
+            locale=locale,
+        )
+        return await self._send(payload)
+
+    async def submit_modal(
+        self, opened_by: InteractionHandle, fields: Mapping[str, str]
+    ) -> InteractionHandle:
+        """Fill in and submit the modal the bot opened in answer to ``opened_by``."""
+        modal = await opened_by.modal()
+        payload = opened_by.record.payload
+        user_id = opened_by.record.user_id
+        who = self.world.user_by_id(user_id)
+        channel = self.world.find_channel(int(payload["channel_id"]))
+        assert who is not None
+        assert channel is not None
+        inputs = {
+            c["custom_id"]
+            for row in modal["components"]
+            for c in row.get("components") or [row.get("component") or {}]
+            if "custom_id" in c
+        }
+        if set(fields) - inputs:
+            raise ScenarioError(f"modal has no inputs {sorted(set(fields) - inputs)}")
+        submission = modal_submit_interaction(
+            self.world, custom_id=modal["custom_id"], fields=fields, user=who, channel=channel
+        )
+        return await self._send(submission)
+
+    async def send_raw_interaction(self, payload: dict[str, Any]) -> InteractionHandle:
+        """Dispatch an INTERACTION_CREATE exactly as given (for malformed-input tests)."""
+        return await self._send(payload)
+
+    def _store_upload(self, channel_id: int, upload: Upload) -> tuple[int, str]:
+        """Keep an option's uploaded file where its attachment URL serves it to the bot."""
+        attachment_id = snowflake()
+        self.standin.attachments[attachment_id] = upload.data
+        url = f"{self.standin.base_url}/attachments/{channel_id}/{attachment_id}/{upload.filename}"
+        return attachment_id, url
+
+    def message(self, message_id: int) -> SentMessage:
+        return SentMessage.of(self.standin, self.standin.messages[message_id])
+
+    def channel_messages(self, channel: str | Channel) -> list[SentMessage]:
+        """What everyone sees in ``channel``, oldest first."""
+        target = self.channel(channel)
+        return [SentMessage.of(self.standin, m) for m in self.standin.channel_messages(target.id)]
+
+    def checkpoint(self) -> None:
+        """Start a new window for :meth:`assert_clean`."""
+        self._checkpoint = len(self.standin.requests)
+
+    def assert_clean(self) -> None:
+        """Since the checkpoint: no unknown route, no request refused, the bot still running."""
+        since = self.standin.requests[self._checkpoint :]
+        problems = [
+            f"{r.method} {r.path} -> {r.status} {r.response}"
+            for r in since
+            if r.status >= 400 and not r.injected
+        ]
+        if not self.bot.running:
+            problems.append(f"the bot is not running (exit {self.bot.returncode})")
+        if problems:
+            raise AssertionError("\n".join([*problems, self.bot.tail()]))
+
+
+async def wait_until(predicate: Callable[[], bool], within: float, interval: float = 0.02) -> bool:
+    """Poll a condition that no stand-in event signals (e.g. the bot's own log lines)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return predicate()
+
+
+__all__ = [
+    "DEMO_ARGV",
+    "EMBARGO_ARGV",
+    "BotProcess",
+    "InteractionHandle",
+    "Scenario",
+    "ScenarioError",
+    "SentMessage",
+    "Upload",
+    "wait_until",
+]

@@ -1,0 +1,548 @@
+"""The simulated Discord world: users, one or more guilds with roles, channels and members.
+
+Everything here produces payloads shaped like the ones Discord sends (snowflakes as strings,
+permissions as decimal strings), so the bot under test parses them with discord.py's real code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+DISCORD_EPOCH_MS = 1420070400000
+
+# Permission bits used by the world (https://discord.com/developers/docs/topics/permissions).
+CREATE_INSTANT_INVITE = 1 << 0
+ADMINISTRATOR = 1 << 3
+MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
+ADD_REACTIONS = 1 << 6
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+MANAGE_MESSAGES = 1 << 13
+EMBED_LINKS = 1 << 14
+ATTACH_FILES = 1 << 15
+READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
+USE_EXTERNAL_EMOJIS = 1 << 18
+CHANGE_NICKNAME = 1 << 26
+USE_APPLICATION_COMMANDS = 1 << 31
+SEND_MESSAGES_IN_THREADS = 1 << 38
+# Every bit Discord defines today fits in 53 bits; an administrator gets all of them.
+ALL_PERMISSIONS = (1 << 53) - 1
+
+# What @everyone gets in a freshly created server, give or take voice bits the bot never needs.
+EVERYONE_DEFAULT = (
+    CREATE_INSTANT_INVITE
+    | ADD_REACTIONS
+    | VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | USE_EXTERNAL_EMOJIS
+    | CHANGE_NICKNAME
+    | USE_APPLICATION_COMMANDS
+    | SEND_MESSAGES_IN_THREADS
+)
+
+TEXT_CHANNEL = 0
+DM_CHANNEL = 1
+CATEGORY_CHANNEL = 4
+
+
+class SnowflakeFactory:
+    """Real-looking snowflakes: time-based, strictly increasing, safe across threads."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def __call__(self) -> int:
+        with self._lock:
+            now_ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+            value = (now_ms << 22) | (1 << 17) | (next(self._counter) & 0xFFF)
+            # The 12-bit increment wraps; never hand out an id twice or out of order.
+            value = max(value, self._last + 1)
+            self._last = value
+            return value
+
+
+snowflake = SnowflakeFactory()
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    global_name: str | None = None
+    bot: bool = False
+    discriminator: str = "0"
+
+    @property
+    def mention(self) -> str:
+        return f"<@{self.id}>"
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "id": str(self.id),
+            "username": self.username,
+            "global_name": self.global_name,
+            "discriminator": self.discriminator,
+            "avatar": None,
+            "avatar_decoration_data": None,
+            "banner": None,
+            "accent_color": None,
+            "public_flags": 0,
+            "flags": 0,
+            "primary_guild": None,
+            "clan": None,
+            "collectibles": None,
+        }
+        if self.bot:
+            payload["bot"] = True
+        return payload
+
+
+@dataclass
+class Role:
+    id: int
+    name: str
+    permissions: int
+    position: int = 0
+    color: int = 0
+    hoist: bool = False
+    mentionable: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "description": None,
+            "permissions": str(self.permissions),
+            "position": self.position,
+            "color": self.color,
+            "colors": {
+                "primary_color": self.color,
+                "secondary_color": None,
+                "tertiary_color": None,
+            },
+            "hoist": self.hoist,
+            "managed": False,
+            "mentionable": self.mentionable,
+            "icon": None,
+            "unicode_emoji": None,
+            "flags": 0,
+        }
+
+
+@dataclass
+class Overwrite:
+    """A channel permission overwrite for a role (type 0) or a member (type 1)."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "allow": str(self.allow),
+            "deny": str(self.deny),
+        }
+
+
+@dataclass
+class Channel:
+    id: int
+    name: str
+    guild_id: int | None
+    type: int = TEXT_CHANNEL
+    position: int = 0
+    parent_id: int | None = None
+    topic: str | None = None
+    nsfw: bool = False
+    overwrites: list[Overwrite] = field(default_factory=list)
+    recipients: list[User] = field(default_factory=list)
+    last_message_id: int | None = None
+
+    @property
+    def mention(self) -> str:
+        return f"<#{self.id}>"
+
+    def to_payload(self) -> dict[str, Any]:
+        if self.type == DM_CHANNEL:
+            return {
+                "id": str(self.id),
+                "type": DM_CHANNEL,
+                "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+                "flags": 0,
+                "recipients": [user.to_payload() for user in self.recipients],
+            }
+        payload: dict[str, Any] = {
+            "id": str(self.id),
+            "type": self.type,
+            "guild_id": str(self.guild_id),
+            "name": self.name,
+            "position": self.position,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
+            "permission_overwrites": [ow.to_payload() for ow in self.overwrites],
+            "flags": 0,
+        }
+        if self.type == TEXT_CHANNEL:
+            payload.update(
+                topic=self.topic,
+                nsfw=self.nsfw,
+                rate_limit_per_user=0,
+                last_message_id=str(self.last_message_id) if self.last_message_id else None,
+                last_pin_timestamp=None,
+                icon_emoji=None,
+                theme_color=None,
+            )
+        return payload
+
+
+@dataclass
+class Member:
+    user: User
+    roles: list[int] = field(default_factory=list)
+    nick: str | None = None
+    joined_at: str = field(default_factory=iso_now)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "user": self.user.to_payload(),
+            "roles": [str(role_id) for role_id in self.roles],
+            "nick": self.nick,
+            "avatar": None,
+            "banner": None,
+            "joined_at": self.joined_at,
+            "premium_since": None,
+            "deaf": False,
+            "mute": False,
+            "pending": False,
+            "flags": 0,
+            "communication_disabled_until": None,
+            "unusual_dm_activity_until": None,
+        }
+
+
+@dataclass
+class Guild:
+    id: int
+    name: str
+    owner_id: int
+    roles: list[Role] = field(default_factory=list)
+    channels: list[Channel] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    preferred_locale: str = "en-US"
+
+    @property
+    def everyone(self) -> Role:
+        # In Discord the @everyone role's id is the guild's id.
+        return next(role for role in self.roles if role.id == self.id)
+
+    def member(self, user_id: int) -> Member | None:
+        return next((m for m in self.members if m.user.id == user_id), None)
+
+    def role(self, name_or_id: str | int) -> Role:
+        for role in self.roles:
+            if name_or_id in (role.id, role.name):
+                return role
+        raise KeyError(f"no role {name_or_id!r} in guild {self.name!r}")
+
+    def channel(self, name_or_id: str | int) -> Channel:
+        for channel in self.channels:
+            if name_or_id in (channel.id, channel.name):
+                return channel
+        raise KeyError(f"no channel {name_or_id!r} in guild {self.name!r}")
+
+    def base_permissions(self, user_id: int) -> int:
+        """Guild-level permissions, as Discord computes them before channel overwrites."""
+        if user_id == self.owner_id:
+            return ALL_PERMISSIONS
+        member = self.member(user_id)
+        if member is None:
+            return 0
+        perms = self.everyone.permissions
+        for role in self.roles:
+            if role.id in member.roles:
+                perms |= role.permissions
+        return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+    def permissions_in(self, user_id: int, channel: Channel) -> int:
+        """Discord's documented algorithm: base, then @everyone, role and member overwrites."""
+        perms = self.base_permissions(user_id)
+        if perms & ADMINISTRATOR or perms == ALL_PERMISSIONS:
+            return perms
+        member = self.member(user_id)
+        role_ids = set(member.roles) if member else set()
+        overwrites = {(ow.type, ow.id): ow for ow in channel.overwrites}
+        everyone = overwrites.get((0, self.id))
+        if everyone:
+            perms = (perms & ~everyone.deny) | everyone.allow
+        allow = deny = 0
+        for ow in channel.overwrites:
+            if ow.type == 0 and ow.id in role_ids:
+                allow |= ow.allow
+                deny |= ow.deny
+        perms = (perms & ~deny) | allow
+        member_ow = overwrites.get((1, user_id))
+        if member_ow:
+            perms = (perms & ~member_ow.deny) | member_ow.allow
+        return perms
+
+    def to_gateway_payload(self) -> dict[str, Any]:
+        """The GUILD_CREATE payload: the REST guild plus the gateway-only state."""
+        payload = self.to_rest_payload()
+        payload.update(
+            joined_at=iso_now(),
+            large=False,
+            unavailable=False,
+            member_count=len(self.members),
+            members=[member.to_payload() for member in self.members],
+            channels=[self._channel_in_guild_create(c) for c in self.channels],
+            threads=[],
+            voice_states=[],
+            presences=[],
+            stage_instances=[],
+            guild_scheduled_events=[],
+            soundboard_sounds=[],
+            embedded_activities=[],
+            activity_instances=[],
+            lazy=True,
+            application_command_counts={},
+        )
+        return payload
+
+    @staticmethod
+    def _channel_in_guild_create(channel: Channel) -> dict[str, Any]:
+        # GUILD_CREATE omits guild_id on its channels; discord.py fills it in.
+        payload = channel.to_payload()
+        payload.pop("guild_id", None)
+        return payload
+
+    def to_rest_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "splash": None,
+            "discovery_splash": None,
+            "banner": None,
+            "description": None,
+            "owner_id": str(self.owner_id),
+            "region": "deprecated",
+            "afk_channel_id": None,
+            "afk_timeout": 300,
+            "widget_enabled": False,
+            "widget_channel_id": None,
+            "verification_level": 0,
+            "default_message_notifications": 0,
+            "explicit_content_filter": 0,
+            "roles": [role.to_payload() for role in self.roles],
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "mfa_level": 0,
+            "application_id": None,
+            "system_channel_id": None,
+            "system_channel_flags": 0,
+            "rules_channel_id": None,
+            "public_updates_channel_id": None,
+            "safety_alerts_channel_id": None,
+            "max_presences": None,
+            "max_members": 500000,
+            "max_video_channel_users": 25,
+            "max_stage_video_channel_users": 50,
+            "vanity_url_code": None,
+            "premium_tier": 0,
+            "premium_subscription_count": 0,
+            "premium_progress_bar_enabled": False,
+            "preferred_locale": self.preferred_locale,
+            "nsfw_level": 0,
+            "nsfw": False,
+            "hub_type": None,
+            "incidents_data": None,
+            "latest_onboarding_question_id": None,
+            "inventory_settings": None,
+            "home_header": None,
+        }
+
+
+@dataclass
+class Application:
+    id: int
+    name: str
+    owner: User
+    bot: User
+    # GATEWAY_MESSAGE_CONTENT_LIMITED etc. are off: a small unverified bot.
+    flags: int = 0
+    # Privileged intents switched on in the developer portal (bits of the IDENTIFY intents).
+    privileged_intents: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "type": None,
+            "is_monetized": False,
+            "is_verified": False,
+            "is_discoverable": False,
+            "hook": True,
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "flags": self.flags,
+            "owner": self.owner.to_payload(),
+            "team": None,
+            "bot": self.bot.to_payload(),
+            "interactions_endpoint_url": None,
+            "redirect_uris": [],
+            "rpc_origins": [],
+            "tags": [],
+            "integration_types_config": {"0": {}, "1": {}},
+            "approximate_guild_count": 1,
+            "approximate_user_install_count": 0,
+        }
+
+
+@dataclass
+class World:
+    """Users and guilds the stand-in knows. Build one with :func:`default_world`."""
+
+    application: Application
+    users: dict[str, User]
+    guilds: list[Guild]
+    dm_channels: dict[int, Channel] = field(default_factory=dict)
+
+    @property
+    def bot_user(self) -> User:
+        return self.application.bot
+
+    @property
+    def guild(self) -> Guild:
+        """The first guild: most scenarios need exactly one."""
+        return self.guilds[0]
+
+    def user(self, name_or_user: str | User) -> User:
+        if isinstance(name_or_user, User):
+            return name_or_user
+        try:
+            return self.users[name_or_user]
+        except KeyError:
+            raise KeyError(f"no user {name_or_user!r}; known: {sorted(self.users)}") from None
+
+    def user_by_id(self, user_id: int) -> User | None:
+        return next((u for u in self.users.values() if u.id == user_id), None)
+
+    def find_guild(self, guild_id: int) -> Guild | None:
+        return next((g for g in self.guilds if g.id == guild_id), None)
+
+    def find_channel(self, channel_id: int) -> Channel | None:
+        for guild in self.guilds:
+            for channel in guild.channels:
+                if channel.id == channel_id:
+                    return channel
+        return self.dm_channels.get(channel_id)
+
+    def dm_channel(self, user: User) -> Channel:
+        """The DM channel between the bot and ``user``, created on first use like Discord does."""
+        for channel in self.dm_channels.values():
+            if channel.recipients and channel.recipients[0].id == user.id:
+                return channel
+        channel = Channel(
+            id=snowflake(), name="", guild_id=None, type=DM_CHANNEL, recipients=[user]
+        )
+        self.dm_channels[channel.id] = channel
+        return channel
+
+    def add_user(
+        self, name: str, *, guild: Guild | None = None, roles: tuple[str, ...] = ()
+    ) -> User:
+        """Create a user and make them a member of ``guild`` (the first guild by default)."""
+        user = User(id=snowflake(), username=name, global_name=name.capitalize())
+        self.users[name] = user
+        target = guild or self.guild
+        target.members.append(Member(user=user, roles=[target.role(r).id for r in roles]))
+        return user
+
+
+def default_world() -> World:
+    """One server, "Embargo Test Server", owned by ``owner``, with these members:
+
+    - ``alice``, ``bob``: ordinary members (default @everyone permissions);
+    - ``mod``: holds the "Moderator" role (Manage Server, Manage Messages);
+    - ``admin``: holds the "Admin" role (Administrator);
+    - ``owner``: the server owner (every permission);
+    - the bot, with its managed-style "Embargo" role.
+
+    Channels: ``general`` and ``spoilers`` (text), ``announcements`` (text, read-only for
+    @everyone), ``hidden`` (text, the bot cannot see it).
+    """
+    bot = User(id=snowflake(), username="Embargo", global_name=None, bot=True, discriminator="4242")
+    owner = User(id=snowflake(), username="owner", global_name="Owner")
+    application = Application(id=bot.id, name="Embargo", owner=owner, bot=bot)
+
+    guild_id = snowflake()
+    everyone = Role(id=guild_id, name="@everyone", permissions=EVERYONE_DEFAULT, position=0)
+    moderator = Role(
+        id=snowflake(), name="Moderator", permissions=MANAGE_GUILD | MANAGE_MESSAGES, position=2
+    )
+    admin_role = Role(id=snowflake(), name="Admin", permissions=ADMINISTRATOR, position=3)
+    bot_role = Role(id=snowflake(), name="Embargo", permissions=EVERYONE_DEFAULT, position=1)
+    guild = Guild(
+        id=guild_id,
+        name="Embargo Test Server",
+        owner_id=owner.id,
+        roles=[everyone, bot_role, moderator, admin_role],
+    )
+    category = Channel(
+        id=snowflake(), name="Text Channels", guild_id=guild_id, type=CATEGORY_CHANNEL
+    )
+    guild.channels = [
+        category,
+        Channel(id=snowflake(), name="general", guild_id=guild_id, parent_id=category.id),
+        Channel(
+            id=snowflake(), name="spoilers", guild_id=guild_id, parent_id=category.id, position=1
+        ),
+        Channel(
+            id=snowflake(),
+            name="announcements",
+            guild_id=guild_id,
+            parent_id=category.id,
+            position=2,
+            overwrites=[Overwrite(id=guild_id, type=0, deny=SEND_MESSAGES)],
+        ),
+        Channel(
+            id=snowflake(),
+            name="hidden",
+            guild_id=guild_id,
+            parent_id=category.id,
+            position=3,
+            overwrites=[Overwrite(id=bot.id, type=1, deny=VIEW_CHANNEL)],
+        ),
+    ]
+    users = {"owner": owner}
+    world = World(application=application, users=users, guilds=[guild])
+    guild.members.append(Member(user=owner))
+    guild.members.append(Member(user=bot, roles=[bot_role.id]))
+    world.add_user("alice")
+    world.add_user("bob")
+    world.add_user("mod", roles=("Moderator",))
+    world.add_user("admin", roles=("Admin",))
+    return world
