@@ -1,0 +1,240 @@
+import asyncio
+import random
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.ranking import Tally
+from bot.storage import Storage
+
+GUILD = 111
+OTHER_GUILD = 222
+EP = "black-mirror/s07e06"
+EP2 = "black-mirror/s07e01"
+NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def storage(tmp_path):
+    store = await Storage.open(f"sqlite:///{tmp_path}/votes.db", tmp_path)
+    yield store
+    await store.close()
+
+
+async def rows(storage, sql, params=()):
+    async with storage.db.conn.execute(sql, params) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def test_first_vote_then_change_then_withdraw(storage):
+    first = await storage.cast_vote(GUILD, 1, EP, 6, now=NOW)
+    assert (first.old_score, first.new_score) == (None, 6)
+    changed = await storage.cast_vote(GUILD, 1, EP, 8, now=NOW + timedelta(hours=1))
+    assert (changed.old_score, changed.new_score) == (6, 8)
+    assert await storage.get_vote(GUILD, 1, EP) == 8
+    assert await rows(storage, "SELECT score, voted_at FROM votes") == [
+        (8, int((NOW + timedelta(hours=1)).timestamp()))
+    ]
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 8)}
+    assert await storage.vote_tallies("black-mirror", None) == {EP: Tally(1, 8)}
+
+    withdrawn = await storage.withdraw_vote(GUILD, 1, EP)
+    assert (withdrawn.old_score, withdrawn.new_score) == (8, None)
+    assert await storage.get_vote(GUILD, 1, EP) is None
+    # Totals rows exist only while they count a vote.
+    assert await rows(storage, "SELECT * FROM vote_totals") == []
+    assert await rows(storage, "SELECT * FROM vote_totals_global") == []
+    assert await storage.check_vote_totals() == []
+
+
+async def test_withdrawing_without_a_vote_changes_nothing(storage):
+    await storage.cast_vote(GUILD, 2, EP, 5, now=NOW)
+    result = await storage.withdraw_vote(GUILD, 1, EP)
+    assert result.old_score is None
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 5)}
+
+
+async def test_servers_are_separate_and_global_pools_them(storage):
+    await storage.cast_vote(GUILD, 1, EP, 4, now=NOW)
+    await storage.cast_vote(GUILD, 2, EP, 6, now=NOW)
+    await storage.cast_vote(OTHER_GUILD, 1, EP, 10, now=NOW)  # same user, other server
+    await storage.cast_vote(OTHER_GUILD, 1, EP2, 3, now=NOW)
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(2, 10)}
+    assert await storage.vote_tallies("black-mirror", OTHER_GUILD) == {
+        EP: Tally(1, 10),
+        EP2: Tally(1, 3),
+    }
+    assert await storage.vote_tallies("black-mirror", None) == {EP: Tally(3, 20), EP2: Tally(1, 3)}
+    assert await storage.vote_tallies("another-show", GUILD) == {}
+
+
+@pytest.mark.parametrize("score", [0, 11, -3, 100])
+async def test_out_of_range_scores_are_refused_and_nothing_stored(storage, score):
+    with pytest.raises(ValueError, match="1 to 10"):
+        await storage.cast_vote(GUILD, 1, EP, score, now=NOW)
+    assert await rows(storage, "SELECT * FROM votes") == []
+    assert await rows(storage, "SELECT * FROM vote_totals") == []
+
+
+@pytest.mark.parametrize("score", [True, 7.5, "7"])
+async def test_non_integer_scores_are_refused(storage, score):
+    with pytest.raises(TypeError):
+        await storage.cast_vote(GUILD, 1, EP, score, now=NOW)
+    assert await rows(storage, "SELECT * FROM votes") == []
+
+
+async def test_the_schema_allows_one_vote_per_member_episode_and_server(storage):
+    await storage.cast_vote(GUILD, 1, EP, 7, now=NOW)
+    with pytest.raises(sqlite3.IntegrityError):
+        async with storage.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO votes (guild_id, user_id, episode_key, show_slug, score, voted_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (GUILD, 1, EP, "black-mirror", 3, 0),
+            )
+    assert await rows(storage, "SELECT score FROM votes") == [(7,)]
+
+
+async def test_member_votes_lists_one_members_votes_in_one_server(storage):
+    await storage.cast_vote(GUILD, 1, EP, 9, now=NOW)
+    await storage.cast_vote(GUILD, 1, EP2, 4, now=NOW + timedelta(minutes=5))
+    await storage.cast_vote(GUILD, 1, "severance/s01e01", 8, now=NOW)
+    await storage.cast_vote(GUILD, 2, EP, 1, now=NOW)
+    await storage.cast_vote(OTHER_GUILD, 1, EP, 2, now=NOW)
+
+    mine = await storage.member_votes(GUILD, 1)
+    assert [(v.episode_key, v.score) for v in mine] == [
+        (EP2, 4),
+        (EP, 9),
+        ("severance/s01e01", 8),
+    ]
+    assert mine[0].voted_at == NOW + timedelta(minutes=5)
+    only_bm = await storage.member_votes(GUILD, 1, "black-mirror")
+    assert [v.episode_key for v in only_bm] == [EP2, EP]
+    assert await storage.member_votes(GUILD, 3) == []
+
+
+async def test_200_concurrent_votes_from_200_members(storage):
+    scores = {user: random.Random(user).randint(1, 10) for user in range(1, 201)}
+    results = await asyncio.gather(
+        *(storage.cast_vote(GUILD, user, EP, score, now=NOW) for user, score in scores.items())
+    )
+    assert all(r.old_score is None for r in results)
+    stored = dict(
+        await rows(storage, "SELECT user_id, score FROM votes WHERE guild_id = ?", (GUILD,))
+    )
+    assert stored == scores
+    expected = Tally(200, sum(scores.values()))
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: expected}
+    assert await storage.vote_tallies("black-mirror", None) == {EP: expected}
+    assert await storage.check_vote_totals() == []
+    # Group commit: the burst went through far fewer transactions than votes.
+    assert storage._vote_committer().batches < 200
+
+
+async def test_50_concurrent_changes_by_one_member_end_on_the_last(storage):
+    await storage.cast_vote(GUILD, 7, EP, 5, now=NOW)
+    await storage.cast_vote(GUILD, 8, EP, 9, now=NOW)  # someone else's vote stays as it is
+    sequence = [random.Random(n).randint(1, 10) for n in range(50)]
+    results = await asyncio.gather(
+        *(storage.cast_vote(GUILD, 7, EP, score, now=NOW) for score in sequence)
+    )
+    # Each change reports the score it replaced, in the order the requests were made.
+    assert [r.old_score for r in results] == [5, *sequence[:-1]]
+    assert [r.new_score for r in results] == sequence
+    assert await rows(storage, "SELECT user_id, score FROM votes ORDER BY user_id") == [
+        (7, sequence[-1]),
+        (8, 9),
+    ]
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(2, sequence[-1] + 9)}
+    assert await storage.check_vote_totals() == []
+
+
+async def test_concurrent_mix_of_votes_changes_and_withdrawals_matches_a_model(storage):
+    rng = random.Random(42)
+    keys = [EP, EP2, "severance/s01e01"]
+    ops = []
+    for _ in range(600):
+        guild = rng.choice([GUILD, OTHER_GUILD])
+        user = rng.randint(1, 15)
+        key = rng.choice(keys)
+        ops.append((guild, user, key, None if rng.random() < 0.25 else rng.randint(1, 10)))
+
+    async def run(op):
+        guild, user, key, score = op
+        if score is None:
+            return await storage.withdraw_vote(guild, user, key)
+        return await storage.cast_vote(guild, user, key, score, now=NOW)
+
+    results = await asyncio.gather(*(run(op) for op in ops))
+
+    model: dict[tuple[int, int, str], int] = {}
+    for (guild, user, key, score), result in zip(ops, results, strict=True):
+        assert result.old_score == model.get((guild, user, key))
+        if score is None:
+            model.pop((guild, user, key), None)
+        else:
+            model[(guild, user, key)] = score
+    stored = await rows(storage, "SELECT guild_id, user_id, episode_key, score FROM votes")
+    assert {(g, u, k): s for g, u, k, s in stored} == model
+    for guild in (GUILD, OTHER_GUILD):
+        for show in ("black-mirror", "severance"):
+            expected: dict[str, Tally] = {}
+            for (g, _, key), score in model.items():
+                if g == guild and key.startswith(show + "/"):
+                    expected[key] = expected.get(key, Tally()) + Tally(1, score)
+            assert await storage.vote_tallies(show, guild) == expected
+    assert await storage.check_vote_totals() == []
+
+
+async def test_a_bad_request_does_not_sink_the_rest_of_its_batch(storage):
+    committer = storage._vote_committer()
+    # Bypass cast_vote's validation so the database's CHECK constraint rejects this one.
+    bad = committer.submit((GUILD, 99, EP), 11, 0)
+    good = [storage.cast_vote(GUILD, user, EP, 6, now=NOW) for user in range(1, 6)]
+    outcome = await asyncio.gather(bad, *good, return_exceptions=True)
+    assert isinstance(outcome[0], sqlite3.IntegrityError)
+    assert all(r.new_score == 6 for r in outcome[1:])
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(5, 30)}
+    assert await storage.get_vote(GUILD, 99, EP) is None
+    assert await storage.check_vote_totals() == []
+
+
+async def test_a_cancelled_caller_still_gets_its_vote_committed(storage):
+    task = asyncio.create_task(storage.cast_vote(GUILD, 1, EP, 9, now=NOW))
+    await asyncio.sleep(0)  # queued
+    task.cancel()
+    await storage.drain_votes()
+    assert await storage.get_vote(GUILD, 1, EP) == 9
+    assert await storage.check_vote_totals() == []
+
+
+async def test_check_reports_every_kind_of_drift(storage):
+    await storage.cast_vote(GUILD, 1, EP, 6, now=NOW)
+    await storage.cast_vote(GUILD, 2, EP, 8, now=NOW)
+    await storage.cast_vote(OTHER_GUILD, 1, EP2, 3, now=NOW)
+    assert await storage.check_vote_totals() == []
+    async with storage.db.transaction() as conn:
+        # A total that miscounts, one with no votes behind it, and a global one gone missing.
+        await conn.execute(
+            "UPDATE vote_totals SET score_sum = 99 WHERE guild_id = ? AND episode_key = ?",
+            (GUILD, EP),
+        )
+        await conn.execute(
+            "INSERT INTO vote_totals VALUES (?, 'black-mirror/s01e01', 'black-mirror', 1, 5)",
+            (GUILD,),
+        )
+        await conn.execute("DELETE FROM vote_totals_global WHERE episode_key = ?", (EP2,))
+    drift = await storage.check_vote_totals()
+    found = {(d.guild_id, d.episode_key): (d.stored, d.recounted) for d in drift}
+    assert found == {
+        (GUILD, EP): (Tally(2, 99), Tally(2, 14)),
+        (GUILD, "black-mirror/s01e01"): (Tally(1, 5), Tally()),
+        (None, EP2): (Tally(), Tally(1, 3)),
+    }
+    assert {d.describe() for d in drift} == {
+        "guild 111 black-mirror/s07e06: stored 2 vote(s) summing 99, recount 2 summing 14",
+        "guild 111 black-mirror/s01e01: stored 1 vote(s) summing 5, recount 0 summing 0",
+        "global black-mirror/s07e01: stored 0 vote(s) summing 0, recount 1 summing 3",
+    }
