@@ -11,6 +11,7 @@ import pytest
 
 from bot.content.models import CriticRanking, Review, Show
 from bot.content.parser import parse_content_dir
+from bot.content import sync as sync_module
 from bot.content.sync import sync_content
 from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore
 from bot.storage.database import Database
@@ -345,3 +346,21 @@ async def test_a_failed_write_leaves_nothing_half_applied(store):
         await store.apply_content_changes(changes)
     assert await store.load_shows() == []
     assert await store.content_file_hashes() == {}
+
+
+async def test_unreadable_file_is_reported_and_keeps_serving(store, content, monkeypatch):
+    await sync_content(store, content)
+    real_read = sync_module.read_file
+
+    def failing_read(path):
+        if str(path).endswith("shows/beta.toml"):
+            raise PermissionError(13, "Permission denied")
+        return real_read(path)
+
+    monkeypatch.setattr(sync_module, "read_file", failing_read)
+    report = await sync_content(store, content)
+    assert [str(p) for p in report.errors] == [
+        "shows/beta.toml: cannot read this file: Permission denied"
+    ]
+    assert report.removed == ()
+    assert "beta" in await _shows(store)

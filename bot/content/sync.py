@@ -29,6 +29,7 @@ from bot.content.parser import (
     parse_ranking_bytes,
     parse_review_bytes,
     parse_show_bytes,
+    read_file,
     review_episode_problem,
     scan_content_dir,
     sha256_hex,
@@ -55,20 +56,30 @@ class SyncReport:
 class _Scan:
     files: dict[str, ContentFile]  # rel -> file, for every content file on disk
     hashes: dict[str, str]  # rel -> sha256
-    problems: list[ContentProblem]  # misnamed files
+    problems: list[ContentProblem]  # misnamed and unreadable files
+    unreadable: set[str]  # present but not readable: neither parsed nor removed
 
 
 def _scan(content_dir: Path) -> _Scan:
     files, problems = scan_content_dir(content_dir)
     hashes: dict[str, str] = {}
     found: dict[str, ContentFile] = {}
+    unreadable: set[str] = set()
     for file in files:
         try:
-            hashes[file.rel] = sha256_hex((content_dir / file.rel).read_bytes())
+            hashes[file.rel] = sha256_hex(read_file(content_dir / file.rel))
         except FileNotFoundError:
             continue  # deleted between listing and reading: treat as absent
+        except OSError as exc:
+            problems.append(_unreadable(file.rel, exc))
+            unreadable.add(file.rel)
+            continue
         found[file.rel] = file
-    return _Scan(found, hashes, problems)
+    return _Scan(found, hashes, problems, unreadable)
+
+
+def _unreadable(rel: str, exc: OSError) -> ContentProblem:
+    return ContentProblem(rel, None, f"cannot read this file: {exc.strerror or exc}")
 
 
 @dataclass
@@ -82,17 +93,21 @@ class _Parsed:
     recheck: list[str]  # unchanged files that no longer pass cross-file checks
 
 
-def _read(content_dir: Path, rel: str) -> bytes | None:
+def _read(content_dir: Path, rel: str, problems: list[ContentProblem]) -> bytes | None:
+    """The file's bytes, or None if it vanished or became unreadable since the scan."""
     try:
-        return (content_dir / rel).read_bytes()
+        return read_file(content_dir / rel)
     except FileNotFoundError:
+        return None  # deleted meanwhile: the next sync removes its rows
+    except OSError as exc:
+        problems.append(_unreadable(rel, exc))
         return None
 
 
 def _parse_shows(content_dir: Path, changed: list[ContentFile]) -> _Parsed:
     parsed = _Parsed({}, [], [], [], [])
     for file in changed:
-        data = _read(content_dir, file.rel)
+        data = _read(content_dir, file.rel, parsed.problems)
         if data is None:
             continue
         show, problems = parse_show_bytes(data, file.rel)
@@ -113,13 +128,18 @@ def _parse_dependents(
 ) -> None:
     """Parse changed reviews and rankings, and re-check dependents of replaced shows."""
     orphans: dict[str, int] = defaultdict(int)
+    codes = {
+        slug: frozenset(e.code for e in show.episodes)
+        for slug, show in shows.items()
+        if show is not None
+    }
     for file in changed:
-        data = _read(content_dir, file.rel)
+        data = _read(content_dir, file.rel, parsed.problems)
         if data is None:
             continue
         show = shows.get(file.slug)
         if file.kind == "review":
-            review, problems = parse_review_bytes(data, file.rel, show)
+            review, problems = parse_review_bytes(data, file.rel, codes.get(file.slug))
             parsed.problems.extend(problems)
             if show is None:
                 orphans[file.slug] += 1
@@ -142,7 +162,7 @@ def _parse_dependents(
             orphans[file.slug] += 1
             parsed.recheck.append(file.rel)
             continue
-        problem = review_episode_problem(file, show)
+        problem = review_episode_problem(file, codes[file.slug])
         if problem is not None:
             parsed.problems.append(problem)
             parsed.recheck.append(file.rel)
@@ -154,7 +174,7 @@ def _parse_dependents(
     # An unchanged ranking is parsed again: its codes and its missing-episode warning
     # depend on the show. Its rows need no rewrite if it still passes.
     for file in recheck_rankings:
-        data = _read(content_dir, file.rel)
+        data = _read(content_dir, file.rel, parsed.problems)
         if data is None:
             continue
         show = shows.get(file.slug)
@@ -178,7 +198,9 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
 
     changed = [f for rel, f in scan.files.items() if recorded.get(rel) != scan.hashes[rel]]
     unchanged = [rel for rel in scan.files if recorded.get(rel) == scan.hashes[rel]]
-    removed = sorted(rel for rel in recorded if rel not in scan.files)
+    removed = sorted(
+        rel for rel in recorded if rel not in scan.files and rel not in scan.unreadable
+    )
     removed_files = [f for f in map(classify, removed) if isinstance(f, ContentFile)]
 
     changed_shows = [f for f in changed if f.kind == "show"]
