@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.content import sync as sync_module
 from bot.content.models import CriticRanking, Review, Show
 from bot.content.parser import parse_content_dir
-from bot.content import sync as sync_module
 from bot.content.sync import sync_content
 from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore
 from bot.storage.database import Database
