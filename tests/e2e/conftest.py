@@ -7,12 +7,13 @@ each e2e test module sets
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
-from .scenario import DEMO_ARGV, BotProcess, Scenario
+from .scenario import DEMO_ARGV, EMBARGO_ARGV, REPO_ROOT, BotProcess, Scenario
 from .standin import DiscordStandIn
 
 
@@ -28,6 +29,20 @@ async def demo(
 ) -> AsyncIterator[Scenario]:
     """The throwaway demo bot, started once for the module."""
     bot = BotProcess(standin, argv=DEMO_ARGV, workdir=tmp_path_factory.mktemp("demo_bot"))
+    await bot.start()
+    yield Scenario(standin, bot)
+    if bot.running:
+        await bot.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def embargo(
+    standin: DiscordStandIn, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Scenario]:
+    """``python -m bot`` on a fresh database and a copy of data/, started once for the module."""
+    workdir = tmp_path_factory.mktemp("embargo")
+    shutil.copytree(REPO_ROOT / "data", workdir / "content")
+    bot = BotProcess(standin, argv=EMBARGO_ARGV, workdir=workdir)
     await bot.start()
     yield Scenario(standin, bot)
     if bot.running:

@@ -550,6 +550,9 @@ class DiscordStandIn:
             "application_id": str(self.world.application.id),
             "version": str(snowflake()),
         }
+        if command["default_member_permissions"] is not None:
+            # Clients may send a number; Discord stores and returns a decimal string.
+            command["default_member_permissions"] = str(int(command["default_member_permissions"]))
         if scope is not None:
             command["guild_id"] = str(scope)
         return command
