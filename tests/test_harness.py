@@ -172,6 +172,10 @@ class DemoCog(commands.Cog):
     async def feedback(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_modal(FeedbackModal())
 
+    @app_commands.command(description="Say something verbatim")
+    async def say(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.send_message(text)
+
     @app_commands.command(description="Crash")
     async def boom(self, interaction: discord.Interaction) -> None:
         raise RuntimeError("kaboom")
@@ -500,3 +504,21 @@ async def test_smoke_the_real_bot_refuses_then_applies_a_moderator_setting(tmp_p
     assert applied.ephemeral
     assert not applied.errors
     assert stored.spoilers.window == parse_window("2d")
+
+
+async def test_payloads_past_discord_limits_are_refused_like_discord(harness: Harness) -> None:
+    too_long = await harness.slash("say", text="x" * 2001)
+    assert too_long.callback is not None
+    assert too_long.callback.status == 400
+    assert too_long.callback.response["code"] == 50035
+    assert "content" in too_long.callback.response["errors"]["data"]
+    assert too_long.raised(discord.HTTPException)
+    assert not too_long.acknowledged
+
+    empty = await harness.slash("say", text="")
+    assert empty.callback is not None
+    assert empty.callback.response["code"] == 50006
+
+    fits = await harness.slash("say", text="x" * 2000)
+    assert fits.acknowledged
+    assert fits.content == "x" * 2000

@@ -344,6 +344,7 @@ class FakeDiscord:
             files=tuple(files),
             reason=unquote(reason) if reason is not None else None,
         )
+        request.interaction_id = self._interaction_of(path)
         self.requests.append(request)
         status, response = self._dispatch(request)
         request.status, request.response = status, copy.deepcopy(response)
@@ -355,7 +356,29 @@ class FakeDiscord:
             body=body_bytes, status=status, headers={"Content-Type": "application/json"}
         )
 
+    def _interaction_of(self, path: str) -> int | None:
+        """The interaction a request answers: its token is the third segment of both the
+        callback route and the webhook routes (``/interactions/{id}/{token}/callback``,
+        ``/webhooks/{app_id}/{token}/...``)."""
+        parts = path.split("/")
+        if len(parts) > 3 and parts[1] in ("interactions", "webhooks"):
+            record = self.interactions.get(parts[3])
+            return record.id if record is not None else None
+        return None
+
     def _dispatch(self, request: RecordedRequest) -> Reply:
+        payload = request.message_payload
+        if payload is not None:
+            callback = request.path.endswith("/callback")
+            updating = callback and (request.json or {}).get("type") == 7
+            if request.method == "POST" and not updating and is_empty(payload, request.files):
+                return _error(400, 50006, "Cannot send an empty message")
+            problems = message_problems(payload)
+            if problems:
+                errors = _error_tree(problems)
+                if callback:
+                    errors = {"data": errors}
+                return 400, {"message": "Invalid Form Body", "code": 50035, "errors": errors}
         for route in self._routes:
             if route.method != request.method:
                 continue
@@ -419,7 +442,6 @@ class FakeDiscord:
         record = self.interactions.get(token)
         if record is None or record.id != int(interaction_id):
             return _error(404, 10062, "Unknown interaction")
-        request.interaction_id = record.id
         if record.acknowledged:
             return _error(400, 40060, "Interaction has already been acknowledged.")
         record.acknowledged = True
@@ -475,7 +497,6 @@ class FakeDiscord:
         record = self._webhook_interaction(app_id, token)
         if record is None:
             return _error(404, 10015, "Unknown Webhook")
-        request.interaction_id = record.id
         body = request.json or {}
         original = self.messages.get(record.original_id or 0)
         record.followups += 1
@@ -501,7 +522,6 @@ class FakeDiscord:
         record = self._webhook_interaction(app_id, token)
         if record is None:
             return None
-        request.interaction_id = record.id
         wanted = record.original_id if message_id == "@original" else int(message_id)
         return self.messages.get(wanted or 0)
 
@@ -589,3 +609,82 @@ class FakeDiscord:
 
 def _error(status: int, code: int, message: str) -> Reply:
     return status, {"message": message, "code": code}
+
+
+# Discord's documented message limits; the API answers 50035 "Invalid Form Body" past them.
+_CONTENT_MAX = 2000
+_EMBEDS_MAX = 10
+_EMBED_TOTAL_MAX = 6000
+_EMBED_FIELDS_MAX = 25
+_EMBED_TEXT_MAX = {
+    ("title",): 256,
+    ("description",): 4096,
+    ("footer", "text"): 2048,
+    ("author", "name"): 256,
+}
+_FIELD_TEXT_MAX = {"name": 256, "value": 1024}
+_ROWS_MAX = 5
+_COMPONENTS_V2 = 1 << 15
+
+
+def _too_long(limit: int) -> str:
+    return f"BASE_TYPE_MAX_LENGTH: Must be {limit} or fewer in length."
+
+
+def is_empty(payload: dict[str, Any], files: tuple[RecordedFile, ...]) -> bool:
+    """Discord refuses to create a message with nothing to show."""
+    shown = ("content", "embeds", "components", "poll", "sticker_ids")
+    return not files and not any(payload.get(key) for key in shown)
+
+
+def message_problems(payload: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    """What Discord would reject in a message payload, keyed by the path of the bad field."""
+    problems: dict[tuple[str, ...], str] = {}
+    content = payload.get("content") or ""
+    if len(content) > _CONTENT_MAX:
+        problems[("content",)] = _too_long(_CONTENT_MAX)
+    embeds = payload.get("embeds") or []
+    if len(embeds) > _EMBEDS_MAX:
+        problems[("embeds",)] = _too_long(_EMBEDS_MAX)
+    total = 0
+    for index, embed in enumerate(embeds):
+        where = ("embeds", str(index))
+        for path, limit in _EMBED_TEXT_MAX.items():
+            value: Any = embed
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            text = value if isinstance(value, str) else ""
+            total += len(text)
+            if len(text) > limit:
+                problems[(*where, *path)] = _too_long(limit)
+        fields = embed.get("fields") or []
+        if len(fields) > _EMBED_FIELDS_MAX:
+            problems[(*where, "fields")] = _too_long(_EMBED_FIELDS_MAX)
+        for number, embed_field in enumerate(fields):
+            for key, limit in _FIELD_TEXT_MAX.items():
+                text = embed_field.get(key) or ""
+                total += len(text)
+                if len(text) > limit:
+                    problems[(*where, "fields", str(number), key)] = _too_long(limit)
+    if total > _EMBED_TOTAL_MAX:
+        problems[("embeds",)] = f"Embed size exceeds maximum size of {_EMBED_TOTAL_MAX}"
+    components = payload.get("components") or []
+    if not (payload.get("flags") or 0) & _COMPONENTS_V2:
+        if len(components) > _ROWS_MAX:
+            problems[("components",)] = _too_long(_ROWS_MAX)
+        for index, row in enumerate(components):
+            if len(row.get("components") or []) > _ROWS_MAX:
+                problems[("components", str(index), "components")] = _too_long(_ROWS_MAX)
+    return problems
+
+
+def _error_tree(problems: dict[tuple[str, ...], str]) -> dict[str, Any]:
+    """Discord's nested ``errors`` object, which discord.py flattens into its exception text."""
+    tree: dict[str, Any] = {}
+    for path, text in problems.items():
+        node = tree
+        for key in path:
+            node = node.setdefault(key, {})
+        code, _, message = text.partition(": ") if ": " in text else ("", "", text)
+        node.setdefault("_errors", []).append({"code": code or "INVALID", "message": message})
+    return tree
