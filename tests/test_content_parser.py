@@ -400,9 +400,11 @@ def test_empty_body_is_an_error(tmp_path, body):
 
 def test_body_only_under_the_ending_heading_is_an_error(tmp_path):
     show = _a_show(tmp_path)
-    review, problems = _review(tmp_path, review_md("", "All spoilers."), show)
+    text = review_md("", "All spoilers.")
+    review, problems = _review(tmp_path, text, show)
     assert review is None
     assert "no spoiler-free text" in problems[0].message
+    assert problems[0].line == _line_of(text, "## Ending explained")
 
 
 def test_heading_with_nothing_under_it_is_an_error(tmp_path):

@@ -206,8 +206,8 @@ def scan_content_dir(content_dir: Path) -> tuple[list[ContentFile], list[Content
 def _walk(directory: Path, rel_prefix: str) -> list[str]:
     """Every regular file below ``directory`` as a '/' separated path, sorted.
 
-    ``os.scandir`` rather than ``Path.rglob``: it reuses the directory entries' types and
-    is several times faster on the tens of thousands of review files a large catalogue has.
+    ``os.scandir`` because its entries carry their type, so listing tens of thousands of
+    reviews needs no stat call per file. Hidden directories (.git, editors') are skipped.
     """
     found: list[str] = []
     try:
@@ -217,6 +217,8 @@ def _walk(directory: Path, rel_prefix: str) -> list[str]:
     for entry in entries:
         rel = f"{rel_prefix}/{entry.name}"
         if entry.is_dir():
+            if entry.name.startswith("."):
+                continue
             found.extend(_walk(Path(entry.path), rel))
         elif entry.is_file():
             found.append(rel)
@@ -730,6 +732,7 @@ def _parse_review_text(
     body = body_text[: heading.start()] if heading else body_text
     ending = body_text[heading.end() :].strip() if heading else None
     body_line = body_start + 1  # file line number of the body's first line
+    heading_line = body_line + body.count("\n") if heading else None
 
     # A near-miss heading in the spoiler-free part would serve spoilers unhidden.
     for offset, body_line_text in enumerate(body.splitlines()):
@@ -747,7 +750,7 @@ def _parse_review_text(
         problems.append(
             ContentProblem(
                 rel,
-                body_line if heading is None else body_line + body[: heading.start()].count("\n"),
+                heading_line or body_line,
                 "the review has no spoiler-free text: write the review before '## Ending "
                 "explained'",
             )
@@ -756,7 +759,7 @@ def _parse_review_text(
         problems.append(
             ContentProblem(
                 rel,
-                body_line + body_text[: heading.start()].count("\n"),
+                heading_line,
                 "'## Ending explained' has no text under it: write the ending or remove the "
                 "heading",
             )
