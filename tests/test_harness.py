@@ -176,6 +176,18 @@ class DemoCog(commands.Cog):
     async def say(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(text)
 
+    @app_commands.command(description="Reply, edit the reply, read it back, DM a receipt")
+    async def progress(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("working", ephemeral=True)
+        await interaction.edit_original_response(content="done")
+        original = await interaction.original_response()
+        await interaction.user.send(f"finished: {original.content}")
+
+    @app_commands.command(description="Reply, then take it back")
+    async def oops(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("posted by mistake")
+        await interaction.delete_original_response()
+
     @app_commands.command(description="Crash")
     async def boom(self, interaction: discord.Interaction) -> None:
         raise RuntimeError("kaboom")
@@ -522,3 +534,24 @@ async def test_payloads_past_discord_limits_are_refused_like_discord(harness: Ha
     fits = await harness.slash("say", text="x" * 2000)
     assert fits.acknowledged
     assert fits.content == "x" * 2000
+
+
+async def test_edits_reads_and_deletes_of_the_original_and_bot_rest_calls(harness: Harness) -> None:
+    reply = await harness.slash("progress", as_user=MEMBER)
+
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in reply.responses] == [
+        ("POST", "callback"),
+        ("PATCH", "@original"),
+        ("GET", "@original"),
+    ]
+    assert reply.content == "done"  # the last payload sent is the edit
+    assert reply.ephemeral  # an edit cannot make an ephemeral reply public
+    rest = [r for r in reply.requests if r.interaction_id is None]
+    assert [f"{r.method} {r.path.split('/')[1]}" for r in rest] == ["POST users", "POST channels"]
+    assert rest[0].json == {"recipient_id": MEMBER.id}
+    assert rest[1].json["content"] == "finished: done"
+
+    oops = await harness.slash("oops")
+    assert oops.responses[-1].method == "DELETE"
+    assert oops.responses[-1].status == 204
+    assert oops.message is None  # gone from the stand-in too
