@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="connect to Discord and serve (the default)")
     check = sub.add_parser("check", help="validate the content directory")
     check.add_argument("--apply", action="store_true", help="also load it into the database")
+    check.add_argument(
+        "--votes",
+        action="store_true",
+        help="instead: recount every vote and report totals that disagree (exit 1 if any)",
+    )
     preview = sub.add_parser("preview", help="print what the bot would post, without Discord")
     preview.add_argument("kind", choices=("review", "ending"))
     preview.add_argument("episode", help="title or code, e.g. 's7e6' or 'into infinity'")
@@ -46,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     command = args.command or "run"
+    if command == "check" and args.votes:
+        if args.apply:
+            print("embargo: use --votes or --apply, not both", file=sys.stderr)
+            return 2
+        return asyncio.run(check_votes(settings))
     if command == "check":
         return asyncio.run(check(settings, apply=args.apply))
     if command == "preview":
@@ -123,6 +133,26 @@ async def check(settings: Settings, *, apply: bool) -> int:
         print(f"{errors} error(s) in {content_dir}", file=sys.stderr)
         return 1
     print(f"ok: {summary}")
+    return 0
+
+
+async def check_votes(settings: Settings) -> int:
+    """Recount the votes and compare with the running totals rankings read."""
+    try:
+        storage = await Storage.open(settings.database_url, PROJECT_DIR)
+    except StorageError as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+    try:
+        drift = await storage.check_vote_totals()
+    finally:
+        await storage.close()
+    for entry in drift:
+        print(f"drift: {entry.describe()}", file=sys.stderr)
+    if drift:
+        print(f"{len(drift)} vote total(s) disagree with a recount of the votes", file=sys.stderr)
+        return 1
+    print("ok: every vote total matches a recount of the votes")
     return 0
 
 

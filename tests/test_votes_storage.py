@@ -1,10 +1,14 @@
 import asyncio
+import os
 import random
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage
 
@@ -238,3 +242,44 @@ async def test_check_reports_every_kind_of_drift(storage):
         "guild 111 black-mirror/s01e01: stored 1 vote(s) summing 5, recount 0 summing 0",
         "global black-mirror/s07e01: stored 0 vote(s) summing 0, recount 1 summing 3",
     }
+
+
+def run_check_votes(database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DISCORD_TOKEN", "DATABASE_URL"}}
+    env.update(DISCORD_TOKEN="", DATABASE_URL=database_url, LOG_LEVEL="WARNING")
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check", "--votes"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_DIR,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_cli_check_votes_exits_1_on_drift_and_0_when_consistent(tmp_path):
+    url = f"sqlite:///{tmp_path}/cli.db"
+    store = await Storage.open(url, tmp_path)
+    try:
+        await store.cast_vote(GUILD, 1, EP, 7, now=NOW)
+        await store.cast_vote(GUILD, 2, EP, 9, now=NOW)
+    finally:
+        await store.close()
+    clean = await asyncio.to_thread(run_check_votes, url)
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout.startswith("ok:")
+
+    store = await Storage.open(url, tmp_path)
+    try:
+        async with store.db.transaction() as conn:
+            await conn.execute("UPDATE vote_totals_global SET vote_count = 5")
+    finally:
+        await store.close()
+    drifted = await asyncio.to_thread(run_check_votes, url)
+    assert drifted.returncode == 1
+    assert (
+        "drift: global black-mirror/s07e06: stored 5 vote(s) summing 16, recount 2 summing 16"
+        in drifted.stderr
+    )
+    assert "1 vote total(s) disagree" in drifted.stderr
