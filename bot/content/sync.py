@@ -258,7 +258,8 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
         problems=tuple(scan.problems + parsed.problems),
     )
     failed = len(changed_rels - set(file_hashes)) + len(rechecked)
-    log.info(
+    # DEBUG: callers (the bot, the CLI) log or print their own summary of the report.
+    log.debug(
         "content sync: %d loaded, %d unchanged, %d removed, %d not loaded (%d errors)",
         len(report.loaded),
         len(report.unchanged),
