@@ -122,7 +122,7 @@ class Catalogue:
 
 
 def _prose(rng: random.Random, size: int) -> str:
-    """Roughly ``size`` characters of paragraphs."""
+    """About ``size`` characters of paragraphs (cut at a word, ending with a full stop)."""
     paragraphs: list[str] = []
     length = 0
     while length < size:
@@ -130,7 +130,8 @@ def _prose(rng: random.Random, size: int) -> str:
         paragraph = " ".join(words).capitalize() + "."
         paragraphs.append(paragraph)
         length += len(paragraph) + 2
-    return "\n\n".join(paragraphs)
+    text = "\n\n".join(paragraphs)
+    return text[:size].rsplit(" ", 1)[0].rstrip(".") + "."
 
 
 def write_catalogue(
