@@ -563,6 +563,7 @@ class Scenario:
         ]
         if not self.bot.running:
             problems.append(f"the bot is not running (exit {self.bot.returncode})")
+        problems += [f"stand-in bug: {e}" for e in self.standin.internal_errors]
         if problems:
             raise AssertionError("\n".join([*problems, self.bot.tail()]))
 

@@ -126,6 +126,8 @@ def check_visible(world: World, command: dict[str, Any], user: User, channel: Ch
     """Discord's client only offers a command where and to whom it is visible."""
     context = _context_of(channel)
     contexts = command.get("contexts")
+    if contexts is None and context == CONTEXT_BOT_DM and command.get("dm_permission") is False:
+        contexts = [CONTEXT_GUILD]  # the legacy switch that contexts replaced
     if contexts is not None and context not in contexts:
         where = "a DM" if context == CONTEXT_BOT_DM else "a server"
         raise ScenarioError(f"/{command['name']} is not offered in {where} (contexts={contexts})")

@@ -62,7 +62,8 @@ ALLOWED_CALLBACKS = {
     MODAL_SUBMIT: {4, 5, 6, 7},
 }
 # Gateway intents Discord calls privileged: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT.
-PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
+GUILD_MEMBERS_INTENT = 1 << 1
+PRIVILEGED_INTENTS = GUILD_MEMBERS_INTENT | (1 << 8) | (1 << 15)
 
 T = TypeVar("T")
 
@@ -205,6 +206,7 @@ class DiscordStandIn:
         self.heartbeat_interval = heartbeat_interval
         self.requests: list[RecordedRequest] = []
         self.unknown_routes: list[RecordedRequest] = []
+        self.internal_errors: list[str] = []  # the stand-in's own bugs, never the bot's
         self.faults: list[FaultRule] = []
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # None: global commands
         self.messages: dict[int, StoredMessage] = {}
@@ -381,6 +383,11 @@ class DiscordStandIn:
                 )
                 message = f"{error.status}: {_reason(error.status)}"
                 response = _json({"message": message, "code": 0}, status=error.status)
+            except Exception as error:
+                # A bug in the stand-in, not in the bot: keep it apart so tests can fail on it.
+                log.exception("stand-in failed on %s %s", recorded.method, recorded.path)
+                self.internal_errors.append(f"{recorded.method} {recorded.path}: {error!r}")
+                response = _json({"message": "500: Internal Server Error", "code": 0}, status=500)
         recorded.status = response.status
         if isinstance(response, web.Response) and response.body is not None:
             text = response.text
@@ -1225,7 +1232,11 @@ class DiscordStandIn:
             ready["shard"] = data["shard"]
         await self._dispatch_to(session, "READY", ready)
         for guild in self.world.guilds:
-            await self._dispatch_to(session, "GUILD_CREATE", guild.to_gateway_payload())
+            payload = guild.to_gateway_payload()
+            if not intents & GUILD_MEMBERS_INTENT:
+                # Without the members intent Discord sends only the bot's own member.
+                payload["members"] = [m for m in payload["members"] if m["user"]["id"] == me["id"]]
+            await self._dispatch_to(session, "GUILD_CREATE", payload)
 
     async def _resume(self, connection: GatewayConnection, data: dict[str, Any]) -> None:
         session = next((s for s in self.sessions if s.session_id == data.get("session_id")), None)
