@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,9 +66,11 @@ def _scan(content_dir: Path) -> _Scan:
     hashes: dict[str, str] = {}
     found: dict[str, ContentFile] = {}
     unreadable: set[str] = set()
+    # Plain string paths: building a Path per file costs a third of this loop.
+    base = os.path.join(content_dir, "")
     for file in files:
         try:
-            hashes[file.rel] = sha256_hex(read_file(content_dir / file.rel))
+            hashes[file.rel] = sha256_hex(read_file(base + file.rel))
         except FileNotFoundError:
             continue  # deleted between listing and reading: treat as absent
         except OSError as exc:
