@@ -244,9 +244,12 @@ def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
                 i += 2
             else:
                 # A backslash that escapes nothing. Inside a tag it is doubled (shows the same)
-                # so it can never escape the closing "||"; plain text keeps it, since inside a
-                # code span Discord would show both backslashes.
-                units.append(_Unit("\\\\" if style.spoiler else "\\", "\\"))
+                # so it can never escape the closing "||"; so it is before a URL we wrap, or it
+                # would escape the "<". Elsewhere plain text keeps it: inside a code span
+                # Discord would show both backslashes.
+                before_url = style.wrap_urls and _SCHEME.match(source, i + 1)
+                double = style.spoiler or before_url
+                units.append(_Unit("\\\\" if double else "\\", "\\"))
                 i += 1
         elif char.isspace():
             units.append(_Unit(char, char, _Kind.SPACE))
