@@ -79,15 +79,17 @@ async def report_error(interaction: discord.Interaction, error: Exception) -> No
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("unhandled error in %s", command, exc_info=error)
             message = GENERIC_FAILURE
+    # Error text may echo what the user typed: no pings, no link previews.
+    options = {
+        "ephemeral": True,
+        "allowed_mentions": discord.AllowedMentions.none(),
+        "suppress_embeds": True,
+    }
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(
-                message, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
+            await interaction.followup.send(message, **options)  # type: ignore[arg-type]
         else:
-            await interaction.response.send_message(
-                message, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
-            )
+            await interaction.response.send_message(message, **options)  # type: ignore[arg-type]
     except discord.HTTPException:
         log.warning("could not deliver an error message for interaction %s", interaction.id)
 

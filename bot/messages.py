@@ -27,7 +27,9 @@ from bot.spoilers.render import (
 EMBARGO_COLOUR = 0xC0392B
 OK_COLOUR = 0x2ECC71
 EMBED_TITLE_LIMIT = 256
-_MARKDOWN_SPECIALS = re.compile(r"([\\*_~`|>#\[\]()<@:-])")
+# Characters that start markup, links, mentions or spoilers when they appear in content-file
+# text; ':' and '-' are safe mid-line, where titles always sit.
+_MARKDOWN_SPECIALS = re.compile(r"([\\*_~`|>#\[\]<@])")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from discord.ext import commands
 from bot.client import report_error
 from bot.content.models import Episode
 from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
+from bot.spoilers.policy import Delivery
 from bot.ui import decide_here, episode_choices, resolve_episode, send_messages
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ async def ending_for(
     bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
 ) -> list[OutgoingMessage]:
     decision = await decide_here(bot, interaction, episode)
-    # The review (and its ending text) is only read when the policy allows any text at all.
-    review = await bot.storage.get_review(episode.key) if decision.shows_text else None
+    # Nothing about an unreleased episode's ending is read, not even whether it has one.
+    released = decision.delivery is not Delivery.UNRELEASED
+    review = await bot.storage.get_review(episode.key) if released else None
     return ending_messages(episode, review, decision)
 
 
