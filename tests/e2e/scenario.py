@@ -20,7 +20,6 @@ import asyncio
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from .standin.interactions import (
     modal_submit_interaction,
 )
 from .standin.server import EPHEMERAL, LOADING, DiscordStandIn, InteractionRecord, StoredMessage
-from .standin.world import Channel, User, snowflake
+from .standin.world import Channel, User, World, snowflake
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITECUSTOMIZE_DIR = Path(__file__).resolve().parent / "sitecustomize"
@@ -361,7 +360,7 @@ class Scenario:
         self._checkpoint = 0
 
     @property
-    def world(self) -> Any:
+    def world(self) -> World:
         return self.standin.world
 
     def user(self, user: str | User) -> User:
@@ -568,16 +567,6 @@ class Scenario:
             raise AssertionError("\n".join([*problems, self.bot.tail()]))
 
 
-async def wait_until(predicate: Callable[[], bool], within: float, interval: float = 0.02) -> bool:
-    """Poll a condition that no stand-in event signals (e.g. the bot's own log lines)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(interval)
-    return predicate()
-
-
 __all__ = [
     "DEMO_ARGV",
     "EMBARGO_ARGV",
@@ -587,5 +576,4 @@ __all__ = [
     "ScenarioError",
     "SentMessage",
     "Upload",
-    "wait_until",
 ]

@@ -79,6 +79,13 @@ async def test_slash_command_round_trip(scenario: Scenario) -> None:
     assert handle.response_time is not None
     assert handle.response_time < 3
     assert scenario.channel_messages("general")[-1].id == reply.id
+
+    in_dm = await scenario.slash("ping", as_user="bob", in_channel="dm")
+    assert in_dm.record.payload["context"] == 1
+    assert "member" not in in_dm.record.payload
+    dm_reply = await in_dm.reply()
+    assert dm_reply.content == "pong"
+    assert dm_reply.channel_id == scenario.channel("dm", scenario.user("bob")).id
     scenario.assert_clean()
 
 
