@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
@@ -472,20 +472,34 @@ class World:
         return channel
 
     def add_user(
-        self, name: str, *, guild: Guild | None = None, roles: tuple[str, ...] = ()
+        self,
+        name: str,
+        *,
+        guild: Guild | None = None,
+        roles: tuple[str, ...] = (),
+        joined_days_ago: float = 365.0,
     ) -> User:
-        """Create a user and make them a member of ``guild`` (the first guild by default)."""
+        """Create a user and make them a member of ``guild`` (the first guild by default)
+        who joined ``joined_days_ago`` days ago (member age gates read ``joined_at``)."""
         user = User(id=snowflake(), username=name, global_name=name.capitalize())
         self.users[name] = user
         target = guild or self.guild
-        target.members.append(Member(user=user, roles=[target.role(r).id for r in roles]))
+        joined = datetime.now(UTC) - timedelta(days=joined_days_ago)
+        target.members.append(
+            Member(
+                user=user,
+                roles=[target.role(r).id for r in roles],
+                joined_at=joined.isoformat(),
+            )
+        )
         return user
 
 
 def default_world() -> World:
     """One server, "Embargo Test Server", owned by ``owner``, with these members:
 
-    - ``alice``, ``bob``: ordinary members (default @everyone permissions);
+    - ``alice``, ``bob``: ordinary members (default @everyone permissions) for a year;
+    - ``newbie``: an ordinary member who joined a quarter of an hour ago;
     - ``mod``: holds the "Moderator" role (Manage Server, Manage Messages);
     - ``admin``: holds the "Admin" role (Administrator);
     - ``owner``: the server owner (every permission);
@@ -539,10 +553,12 @@ def default_world() -> World:
     ]
     users = {"owner": owner}
     world = World(application=application, users=users, guilds=[guild])
-    guild.members.append(Member(user=owner))
-    guild.members.append(Member(user=bot, roles=[bot_role.id]))
+    founded = (datetime.now(UTC) - timedelta(days=730)).isoformat()
+    guild.members.append(Member(user=owner, joined_at=founded))
+    guild.members.append(Member(user=bot, roles=[bot_role.id], joined_at=founded))
     world.add_user("alice")
     world.add_user("bob")
+    world.add_user("newbie", joined_days_ago=0.01)
     world.add_user("mod", roles=("Moderator",))
     world.add_user("admin", roles=("Admin",))
     return world
