@@ -196,7 +196,8 @@ def choose_source(
             Source.COMMUNITY,
             f"Community ranking: {counted}, at least the {min_votes} needed to prefer it.",
         )
-    shortfall = f"only {counted} so far, and a community ranking needs {min_votes}"
+    so_far = f"only {counted} so far" if votes else f"no votes {where} yet"
+    shortfall = f"{so_far}, and a community ranking needs {min_votes}"
     if has_critic:
         return SourceChoice(Source.CRITIC, f"Critic ranking: {shortfall}.")
     if votes > 0:

@@ -198,6 +198,14 @@ def test_critic_is_the_fallback_below_the_minimum():
     )
 
 
+def test_no_votes_at_all_are_said_plainly():
+    choice = choose_source(None, votes=0, min_votes=5, has_critic=True, scope=Scope.GLOBAL)
+    assert choice.source is Source.CRITIC
+    assert choice.reason == (
+        "Critic ranking: no votes across all servers yet, and a community ranking needs 5."
+    )
+
+
 def test_few_votes_and_no_critic_give_a_provisional_community_ranking():
     choice = choose_source(None, votes=1, min_votes=5, has_critic=False, scope=Scope.GLOBAL)
     assert choice.source is Source.COMMUNITY

@@ -354,7 +354,7 @@ async def test_pager_buttons_are_disabled_when_it_times_out(world: World):
 async def test_critic_is_the_default_until_there_are_enough_votes(world: World):
     few = await world.rankings(show="Black Mirror", season=7)
     assert "Critic ranking" in few.embeds[0]["title"]
-    assert "only 0 votes from this server so far" in description(few)
+    assert "no votes from this server yet, and a community ranking needs 5" in description(few)
     assert "the critic's #" in description(few)
 
     for n in range(DEFAULT_MIN_VOTES):
