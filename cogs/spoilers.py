@@ -53,6 +53,9 @@ class Spoilers(commands.Cog):
         name="embargo",
         description="Moderators: how this server hides spoilers (Manage Server required).",
         guild_only=True,
+        # Both the legacy dm_permission flag and the newer contexts list: servers only.
+        allowed_contexts=app_commands.AppCommandContext(guild=True),
+        allowed_installs=app_commands.AppInstallationType(guild=True),
         default_permissions=MANAGE_GUILD,
     )
 
