@@ -27,6 +27,8 @@ class Storage(ContentStore, SettingsStore, VoteStore):
         return cls(db)
 
     async def close(self) -> None:
+        # Votes still queued for the group commit are written before the connection goes.
+        await self.drain_votes()
         await self.db.close()
 
 

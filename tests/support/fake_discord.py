@@ -283,8 +283,14 @@ class FakeDiscord:
             result.append(attachment)
         return result
 
-    def _edit(self, message: dict[str, Any], request: RecordedRequest) -> dict[str, Any]:
-        body = request.json or {}
+    def _edit(
+        self,
+        message: dict[str, Any],
+        request: RecordedRequest,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        # An UPDATE_MESSAGE callback carries the message fields in "data"; edits at the top level.
+        body = (request.json or {}) if body is None else body
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = (
@@ -472,7 +478,7 @@ class FakeDiscord:
             target = self.messages.get(record.original_id or 0)
             if target is None:
                 return _error(404, 10008, "Unknown Message")
-            message = self._edit(target, request)
+            message = self._edit(target, request, data)
         if message is not None:
             request.message_id = int(message["id"])
             resource["message"] = message
