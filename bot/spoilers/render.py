@@ -243,10 +243,9 @@ def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
                 units.append(_Unit(source[i : i + 2], source[i : i + 2]))  # the author's escape
                 i += 2
             else:
-                # A backslash that escapes nothing. Inside a tag it is doubled (shows the same)
-                # so it can never escape the closing "||"; so it is before a URL we wrap, or it
-                # would escape the "<". Elsewhere plain text keeps it: inside a code span
-                # Discord would show both backslashes.
+                # A backslash that escapes nothing. Doubled (which shows the same) inside a tag,
+                # where it could escape the closing "||", and before a URL we wrap, where it would
+                # escape the "<". Plain text keeps it otherwise: in a code span both would show.
                 before_url = style.wrap_urls and _SCHEME.match(source, i + 1)
                 double = style.spoiler or before_url
                 units.append(_Unit("\\\\" if double else "\\", "\\"))
@@ -261,6 +260,23 @@ def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
             end = _cluster_end(source, i) if atoms else i + 1
             units.append(_Unit(source[i:end], source[i:end]))
             i = end
+    return _escape_open_angles(units) if style.wrap_urls else units
+
+
+def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
+    """Escape an author's ``<`` that the ``>`` of a URL we wrap would close.
+
+    ``<|https://x`` would otherwise become ``<\\|<https://x>``, one autolink from the first ``<``
+    (Discord's rule is ``<[^: >]+:/[^ >]+>``) that shows a stray backslash.
+    """
+    opened: int | None = None
+    for index, unit in enumerate(units):
+        if unit.kind is _Kind.ATOM and _SCHEME.match(unit.text, 1) and opened is not None:
+            units[opened] = _Unit("\\<", "<")
+        if unit.text == "<" and unit.kind is _Kind.TEXT:
+            opened = index
+        elif unit.kind is _Kind.SPACE or ">" in unit.text:
+            opened = None
     return units
 
 
