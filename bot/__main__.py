@@ -7,7 +7,9 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.config import PROJECT_DIR, ConfigError, Settings, configure_logging, load_settings
 from bot.content.parser import parse_content_dir
@@ -127,7 +129,9 @@ async def check(settings: Settings, *, apply: bool) -> int:
             f"review(s), {len(parsed.rankings)} critic ranking(s)"
         )
     for problem in problems:
-        print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
+        # Name the file as the owner would open it: the content directory plus its path there.
+        shown = replace(problem, path=display_path(content_dir / problem.path))
+        print(shown, file=sys.stderr if problem.severity == "error" else sys.stdout)
     errors = sum(problem.severity == "error" for problem in problems)
     if errors:
         print(f"{errors} error(s) in {content_dir}", file=sys.stderr)
@@ -154,6 +158,13 @@ async def check_votes(settings: Settings) -> int:
         return 1
     print("ok: every vote total matches a recount of the votes")
     return 0
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def preview(settings: Settings, args: argparse.Namespace) -> int:
