@@ -163,17 +163,13 @@ def _check_header(header: str) -> None:
     """Refuse a header that could pair with the markup after it.
 
     The header is the caller's already-safe Markdown, but a stray ``||`` in it would pair with our
-    first opening tag, an unclosed backtick would pair with an escaped one in the body and swallow
-    tags, and a trailing backslash would escape the newline's neighbour.
+    first opening tag, and an unclosed backtick would pair with an escaped one in the body (the
+    lazy code rule reads raw text too) and swallow tags.
     """
-    if not header:
-        return
     leftover = re.sub(r"`[^`\n]+`", "", header)
     leftover = re.sub(r"\|\|[^|\n]+\|\|", "", leftover)
     if "`" in leftover or "||" in leftover:
         raise ValueError("header has an unclosed code span or spoiler tag")
-    if (len(header) - len(header.rstrip("\\"))) % 2:
-        raise ValueError("header ends with a backslash")
 
 
 # --- from text to units -------------------------------------------------------------------
@@ -196,15 +192,14 @@ def _paragraphs(text: str, style: _Style) -> list[list[_Line]]:
 
 
 def _line(raw: str, style: _Style) -> _Line:
-    if not style.spoiler:
-        return _Line("", _rstrip(_units(raw, style)))
-    if marker := _LIST_PREFIX.match(raw):  # extra spaces after the marker are dropped
+    """A line's units; a blank line has none. Spoiler lines keep list markers out of the tag
+    (extra spaces after the marker are dropped) and turn heading text bold."""
+    if style.spoiler and (marker := _LIST_PREFIX.match(raw)):
         return _Line(marker[1] + " ", _rstrip(_units(raw[marker.end() :], style)))
-    if heading := _HEADING.match(raw):
+    if style.spoiler and (heading := _HEADING.match(raw)):
         bold = _Unit("**", "")
         return _Line("", [bold, *_rstrip(_units(raw[heading.end() :], style)), bold])
-    units = _rstrip(_units(raw, style))
-    return _Line("", units if any(u.kind is not _Kind.SPACE for u in units) else [])
+    return _Line("", _rstrip(_units(raw, style)))
 
 
 def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
