@@ -7,13 +7,13 @@ each e2e test module sets
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 
-from .scenario import DEMO_ARGV, EMBARGO_ARGV, REPO_ROOT, BotProcess, Scenario
+from .embargo_content import E2EContent, build_content
+from .scenario import DEMO_ARGV, EMBARGO_ARGV, BotProcess, Scenario
 from .standin import DiscordStandIn
 
 
@@ -35,14 +35,23 @@ async def demo(
         await bot.stop()
 
 
+@pytest.fixture(scope="module")
+def content(tmp_path_factory: pytest.TempPathFactory) -> E2EContent:
+    """A copy of data/ plus the Clockwork Test show, released relative to now."""
+    return build_content(tmp_path_factory.mktemp("content") / "data")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def embargo(
-    standin: DiscordStandIn, tmp_path_factory: pytest.TempPathFactory
+    standin: DiscordStandIn, content: E2EContent, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Scenario]:
-    """``python -m bot`` on a fresh database and a copy of data/, started once for the module."""
-    workdir = tmp_path_factory.mktemp("embargo")
-    shutil.copytree(REPO_ROOT / "data", workdir / "content")
-    bot = BotProcess(standin, argv=EMBARGO_ARGV, workdir=workdir)
+    """``python -m bot`` on a fresh database and :func:`content`, started once for the module."""
+    bot = BotProcess(
+        standin,
+        argv=EMBARGO_ARGV,
+        workdir=tmp_path_factory.mktemp("embargo"),
+        content_dir=content.root,
+    )
     await bot.start()
     yield Scenario(standin, bot)
     if bot.running:

@@ -32,7 +32,14 @@ from .standin.interactions import (
     component_interaction,
     modal_submit_interaction,
 )
-from .standin.server import EPHEMERAL, LOADING, DiscordStandIn, InteractionRecord, StoredMessage
+from .standin.server import (
+    EPHEMERAL,
+    LOADING,
+    SUPPRESS_EMBEDS,
+    DiscordStandIn,
+    InteractionRecord,
+    StoredMessage,
+)
 from .standin.world import Channel, User, World, snowflake
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -250,6 +257,11 @@ class SentMessage:
         return bool(self.flags & EPHEMERAL)
 
     @property
+    def suppress_embeds(self) -> bool:
+        """Link previews off (flag 4)."""
+        return bool(self.flags & SUPPRESS_EMBEDS)
+
+    @property
     def loading(self) -> bool:
         return bool(self.flags & LOADING)
 
@@ -338,6 +350,44 @@ class InteractionHandle:
         )
         return [self.scenario.message(i) for i in self.record.followup_ids[:count]]
 
+    async def messages(
+        self,
+        *,
+        until: Callable[[list[SentMessage]], bool] | None = None,
+        within: float = 5.0,
+        quiet: float = 0.25,
+    ) -> list[SentMessage]:
+        """The final original response and every followup, in order, once the bot is done.
+
+        The bot sends no "done" signal, so: wait for the original response (and for ``until``,
+        given the messages so far, to hold), then until no new followup came for ``quiet``
+        seconds. ``until`` makes multi-message answers robust on a slow machine; ``quiet``
+        catches anything sent after what the test expected.
+        """
+        await self.reply(within)
+        if until is not None:
+            await self.scenario.wait(
+                lambda: until(self._sent()),
+                what=f"the expected messages answering interaction {self.id}",
+                within=within,
+                record=self.record,
+            )
+        while True:
+            seen = len(self.record.followup_ids)
+            try:
+                await self.scenario.standin.wait_for(
+                    lambda seen=seen: len(self.record.followup_ids) > seen,
+                    within=quiet,
+                    what="another followup",
+                    abort=self.scenario.bot.exit_reason,
+                )
+            except TimeoutError:
+                return self._sent()
+
+    def _sent(self) -> list[SentMessage]:
+        ids = [self.record.original_id] if self.record.original_ready else []
+        return [self.scenario.message(i) for i in [*ids, *self.record.followup_ids] if i]
+
     async def choices(self, within: float = 5.0) -> list[dict[str, Any]]:
         body = await self.callback(within)
         if body["type"] != 8:
@@ -413,6 +463,38 @@ class Scenario:
         except KeyError as error:
             raise ScenarioError(str(error)) from None
 
+    def build_slash(
+        self,
+        name: str,
+        subcommand: str | None = None,
+        /,
+        *,
+        as_user: str | User = "alice",
+        in_channel: str | Channel = "general",
+        locale: str = "en-US",
+        bypass_permissions: bool = False,
+        options: Mapping[str, Any] | None = None,
+        **kw_options: Any,
+    ) -> dict[str, Any]:
+        """The INTERACTION_CREATE payload :meth:`slash` would send, without sending it.
+
+        For input Discord's client refuses (an out-of-range number, a DM-less command in a DM):
+        build a valid payload, change it, and send it with :meth:`send_raw_interaction`.
+        """
+        who = self.user(as_user)
+        where = self.channel(in_channel, who)
+        return command_interaction(
+            self.world,
+            self._command(name, where),
+            user=who,
+            channel=where,
+            subcommand=subcommand,
+            options={**(options or {}), **kw_options},
+            locale=locale,
+            store_upload=self._store_upload,
+            bypass_permissions=bypass_permissions,
+        )
+
     async def slash(
         self,
         name: str,
@@ -432,18 +514,15 @@ class Scenario:
         str/int/float/bool, a user name or :class:`User`, a channel name or :class:`Channel`, a
         role name, an :class:`Upload` for attachments.
         """
-        who = self.user(as_user)
-        where = self.channel(in_channel, who)
-        payload = command_interaction(
-            self.world,
-            self._command(name, where),
-            user=who,
-            channel=where,
-            subcommand=subcommand,
-            options={**(options or {}), **kw_options},
+        payload = self.build_slash(
+            name,
+            subcommand,
+            as_user=as_user,
+            in_channel=in_channel,
             locale=locale,
-            store_upload=self._store_upload,
             bypass_permissions=bypass_permissions,
+            options=options,
+            **kw_options,
         )
         return await self._send(payload)
 

@@ -53,6 +53,7 @@ EVERYONE_DEFAULT = (
 TEXT_CHANNEL = 0
 DM_CHANNEL = 1
 CATEGORY_CHANNEL = 4
+PUBLIC_THREAD = 11
 
 
 class SnowflakeFactory:
@@ -176,10 +177,15 @@ class Channel:
     overwrites: list[Overwrite] = field(default_factory=list)
     recipients: list[User] = field(default_factory=list)
     last_message_id: int | None = None
+    owner_id: int | None = None  # threads: who started it
 
     @property
     def mention(self) -> str:
         return f"<#{self.id}>"
+
+    @property
+    def is_thread(self) -> bool:
+        return self.type == PUBLIC_THREAD
 
     def to_payload(self) -> dict[str, Any]:
         if self.type == DM_CHANNEL:
@@ -209,6 +215,24 @@ class Channel:
                 last_pin_timestamp=None,
                 icon_emoji=None,
                 theme_color=None,
+            )
+        elif self.is_thread:
+            # A thread has no overwrites of its own: Discord applies its parent's.
+            del payload["permission_overwrites"], payload["position"]
+            payload.update(
+                owner_id=str(self.owner_id),
+                last_message_id=str(self.last_message_id) if self.last_message_id else None,
+                rate_limit_per_user=0,
+                message_count=0,
+                member_count=1,
+                total_message_sent=0,
+                thread_metadata={
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": iso_now(),
+                    "locked": False,
+                    "create_timestamp": iso_now(),
+                },
             )
         return payload
 
@@ -282,7 +306,10 @@ class Guild:
         return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
 
     def permissions_in(self, user_id: int, channel: Channel) -> int:
-        """Discord's documented algorithm: base, then @everyone, role and member overwrites."""
+        """Discord's documented algorithm: base, then @everyone, role and member overwrites
+        (a thread's are its parent channel's)."""
+        if channel.is_thread and channel.parent_id is not None:
+            channel = self.channel(channel.parent_id)
         perms = self.base_permissions(user_id)
         if perms & ADMINISTRATOR or perms == ALL_PERMISSIONS:
             return perms
@@ -312,8 +339,9 @@ class Guild:
             unavailable=False,
             member_count=len(self.members),
             members=[member.to_payload() for member in self.members],
-            channels=[self._channel_in_guild_create(c) for c in self.channels],
-            threads=[],
+            channels=[self._channel_in_guild_create(c) for c in self.channels if not c.is_thread],
+            # Active threads come in their own list, each with its guild_id.
+            threads=[c.to_payload() for c in self.channels if c.is_thread],
             voice_states=[],
             presences=[],
             stage_instances=[],
@@ -470,6 +498,24 @@ class World:
         )
         self.dm_channels[channel.id] = channel
         return channel
+
+    def add_thread(self, name: str, *, parent: str = "general", owner: str = "alice") -> Channel:
+        """Start a public thread in ``parent`` (of the first guild), as ``owner`` would.
+
+        Call it before the bot connects for the thread to be in GUILD_CREATE; later, the bot
+        learns of it from each interaction's channel payload, as with a thread it never cached.
+        """
+        guild = self.guild
+        thread = Channel(
+            id=snowflake(),
+            name=name,
+            guild_id=guild.id,
+            type=PUBLIC_THREAD,
+            parent_id=guild.channel(parent).id,
+            owner_id=self.user(owner).id,
+        )
+        guild.channels.append(thread)
+        return thread
 
     def add_user(
         self,
