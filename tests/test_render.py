@@ -202,6 +202,7 @@ def test_every_message_fits_and_only_the_first_has_the_header(case, limit, heade
 @PROPERTY
 @given(secret_texts(), st.sampled_from(LIMITS), headers)
 @example(("SECRET0Q<|https://example.com/a", ["SECRET0Q"]), 32, HEADER)  # "<" meets our "<url>"
+@example(("SECRET0Q<<https://example.com/a", ["SECRET0Q"]), 32, HEADER)  # and so does each "<"
 def test_shown_text_is_the_input_in_order(case, limit, header):
     """P3: what shows (tags opened) is the input's text, nothing lost, added or reordered.
 
@@ -335,6 +336,7 @@ def test_code_quotes_and_pipes_are_neutralised():
 
 def test_an_open_angle_before_a_url_is_escaped_so_it_cannot_pair_with_ours():
     assert spoiler_messages("x<|https://a.io y<z") == ["||x\\<\\|<https://a.io> y<z||"]
+    assert spoiler_messages("<a<https://a.io") == ["||\\<a\\<<https://a.io>||"]
     assert plain_messages("<https://a.io> <@1>https://b.io") == [
         "<https://a.io> <@1><https://b.io>"
     ]

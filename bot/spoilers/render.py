@@ -264,14 +264,15 @@ def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
     ``<|https://x`` would otherwise become ``<\\|<https://x>``, one autolink from the first ``<``
     (Discord's rule is ``<[^: >]+:/[^ >]+>``) that shows a stray backslash.
     """
-    opened: int | None = None
+    opened: list[int] = []  # every "<" since the last space or ">": any of them could pair
     for index, unit in enumerate(units):
-        if unit.kind is _Kind.ATOM and _SCHEME.match(unit.text, 1) and opened is not None:
-            units[opened] = _Unit("\\<", "<")
+        if unit.kind is _Kind.ATOM and _SCHEME.match(unit.text, 1):
+            for position in opened:
+                units[position] = _Unit("\\<", "<")
         if unit.text == "<" and unit.kind is _Kind.TEXT:
-            opened = index
+            opened.append(index)
         elif unit.kind is _Kind.SPACE or ">" in unit.text:
-            opened = None
+            opened = []
     return units
 
 
