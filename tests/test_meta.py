@@ -1,0 +1,80 @@
+"""Checks over every extension and command, so a new cog can't quietly break the rules."""
+
+import importlib
+
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from bot.client import extension_names
+
+EXPECTED_TOP_LEVEL = {
+    "review",
+    "ending",
+    "spoilers",
+    "embargo",
+    "vote",
+    "unvote",
+    "myvotes",
+    "rankings",
+}
+
+
+@pytest.fixture(scope="module")
+def tree():
+    client = discord.Client(intents=discord.Intents.none())
+    tree = app_commands.CommandTree(client)
+    for name in extension_names():
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, commands.Cog):
+                if value.__module__ != name:
+                    continue
+                cog = value.__new__(value)
+                for command in cog.__cog_app_commands__:
+                    tree.add_command(command)
+    return tree
+
+
+def walk(commands):
+    for command in commands:
+        yield command
+        if isinstance(command, app_commands.Group):
+            yield from walk(command.commands)
+
+
+def test_every_extension_has_setup():
+    names = extension_names()
+    assert names, "no extensions found in cogs/"
+    for name in names:
+        assert callable(getattr(importlib.import_module(name), "setup", None)), name
+
+
+def test_the_public_command_names(tree):
+    assert {command.name for command in tree.get_commands()} == EXPECTED_TOP_LEVEL
+
+
+def test_no_two_commands_share_a_name(tree):
+    names = [command.qualified_name for command in walk(tree.get_commands())]
+    assert len(names) == len(set(names))
+
+
+def test_every_command_and_option_is_described(tree):
+    for command in walk(tree.get_commands()):
+        assert command.description not in ("", "…"), command.qualified_name
+        assert len(command.description) <= 100, command.qualified_name
+        if isinstance(command, app_commands.Command):
+            for parameter in command.parameters:
+                where = f"/{command.qualified_name} {parameter.name}"
+                assert parameter.description not in ("", "…"), where
+                assert len(parameter.description) <= 100
+
+
+def test_moderator_group_is_hidden_and_guild_only(tree):
+    payload = tree.get_command("embargo").to_dict(tree)
+    assert str(payload["default_member_permissions"]) == str(
+        discord.Permissions(manage_guild=True).value
+    )
+    assert payload["contexts"] == [0]
+    assert payload["dm_permission"] is False
