@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import logging
-import random
 import shutil
 import sys
 import tempfile
@@ -19,23 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import PROJECT_DIR
-from bot.storage import Storage
 from tests.benchmarks.checks import Checks
 from tests.benchmarks.commands import measure_commands
 from tests.benchmarks.content import measure_content
 from tests.benchmarks.ingest import measure_ingestion
 from tests.benchmarks.report import Results, table, write_json
-from tests.benchmarks.workload import (
-    FULL,
-    QUICK,
-    Scale,
-    generate_content,
-    generate_guilds,
-    generate_votes,
-    insert_guilds,
-    insert_votes,
-    settings_problems,
-)
+from tests.benchmarks.workload import FULL, QUICK, Scale, generate_content, load_community
 
 _STARTED = time.perf_counter()
 
@@ -71,26 +59,11 @@ async def run(scale: Scale, workdir: Path) -> tuple[Results, Checks]:
     content, database = await measure_content(world, workdir, scale, checks)
 
     progress(f"loading {scale.guilds:,} guilds and {scale.votes:,} votes")
-    started = time.perf_counter()
-    guilds = generate_guilds(scale, [show.slug for show in world.shows])
-    votes = generate_votes(world, guilds, scale)
-    setup["vote generation"] = time.perf_counter() - started
-    storage = await Storage.open(f"sqlite:///{database}", workdir)
-    try:
-        started = time.perf_counter()
-        await insert_guilds(storage, guilds)
-        await insert_votes(storage, votes)
-        setup["guild and vote bulk load"] = time.perf_counter() - started
-        for guild in random.Random(scale.seed).sample(guilds, min(200, len(guilds))):
-            problems = settings_problems(guild, await storage.get_guild_settings(guild.guild_id))
-            checks.expect(not problems, "; ".join(problems))
-        started = time.perf_counter()
-        drift = await storage.check_vote_totals()
-        setup["recount after bulk load"] = time.perf_counter() - started
-        checks.expect(not drift, f"bulk load: totals drift {[d.describe() for d in drift[:3]]}")
-    finally:
-        await storage.close()
-    votes.rows.clear()  # the per-guild and pooled tallies stay: they are the ranking oracle
+    community = await load_community(world, scale, database, workdir, checks)
+    guilds, votes = community.guilds, community.votes
+    setup["guild and vote generation"] = community.generate_s
+    setup["bulk load"] = community.load_s
+    setup["recount after bulk load"] = community.recount_s
 
     progress("peak RSS: first start and restart, each in a child process")
     memory_cold = await _memory(world.content_dir, None, scale)

@@ -29,7 +29,8 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,8 @@ class CommandFigures:
     ratio_p99: float
     runs_p50_ms: tuple[float, ...]
     runs_p99_ms: tuple[float, ...]
+    # Until the first message of the reply was out (the same as p99_ms for one message).
+    first_p99_ms: float
 
 
 @dataclass
@@ -357,8 +360,9 @@ class CommandBench:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def run_one(self, call: _Call) -> float:
-        """Dispatch one call; returns its handler time in seconds (see module docstring)."""
+    async def run_one(self, call: _Call) -> tuple[float, float]:
+        """Dispatch one call; returns its handler time in seconds (see module docstring) until
+        the last and until the first message of the reply was out."""
         bot = self.harness.bot
         requests = self.harness.fake.requests
         assert isinstance(requests, StampedRequests)
@@ -396,29 +400,31 @@ class CommandBench:
                 sent = [p for p in (requests[i].message_payload for i in mine) if p is not None]
             problem = call.check(sent)
         self.checks.expect(problem is None, problem or "")
-        elapsed = (t1 - t0) + (max(requests.stamps[i] for i in mine) - t2) if mine else math.inf
+        stamps = [requests.stamps[i] for i in mine] or [math.inf]
+        last, first = (t1 - t0) + (max(stamps) - t2), (t1 - t0) + (min(stamps) - t2)
         # Keep the stand-in's memory flat: nothing recorded is needed after the check.
         requests.clear()
         self.harness.fake.messages.clear()
         self.harness.fake.interactions.pop(call.payload["token"], None)
-        return elapsed
+        return last, first
 
 
 def _text(name: str, value: str) -> dict[str, Any]:
     return {"type": 3, "name": name, "value": value}
 
 
-async def measure_commands(
+@asynccontextmanager
+async def command_bench(
     world: World,
     votes: Votes,
     guilds: list[GuildRow],
     database: Path,
     workdir: Path,
-    calls: int,
-    runs: int,
     checks: Checks,
     seed: int,
-) -> dict[str, CommandFigures]:
+) -> AsyncIterator[CommandBench]:
+    """The real bot on ``database``, logged into the stand-in with ``/noop`` added, its call
+    templates recorded and request arrivals stamped: ready for ``run_one``."""
     storage = await Storage.open(f"sqlite:///{database}", workdir)
     settings = Settings(
         discord_token=None,
@@ -435,10 +441,25 @@ async def measure_commands(
             bench = CommandBench(world, votes, bench_guild, checks, random.Random(seed), harness)
             await _record_templates(bench)
             harness.fake.requests = StampedRequests()
-            samples = await _run_rounds(bench, calls, runs)
+            yield bench
     finally:
         await storage.drain_votes()
         await storage.close()
+
+
+async def measure_commands(
+    world: World,
+    votes: Votes,
+    guilds: list[GuildRow],
+    database: Path,
+    workdir: Path,
+    calls: int,
+    runs: int,
+    checks: Checks,
+    seed: int,
+) -> dict[str, CommandFigures]:
+    async with command_bench(world, votes, guilds, database, workdir, checks, seed) as bench:
+        samples = await _run_rounds(bench, calls, runs)
     return _figures(samples)
 
 
@@ -472,17 +493,20 @@ async def _record_templates(bench: CommandBench) -> None:
     )
 
 
-async def _run_rounds(bench: CommandBench, calls: int, runs: int) -> dict[str, list[list[float]]]:
+Samples = dict[str, list[list[tuple[float, float]]]]  # command -> runs -> (last, first)
+
+
+async def _run_rounds(bench: CommandBench, calls: int, runs: int) -> Samples:
     """Warm up, then ``runs`` rounds of ``calls`` calls per command, round-robin so that noise
     on a shared machine falls on every command alike."""
     for index in range(WARMUP_CALLS):
         for command in COMMANDS:
             await bench.run_one(bench.next_call(command, index))
-    samples: dict[str, list[list[float]]] = {command: [] for command in COMMANDS}
+    samples: Samples = {command: [] for command in COMMANDS}
     counter = itertools.count(WARMUP_CALLS)
     for _ in range(runs):
         gc.collect()
-        run: dict[str, list[float]] = {command: [] for command in COMMANDS}
+        run: dict[str, list[tuple[float, float]]] = {command: [] for command in COMMANDS}
         for _ in range(calls):
             index = next(counter)
             for command in COMMANDS:
@@ -493,17 +517,18 @@ async def _run_rounds(bench: CommandBench, calls: int, runs: int) -> dict[str, l
     return samples
 
 
-def _figures(samples: dict[str, list[list[float]]]) -> dict[str, CommandFigures]:
-    per_run = {
-        command: (
-            tuple(_percentile(run, 0.50) * 1000 for run in runs),
-            tuple(_percentile(run, 0.99) * 1000 for run in runs),
+def _figures(samples: Samples) -> dict[str, CommandFigures]:
+    def per_run(
+        runs: list[list[tuple[float, float]]], which: int, fraction: float
+    ) -> tuple[float, ...]:
+        return tuple(
+            _percentile([sample[which] for sample in run], fraction) * 1000 for run in runs
         )
-        for command, runs in samples.items()
-    }
-    floor = statistics.median(per_run["noop"][1])
+
+    floor = statistics.median(per_run(samples["noop"], 0, 0.99))
     figures = {}
-    for command, (p50s, p99s) in per_run.items():
+    for command, runs in samples.items():
+        p50s, p99s = per_run(runs, 0, 0.50), per_run(runs, 0, 0.99)
         p99 = statistics.median(p99s)
         figures[command] = CommandFigures(
             p50_ms=statistics.median(p50s),
@@ -511,5 +536,6 @@ def _figures(samples: dict[str, list[list[float]]]) -> dict[str, CommandFigures]
             ratio_p99=p99 / floor,
             runs_p50_ms=p50s,
             runs_p99_ms=p99s,
+            first_p99_ms=statistics.median(per_run(runs, 1, 0.99)),
         )
     return figures

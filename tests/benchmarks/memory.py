@@ -5,7 +5,7 @@ process holds the generated workload (a million votes as Python tuples) and woul
 figure. The child does what ``EmbargoBot`` does at start, minus logging in: content sync,
 the catalogue index, every extension, then reads the settings of every server into the
 settings cache, as a bot answering commands in all of them ends up doing. It prints one JSON
-line: the peak RSS (``ru_maxrss``) and the RSS at the end.
+line: the peak RSS and the RSS at the end.
 
 Without ``--database`` it starts from an empty one (a first start: every file parsed, the
 worst peak); with it, it opens the benchmark's loaded database (a restart: nothing re-parsed).
@@ -18,7 +18,6 @@ import asyncio
 import gc
 import json
 import logging
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -29,11 +28,16 @@ from bot.storage import Storage
 from tests.benchmarks.workload import FULL, NOW, QUICK, generate_guilds, insert_guilds
 
 
-def _rss_now_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MB.
+
+    ``VmHWM`` is the peak RSS of this process's own address space. ``ru_maxrss`` is not used:
+    Linux carries the parent's peak over into a child across fork and exec.
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 async def measure(content_dir: Path, database: Path | None, scale_name: str) -> dict[str, object]:
@@ -68,8 +72,8 @@ async def measure(content_dir: Path, database: Path | None, scale_name: str) -> 
         finally:
             await storage.close()
     return {
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_end_mb": _rss_now_mb(),
+        "peak_rss_mb": _status_mb("VmHWM"),
+        "rss_end_mb": _status_mb("VmRSS"),
         "episodes": episodes,
         "guilds": len(guilds),
         "guilds_matching": loaded,

@@ -25,8 +25,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from bot.content.models import Episode, episode_code
+from bot.guild_settings import GuildSettings
 from bot.ranking import Tally
 from bot.storage import Storage
+from tests.benchmarks.checks import Checks
 from tests.content_factory import episode_table, ranking_toml, review_md, show_toml, write
 
 # The clock every measured command sees. Content is dated relative to it.
@@ -363,11 +365,8 @@ async def insert_guilds(storage: Storage, guilds: list[GuildRow]) -> None:
         )
 
 
-def settings_problems(row: GuildRow, loaded: object) -> list[str]:
+def settings_problems(row: GuildRow, loaded: GuildSettings) -> list[str]:
     """How the settings storage returned for a guild differ from what was inserted."""
-    from bot.guild_settings import GuildSettings
-
-    assert isinstance(loaded, GuildSettings)
     spoilers = loaded.spoilers
     seen = {
         "window": spoilers.window.seconds,
@@ -527,3 +526,42 @@ def popular_shows(world: World, votes: Votes, guild_id: int, count: int) -> list
             per_show[key.split("/", 1)[0]] += voted
     ranked = sorted(world.shows, key=lambda s: -per_show.get(s.slug, 0))
     return ranked[:count]
+
+
+@dataclass
+class Community:
+    """The servers and votes loaded into the benchmark's database."""
+
+    guilds: list[GuildRow]
+    votes: Votes
+    generate_s: float
+    load_s: float
+    recount_s: float
+
+
+async def load_community(
+    world: World, scale: Scale, database: Path, workdir: Path, checks: Checks
+) -> Community:
+    """Generate and bulk-load the guilds and votes, then check them through the storage:
+    a sample of settings read back, and the storage's own recount of every vote."""
+    started = time.perf_counter()
+    guilds = generate_guilds(scale, [show.slug for show in world.shows])
+    votes = generate_votes(world, guilds, scale)
+    generate_s = time.perf_counter() - started
+    storage = await Storage.open(f"sqlite:///{database}", workdir)
+    try:
+        started = time.perf_counter()
+        await insert_guilds(storage, guilds)
+        await insert_votes(storage, votes)
+        load_s = time.perf_counter() - started
+        for guild in random.Random(scale.seed).sample(guilds, min(200, len(guilds))):
+            problems = settings_problems(guild, await storage.get_guild_settings(guild.guild_id))
+            checks.expect(not problems, "; ".join(problems))
+        started = time.perf_counter()
+        drift = await storage.check_vote_totals()
+        recount_s = time.perf_counter() - started
+        checks.expect(not drift, f"bulk load: totals drift {[d.describe() for d in drift[:3]]}")
+    finally:
+        await storage.close()
+    votes.rows.clear()  # the per-guild and pooled tallies stay: they are the ranking oracle
+    return Community(guilds, votes, generate_s, load_s, recount_s)
