@@ -50,9 +50,9 @@ def error_text(error: app_commands.AppCommandError) -> str | None:
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works in a server, not in direct messages."
     if isinstance(error, app_commands.TransformerError):
-        return (
-            f"That value doesn't fit the `{error.transformer.type.name}` option: {error.value!r}."
-        )
+        allowed = ", ".join(f"`{choice.value}`" for choice in error.transformer.choices or ())
+        expected = f"one of {allowed}" if allowed else f"a valid {error.transformer.type.name}"
+        return f"That value isn't {expected}. Nothing was changed."
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {error.retry_after:.0f}s."
     if isinstance(error, app_commands.CheckFailure):

@@ -89,6 +89,30 @@ def resolve_show(catalogue: Catalogue, text: str) -> Show:
     return show
 
 
+class OneOf(app_commands.Transformer):
+    """A string option with fixed choices that are also enforced here, on the server side.
+
+    Discord's client only offers the registered choices, but discord.py passes whatever value
+    arrives straight through for ``Literal`` options; a modified client could send anything.
+    """
+
+    def __init__(self, *values: str) -> None:
+        self.values = values
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.string
+
+    @property
+    def choices(self) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=value, value=value) for value in self.values]
+
+    async def transform(self, interaction: discord.Interaction, value: str, /) -> str:
+        if value not in self.values:
+            raise app_commands.TransformerError(value, self.type, self)
+        return value
+
+
 def _choice_name(text: str) -> str:
     return text if len(text) <= CHOICE_NAME_LIMIT else text[: CHOICE_NAME_LIMIT - 1] + "…"
 

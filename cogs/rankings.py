@@ -7,7 +7,7 @@ import contextlib
 import io
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -47,6 +47,7 @@ from bot.ranking_messages import (
 )
 from bot.ui import (
     NO_MENTIONS,
+    OneOf,
     episode_choices,
     resolve_episode,
     resolve_show,
@@ -296,9 +297,9 @@ class Rankings(commands.Cog):
         interaction: discord.Interaction,
         show: str,
         season: app_commands.Range[int, 0, 999] | None = None,
-        source: Literal["community", "critic"] | None = None,
-        order: Literal["best-first", "worst-first"] = "best-first",
-        scope: Literal["server", "global"] | None = None,
+        source: app_commands.Transform[str, OneOf(*Source)] | None = None,
+        order: app_commands.Transform[str, OneOf(*Order)] = Order.BEST_FIRST.value,
+        scope: app_commands.Transform[str, OneOf(*Scope)] | None = None,
         chart: bool = False,
     ) -> None:
         found = resolve_show(self.bot.catalogue, show)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -14,6 +14,7 @@ from bot.messages import change_message, settings_message, spoiler_rules_message
 from bot.spoilers.durations import EXAMPLES, DurationError, SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
 from bot.ui import (
+    OneOf,
     decide_here,
     episode_choices,
     resolve_episode,
@@ -126,11 +127,13 @@ class Spoilers(commands.Cog):
 
     @embargo.command(name="mode", description="How spoilers are hidden while the window runs.")
     @app_commands.describe(
-        mode="tagged: in the channel behind spoiler tags · private: only the asker sees it · "
+        mode="tagged: behind spoiler tags · private: only the asker sees it · "
         "refuse: not shown until the window ends"
     )
     async def mode(
-        self, interaction: discord.Interaction, mode: Literal["tagged", "private", "refuse"]
+        self,
+        interaction: discord.Interaction,
+        mode: app_commands.Transform[str, OneOf(*SpoilerMode)],
     ) -> None:
         new = SpoilerMode(mode)
         old = await self.bot.storage.set_spoiler_mode(interaction.guild_id, new)  # type: ignore[arg-type]
@@ -144,7 +147,7 @@ class Spoilers(commands.Cog):
         self,
         interaction: discord.Interaction,
         channel: AnyChannel,
-        policy: Literal["spoilers-ok", "default"],
+        policy: app_commands.Transform[str, OneOf("spoilers-ok", "default")],
     ) -> None:
         ok = policy == "spoilers-ok"
         was_ok = await self.bot.storage.set_spoilers_ok_channel(
