@@ -380,21 +380,35 @@ async def test_out_of_range_settings_are_refused_server_side_too(embargo):
     command = embargo.harness.bot.tree.get_command("embargo").get_command("min-votes")
     assert (command.parameters[0].min_value, command.parameters[0].max_value) == (1, 1000)
     # Discord's client enforces the range; a modified client can still send 0.
-    payload = embargo.harness._interaction(
-        2,
-        embargo.harness._command_data(
-            "embargo", "min-votes", dm=False, user=MODERATOR, options={"count": 5}, focused=None
-        ),
-        user=MODERATOR,
-        channel=GENERAL,
-        dm=False,
-        locale="en-US",
-    )
-    payload["data"]["options"][0]["options"][0]["value"] = 0
+    payload = forged(embargo, "min-votes", {"count": 5}, "count", 0)
     reply = await embargo.harness._send(payload, MODERATOR)
     assert reply.ephemeral
     assert "between 1 and 1000" in reply.content
     assert (await embargo.storage.get_guild_settings(DEFAULT_GUILD_ID)).min_votes == 5
+
+
+def forged(embargo, subcommand: str, options: dict, name: str, value: object) -> dict:
+    """A /embargo payload whose option ``name`` holds a value Discord's client never offers."""
+    harness = embargo.harness
+    data = harness._command_data(
+        "embargo", subcommand, dm=False, user=MODERATOR, options=options, focused=None
+    )
+    for option in data["options"][0]["options"]:
+        if option["name"] == name:
+            option["value"] = value
+    return harness._interaction(2, data, user=MODERATOR, channel=GENERAL, dm=False, locale="en-US")
+
+
+async def test_unknown_choice_is_refused_and_changes_nothing(embargo):
+    await embargo.moderator("channel", channel=EPISODE_TALK, policy="spoilers-ok")
+    valid = {"channel": EPISODE_TALK, "policy": "default"}
+    payload = forged(embargo, "channel", valid, "policy", "loud")
+    reply = await embargo.harness._send(payload, MODERATOR)
+    assert reply.ephemeral
+    assert "`spoilers-ok`" in reply.content
+    assert reply.content.endswith("Nothing was changed.")
+    stored = await embargo.storage.get_guild_settings(DEFAULT_GUILD_ID)
+    assert stored.spoilers.spoilers_ok_channels == {EPISODE_TALK.id}
 
 
 # -- /spoilers -----------------------------------------------------------------------------------
