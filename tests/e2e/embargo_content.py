@@ -11,6 +11,7 @@ out of spoiler tags.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -86,6 +87,12 @@ def _long_ending() -> str:
     return "\n\n".join(paragraphs)
 
 
+def write_show(root: Path, episodes: Sequence[ClockEpisode]) -> None:
+    """(Re)write the Clockwork Test show file with ``episodes``."""
+    tables = [episode_table(1, e.number, e.title, released=e.release_at) for e in episodes]
+    write(root, f"shows/{SHOW_SLUG}.toml", show_toml(title=SHOW_TITLE, episodes=tables))
+
+
 def build_content(root: Path, now: datetime | None = None) -> E2EContent:
     """Copy ``data/`` into ``root`` and add Clockwork Test, released around ``now``."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -117,8 +124,7 @@ def build_content(root: Path, now: datetime | None = None) -> E2EContent:
             ending="Wilhelmina sabotages the carillon. Evangeline inherits the workshop.",
         ),
     )
-    tables = [episode_table(1, e.number, e.title, released=e.release_at) for e in episodes]
-    write(root, f"shows/{SHOW_SLUG}.toml", show_toml(title=SHOW_TITLE, episodes=tables))
+    write_show(root, episodes)
     for episode in episodes:
         text = review_md(
             episode.body,

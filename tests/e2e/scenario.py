@@ -120,18 +120,55 @@ class BotProcess:
     def output(self) -> str:
         return "\n".join(self.lines)
 
+    @property
+    def last_run_output(self) -> str:
+        """The output of the most recent start only."""
+        marker = f"=== start #{self.starts}:"
+        starts = [i for i, line in enumerate(self.lines) if line.startswith(marker)]
+        return "\n".join(self.lines[starts[-1] :] if starts else [])
+
     async def start(self, *, within: float = 30.0, require_commands: bool = True) -> None:
         """Launch the bot and wait until its gateway session is READY with its guilds.
 
         With ``require_commands`` also wait until the stand-in holds registered commands (a
         restart with unchanged commands need not register them again: Discord keeps them).
         """
+        sessions_before = len(self.standin.sessions)
+        await self._launch()
+        guild_count = len(self.standin.world.guilds)
+
+        def ready() -> bool:
+            for session in self.standin.sessions[sessions_before:]:
+                names = [e.name for e in session.events]
+                if names[:1] == ["READY"] and names.count("GUILD_CREATE") >= guild_count:
+                    return not require_commands or any(self.standin.commands.values())
+            return False
+
+        try:
+            await self.standin.wait_for(
+                ready, within=within, what="the bot to connect", abort=self.exit_reason
+            )
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{self.tail()}") from None
+
+    async def run_to_exit(self, *, within: float = 30.0) -> int:
+        """Run a command that ends by itself (``python -m bot sync``); return its exit code,
+        or kill it after ``within`` seconds and fail."""
+        await self._launch()
+        assert self._process is not None
+        try:
+            await asyncio.wait_for(self._process.wait(), within)
+        except TimeoutError:
+            await self.stop(within=1.0)
+            raise AssertionError(f"still running after {within}s\n{self.tail()}") from None
+        return await self.stop()
+
+    async def _launch(self) -> None:
         if self.running:
             raise RuntimeError("bot already running")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
         self.lines.append(f"=== start #{self.starts}: {' '.join(self.argv)}")
-        sessions_before = len(self.standin.sessions)
         self.returncode = None
         self._process = await asyncio.create_subprocess_exec(
             *self.argv,
@@ -149,21 +186,6 @@ class BotProcess:
             asyncio.create_task(self._read(self._process.stderr, "err")),
         ]
         self._watcher = asyncio.create_task(self._watch(self._process))
-        guild_count = len(self.standin.world.guilds)
-
-        def ready() -> bool:
-            for session in self.standin.sessions[sessions_before:]:
-                names = [e.name for e in session.events]
-                if names[:1] == ["READY"] and names.count("GUILD_CREATE") >= guild_count:
-                    return not require_commands or any(self.standin.commands.values())
-            return False
-
-        try:
-            await self.standin.wait_for(
-                ready, within=within, what="the bot to connect", abort=self.exit_reason
-            )
-        except TimeoutError as error:
-            raise AssertionError(f"{error}\n{self.tail()}") from None
 
     async def _read(self, stream: asyncio.StreamReader, name: str) -> None:
         log_path = self.workdir / "bot.log"
@@ -172,6 +194,7 @@ class BotProcess:
                 text = line.decode(errors="replace").rstrip("\n")
                 self.lines.append(f"[{name}] {text}")
                 log_file.write(f"[{name}] {text}\n")
+                self.standin.notify()  # a test may be waiting for a log line
 
     async def _watch(self, process: asyncio.subprocess.Process) -> None:
         await process.wait()
