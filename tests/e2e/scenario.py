@@ -378,7 +378,7 @@ class InteractionHandle:
         *,
         until: Callable[[list[SentMessage]], bool] | None = None,
         within: float = 5.0,
-        quiet: float = 0.25,
+        quiet: float = 0.15,
     ) -> list[SentMessage]:
         """The final original response and every followup, in order, once the bot is done.
 

@@ -505,6 +505,14 @@ async def test_rankings_bad_input(scenario: Scenario) -> None:
     (season,) = await (await scenario.slash("rankings", show="black-mirror", season=99)).messages()
     assert season.ephemeral
     assert season.content == "Black Mirror has no season 99. Seasons: 0, 1, 2, 3, 4, 5, 6, 7."
+    # A choice Discord's client never offers (a modified client): refused, not guessed at.
+    payload = scenario.build_slash("rankings", show="black-mirror", order="best-first")
+    for option in payload["data"]["options"]:
+        if option["name"] == "order":
+            option["value"] = "sideways"
+    (order,) = await (await scenario.send_raw_interaction(payload)).messages()
+    assert order.ephemeral
+    assert order.content.startswith("That value isn't one of `best-first`, `worst-first`.")
     scenario.assert_clean()
 
 

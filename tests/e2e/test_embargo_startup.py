@@ -159,7 +159,7 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             option(
                 "mode",
                 STRING,
-                "tagged: in the channel behind spoiler tags · private: only the asker sees it "
+                "tagged: behind spoiler tags · private: only the asker sees it "
                 "· refuse: not shown until the window ends",
                 choices=["tagged", "private", "refuse"],
             ),
