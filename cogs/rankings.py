@@ -218,6 +218,7 @@ class Rankings(commands.Cog):
         name="vote", description="Score an episode from 1 to 10. Voting again changes your score."
     )
     @app_commands.describe(episode=EPISODE_HELP, score="1 (worst) to 10 (best)")
+    @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
     async def vote(
@@ -244,6 +245,7 @@ class Rankings(commands.Cog):
 
     @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
     @app_commands.describe(episode=EPISODE_HELP)
+    @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
     async def unvote(self, interaction: discord.Interaction, episode: str) -> None:
@@ -265,6 +267,7 @@ class Rankings(commands.Cog):
 
     @app_commands.command(name="myvotes", description="Your own votes in this server.")
     @app_commands.describe(show="Optional: only this show")
+    @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
     async def myvotes(self, interaction: discord.Interaction, show: str | None = None) -> None:

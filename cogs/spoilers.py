@@ -106,7 +106,8 @@ class Spoilers(commands.Cog):
 
     @embargo.command(name="show-window", description="A different spoiler window for one show.")
     @app_commands.describe(
-        show="The show", duration=f"e.g. {EXAMPLES}, or `default` to use the server's window"
+        show="The show",
+        duration="e.g. `30d`, `2w`, `off`, `forever`, or `default` for the server's window",
     )
     async def show_window(self, interaction: discord.Interaction, show: str, duration: str) -> None:
         found = resolve_show(self.bot.catalogue, show)
@@ -127,8 +128,7 @@ class Spoilers(commands.Cog):
 
     @embargo.command(name="mode", description="How spoilers are hidden while the window runs.")
     @app_commands.describe(
-        mode="tagged: behind spoiler tags · private: only the asker sees it · "
-        "refuse: not shown until the window ends"
+        mode="tagged: behind spoiler tags · private: only the asker sees it · refuse: not shown"
     )
     async def mode(
         self,
