@@ -52,6 +52,13 @@ BOT_ENV_KEYS = ("DISCORD_TOKEN", "DATABASE_URL", "CONTENT_DIR", "LOG_LEVEL", "DE
 T = TypeVar("T")
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: a shell without job control (CI, ``cmd &``) starts jobs with
+    SIGINT ignored, and an ignored signal stays ignored across exec, so the bot would never see
+    the Ctrl+C that :meth:`BotProcess.stop` sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class BotProcess:
     """One bot, started and stopped as a subprocess; restartable on the same database."""
 
@@ -178,6 +185,7 @@ class BotProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=1 << 20,
+            preexec_fn=_default_sigint,
         )
         assert self._process.stdout is not None
         assert self._process.stderr is not None
