@@ -198,9 +198,7 @@ async def test_worst_first_keeps_rank_numbers(scenario: Scenario) -> None:
     scenario.assert_clean()
 
 
-async def test_a_show_without_votes_or_critic_has_nothing_to_rank(
-    scenario: Scenario, content: E2EContent
-) -> None:
+async def test_a_show_without_votes_or_critic_has_nothing_to_rank(scenario: Scenario) -> None:
     (reply,) = await (await scenario.slash("rankings", show="clockwork")).messages()
     assert reply.ephemeral
     assert_safe_delivery([reply])

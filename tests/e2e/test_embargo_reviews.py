@@ -99,7 +99,7 @@ async def test_unknown_episode_is_a_private_error_with_close_matches(scenario: S
     for command in ("review", "ending", "spoilers"):
         handle = await scenario.slash(command, episode="into infinty and beyond")
         (reply,) = await handle.messages()
-        assert reply.ephemeral
+        assert reply.flags == 64 | 4  # ephemeral, no link previews
         assert_safe_delivery([reply])
         assert reply.content.startswith(
             "I couldn't find an episode matching “into infinty and beyond”. Did you mean:"
@@ -136,7 +136,7 @@ async def test_review_embed_and_button_match_the_readme(scenario: Scenario) -> N
     expected = readme_review_example()
     handle = await scenario.slash("review", episode=FINALE)
     (review,) = await handle.messages()
-    assert not review.ephemeral
+    assert review.flags == 0  # public, and its own embed shown
     assert review.id in [m.id for m in scenario.channel_messages("general")]
     assert_safe_delivery([review])
     (embed,) = review.embeds
@@ -218,7 +218,7 @@ async def test_inside_the_window_tagged_is_public_and_fully_hidden(
     # The long ending needs several messages: the reply, then followups, in order.
     assert len(messages) >= 3
     assert all(len(m.content) <= 2000 for m in messages)
-    assert not any(m.ephemeral for m in messages)
+    assert [m.flags for m in messages] == [4] * len(messages)  # public, no link previews
     in_channel = [m.id for m in scenario.channel_messages("general")]
     assert [m.id for m in messages] == in_channel[-len(messages) :]
     assert_safe_delivery(messages)
