@@ -563,5 +563,8 @@ async def load_community(
         checks.expect(not drift, f"bulk load: totals drift {[d.describe() for d in drift[:3]]}")
     finally:
         await storage.close()
-    votes.rows.clear()  # the per-guild and pooled tallies stay: they are the ranking oracle
+    # Only the oracle of the rankings stays: pooled tallies and the command guild's own.
+    votes.rows.clear()
+    bench_guild = guilds[0].guild_id
+    votes.per_guild = {k: v for k, v in votes.per_guild.items() if k[0] == bench_guild}
     return Community(guilds, votes, generate_s, load_s, recount_s)
