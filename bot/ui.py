@@ -48,12 +48,16 @@ async def send_messages(
 
 
 def channel_ids(interaction: discord.Interaction) -> frozenset[int]:
-    """The channel the interaction came from and, for a thread, its parent."""
-    ids = {interaction.channel_id} if interaction.channel_id is not None else set()
-    parent_id = getattr(interaction.channel, "parent_id", None)
-    if isinstance(parent_id, int):
-        ids.add(parent_id)
-    return frozenset(ids)
+    """Where the interaction came from, as the spoilers-ok rule sees it: the channel, a
+    thread's parent channel, and the category either sits in. Marking a category marks
+    everything inside it."""
+    channel = interaction.channel
+    candidates = (
+        interaction.channel_id,
+        getattr(channel, "parent_id", None),  # threads
+        getattr(channel, "category_id", None),  # channels, and threads through their parent
+    )
+    return frozenset(item for item in candidates if isinstance(item, int))
 
 
 async def decide_here(

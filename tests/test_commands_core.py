@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import discord
 import pytest
 
 from bot.client import EmbargoBot
@@ -27,6 +28,8 @@ from tests.support import (
     GENERAL,
     MEMBER,
     MODERATOR,
+    ChannelSpec,
+    GuildSpec,
     Harness,
     Recorded,
 )
@@ -37,6 +40,11 @@ TODAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EPHEMERAL = 1 << 6
 SUPPRESS_EMBEDS = 1 << 2
 NO_MENTIONS = {"parse": []}
+TV_CATEGORY = ChannelSpec(
+    id=1_300_000_000_000_000_210, name="TV talk", type=discord.ChannelType.category
+)
+IN_CATEGORY = ChannelSpec(id=1_300_000_000_000_000_211, name="finales", parent_id=TV_CATEGORY.id)
+GUILD = GuildSpec(channels=(GENERAL, EPISODE_TALK, TV_CATEGORY, IN_CATEGORY))
 
 
 @dataclass
@@ -73,7 +81,7 @@ async def embargo(tmp_path) -> AsyncIterator[Embargo]:
     )
     clock = Clock(TODAY)
     try:
-        async with Harness(EmbargoBot(settings, storage, clock=clock)) as harness:
+        async with Harness(EmbargoBot(settings, storage, clock=clock), guild=GUILD) as harness:
             yield Embargo(harness, storage, clock, db_url)
     finally:
         await storage.close()
@@ -248,6 +256,15 @@ async def test_spoilers_ok_channel_is_plain_inside_the_window(embargo):
     here = await embargo.harness.slash("ending", episode=FINALE, in_channel=GENERAL)
     assert "||" not in "".join(sent_contents(there))
     assert_all_hidden(here, await finale_ending_text(embargo.storage))
+
+
+async def test_a_spoilers_ok_category_covers_its_channels(embargo):
+    await embargo.moderator("window", duration="forever")
+    await embargo.moderator("channel", channel=TV_CATEGORY, policy="spoilers-ok")
+    inside = await embargo.harness.slash("ending", episode=FINALE, in_channel=IN_CATEGORY)
+    outside = await embargo.harness.slash("ending", episode=FINALE, in_channel=GENERAL)
+    assert "||" not in "".join(sent_contents(inside))
+    assert_all_hidden(outside, await finale_ending_text(embargo.storage))
 
 
 async def test_per_show_window_overrides_the_server(embargo):
