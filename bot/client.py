@@ -53,6 +53,12 @@ def error_text(error: app_commands.AppCommandError) -> str | None:
         allowed = ", ".join(f"`{choice.value}`" for choice in error.transformer.choices or ())
         expected = f"one of {allowed}" if allowed else f"a valid {error.transformer.type.name}"
         return f"That value isn't {expected}. Nothing was changed."
+    if isinstance(error, app_commands.CommandSignatureMismatch | app_commands.CommandNotFound):
+        # The member's client holds an older copy of the command tree (Discord caches it).
+        return (
+            "This command has changed since your Discord app loaded it. Reload Discord "
+            "(Ctrl+R, or restart the app) and try again."
+        )
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"Slow down a little: try again in {error.retry_after:.0f}s."
     if isinstance(error, app_commands.CheckFailure):

@@ -428,6 +428,18 @@ async def test_unknown_choice_is_refused_and_changes_nothing(embargo):
     assert stored.spoilers.spoilers_ok_channels == {EPISODE_TALK.id}
 
 
+async def test_a_stale_client_command_gets_a_reload_hint(embargo):
+    harness = embargo.harness
+    data = harness._command_data(
+        "review", None, dm=False, user=MEMBER, options={"episode": FINALE}, focused=None
+    )
+    data["options"] = [{"type": 1, "name": "old-subcommand", "options": []}]
+    payload = harness._interaction(2, data, user=MEMBER, channel=GENERAL, dm=False, locale="en-US")
+    reply = await harness._send(payload, MEMBER)
+    assert reply.ephemeral
+    assert "Reload Discord" in reply.content
+
+
 # -- /spoilers -----------------------------------------------------------------------------------
 
 
