@@ -8,6 +8,7 @@ import logging
 import pkgutil
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import discord
 from discord import app_commands
@@ -66,9 +67,60 @@ def error_text(error: app_commands.AppCommandError) -> str | None:
     return None
 
 
+_VALUE_TYPES: dict[discord.AppCommandOptionType, type | tuple[type, ...]] = {
+    discord.AppCommandOptionType.string: str,
+    discord.AppCommandOptionType.integer: int,
+    discord.AppCommandOptionType.number: (int, float),
+    discord.AppCommandOptionType.boolean: bool,
+}
+
+
+def mistyped_command(
+    tree: app_commands.CommandTree[Any], data: dict[str, Any], guild_id: int | None
+) -> app_commands.Command[Any, ..., Any] | None:
+    """The command whose option values in ``data`` don't have the registered types, if any.
+
+    discord.py hands option values to the callback as they arrive; a client with an old copy
+    of the tree could send a number where a text option now is.
+    """
+    guild = discord.Object(guild_id) if guild_id else None
+    command = tree.get_command(data.get("name", ""), guild=guild) or tree.get_command(
+        data.get("name", "")
+    )
+    options = data.get("options", [])
+    while isinstance(command, app_commands.Group):
+        sub = next((option for option in options if option.get("type") in (1, 2)), None)
+        if sub is None:
+            return None  # discord.py reports the mismatch itself
+        command = command.get_command(sub.get("name", ""))
+        options = sub.get("options", [])
+    if command is None:
+        return None
+    parameters = {parameter.display_name: parameter for parameter in command.parameters}
+    for option in options:
+        parameter = parameters.get(option.get("name", ""))
+        expected = _VALUE_TYPES.get(parameter.type) if parameter is not None else None
+        if expected is None or "value" not in option:
+            continue
+        value = option["value"]
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, expected) or (is_bool and expected is not bool):
+            return command
+    return None
+
+
 class EmbargoTree(app_commands.CommandTree["EmbargoBot"]):
     """Routes every app-command error to one place: a clean ephemeral message for the user, a
     traceback in the log for anything unexpected."""
+
+    async def interaction_check(self, interaction: discord.Interaction[EmbargoBot], /) -> bool:
+        if interaction.type is discord.InteractionType.application_command:
+            data = cast(dict[str, Any], interaction.data or {})
+            stale = mistyped_command(self, data, interaction.guild_id)
+            if stale is not None:
+                # Raised here, it reaches on_error like any other command error.
+                raise app_commands.CommandSignatureMismatch(stale)
+        return True
 
     async def on_error(
         self, interaction: discord.Interaction[EmbargoBot], error: app_commands.AppCommandError
