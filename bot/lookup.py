@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.content.models import Episode, Show
 
@@ -25,6 +25,8 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 def normalise(text: str) -> str:
     """Casefold, strip accents and punctuation: ``Bête Noire!`` -> ``bete noire``."""
+    if text.isascii():  # the common case, without a pass per character
+        return _NON_WORD.sub(" ", text.lower()).strip()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _NON_WORD.sub(" ", stripped).strip()
@@ -34,14 +36,14 @@ def _initials(title: str) -> str:
     return "".join(word[0] for word in normalise(title).split())
 
 
+@lru_cache(maxsize=65536)
+def prefixes_of(word: str) -> tuple[str, ...]:
+    """Every prefix of a word up to MAX_PREFIX characters; words repeat across a catalogue."""
+    return tuple(word[:length] for length in range(1, min(len(word), MAX_PREFIX) + 1))
+
+
 def _code_words(season: int, number: int) -> tuple[str, ...]:
     return (f"s{season}e{number}", f"s{season:02d}e{number:02d}", f"{season}x{number:02d}")
-
-
-@dataclass(frozen=True, slots=True)
-class ShowMatch:
-    show: Show
-    exact: bool
 
 
 class Catalogue:
@@ -56,27 +58,35 @@ class Catalogue:
         )
         self.by_key: dict[str, Episode] = {episode.key: episode for episode in self.episodes}
         self.shows_by_slug: dict[str, Show] = {show.slug: show for show in self.shows}
-        self._by_label = {normalise(episode.label): episode for episode in self.episodes}
-        self._by_show_code: dict[tuple[str, int, int], Episode] = {
-            (e.show_slug, e.season, e.number): e for e in self.episodes
-        }
+        self._by_label: dict[str, Episode] = {}
+        self._by_show_code: dict[tuple[str, int, int], Episode] = {}
         self._by_code: dict[tuple[int, int], list[Episode]] = defaultdict(list)
         self._by_name: dict[str, list[Episode]] = defaultdict(list)
         self._postings: dict[str, list[int]] = defaultdict(list)
         self._words: list[frozenset[str]] = []
-        for position, episode in enumerate(self.episodes):
-            self._by_code[(episode.season, episode.number)].append(episode)
-            for name in (episode.title, *episode.aliases):
-                self._by_name[normalise(name)].append(episode)
-            words = self._episode_words(episode)
-            self._words.append(words)
-            prefixes = {
-                word[:length]
-                for word in words
-                for length in range(1, min(len(word), MAX_PREFIX) + 1)
-            }
-            for prefix in prefixes:
-                self._postings[prefix].append(position)
+        position = 0
+        for show in self.shows:
+            # Everything about the show is worked out once, not once per episode.
+            show_name = normalise(show.title)
+            show_words = {*show_name.split(), _initials(show.title), show.slug}
+            for episode in sorted(show.episodes, key=lambda e: (e.season, e.number)):
+                names = [normalise(name) for name in (episode.title, *episode.aliases)]
+                code = f"s{episode.season}e{episode.number}"
+                label = " ".join(part for part in (show_name, code, names[0]) if part)
+                self._by_label[label] = episode
+                self._by_show_code[(show.slug, episode.season, episode.number)] = episode
+                self._by_code[(episode.season, episode.number)].append(episode)
+                for name in names:
+                    self._by_name[name].append(episode)
+                words = frozenset(
+                    show_words.union(*(name.split() for name in names)).union(
+                        _code_words(episode.season, episode.number)
+                    )
+                )
+                self._words.append(words)
+                for prefix in set().union(*(prefixes_of(word) for word in words)):
+                    self._postings[prefix].append(position)
+                position += 1
         self._show_names: dict[str, Show] = {}
         for show in self.shows:
             for name in (show.title, show.slug.replace("-", " "), _initials(show.title)):
@@ -86,15 +96,6 @@ class Catalogue:
         self._newest = sorted(
             range(len(self.episodes)), key=lambda i: self.episodes[i].release_at, reverse=True
         )
-
-    @staticmethod
-    def _episode_words(episode: Episode) -> frozenset[str]:
-        text = " ".join((episode.show_title, episode.title, *episode.aliases))
-        words = set(normalise(text).split())
-        words.update(_code_words(episode.season, episode.number))
-        words.add(_initials(episode.show_title))
-        words.add(episode.show_slug)
-        return frozenset(words)
 
     def __len__(self) -> int:
         return len(self.episodes)
