@@ -34,14 +34,14 @@ class Episode:
     title: str
     release_at: datetime  # timezone-aware, UTC
     aliases: tuple[str, ...] = ()
+    # Derived once: keys are looked up on every vote, ranking row and button click.
+    code: str = field(init=False, repr=False, compare=False)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def code(self) -> str:
-        return episode_code(self.season, self.number)
-
-    @property
-    def key(self) -> str:
-        return episode_key(self.show_slug, self.season, self.number)
+    def __post_init__(self) -> None:
+        code = episode_code(self.season, self.number)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "key", f"{self.show_slug}/{code}")
 
     @property
     def short_code(self) -> str:
