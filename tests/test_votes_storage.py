@@ -1,6 +1,7 @@
 import asyncio
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
@@ -283,3 +284,55 @@ async def test_cli_check_votes_exits_1_on_drift_and_0_when_consistent(tmp_path):
         in drifted.stderr
     )
     assert "1 vote total(s) disagree" in drifted.stderr
+
+
+async def test_a_batch_spanning_several_lookups_reports_every_old_score(storage):
+    # More distinct votes in one batch than one SELECT looks up (333 keys): every chunk's
+    # existing scores must come back, and absent ones stay None.
+    existing = {user: random.Random(user).randint(1, 10) for user in range(0, 800, 2)}
+    await asyncio.gather(
+        *(storage.cast_vote(GUILD, user, EP, score, now=NOW) for user, score in existing.items())
+    )
+    results = await asyncio.gather(
+        *(storage.cast_vote(GUILD, user, EP, 5, now=NOW) for user in range(800))
+    )
+    assert [r.old_score for r in results] == [existing.get(user) for user in range(800)]
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(800, 4000)}
+    assert await storage.check_vote_totals() == []
+
+
+SCANNED = re.compile(r"^SCAN (\w+)")
+
+
+async def test_voting_and_reading_votes_never_scan_a_votes_table(storage):
+    """At a million votes a scan costs hundreds of milliseconds: every statement that casting,
+    changing, withdrawing and reading votes runs must find its rows through an index.
+    SQLite plans without statistics as if every table were large, so these plans are the ones
+    a big database gets (the scan this guards against showed up here too)."""
+    conn = storage.db.conn
+    await storage.cast_vote(GUILD, 1, EP2, 3, now=NOW)
+    statements: list[str] = []
+    await conn.set_trace_callback(statements.append)
+    try:
+        await asyncio.gather(
+            *(storage.cast_vote(GUILD, user, EP, 6, now=NOW) for user in range(1, 5)),
+            storage.cast_vote(GUILD, 1, EP2, 9, now=NOW),
+        )
+        await storage.withdraw_vote(GUILD, 2, EP)
+        await storage.get_vote(GUILD, 1, EP)
+        await storage.member_votes(GUILD, 1)
+        await storage.member_votes(GUILD, 1, "black-mirror")
+        await storage.vote_tallies("black-mirror", GUILD)
+        await storage.vote_tallies("black-mirror", None)
+    finally:
+        await conn.set_trace_callback(None)
+    checked = [sql for sql in dict.fromkeys(statements) if "vote" in sql.lower()]
+    assert sum(sql.startswith(("SELECT", "WITH")) for sql in checked) >= 5
+    assert any(sql.startswith("DELETE FROM votes") for sql in checked)
+    for sql in checked:
+        plan = [row[3] for row in await conn.execute_fetchall("EXPLAIN QUERY PLAN " + sql)]
+        named = set(re.findall(r"\bWITH\s+(\w+)", sql, flags=re.IGNORECASE))
+        for detail in plan:
+            scanned = SCANNED.match(detail)
+            if scanned and "CONSTANT ROW" not in detail:  # a VALUES list
+                assert scanned[1] in named, f"{detail!r} in the plan of {sql[:200]!r}"
