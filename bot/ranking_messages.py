@@ -6,9 +6,10 @@ can reach a ranking. Content-file text (titles, a critic's name) is escaped as l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import overload
 
 from bot.content.models import Episode, Show
 from bot.messages import EMBARGO_COLOUR, OutgoingMessage, episode_heading, escape_inline, timestamp
@@ -19,6 +20,7 @@ from bot.ranking import (
     Ranking,
     Scope,
     Source,
+    Standing,
     page,
     page_count,
 )
@@ -72,24 +74,31 @@ def score_range_text(low: int, high: int) -> str:
     return f"A score is a whole number from {low} to {high}. Nothing was saved."
 
 
-def _standing_line(episode: Episode, ranking: Ranking) -> str:
-    row = ranking.row_for(episode.key)
-    if not isinstance(row, CommunityRow):
+def _mean(row: CommunityRow | Standing) -> float:
+    # The same float as float(row.tally.mean) (integer division is correctly rounded),
+    # without building a Fraction per row.
+    return row.tally.total / row.tally.count
+
+
+def _standing_line(standing: Standing | None, show_title: str) -> str:
+    if standing is None:
         return "It has no votes in this server now."
-    prior = float(ranking.prior_mean) if ranking.prior_mean is not None else 0.0
     return (
-        f"Community standing here: **#{row.rank} of {len(ranking.rows)}** ranked "
-        f"{escape_inline(episode.show_title)} episodes, weighted score "
-        f"**{_score(float(row.score))}** from {_votes(row.tally.count)} "
-        f"(average {float(row.tally.mean):.1f}).\n"
-        f"-# Few votes pull a score towards the show's average here ({prior:.2f}); "
-        f"the pull weighs like {_votes(ranking.min_votes)} (the server's minimum)."
+        f"Community standing here: **#{standing.rank} of {standing.ranked}** ranked "
+        f"{escape_inline(show_title)} episodes, weighted score "
+        f"**{_score(float(standing.score))}** from {_votes(standing.tally.count)} "
+        f"(average {_mean(standing):.1f}).\n"
+        f"-# Few votes pull a score towards the show's average here "
+        f"({float(standing.prior_mean):.2f}); "
+        f"the pull weighs like {_votes(standing.min_votes)} (the server's minimum)."
     )
 
 
-def vote_message(episode: Episode, change: VoteChange, ranking: Ranking) -> OutgoingMessage:
-    """The ephemeral reply to /vote, after the vote is committed; ``ranking`` is the show's
-    community ranking in this server including it."""
+def vote_message(
+    episode: Episode, change: VoteChange, standing: Standing | None
+) -> OutgoingMessage:
+    """The ephemeral reply to /vote, after the vote is committed; ``standing`` is the
+    episode's place in the show's community ranking in this server, including the vote."""
     heading = episode_heading(episode)
     new, old = change.new_score, change.old_score
     if old is None:
@@ -98,10 +107,14 @@ def vote_message(episode: Episode, change: VoteChange, ranking: Ranking) -> Outg
         first = f"Your vote for {heading} was already **{new}/10**; it stands."
     else:
         first = f"Saved: your vote for {heading} changed from {old} to {new}."
-    return OutgoingMessage(content=f"{first}\n{_standing_line(episode, ranking)}", ephemeral=True)
+    return OutgoingMessage(
+        content=f"{first}\n{_standing_line(standing, episode.show_title)}", ephemeral=True
+    )
 
 
-def unvote_message(episode: Episode, change: VoteChange, ranking: Ranking) -> OutgoingMessage:
+def unvote_message(
+    episode: Episode, change: VoteChange, standing: Standing | None
+) -> OutgoingMessage:
     heading = episode_heading(episode)
     if change.old_score is None:
         return OutgoingMessage(
@@ -111,7 +124,7 @@ def unvote_message(episode: Episode, change: VoteChange, ranking: Ranking) -> Ou
     return OutgoingMessage(
         content=(
             f"Withdrawn: your {change.old_score}/10 for {heading}.\n"
-            f"{_standing_line(episode, ranking)}"
+            f"{_standing_line(standing, episode.show_title)}"
         ),
         ephemeral=True,
     )
@@ -196,9 +209,41 @@ def _ranking_row(row: CommunityRow | CriticRow) -> str:
     if isinstance(row, CommunityRow):
         return (
             f"{label} — **{_score(float(row.score))}** · {_votes(row.tally.count)} · "
-            f"avg {float(row.tally.mean):.1f}"
+            f"avg {_mean(row):.1f}"
         )
     return f"{label} — the critic's #{row.position} of {row.listed}"
+
+
+class LazyPages(Sequence[OutgoingMessage]):
+    """Pages built the first time they are read, then kept.
+
+    A reply shows its first page; the others are built only if someone turns to them, so a
+    hundred-episode ranking doesn't format ninety rows nobody may look at.
+    """
+
+    def __init__(self, count: int, build: Callable[[int], OutgoingMessage]) -> None:
+        self._build = build
+        self._built: list[OutgoingMessage | None] = [None] * count
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    @overload
+    def __getitem__(self, index: int) -> OutgoingMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[OutgoingMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> OutgoingMessage | list[OutgoingMessage]:
+        if isinstance(index, slice):
+            return [self[number] for number in range(*index.indices(len(self)))]
+        number = index + len(self) if index < 0 else index
+        if not 0 <= number < len(self):
+            raise IndexError(f"page {index} of {len(self)}")
+        built = self._built[number]
+        if built is None:
+            built = self._built[number] = self._build(number)
+        return built
 
 
 def ranking_pages(
@@ -207,8 +252,8 @@ def ranking_pages(
     reason: str,
     *,
     critic_author: str | None = None,
-) -> list[OutgoingMessage]:
-    """One public message per page of 10 rows, in the order asked for."""
+) -> Sequence[OutgoingMessage]:
+    """One public message per page of 10 rows, in the order asked for (built when read)."""
     rows = ranking.ordered(request.order)
     title = truncate(ranking_title(request, ranking.source), EMBED_TITLE_LIMIT)
     intro = escape_inline(reason)
@@ -225,8 +270,9 @@ def ranking_pages(
     else:
         formula = "Titles and ranks only; no spoilers"
     total = page_count(len(rows))
-    pages = []
-    for number in range(total):
+    subtitle = ranking_subtitle(request, ranking)
+
+    def build(number: int) -> OutgoingMessage:
         lines = [_ranking_row(row) for row in page(rows, number)]
         embed = {
             "title": title,
@@ -234,14 +280,13 @@ def ranking_pages(
             "color": EMBARGO_COLOUR,
             "footer": {
                 "text": truncate(
-                    f"Page {number + 1} of {total} · {ranking_subtitle(request, ranking)}\n"
-                    f"{formula}",
-                    FOOTER_LIMIT,
+                    f"Page {number + 1} of {total} · {subtitle}\n{formula}", FOOTER_LIMIT
                 )
             },
         }
-        pages.append(OutgoingMessage(embeds=(embed,)))
-    return pages
+        return OutgoingMessage(embeds=(embed,))
+
+    return LazyPages(total, build)
 
 
 def no_ranking_message(request: RankingRequest, reason: str) -> OutgoingMessage:

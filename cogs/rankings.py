@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,20 +15,23 @@ from discord.ext import commands
 
 from bot.chart import ranking_chart
 from bot.client import report_error
-from bot.content.models import Episode, Show
+from bot.content.models import CriticRanking, Episode, Show
 from bot.errors import UserError
 from bot.messages import OutgoingMessage, escape_inline
 from bot.ranking import (
     MAX_SCORE,
     MIN_SCORE,
     Order,
-    Ranking,
     Scope,
     Source,
+    Standing,
+    Tally,
     choose_source,
     combined,
     community_ranking,
+    community_standing,
     critic_ranking,
+    needs_critic,
 )
 from bot.ranking_messages import (
     CHART_FILENAME,
@@ -81,7 +84,7 @@ class Pager(discord.ui.View):
         super().__init__(timeout=timeout)
         self.origin = origin
         self.owner_id = origin.user.id
-        self.pages = list(pages)
+        self.pages = pages  # kept as given: ranking pages are built when first shown
         self.index = 0
         self._sync_buttons()
 
@@ -195,22 +198,21 @@ class Rankings(commands.Cog):
             raise UserError("That episode's show is no longer in the catalogue.")
         return show
 
-    async def _community(
-        self, show: Show, episodes: Sequence[Episode], guild_id: int | None, min_votes: int
-    ) -> tuple[Ranking, int]:
-        """The community ranking of ``episodes`` and the number of votes on them, in one
-        server (or pooled for ``None``). C is the show's mean over its episodes in scope."""
+    async def _tallies(self, show: Show, guild_id: int | None) -> tuple[dict[str, Tally], Tally]:
+        """The show's vote tallies in one server (or pooled for ``None``), and the prior: their
+        sum over the show's episodes (C, the show's mean in scope, is its mean)."""
         tallies = await self.bot.storage.vote_tallies(show.slug, guild_id)
-        known = {e.key for e in show.episodes}
-        prior = combined(t for key, t in tallies.items() if key in known)
-        ranking = community_ranking(episodes, tallies, min_votes=min_votes, prior=prior)
-        votes = sum(tallies[e.key].count for e in episodes if e.key in tallies)
-        return ranking, votes
+        prior = combined(t for e in show.episodes if (t := tallies.get(e.key)) is not None)
+        return tallies, prior
 
-    async def _standing(self, episode: Episode, guild_id: int, min_votes: int) -> Ranking:
+    async def _standing(self, episode: Episode, guild_id: int, min_votes: int) -> Standing | None:
+        """The episode's place in its show's community ranking in this server: only its own
+        row is worked out, which is all the /vote and /unvote replies show."""
         show = self._show_of(episode)
-        ranking, _ = await self._community(show, show.episodes, guild_id, min_votes)
-        return ranking
+        tallies, prior = await self._tallies(show, guild_id)
+        return community_standing(
+            episode.key, show.episodes, tallies, min_votes=min_votes, prior=prior
+        )
 
     # -- /vote, /unvote -----------------------------------------------------------------------
 
@@ -240,8 +242,8 @@ class Rankings(commands.Cog):
         change = await self.bot.storage.cast_vote(
             guild_id, interaction.user.id, found.key, score, now=now
         )
-        ranking = await self._standing(found, guild_id, settings.min_votes)
-        await send_messages(interaction, [vote_message(found, change, ranking)])
+        standing = await self._standing(found, guild_id, settings.min_votes)
+        await send_messages(interaction, [vote_message(found, change, standing)])
 
     @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
     @app_commands.describe(episode=EPISODE_HELP)
@@ -253,8 +255,8 @@ class Rankings(commands.Cog):
         found = resolve_episode(self.bot.catalogue, episode)
         change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, found.key)
         settings = await self.bot.storage.get_guild_settings(guild_id)
-        ranking = await self._standing(found, guild_id, settings.min_votes)
-        await send_messages(interaction, [unvote_message(found, change, ranking)])
+        standing = await self._standing(found, guild_id, settings.min_votes)
+        await send_messages(interaction, [unvote_message(found, change, standing)])
 
     @vote.autocomplete("episode")
     @unvote.autocomplete("episode")
@@ -314,11 +316,19 @@ class Rankings(commands.Cog):
         request = RankingRequest(show=found, season=season, order=Order(order), scope=chosen_scope)
         episodes = _season_episodes(found, season, self.bot.clock())
         settings = await self.bot.storage.get_guild_settings(guild_id)
-        votes_guild = guild_id if chosen_scope is Scope.SERVER else None
-        community, votes = await self._community(found, episodes, votes_guild, settings.min_votes)
-        critic = await self.bot.storage.get_critic_ranking(found.slug)
+        requested = Source(source) if source else None
+        tallies: Mapping[str, Tally] = {}
+        prior = Tally()
+        if requested is not Source.CRITIC:  # the critic's ranking, as asked, counts no votes
+            votes_guild = guild_id if chosen_scope is Scope.SERVER else None
+            tallies, prior = await self._tallies(found, votes_guild)
+        votes = sum(tallies[e.key].count for e in episodes if e.key in tallies)
+        # Read only when it is asked for or the default choice depends on it existing.
+        critic: CriticRanking | None = None
+        if needs_critic(requested, votes=votes, min_votes=settings.min_votes):
+            critic = await self.bot.storage.get_critic_ranking(found.slug)
         choice = choose_source(
-            Source(source) if source else None,
+            requested,
             votes=votes,
             min_votes=settings.min_votes,
             has_critic=critic is not None,
@@ -336,7 +346,10 @@ class Rankings(commands.Cog):
             ranking = critic_ranking(episodes, critic)
             author: str | None = critic.author
         else:
-            ranking, author = community, None
+            ranking = community_ranking(
+                episodes, tallies, min_votes=settings.min_votes, prior=prior
+            )
+            author = None
         if not ranking.rows:
             if ranking.source is Source.CRITIC:
                 why = "The critic's ranking doesn't include any of these episodes."

@@ -8,23 +8,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.content.models import CriticRanking, Episode
+from bot.content.models import CriticRanking, Episode, Show
+from bot.messages import OutgoingMessage
 from bot.ranking import (
     CommunityRow,
     CriticRow,
     Order,
     Scope,
     Source,
+    Standing,
     Tally,
     choose_source,
     combined,
     community_ranking,
+    community_standing,
     critic_ranking,
+    needs_critic,
     page,
     page_count,
     weighted_score,
 )
+from bot.ranking_messages import LazyPages, RankingRequest, ranking_pages, vote_message
 from bot.storage import Storage
+from bot.storage.votes import VoteChange
 
 RELEASE = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -293,3 +299,182 @@ async def _apply_and_check(ops, concurrently: bool) -> None:
 @given(ops=vote_ops, concurrently=st.booleans())
 def test_totals_always_equal_a_recount(ops, concurrently):
     asyncio.run(_apply_and_check(ops, concurrently))
+
+
+# -- exact integer ordering and the one-episode standing ---------------------------------------
+
+big_tallies = st.integers(min_value=1, max_value=2_000_000).flatmap(
+    lambda count: st.tuples(st.just(count), st.integers(min_value=count, max_value=10 * count)).map(
+        lambda pair: Tally(*pair)
+    )
+)
+
+
+@settings(max_examples=200)
+@given(
+    scores=st.lists(
+        st.one_of(st.none(), tallies_strategy, big_tallies),
+        min_size=len(EPISODES),
+        max_size=len(EPISODES),
+    ),
+    min_votes=st.integers(min_value=0, max_value=500),
+)
+def test_rows_carry_the_exact_weighted_score_in_order(scores, min_votes):
+    # Counts up to millions (every server pooled): the integer keys stay exact at any size.
+    tallies = {e.key: t for e, t in zip(EPISODES, scores, strict=True) if t is not None}
+    prior = combined(tallies.values())
+    if prior.count == 0:
+        return
+    ranking = community_ranking(EPISODES, tallies, min_votes=min_votes, prior=prior)
+    for row in ranking.rows:
+        assert row.score == weighted_score(row.tally, min_votes, prior.mean)
+    keys = [sort_key(row, prior.mean, min_votes) for row in ranking.rows]
+    assert keys == sorted(keys)
+
+
+def test_the_order_is_exact_where_floats_would_tie():
+    # Means of 10 - 8/(v+1) and 10 - 9/(v+2) for v = 10**17: they differ by about 1e-34, far
+    # below a float's resolution. Compared as floats they would tie and the one with more
+    # votes would go first; exactly, the one with fewer votes is higher.
+    a, b = episode(1, 1), episode(1, 2)
+    v = 10**17
+    tallies = {a.key: Tally(v + 2, 10 * (v + 2) - 9), b.key: Tally(v + 1, 10 * (v + 1) - 8)}
+    ranking = community_ranking([a, b], tallies, min_votes=0, prior=combined(tallies.values()))
+    assert float(ranking.rows[0].score) == float(ranking.rows[1].score)
+    assert ranking.rows[0].score > ranking.rows[1].score
+    assert [row.episode for row in ranking.rows] == [b, a]
+    standing = community_standing(
+        a.key, [a, b], tallies, min_votes=0, prior=combined(tallies.values())
+    )
+    assert standing is not None
+    assert standing.rank == 2
+
+
+@settings(max_examples=150)
+@given(
+    scores=st.lists(
+        st.one_of(st.none(), tallies_strategy, big_tallies),
+        min_size=len(EPISODES),
+        max_size=len(EPISODES),
+    ),
+    min_votes=st.integers(min_value=0, max_value=50),
+    season=st.sampled_from([None, 1, 2, 3]),
+    tie=st.booleans(),
+)
+def test_standing_is_the_episodes_row_of_the_whole_ranking(scores, min_votes, season, tie):
+    if tie:  # identical tallies: the ranks must follow the tie-breaks exactly
+        scores = [None if t is None else Tally(3, 21) for t in scores]
+    tallies = {e.key: t for e, t in zip(EPISODES, scores, strict=True) if t is not None}
+    prior = combined(tallies.values())
+    if prior.count == 0:
+        return
+    ranked = [e for e in EPISODES if season is None or e.season == season]
+    ranking = community_ranking(ranked, tallies, min_votes=min_votes, prior=prior)
+    for e in EPISODES:
+        standing = community_standing(e.key, ranked, tallies, min_votes=min_votes, prior=prior)
+        row = ranking.row_for(e.key)
+        if row is None:
+            assert standing is None
+            continue
+        assert isinstance(row, CommunityRow)
+        assert standing == Standing(
+            rank=row.rank,
+            ranked=len(ranking.rows),
+            score=row.score,
+            tally=row.tally,
+            prior_mean=ranking.prior_mean,
+            min_votes=min_votes,
+        )
+
+
+def test_standing_refuses_what_the_ranking_refuses():
+    key = EPISODES[0].key
+    tallies = {key: Tally(2, 12)}
+    with pytest.raises(ValueError, match="prior"):
+        community_standing(key, EPISODES, tallies, min_votes=5, prior=Tally())
+    with pytest.raises(ValueError, match="m >= 0"):
+        community_standing(key, EPISODES, tallies, min_votes=-1, prior=Tally(2, 12))
+    with pytest.raises(ValueError, match="m >= 0"):
+        community_ranking(EPISODES, tallies, min_votes=-1, prior=Tally(2, 12))
+
+
+@given(
+    requested=st.sampled_from([None, *Source]),
+    votes=st.integers(min_value=0, max_value=30),
+    min_votes=st.integers(min_value=0, max_value=30),
+    scope=st.sampled_from(list(Scope)),
+)
+def test_the_critic_ranking_is_read_whenever_the_choice_depends_on_it(
+    requested, votes, min_votes, scope
+):
+    with_critic, without = (
+        choose_source(requested, votes=votes, min_votes=min_votes, has_critic=has, scope=scope)
+        for has in (True, False)
+    )
+    if with_critic != without or with_critic.source is Source.CRITIC:
+        assert needs_critic(requested, votes=votes, min_votes=min_votes)
+    if not needs_critic(requested, votes=votes, min_votes=min_votes):
+        assert with_critic.source is Source.COMMUNITY
+
+
+# -- the replies' numbers --------------------------------------------------------------------------
+
+
+@given(tally=st.one_of(tallies_strategy, big_tallies), min_votes=st.integers(0, 40))
+def test_vote_reply_numbers_are_the_exact_values_rounded(tally, min_votes):
+    ep = EPISODES[4]
+    prior = Tally(tally.count + 7, tally.total + 30)  # the show's other votes too
+    standing = community_standing(
+        ep.key, EPISODES, {ep.key: tally}, min_votes=min_votes, prior=prior
+    )
+    assert standing is not None
+    text = vote_message(ep, VoteChange(None, 5), standing).content
+    mean = Fraction(tally.total, tally.count)
+    score = weighted_score(tally, min_votes, prior.mean)
+    assert f"**{float(score):.2f}** from " in text
+    assert f"(average {float(mean):.1f})" in text
+    assert f"average here ({float(prior.mean):.2f})" in text
+
+
+def test_lazy_pages_build_each_page_once_when_first_read():
+    built: list[int] = []
+
+    def build(number: int) -> OutgoingMessage:
+        built.append(number)
+        return OutgoingMessage(content=f"page {number}")
+
+    pages = LazyPages(3, build)
+    assert len(pages) == 3
+    assert built == []
+    last = pages[-1]
+    assert last.content == "page 2"
+    assert pages[2] is last
+    assert built == [2]
+    for outside in (3, -4):
+        with pytest.raises(IndexError):
+            pages[outside]
+    assert [p.content for p in pages[0:10]] == ["page 0", "page 1", "page 2"]
+    assert [p.content for p in pages] == ["page 0", "page 1", "page 2"]
+    assert built == [2, 0, 1]
+
+
+def test_ranking_pages_show_every_row_in_the_order_asked():
+    tallies = {e.key: Tally(n + 1, 7 * (n + 1) + n % 3) for n, e in enumerate(EPISODES)}
+    ranking = community_ranking(EPISODES, tallies, min_votes=3, prior=combined(tallies.values()))
+    show = Show(slug="show", title="Show", network="N", timezone="UTC", episodes=tuple(EPISODES))
+    request = RankingRequest(show=show, season=None, order=Order.WORST_FIRST, scope=Scope.GLOBAL)
+    pages = ranking_pages(request, ranking, "Because.")
+    assert len(pages) == 2  # 18 rows
+    lines = [
+        line
+        for page_ in pages
+        for line in page_.embeds[0]["description"].split("\n\n", 1)[1].splitlines()
+    ]
+    worst_first = list(reversed(ranking.rows))
+    assert len(lines) == len(worst_first)
+    for line, row in zip(lines, worst_first, strict=True):
+        assert line.startswith(f"**{row.rank}.** `{row.episode.short_code}` ")
+        assert f"**{float(row.score):.2f}** · {row.tally.count} vote" in line
+        assert line.endswith(f"avg {float(row.tally.mean):.1f}")
+    assert pages[0].embeds[0]["footer"]["text"].startswith("Page 1 of 2 · all servers · worst")
+    assert pages[1].embeds[0]["footer"]["text"].startswith("Page 2 of 2 · all servers · worst")

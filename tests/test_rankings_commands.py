@@ -536,3 +536,40 @@ async def test_done_means(world: World):
             for start in range(len(words) - 7):
                 window = " ".join(words[start : start + 8])
                 assert window not in sent, f"{key}: review text reached Discord: {window!r}"
+
+
+async def test_rankings_read_only_what_the_reply_needs(world: World, monkeypatch):
+    reads: list[str] = []
+    for name in ("get_critic_ranking", "vote_tallies"):
+        real = getattr(world.storage, name)
+
+        async def spy(*args, _real=real, _name=name):
+            reads.append(_name)
+            return await _real(*args)
+
+        monkeypatch.setattr(world.storage, name, spy)
+
+    async def ask(**options) -> tuple[list[str], str]:
+        reads.clear()
+        reply = await world.rankings(show="Black Mirror", season=7, **options)
+        return list(reads), reply.embeds[0]["title"]
+
+    await world.vote(voter(0), "s7e1", 9)
+    # Too few votes: the default depends on whether a critic ranking exists.
+    assert await ask() == (
+        ["vote_tallies", "get_critic_ranking"],
+        "Black Mirror · Season 7 · Critic ranking",
+    )
+    # Asked for, the community ranking needs no critic; the critic's needs no votes.
+    assert await ask(source="community") == (
+        ["vote_tallies"],
+        "Black Mirror · Season 7 · Community ranking",
+    )
+    assert await ask(source="critic") == (
+        ["get_critic_ranking"],
+        "Black Mirror · Season 7 · Critic ranking",
+    )
+    for n in range(1, DEFAULT_MIN_VOTES):
+        await world.vote(voter(n), "s7e2", 7)
+    # Enough votes: the community ranking is the default, whatever the critic says.
+    assert await ask() == (["vote_tallies"], "Black Mirror · Season 7 · Community ranking")
