@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -70,6 +73,41 @@ ALL_FILES = (
     "shows/alpha.toml",
     "shows/beta.toml",
 )
+
+
+# An mtime long before any sync in these tests: a stat this old vouches for its file.
+OLD_NS = 1_700_000_000 * 10**9
+
+
+def _age(root: Path, mtime_ns: int = OLD_NS) -> None:
+    """Give every file under ``root`` the same mtime, long before the next sync starts."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every file the sync reads from now on, as its last two path parts."""
+    reads: list[str] = []
+    real_read = sync_module.read_file
+
+    def counting_read(path):
+        reads.append("/".join(Path(path).parts[-2:]))
+        return real_read(path)
+
+    monkeypatch.setattr(sync_module, "read_file", counting_read)
+    return reads
+
+
+def _same_size_edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` with ``new`` (same length) in the file, keeping its mtime."""
+    assert len(old) == len(new)
+    info = path.stat()
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    assert path.stat().st_size == info.st_size
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 def _sha(path: Path) -> str:
@@ -358,9 +396,168 @@ async def test_unreadable_file_is_reported_and_keeps_serving(store, content, mon
         return real_read(path)
 
     monkeypatch.setattr(sync_module, "read_file", failing_read)
+    # A new mtime: the sync must read the file, whatever the stat rule would allow.
+    os.utime(content / "shows/beta.toml", ns=(OLD_NS, OLD_NS))
     report = await sync_content(store, content)
     assert [str(p) for p in report.errors] == [
         "shows/beta.toml: cannot read this file: Permission denied"
     ]
     assert report.removed == ()
     assert "beta" in await _shows(store)
+
+
+# ---- what the stat of a file tells the sync -------------------------------------------
+
+
+async def test_files_whose_stat_vouches_for_them_are_not_read(store, content, monkeypatch):
+    _age(content)
+    await sync_content(store, content)
+    reads = _count_reads(monkeypatch)
+    report = await sync_content(store, content)
+    assert report.loaded == ()
+    assert report.unchanged == ALL_FILES
+    assert reads == []
+
+
+async def test_same_size_edit_with_a_new_mtime_is_loaded(store, content, monkeypatch):
+    _age(content)
+    await sync_content(store, content)
+    path = content / "reviews/alpha/s01e01.md"
+    _same_size_edit(path, "It was a dream.", "It was a cloud.")
+    os.utime(path, ns=(OLD_NS, OLD_NS + 1))  # one nanosecond later, the size unchanged
+    reads = _count_reads(monkeypatch)
+    report = await sync_content(store, content)
+    assert report.loaded == ("reviews/alpha/s01e01.md",)
+    review = await store.get_review("alpha/s01e01")
+    assert review is not None
+    assert review.ending == "It was a cloud."
+    # Hashed by the scan, then parsed; nothing else read.
+    assert reads == ["alpha/s01e01.md", "alpha/s01e01.md"]
+
+
+async def test_touched_file_is_hashed_once_and_its_new_stat_recorded(store, content, monkeypatch):
+    _age(content)
+    await sync_content(store, content)
+    before = await store.content_file_records()
+    os.utime(content / "shows/alpha.toml", ns=(OLD_NS, OLD_NS + 5 * 10**9))
+    reads = _count_reads(monkeypatch)
+
+    touched = await sync_content(store, content)
+    assert touched.loaded == ()
+    assert touched.unchanged == ALL_FILES
+    assert reads == ["shows/alpha.toml"]
+    after = await store.content_file_records()
+    assert after["shows/alpha.toml"].sha256 == before["shows/alpha.toml"].sha256
+    assert after["shows/alpha.toml"].mtime_ns == OLD_NS + 5 * 10**9
+
+    reads.clear()
+    again = await sync_content(store, content)
+    assert again.loaded == ()
+    assert reads == []
+
+
+async def test_same_size_edit_in_the_recorded_mtime_tick_is_caught(store, content):
+    """The racy case: an edit that leaves size and mtime as recorded (a filesystem with
+    whole-second stamps, two writes in the same second) is still loaded, because the
+    recorded mtime was too close to the moment the sync read the file to vouch for it."""
+    path = content / "reviews/alpha/s01e01.md"
+    tick = time.time_ns() // 10**9 * 10**9  # this second, as a one-second filesystem stamps
+    os.utime(path, ns=(tick, tick))
+    await sync_content(store, content)
+    recorded = (await store.content_file_records())["reviews/alpha/s01e01.md"]
+    assert (recorded.size, recorded.mtime_ns) == (path.stat().st_size, tick)
+
+    _same_size_edit(path, "It was a dream.", "It was a cloud.")
+    os.utime(path, ns=(tick, tick))
+    report = await sync_content(store, content)
+    assert report.loaded == ("reviews/alpha/s01e01.md",)
+    review = await store.get_review("alpha/s01e01")
+    assert review is not None
+    assert review.ending == "It was a cloud."
+
+
+async def test_a_stat_older_than_the_racy_margin_is_trusted(store, content, monkeypatch):
+    """The other side of the rule: once the recorded mtime is more than RACY_NS older than
+    the sync that recorded it, the stat alone decides, and the file is not read."""
+    path = content / "reviews/alpha/s01e01.md"
+    stamp = time.time_ns() - sync_module.RACY_NS - 10**9
+    os.utime(path, ns=(stamp, stamp))
+    await sync_content(store, content)
+    reads = _count_reads(monkeypatch)
+    await sync_content(store, content)
+    assert "alpha/s01e01.md" not in reads
+    assert "beta/s01e01.md" in reads  # written just now: too recent to vouch for itself
+
+
+async def test_records_without_a_stat_are_hashed_once(store, content, monkeypatch):
+    """Rows recorded before migration 003 have no stat: each file is hashed once more."""
+    _age(content)
+    await sync_content(store, content)
+    await store.db.conn.execute(
+        "UPDATE content_files SET size = NULL, mtime_ns = NULL, stat_checked_ns = NULL"
+    )
+    reads = _count_reads(monkeypatch)
+    report = await sync_content(store, content)
+    assert report.loaded == ()
+    assert report.unchanged == ALL_FILES
+    assert len(reads) == len(ALL_FILES)
+    reads.clear()
+    await sync_content(store, content)
+    assert reads == []
+
+
+# ---- reviews in batches, one transaction --------------------------------------------------
+
+
+async def test_reviews_in_batches_load_like_one(store, content, monkeypatch):
+    monkeypatch.setattr(sync_module, "REVIEW_BATCH", 2)  # three reviews: two batches
+    report = await sync_content(store, content)
+    assert report.loaded == ALL_FILES
+    assert report.problems == ()
+    for review in parse_content_dir(content).reviews:
+        assert await store.get_review(review.episode_key) == review
+
+
+async def test_no_reader_sees_a_sync_until_its_last_batch_is_written(
+    store, content, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(sync_module, "REVIEW_BATCH", 1)
+    real_parse = sync_module._parse_reviews
+    seen: list[tuple[int, int, int]] = []
+
+    def parse_and_look(*args):
+        # Runs between batches, while the sync's transaction is open: another connection
+        # must see none of what it wrote so far.
+        with sqlite3.connect(tmp_path / "t.db") as reader:
+            seen.append(
+                tuple(
+                    reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                    for table in ("shows", "reviews", "content_files")
+                )
+            )
+        return real_parse(*args)
+
+    monkeypatch.setattr(sync_module, "_parse_reviews", parse_and_look)
+    report = await sync_content(store, content)
+    assert report.loaded == ALL_FILES
+    assert seen == [(0, 0, 0)] * 3
+
+
+async def test_a_failing_batch_leaves_nothing_written(store, content, monkeypatch):
+    monkeypatch.setattr(sync_module, "REVIEW_BATCH", 1)
+    real_parse = sync_module._parse_reviews
+    calls = 0
+
+    def fail_on_the_third(*args):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError("disk gone")
+        return real_parse(*args)
+
+    monkeypatch.setattr(sync_module, "_parse_reviews", fail_on_the_third)
+    with pytest.raises(OSError, match="disk gone"):
+        await sync_content(store, content)
+    assert await store.load_shows() == []
+    assert await store.get_review("alpha/s01e01") is None
+    assert await store.content_file_hashes() == {}

@@ -18,6 +18,7 @@ A file with any error yields no model at all: callers never see a half-valid sho
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import math
 import os
@@ -27,8 +28,8 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from functools import cached_property
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Literal
 
@@ -60,9 +61,8 @@ _CANONICAL_REVIEW = re.compile(
 _LOOSE_CODE = re.compile(r"^\s*s(\d+)\s*e(\d+)\s*$", re.IGNORECASE)
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
-_ENDING_HEADING = re.compile(
-    r"^[ \t]*##[ \t]+ending[ \t]+explained[ \t]*#*[ \t]*$", re.IGNORECASE | re.MULTILINE
-)
+# The whole of one line (see _find_ending_heading).
+_ENDING_HEADING = re.compile(r"[ \t]*##[ \t]+ending[ \t]+explained[ \t]*#*[ \t]*", re.IGNORECASE)
 # Anything that looks like the ending heading but is not exactly it (wrong level, a colon,
 # bold text...). Left alone, its spoilers would be served as the spoiler-free review.
 _NEAR_ENDING_HEADING = re.compile(
@@ -243,11 +243,11 @@ class _TomlLines:
         self.text = text
         self.first_line = first_line  # file line number of the text's first line
 
-    @cached_property
+    @functools.cached_property
     def lines(self) -> list[str]:
         return self.text.splitlines()
 
-    @cached_property
+    @functools.cached_property
     def _headers(self) -> list[tuple[int, str, bool]]:
         """(index, name, is_array) of every table header, in order."""
         headers = []
@@ -258,7 +258,7 @@ class _TomlLines:
                 headers.append((index, name, match.group(1) == "[["))
         return headers
 
-    @cached_property
+    @functools.cached_property
     def _array_tables(self) -> dict[str, list[int]]:
         """Table name -> positions in ``_headers`` of its ``[[name]]`` headers."""
         tables: dict[str, list[int]] = defaultdict(list)
@@ -325,10 +325,125 @@ def _decode(data: bytes, rel: str) -> tuple[str | None, list[ContentProblem]]:
     return text.removeprefix("\ufeff"), []
 
 
+# --------------------------------------------------------------------------------------
+# A fast path for plain TOML. tomllib is pure Python: parsing the front matter of 20,000
+# reviews and 200 show files with it was a quarter of a cold load. Content files are nearly
+# always written one statement per line, ``key = value`` with a bare key and a plain value,
+# plus ``[[table]]`` headers. _plain_toml parses exactly that subset, and returns None for
+# anything else (an escape in a string, a multi-line array, a dotted key, a duplicate key,
+# a value it does not know...): the caller then runs tomllib, which also words the errors
+# and finds their lines. For every text it accepts, it returns what tomllib.loads returns
+# (tests/test_content_parser.py compares the two on generated documents).
+# --------------------------------------------------------------------------------------
+
+# Control characters TOML allows in no string and no comment (a tab is allowed). Lines
+# never hold a '\n': the text is split on it.
+_CTRL = r"\x00-\x08\x0a-\x1f\x7f"
+_BASIC = rf'"[^"\\{_CTRL}]*"'  # a basic string without escapes
+_LITERAL = rf"'[^'{_CTRL}]*'"
+_STRING_ITEM = re.compile(rf'"([^"\\{_CTRL}]*)"|\'([^\'{_CTRL}]*)\'')
+_PLAIN_LINE = re.compile(
+    r"[ \t]*(?:"
+    r"\[\[[ \t]*(?P<table>[A-Za-z0-9_-]+)[ \t]*\]\]"
+    r"|(?P<key>[A-Za-z0-9_-]+)[ \t]*=[ \t]*(?:"
+    rf'"(?P<basic>[^"\\{_CTRL}]*)"'
+    rf"|'(?P<literal>[^'{_CTRL}]*)'"
+    # Decimal numbers only, short enough that int() never meets its digit limit.
+    r"|(?P<int>[+-]?(?:0|[1-9][0-9]{0,17}))(?P<frac>\.[0-9]{1,17})?"
+    r"|(?P<bool>true|false)"
+    r"|(?P<date>(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2}))"
+    r"(?:[Tt](?P<h>[0-9]{2}):(?P<mi>[0-9]{2}):(?P<s>[0-9]{2})(?:\.(?P<us>[0-9]{1,6}))?"
+    r"(?:(?P<zulu>[Zz])|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))?)?"
+    rf"|(?P<array>\[)[ \t]*(?P<items>(?:{_BASIC}|{_LITERAL})"
+    rf"(?:[ \t]*,[ \t]*(?:{_BASIC}|{_LITERAL}))*[ \t]*,?[ \t]*)?\]"
+    r"))?"
+    rf"[ \t]*(?:#[^{_CTRL}]*)?"
+)
+
+
+def _plain_value(match: re.Match[str]) -> object:
+    """The value of a key line _PLAIN_LINE matched; raises ValueError if tomllib would
+    refuse it (an impossible date, an offset out of range)."""
+    if match["basic"] is not None:
+        return match["basic"]
+    if match["literal"] is not None:
+        return match["literal"]
+    if match["int"] is not None:
+        if match["frac"] is not None:
+            return float(match["int"] + match["frac"])
+        return int(match["int"])
+    if match["bool"] is not None:
+        return match["bool"] == "true"
+    if match["array"] is not None:
+        items = match["items"] or ""
+        return [basic or literal for basic, literal in _STRING_ITEM.findall(items)]
+    year, month, day = int(match["y"]), int(match["mo"]), int(match["d"])
+    if match["h"] is None:
+        return date(year, month, day)
+    offset: tzinfo | None = None
+    if match["zulu"] is not None:
+        offset = UTC
+    elif match["sign"] is not None:
+        offset = _utc_offset(match["sign"], match["oh"], match["om"])
+    return datetime(
+        year,
+        month,
+        day,
+        int(match["h"]),
+        int(match["mi"]),
+        int(match["s"]),
+        int(match["us"].ljust(6, "0")) if match["us"] else 0,
+        tzinfo=offset,
+    )
+
+
+@functools.cache
+def _utc_offset(sign: str, hours: str, minutes: str) -> tzinfo:
+    """A fixed offset; cached, as a show file repeats the same one for every episode."""
+    if int(hours) > 23 or int(minutes) > 59:  # tomllib's limits, tighter than timedelta's
+        raise ValueError("offset out of range")
+    factor = 1 if sign == "+" else -1
+    return dt_timezone(timedelta(hours=factor * int(hours), minutes=factor * int(minutes)))
+
+
+def _plain_toml(text: str) -> dict[str, object] | None:
+    """``tomllib.loads(text)`` for plain TOML (see above), or None to say "use tomllib"."""
+    root: dict[str, object] = {}
+    arrays: dict[str, list[dict[str, object]]] = {}  # the root keys [[table]] headers made
+    table = root
+    # tomllib reads "\r\n" as a newline; a lone "\r" fails _PLAIN_LINE (a control char).
+    for line in text.replace("\r\n", "\n").split("\n"):
+        match = _PLAIN_LINE.fullmatch(line)
+        if match is None:
+            return None
+        name = match["table"]
+        if name is not None:
+            if name not in arrays:
+                if name in root:
+                    return None  # tomllib refuses to turn a value into an array of tables
+                root[name] = arrays[name] = []
+            table = {}
+            arrays[name].append(table)
+            continue
+        key = match["key"]
+        if key is None:
+            continue  # a blank or comment line
+        if key in table:
+            return None  # a duplicate: tomllib reports it
+        try:
+            table[key] = _plain_value(match)
+        except ValueError:
+            return None
+    return root
+
+
 def _load_toml(
     text: str, rel: str, first_line: int = 1
 ) -> tuple[dict[str, object] | None, list[ContentProblem]]:
     """tomllib.loads, with its error turned into a problem on the right line."""
+    plain = _plain_toml(text)
+    if plain is not None:
+        return plain, []
     try:
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:
@@ -728,14 +843,14 @@ def _parse_review_text(
 
     body_start = closing + 1  # index into lines of the first body line
     body_text = "\n".join(lines[body_start:])
-    heading = _ENDING_HEADING.search(body_text)
-    body = body_text[: heading.start()] if heading else body_text
-    ending = body_text[heading.end() :].strip() if heading else None
+    heading = _find_ending_heading(body_text)
+    body = body_text[: heading[0]] if heading else body_text
+    ending = body_text[heading[1] :].strip() if heading else None
     body_line = body_start + 1  # file line number of the body's first line
     heading_line = body_line + body.count("\n") if heading else None
 
     # A near-miss heading in the spoiler-free part would serve spoilers unhidden.
-    for offset, body_line_text in enumerate(body.splitlines()):
+    for offset, body_line_text in enumerate(body.splitlines() if _may_hold_near(body) else ()):
         if _NEAR_ENDING_HEADING.match(body_line_text):
             problems.append(
                 ContentProblem(
@@ -786,6 +901,34 @@ def _parse_review_text(
         ),
         problems,
     )
+
+
+def _find_ending_heading(text: str) -> tuple[int, int] | None:
+    """Start and end of the first line of ``text`` that is the ending heading, if any.
+
+    Only lines holding "##" can be it, and ``str.find`` skips to them far faster than a
+    multi-line regex search tries every position of a review.
+    """
+    found = text.find("##")
+    while found != -1:
+        start = text.rfind("\n", 0, found) + 1
+        end = text.find("\n", found)
+        if end == -1:
+            end = len(text)
+        if _ENDING_HEADING.fullmatch(text, start, end):
+            return start, end
+        found = text.find("##", end)
+    return None
+
+
+def _may_hold_near(text: str) -> bool:
+    """False when no line of ``text`` can match _NEAR_ENDING_HEADING, checked cheaply.
+
+    Every match holds "explained" in some case. For ASCII text, that means the lowercased
+    text holds "explained"; beyond ASCII the regex's case folding has more equivalents
+    (a dotless i), so such text is always checked line by line.
+    """
+    return not text.isascii() or "explained" in text.lower()
 
 
 def normalise_code(text: str) -> str | None:
