@@ -34,8 +34,9 @@ Writing
 Changed files are parsed; those without errors replace their rows. Every write of one sync
 goes into a single transaction, so a reader never sees a show without its episodes or half
 of a reload. Reviews, the bulk of a catalogue, are read, parsed and written in batches of
-``REVIEW_BATCH`` inside that transaction, each batch dropped once written: a first start
-holds one batch of review text at a time, not the whole catalogue. A file with errors is
+``REVIEW_BATCH`` inside that transaction, each batch dropped once written, the next one
+parsed while the last is written: a first start holds two batches of review text at a time,
+not the whole catalogue. A file with errors is
 reported and its last good version keeps serving: its rows and its record stay as they
 were, so it is parsed again (and reported again) next time.
 
@@ -361,25 +362,43 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
     changed_reviews = [f for f in scan.changed if f.kind == "review"]
     review_problems: list[ContentProblem] = []
     orphans: dict[str, int] = defaultdict(int)  # slug -> reviews of no known show
-    if changed_reviews or not first.is_empty():
+    batches = [
+        changed_reviews[start : start + REVIEW_BATCH]
+        for start in range(0, len(changed_reviews), REVIEW_BATCH)
+    ]
+
+    def parse_batch(index: int) -> asyncio.Future[_Reviews] | None:
+        if index >= len(batches):
+            return None
+        return asyncio.ensure_future(asyncio.to_thread(_parse_reviews, base, batches[index], codes))
+
+    if batches or not first.is_empty():
         async with storage.content_update() as update:
-            await update.apply(first)
-            for start in range(0, len(changed_reviews), REVIEW_BATCH):
-                batch = await asyncio.to_thread(
-                    _parse_reviews, base, changed_reviews[start : start + REVIEW_BATCH], codes
-                )
-                await update.apply(
-                    ContentChanges(
-                        reviews=tuple(batch.reviews),
-                        file_hashes=batch.hashes,
-                        file_stats={rel: scan.stats[rel] for rel in batch.hashes},
-                        stats_checked_ns=started_ns,
+            # The next batch is parsed (in a worker thread) while this one is written (in
+            # the connection's thread, which SQLite runs without holding the GIL).
+            index = 0
+            pending = parse_batch(index)
+            try:
+                await update.apply(first)
+                while pending is not None:
+                    batch = await pending
+                    index += 1
+                    pending = parse_batch(index)
+                    await update.apply(
+                        ContentChanges(
+                            reviews=tuple(batch.reviews),
+                            file_hashes=batch.hashes,
+                            file_stats={rel: scan.stats[rel] for rel in batch.hashes},
+                            stats_checked_ns=started_ns,
+                        )
                     )
-                )
-                loaded.update(batch.hashes)
-                review_problems.extend(batch.problems)
-                for slug, count in batch.orphans.items():
-                    orphans[slug] += count
+                    loaded.update(batch.hashes)
+                    review_problems.extend(batch.problems)
+                    for slug, count in batch.orphans.items():
+                        orphans[slug] += count
+            finally:
+                if pending is not None:
+                    pending.cancel()  # a write failed: the parse's result is not wanted
     # One problem per show for its orphaned reviews, changed and unchanged ones together.
     for slug, count in checked.orphans.items():
         orphans[slug] += count
