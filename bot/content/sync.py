@@ -20,14 +20,15 @@ no earlier than one tick before that moment: nanosecond filesystems (ext4, xfs, 
 APFS) stamp with the kernel's coarse clock, a few milliseconds behind; others keep whole
 seconds, or two for FAT. A recorded mtime more than ``RACY_NS`` (two seconds) before the
 recording sync's start can therefore not be repeated by a later edit. A newer one is not
-trusted: the file is hashed on the next sync, which records it again with its own start.
+trusted: the file is hashed on the next sync, which records it again with its own start (a
+file stamped in the future is hashed at every sync until its stamp is in the past).
 
 The stat is taken before the file is read, so an edit in between leaves a recorded stat the
 file no longer has, and the next sync hashes it. Not seen: an edit that keeps the size and
 then sets the mtime back to the recorded one (``touch -d``, a copy that preserves times
-over a file of the same size); rsync's default quick check shares that blind spot. Nor a
-wall clock set back until an edit gets a recorded stamp. Records without a stat (from
-before migration 003) are hashed once, like any file whose stat moved.
+over a file of the same size), which rsync's default quick check misses too; nor an edit
+stamped with a recorded mtime because the clock was set back. Records without a stat
+(from before migration 003) are hashed once, like any file whose stat moved.
 
 Writing
 -------
@@ -36,9 +37,9 @@ goes into a single transaction, so a reader never sees a show without its episod
 of a reload. Reviews, the bulk of a catalogue, are read, parsed and written in batches of
 ``REVIEW_BATCH`` inside that transaction, each batch dropped once written, the next one
 parsed while the last is written: a first start holds two batches of review text at a time,
-not the whole catalogue. A file with errors is
-reported and its last good version keeps serving: its rows and its record stay as they
-were, so it is parsed again (and reported again) next time.
+not the whole catalogue. A file with errors is reported and its last good version keeps
+serving: its rows and its record stay as they were, so it is parsed again (and reported
+again) next time.
 
 Cross-file checks need a show's episodes. When the show file changed in this sync they come
 from the new version; otherwise from storage (the version currently served). When a show's
