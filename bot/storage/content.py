@@ -25,8 +25,8 @@ from bot.storage.database import Database
 RECHECK_HASH = ""
 
 
-# Named tuples rather than dataclasses: a sync builds and compares one of each per content
-# file, 20,000 at full scale, and tuples cost a fraction of a frozen dataclass to build.
+# Named tuples rather than dataclasses: a sync builds a record per content file, 20,000 at
+# full scale, and a tuple costs a fraction of a frozen dataclass to build.
 class FileStat(NamedTuple):
     """What ``os.stat`` said of a content file: enough to notice an edit without reading it."""
 
