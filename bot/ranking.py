@@ -10,10 +10,10 @@ An episode with few votes is pulled towards the show's mean, so one 10/10 can't 
 
 Scores are compared exactly, so two episodes with the same weighted score really tie (no
 floating-point noise) and fall to the tie-breaks: more votes, then the earlier episode. With
-``C = P/Q`` (the prior's sum and count), ``WR = N / (Q·d)`` where ``N = S·Q + m·P`` and
-``d = v + m`` are integers; every score shares ``Q``, so the order of the scores is the order
-of ``N/d``, compared as integers (cross-multiplied, or scaled by the lcm of the ``d``) rather
-than with ``Fraction`` arithmetic, which costs milliseconds for a hundred episodes.
+``C = p/q``, ``WR = N / (q·d)`` where ``N = S·q + m·p`` and ``d = v + m`` are integers; every
+score shares ``q``, so the scores are in the order of ``N/d``, compared as integers
+(cross-multiplied, or scaled by the lcm of the ``d``): ``Fraction`` arithmetic would cost
+milliseconds for a hundred episodes.
 """
 
 from __future__ import annotations
@@ -79,20 +79,19 @@ def _check_weights(tally: Tally, min_votes: int) -> None:
         raise ValueError("the weighted score needs v + m > 0 and m >= 0")
 
 
+def _numerator(tally: Tally, min_votes: int, prior_mean: Fraction) -> int:
+    """``N = S·q + m·p`` for ``C = p/q``: the weighted score is ``N / (q·(v + m))``."""
+    return tally.total * prior_mean.denominator + min_votes * prior_mean.numerator
+
+
 def weighted_score(tally: Tally, min_votes: int, prior_mean: Fraction) -> Fraction:
     """``WR = v/(v+m)·R + m/(v+m)·C``, exactly. Always between ``C`` and ``R``."""
     _check_weights(tally, min_votes)
-    return (tally.total + min_votes * prior_mean) / (tally.count + min_votes)
-
-
-def _numerator(tally: Tally, min_votes: int, prior: Tally) -> int:
-    """``N = S·Q + m·P``: the weighted score is ``N / (Q·(v + m))``."""
-    return tally.total * prior.count + min_votes * prior.total
-
-
-def _exact_score(tally: Tally, min_votes: int, prior: Tally) -> Fraction:
-    # Equal to weighted_score(tally, min_votes, prior.mean), built from integers in one step.
-    return Fraction(_numerator(tally, min_votes, prior), prior.count * (tally.count + min_votes))
+    # One Fraction built from integers: no Fraction arithmetic.
+    return Fraction(
+        _numerator(tally, min_votes, prior_mean),
+        prior_mean.denominator * (tally.count + min_votes),
+    )
 
 
 def _voted(
@@ -163,16 +162,20 @@ def community_ranking(
         raise ValueError("the prior must include the ranked episodes' votes")
     for tally, _ in voted:
         _check_weights(tally, min_votes)
+    prior_mean = prior.mean
     # N/d scaled by the lcm of every d is an integer with the same order as the score.
     common = math.lcm(*{tally.count + min_votes for tally, _ in voted})
     keyed = [
-        (_numerator(tally, min_votes, prior) * (common // (tally.count + min_votes)), tally, e)
+        (_numerator(tally, min_votes, prior_mean) * (common // (tally.count + min_votes)), tally, e)
         for tally, e in voted
     ]
     keyed.sort(key=lambda item: (-item[0], -item[1].count, item[2].season, item[2].number))
     rows = tuple(
         CommunityRow(
-            rank=rank, episode=episode, score=_exact_score(tally, min_votes, prior), tally=tally
+            rank=rank,
+            episode=episode,
+            score=weighted_score(tally, min_votes, prior_mean),
+            tally=tally,
         )
         for rank, (_, tally, episode) in enumerate(keyed, start=1)
     )
@@ -180,7 +183,7 @@ def community_ranking(
         Source.COMMUNITY,
         rows,
         unranked=len(episodes) - len(voted),
-        prior_mean=prior.mean,
+        prior_mean=prior_mean,
         min_votes=min_votes,
     )
 
@@ -216,14 +219,14 @@ def community_standing(
     if prior.count == 0:
         raise ValueError("the prior must include the ranked episodes' votes")
     tally, episode = mine
-    _check_weights(tally, min_votes)
-    numerator, weight = _numerator(tally, min_votes, prior), tally.count + min_votes
+    prior_mean = prior.mean
+    numerator, weight = _numerator(tally, min_votes, prior_mean), tally.count + min_votes
     place = (episode.season, episode.number)
     ahead = 0
     for other, other_episode in voted:
         _check_weights(other, min_votes)
         # N'/d' against N/d, both d positive: compare N'·d with N·d'.
-        theirs = _numerator(other, min_votes, prior) * weight
+        theirs = _numerator(other, min_votes, prior_mean) * weight
         ours = numerator * (other.count + min_votes)
         if theirs > ours or (
             theirs == ours
@@ -239,9 +242,9 @@ def community_standing(
     return Standing(
         rank=ahead + 1,
         ranked=len(voted),
-        score=_exact_score(tally, min_votes, prior),
+        score=weighted_score(tally, min_votes, prior_mean),
         tally=tally,
-        prior_mean=prior.mean,
+        prior_mean=prior_mean,
         min_votes=min_votes,
     )
 
