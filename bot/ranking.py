@@ -133,9 +133,6 @@ class Ranking:
         # Worst-first is the same ranking read from the bottom: rank numbers keep their meaning.
         return self.rows if order is Order.BEST_FIRST else tuple(reversed(self.rows))
 
-    def row_for(self, episode_key: str) -> RankingRow | None:
-        return next((row for row in self.rows if row.episode.key == episode_key), None)
-
 
 def _episode_order(episode: Episode) -> tuple[int, int]:
     return (episode.season, episode.number)
@@ -169,7 +166,7 @@ def community_ranking(
         (_numerator(tally, min_votes, prior_mean) * (common // (tally.count + min_votes)), tally, e)
         for tally, e in voted
     ]
-    keyed.sort(key=lambda item: (-item[0], -item[1].count, item[2].season, item[2].number))
+    keyed.sort(key=lambda item: (-item[0], -item[1].count, _episode_order(item[2])))
     rows = tuple(
         CommunityRow(
             rank=rank,
@@ -221,7 +218,7 @@ def community_standing(
     tally, episode = mine
     prior_mean = prior.mean
     numerator, weight = _numerator(tally, min_votes, prior_mean), tally.count + min_votes
-    place = (episode.season, episode.number)
+    place = _episode_order(episode)
     ahead = 0
     for other, other_episode in voted:
         _check_weights(other, min_votes)
@@ -232,10 +229,7 @@ def community_standing(
             theirs == ours
             and (
                 other.count > tally.count
-                or (
-                    other.count == tally.count
-                    and (other_episode.season, other_episode.number) < place
-                )
+                or (other.count == tally.count and _episode_order(other_episode) < place)
             )
         ):
             ahead += 1

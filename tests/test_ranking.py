@@ -370,9 +370,10 @@ def test_standing_is_the_episodes_row_of_the_whole_ranking(scores, min_votes, se
         return
     ranked = [e for e in EPISODES if season is None or e.season == season]
     ranking = community_ranking(ranked, tallies, min_votes=min_votes, prior=prior)
+    rows = {row.episode.key: row for row in ranking.rows}
     for e in EPISODES:
         standing = community_standing(e.key, ranked, tallies, min_votes=min_votes, prior=prior)
-        row = ranking.row_for(e.key)
+        row = rows.get(e.key)
         if row is None:
             assert standing is None
             continue
