@@ -131,3 +131,23 @@ def test_database_url_forms(tmp_path):
     assert sqlite_path_from_url("sqlite://:memory:", tmp_path) == ":memory:"
     with pytest.raises(StorageError, match="not supported"):
         sqlite_path_from_url("postgres://host/db", tmp_path)
+
+
+async def test_checkpoints_run_in_the_background_and_close_folds_the_wal(tmp_path):
+    db = Database(tmp_path / "wal.db")
+    await db.open()
+    async with db.conn.execute("PRAGMA wal_autocheckpoint") as cursor:
+        assert (await cursor.fetchone())[0] == 0  # never inside a COMMIT
+    assert db._checkpoint_task is not None
+    assert not db._checkpoint_task.done()
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?)",
+            [(f"k{i}", "v" * 200) for i in range(500)],
+        )
+    wal = tmp_path / "wal.db-wal"
+    assert wal.stat().st_size > 0
+    task = db._checkpoint_task
+    await db.close()
+    assert task.cancelled()
+    assert not wal.exists() or wal.stat().st_size == 0
