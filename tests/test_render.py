@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from bot.spoilers import render
 from bot.spoilers.render import (
     DISCORD_MESSAGE_LIMIT,
     MIN_LIMIT,
@@ -244,6 +245,16 @@ def test_long_hostile_text(case, limit, header):
     assert shown_rendered(messages, header, "<>*#") == shown(text, "<>*#")
 
 
+@PROPERTY
+@given(st.one_of(plain_texts, secret_texts().map(lambda case: case[0])))
+def test_a_line_that_fits_renders_as_its_units_join(text):
+    """Lines that fit a message skip cutting units (render._body); both ways must agree."""
+    for line in text.splitlines():
+        for style in (render._SPOILER, render._MESSAGE, render._EMBED):
+            units = render._rstrip(render._units(line, style))
+            assert render._body(line, style) == "".join(unit[0] for unit in units), (line, style)
+
+
 # --- properties of the plain helpers ------------------------------------------------------
 
 
@@ -360,6 +371,35 @@ def test_long_lines_split_at_sentences_before_words():
     messages = spoiler_messages("Short one. " + "word " * 20, limit=60)
     assert oracle.read(messages[0]).hidden.startswith("Short one. word word")
     assert all(oracle.read(message).hidden.endswith("word") for message in messages[1:])
+
+
+def test_a_hard_split_fills_the_room_even_inside_a_run_of_letters():
+    """Letters are cut in runs for speed; a split still falls after exactly as many as fit."""
+    room = MIN_LIMIT - 6  # the tags, a closing pad and an escaped ">" are reserved
+    for lead in ("", "\u00e9", "1."):
+        messages = spoiler_messages(lead + "x" * 100, limit=MIN_LIMIT)
+        hidden = [oracle.read(message).hidden for message in messages]
+        assert [len(piece) for piece in hidden[:-1]] == [room] * (len(hidden) - 1)
+        assert "".join(hidden) == lead + "x" * 100
+
+
+def test_a_sentence_end_counts_only_inside_the_piece():
+    """Closing quotes that start a piece do not end a sentence whose stop went in the last one."""
+    text = "a" * 25 + "." + '"' * 14 + " c " + "b" * 30
+    messages = spoiler_messages(text, limit=MIN_LIMIT)
+    assert [oracle.read(message).hidden for message in messages] == [
+        "a" * 25 + ".",
+        '"' * 14 + " c",
+        "b" * 26,
+        "b" * 4,
+    ]
+
+
+def test_a_url_glued_to_a_word_is_still_wrapped():
+    text = "seehttps://a.io 1http://b.io HTTP\u017f://c.io https:x"
+    assert spoiler_messages(text) == [
+        "||see<https://a.io> 1<http://b.io> <HTTP\u017f://c.io> https:x||"
+    ]
 
 
 def test_cjk_sentences_split_without_spaces():

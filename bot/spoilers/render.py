@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from enum import Enum, auto
+from itertools import accumulate
 
 DISCORD_MESSAGE_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
@@ -49,12 +51,11 @@ EMBED_TOTAL_LIMIT = 6000
 # an escaped ">" and a closing pad (2), and the longest unit that cannot be cut (9, "https\://").
 MIN_LIMIT = 32
 
-_SCHEME = re.compile(r"https?://", re.IGNORECASE)
+_SCHEME_PATTERN = r"(?i:https?://)"
+_SCHEME = re.compile(_SCHEME_PATTERN)
 _URL_BODY = re.compile(r"[^\s<>|\\`]*")
 # Discord's own URL rule does not end a link on these, so neither do we.
 _URL_TRAIL = frozenset(".,:;\"')]")
-_WRAPPED_URL = re.compile(r"<https?://[^\s<>|\\`]+>", re.IGNORECASE)
-_MENTION = re.compile(r"<(?:@[!&]?\d+|#\d+|a?:\w+:\d+|t:-?\d+(?::[A-Za-z])?)>")
 _LIST_PREFIX = re.compile(r"( {0,6}(?:-#|[-*]|\d{1,3}\.)) +(?=\S)")
 _HEADING = re.compile(r"#{1,3} +(?=\S)")
 # CJK full stop, exclamation and question marks end a sentence with no space after them.
@@ -62,27 +63,48 @@ _CJK_STOP = frozenset("\u3002\uff01\uff1f")
 _SENTENCE_END = frozenset(".!?\u2026") | _CJK_STOP
 _CLOSERS = frozenset("\"')]*_~\u201d\u2019")  # may follow a sentence's final stop
 _ZWJ = "\u200d"
-_SPOILER_ESCAPED = frozenset("|`")
 _PAIRED = ("||", "**", "__", "~~", "`")  # markup a truncation should not leave open
+
+# The units of a line, tried in this order at each position (see _units). Only the schemes ignore
+# case: "[A-Za-z]" under re.IGNORECASE would also match non-ASCII letters (the long s, the Kelvin
+# sign, dotted and dotless i), while a scheme must match "\u017f" as "s", as _SCHEME does.
+_TOKEN = re.compile(
+    rf"(?P<url>{_SCHEME_PATTERN})"
+    r"|(?P<word>[A-Za-z0-9]+)"  # cut short where needed: see _word_end
+    r"|(?P<space>\s+)"
+    # A URL the author wrapped, or a mention, channel, custom emoji or timestamp.
+    rf"|(?P<atom><(?:{_SCHEME_PATTERN}[^\s<>|\\`]+|@[!&]?\d+|#\d+|a?:\w+:\d+|t:-?\d+(?::[A-Za-z])?)>)"
+    r"|(?P<escape>\\[^0-9A-Za-z\s])"
+    r"|(?P<backslash>\\)"
+    r"|(?P<markup>[|`])"
+    r"|(?P<char>.)",
+    re.DOTALL,
+)
+# What a line without "<" or a ZWJ can hold that does not render as written (see _body).
+_SPOILER_SPECIAL = re.compile(rf"\\(?:[^0-9A-Za-z\s])?|[|`]|{_SCHEME_PATTERN}")
+_PLAIN_SPECIAL = re.compile(rf"\\(?:[^0-9A-Za-z\s])?|{_SCHEME_PATTERN}")
 
 
 class _Kind(Enum):
-    SPACE = auto()  # a word boundary; dropped at the edges of a piece
+    SPACE = auto()  # a run of whitespace, a word boundary; dropped at the edges of a piece
+    WORD = auto()  # a run of ASCII letters and digits; a hard split may fall inside it
     TEXT = auto()  # one character (with its combining marks), or an escape pair
     ATOM = auto()  # a URL or mention, kept whole unless it cannot fit a message
 
 
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    text: str  # as rendered
-    source: str  # as written, to cut an oversized atom into characters
-    kind: _Kind = _Kind.TEXT
+_SPACE, _WORD, _TEXT, _ATOM = _Kind.SPACE, _Kind.WORD, _Kind.TEXT, _Kind.ATOM
+# (as rendered, as written, kind). Plain tuples: a long line that has to split makes thousands of
+# units, and a tuple costs a fraction of a dataclass instance. The source cuts an oversized atom.
+_Unit = tuple[str, str, _Kind]
+_BOLD: _Unit = ("**", "", _TEXT)
 
 
 @dataclass(frozen=True, slots=True)
 class _Line:
     prefix: str  # block markup kept outside the spoiler tag
-    units: list[_Unit]
+    content: str  # as written, after the prefix or heading marker
+    body: str  # the content rendered, without tags
+    bold: bool  # a heading: its content goes between "**"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +159,9 @@ def truncate(text: str, limit: int, *, ellipsis: str = "…") -> str:
     budget = limit - len(ellipsis)
     if budget < 1:
         raise ValueError(f"limit {limit} leaves no room for text before {ellipsis!r}")
-    units = _explode(_strip(_units(text, _EMBED)), budget, _EMBED)
-    kept = _balance(_rstrip(units[: _take(units, budget)]))
+    cutter = _Cutter(_rstrip(_units(text, _EMBED)))
+    cutter.explode(budget, _EMBED)
+    kept = _balance(_rstrip(cutter.take(budget)))
     if (len(kept) - len(kept.rstrip("\\"))) % 2:
         kept = kept[:-1].rstrip()  # a lone backslash would escape the ellipsis
     return kept + ellipsis
@@ -172,7 +195,7 @@ def _check_header(header: str) -> None:
         raise ValueError("header has an unclosed code span or spoiler tag")
 
 
-# --- from text to units -------------------------------------------------------------------
+# --- from text to lines and units ---------------------------------------------------------
 
 
 def _paragraphs(text: str, style: _Style) -> list[list[_Line]]:
@@ -181,7 +204,7 @@ def _paragraphs(text: str, style: _Style) -> list[list[_Line]]:
     current: list[_Line] = []
     for raw in text.splitlines():  # every line break Unicode knows, CRLF included
         line = _line(raw, style)
-        if line.units:
+        if line is not None:
             current.append(line)
         elif current:
             paragraphs.append(current)
@@ -191,71 +214,143 @@ def _paragraphs(text: str, style: _Style) -> list[list[_Line]]:
     return paragraphs
 
 
-def _line(raw: str, style: _Style) -> _Line:
-    """A line's units; a blank line has none. Spoiler lines keep list markers out of the tag
+def _line(raw: str, style: _Style) -> _Line | None:
+    """A rendered line, or None for a blank one. Spoiler lines keep list markers out of the tag
     (extra spaces after the marker are dropped) and turn heading text bold."""
     if style.spoiler and (marker := _LIST_PREFIX.match(raw)):
-        return _Line(marker[1] + " ", _rstrip(_units(raw[marker.end() :], style)))
+        content = raw[marker.end() :]
+        return _Line(marker[1] + " ", content, _body(content, style), bold=False)
     if style.spoiler and (heading := _HEADING.match(raw)):
-        bold = _Unit("**", "")
-        return _Line("", [bold, *_rstrip(_units(raw[heading.end() :], style)), bold])
-    return _Line("", _rstrip(_units(raw, style)))
+        content = raw[heading.end() :]
+        return _Line("", content, f"**{_body(content, style)}**", bold=True)
+    if not raw or raw.isspace():
+        return None
+    return _Line("", raw, _body(raw, style), bold=False)
+
+
+def _line_units(line: _Line, style: _Style) -> list[_Unit]:
+    """The units of a line that has to be split; their texts join up to ``line.body``."""
+    units = _rstrip(_units(line.content, style))
+    return [_BOLD, *units, _BOLD] if line.bold else units
+
+
+def _body(source: str, style: _Style) -> str:
+    """The units of ``source`` rendered and joined, without trailing whitespace.
+
+    Most lines fit their message whole, and for those cutting units would be wasted work: here
+    only the characters that do not render as written are visited. A ``<`` (its escape depends on
+    the units after it) or a ZWJ (which can take the whitespace after it into a cluster, where it
+    is no longer a boundary) sends the line through the units instead.
+    """
+    if "<" in source or _ZWJ in source:
+        return "".join([text for text, _, _ in _rstrip(_units(source, style))])
+    special = _SPOILER_SPECIAL if style.spoiler else _PLAIN_SPECIAL
+    source = source.rstrip()
+    out: list[str] = []
+    pos = 0
+    while match := special.search(source, pos):
+        start, end = match.span()
+        out.append(source[pos:start])
+        token = match[0]
+        if token == "\\":
+            out.append(_lone_backslash(source, end, style))
+        elif token[0] == "\\":
+            out.append(token)  # the author's escape
+        elif token in ("|", "`"):
+            out.append("\\" + token)
+        else:
+            unit, end = _scheme_unit(source, start, end, style, atoms=True)
+            out.append(unit[0])
+        pos = end
+    out.append(source[pos:])
+    return "".join(out)
 
 
 def _units(source: str, style: _Style, *, atoms: bool = True) -> list[_Unit]:
     """Cut a line into the smallest pieces a split may fall between, each already rendered.
 
+    Letters and digits come in runs (a hard split cuts a run where it must), so a line of prose
+    costs one unit per word, space and punctuation mark rather than one per character.
     With ``atoms`` off (to cut an oversized atom), URLs and mentions become single characters,
     and a URL's scheme has its colon escaped so that no fragment of it reads as a link.
     """
     units: list[_Unit] = []
-    i, n = 0, len(source)
-    while i < n:
-        char = source[i]
-        if (
-            atoms
-            and char == "<"
-            and (match := _WRAPPED_URL.match(source, i) or _MENTION.match(source, i))
-        ):
-            units.append(_Unit(match[0], match[0], _Kind.ATOM))
-            i = match.end()
-        elif char in "hH" and (scheme := _SCHEME.match(source, i)):
-            body = _url_body(source, scheme.end())
-            url = source[i : scheme.end() + len(body)]
-            if atoms and body:
-                units.append(_Unit(f"<{url}>" if style.wrap_urls else url, url, _Kind.ATOM))
-                i += len(url)
-            else:
-                units.append(_Unit(scheme[0].replace(":", "\\:"), scheme[0]))
-                i = scheme.end()
-        elif char == "\\":
-            follower = source[i + 1 : i + 2]
-            if (
-                follower
-                and not (follower.isascii() and follower.isalnum())
-                and not (follower.isspace())
-            ):
-                units.append(_Unit(source[i : i + 2], source[i : i + 2]))  # the author's escape
-                i += 2
-            else:
-                # A backslash that escapes nothing. Doubled (which shows the same) inside a tag,
-                # where it could escape the closing "||", and before a URL we wrap, where it would
-                # escape the "<". Plain text keeps it otherwise: in a code span both would show.
-                before_url = style.wrap_urls and _SCHEME.match(source, i + 1)
-                double = style.spoiler or before_url
-                units.append(_Unit("\\\\" if double else "\\", "\\"))
-                i += 1
-        elif char.isspace():
-            units.append(_Unit(char, char, _Kind.SPACE))
-            i += 1
-        elif style.spoiler and char in _SPOILER_ESCAPED:
-            units.append(_Unit("\\" + char, char))
-            i += 1
-        else:
-            end = _cluster_end(source, i) if atoms else i + 1
-            units.append(_Unit(source[i:end], source[i:end]))
-            i = end
-    return _escape_open_angles(units) if style.wrap_urls else units
+    append = units.append
+    n = len(source)
+    tokens = _TOKEN.finditer(source)
+    resumed = True
+    while resumed:
+        resumed = False
+        for match in tokens:
+            start, end = found = match.span()
+            group, token = match.lastgroup, match[0]
+            if group == "word":
+                if end < n and (source[end] == ":" or not source[end].isascii()):
+                    end = _word_end(source, start, end)
+                    token = source[start:end]
+                if end > start:
+                    append((token, token, _WORD))
+                else:  # one letter, which may carry combining marks
+                    end = _cluster_end(source, start) if atoms else start + 1
+                    append((source[start:end], source[start:end], _TEXT))
+            elif group == "space":
+                append((token, token, _SPACE))
+            elif group == "url":
+                unit, end = _scheme_unit(source, start, end, style, atoms=atoms)
+                append(unit)
+            elif group == "atom" and atoms:
+                append((token, token, _ATOM))
+            elif group == "escape":
+                append((token, token, _TEXT))  # the author's escape
+            elif group == "backslash":
+                append((_lone_backslash(source, end, style), token, _TEXT))
+            elif group == "markup" and style.spoiler:
+                append(("\\" + token, token, _TEXT))
+            else:  # one character (a "<" that opens no atom too), and its combining marks
+                end = start + 1
+                if atoms and end < n and not source[end].isascii():
+                    end = _cluster_end(source, start)
+                append((source[start:end], source[start:end], _TEXT))
+            if end != found[1]:  # the unit is not the token the pattern found: go on after it
+                tokens = _TOKEN.finditer(source, end)
+                resumed = True
+                break
+    return _escape_open_angles(units) if style.wrap_urls and "<" in source else units
+
+
+def _word_end(source: str, start: int, end: int) -> int:
+    """Where the run of letters and digits ``start:end`` ends as a unit: before a scheme that
+    starts in it (so the URL is found), else before its last letter when a non-ASCII character
+    follows (which may be a combining mark belonging to that letter)."""
+    # The run can end in "https" or "http" before a colon, or in "http" before a long s (which
+    # the scheme reads as "s"); a scheme cannot start the run, or it would have matched first.
+    for back in (5, 4):
+        if end - back > start and _SCHEME.match(source, end - back):
+            return end - back
+    return end - 1 if not source[end].isascii() else end
+
+
+def _scheme_unit(
+    source: str, start: int, end: int, style: _Style, *, atoms: bool
+) -> tuple[_Unit, int]:
+    """The unit for a scheme at ``start:end`` (a whole URL, or the scheme escaped), and its end."""
+    scheme = source[start:end]
+    body = _url_body(source, end)
+    if atoms and body:
+        url = scheme + body
+        return (f"<{url}>" if style.wrap_urls else url, url, _ATOM), end + len(body)
+    return (scheme.replace(":", "\\:"), scheme, _TEXT), end
+
+
+def _lone_backslash(source: str, after: int, style: _Style) -> str:
+    """A backslash that escapes nothing, as rendered.
+
+    Doubled (which shows the same) inside a tag, where it could escape the closing "||", and before
+    a URL we wrap, where it would escape the "<". Plain text keeps it otherwise: in a code span
+    both would show.
+    """
+    double = style.spoiler or (style.wrap_urls and _SCHEME.match(source, after))
+    return "\\\\" if double else "\\"
 
 
 def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
@@ -265,13 +360,13 @@ def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
     (Discord's rule is ``<[^: >]+:/[^ >]+>``) that shows a stray backslash.
     """
     opened: list[int] = []  # every "<" since the last space or ">": any of them could pair
-    for index, unit in enumerate(units):
-        if unit.kind is _Kind.ATOM and _SCHEME.match(unit.text, 1):
+    for index, (text, _, kind) in enumerate(units):
+        if kind is _ATOM and _SCHEME.match(text, 1):
             for position in opened:
-                units[position] = _Unit("\\<", "<")
-        if unit.text == "<" and unit.kind is _Kind.TEXT:
+                units[position] = ("\\<", "<", _TEXT)
+        if text == "<" and kind is _TEXT:
             opened.append(index)
-        elif unit.kind is _Kind.SPACE or ">" in unit.text:
+        elif kind is _SPACE or ">" in text:
             opened = []
     return units
 
@@ -305,23 +400,15 @@ def _cluster_end(source: str, i: int) -> int:
 
 def _rstrip(units: list[_Unit]) -> list[_Unit]:
     end = len(units)
-    while end and units[end - 1].kind is _Kind.SPACE:
+    while end and units[end - 1][2] is _SPACE:
         end -= 1
     return units[:end]
-
-
-def _strip(units: list[_Unit]) -> list[_Unit]:
-    start = 0
-    while start < len(units) and units[start].kind is _Kind.SPACE:
-        start += 1
-    return _rstrip(units[start:])
 
 
 # --- from units to messages ---------------------------------------------------------------
 
 
-def _render(prefix: str, units: list[_Unit], style: _Style) -> str:
-    body = "".join(unit.text for unit in units)
+def _render(prefix: str, body: str, style: _Style) -> str:
     if not style.spoiler:
         return prefix + body
     stripped = body.lstrip()
@@ -365,80 +452,158 @@ def _pack(paragraphs: list[list[_Line]], *, limit: int, header: str, style: _Sty
         current, has_body = "", False
 
     for paragraph in paragraphs:
-        whole = "\n".join(_render(line.prefix, line.units, style) for line in paragraph)
+        lines = [_render(line.prefix, line.body, style) for line in paragraph]
+        whole = "\n".join(lines)
         if has_body and not fits(whole, "\n\n"):
             flush()
         if fits(whole, "\n\n"):
             add(whole, "\n\n")
             continue
-        for index, line in enumerate(paragraph):
+        for index, (line, rendered) in enumerate(zip(paragraph, lines, strict=True)):
             between = "\n\n" if index == 0 else "\n"
-            rendered = _render(line.prefix, line.units, style)
             if has_body and not fits(rendered, between):
                 flush()
             if fits(rendered, between):
                 add(rendered, between)
                 continue
-            prefix, units = line.prefix, _strip(line.units)
-            while units:
+            prefix, cutter = line.prefix, _Cutter(_line_units(line, style))
+            while not cutter.done:
                 room = limit - len(current) - len(separator(between)) - len(prefix)
                 room -= _overhead(style)
-                count = _take(units, room)
-                if count == 0 and current:
+                piece = cutter.take(room)
+                if not piece and current:
                     flush()  # only the header is here, and not even one unit fits after it
                     continue
-                if count == 0:
-                    smaller = _explode(units, room, style)
-                    if smaller == units:
-                        raise ValueError(f"limit {limit} is too small for {units[0].text!r}")
-                    units = smaller
+                if not piece:
+                    front = cutter.front
+                    if not cutter.explode(room, style):
+                        raise ValueError(f"limit {limit} is too small for {front!r}")
                     continue
-                add(_render(prefix, _rstrip(units[:count]), style), between)
-                prefix, units = "", _strip(units[count:])
-                if units:
+                body = "".join([text for text, _, _ in _rstrip(piece)])
+                add(_render(prefix, body, style), between)
+                prefix = ""
+                if not cutter.done:
                     flush()
     if current:
         messages.append(current)
     return messages
 
 
-def _take(units: list[_Unit], budget: int) -> int:
-    """How many leading units make the next piece of at most ``budget`` characters.
+class _Cutter:
+    """Cuts a line's units into pieces, front to back.
 
-    All of them if they fit. Otherwise the last sentence end, if that keeps at least half the
-    budget; else the last word boundary; else as many units as fit (0 if not even one does).
+    The offsets of the units and the boundaries a piece may end at are worked out once per line,
+    so choosing a piece is a few binary searches rather than a walk over the units it holds.
     """
-    total = fit = 0
-    sentence = sentence_length = word = 0
-    for index, unit in enumerate(units):
-        if index and unit.kind is _Kind.SPACE and units[index - 1].kind is not _Kind.SPACE:
-            word = index
-            if _ends_sentence(units, index):
-                sentence, sentence_length = index, total
-        elif index and unit.kind is not _Kind.SPACE and units[index - 1].text in _CJK_STOP:
-            sentence, sentence_length = index, total
-        total += len(unit.text)
-        if total > budget:
-            break
-        fit = index + 1
-    else:
-        return len(units)
-    if sentence and 2 * sentence_length >= budget:
-        return sentence
-    return word or fit
 
+    def __init__(self, units: list[_Unit]) -> None:
+        self._reset(units)
 
-def _ends_sentence(units: list[_Unit], end: int) -> bool:
-    index = end - 1
-    while index > 0 and units[index].text in _CLOSERS:
-        index -= 1
-    return units[index].text in _SENTENCE_END
+    def _reset(self, units: list[_Unit]) -> None:
+        self._units = units
+        texts = [text for text, _, _ in units]
+        kinds = [kind for _, _, kind in units]
+        # Where each unit starts, and the end of the last.
+        self._ends = [0, *accumulate(map(len, texts))]
+        # Word boundaries: a space after something else.
+        self._words = [
+            index
+            for index, kind in enumerate(kinds)
+            if kind is _SPACE and index and kinds[index - 1] is not _SPACE
+        ]
+        # Sentence boundaries, each with the unit holding its stop. A boundary only counts for a
+        # piece that starts at or before that stop (the stop must be inside the piece).
+        stops: list[tuple[int, int]] = []
+        for word in self._words:
+            stop = word - 1
+            while stop >= 0 and texts[stop] in _CLOSERS:
+                stop -= 1
+            if stop >= 0 and texts[stop] in _SENTENCE_END:
+                stops.append((word, stop))
+        if not _CJK_STOP.isdisjoint(texts):
+            stops += [
+                (index, index - 1)
+                for index in range(1, len(units))
+                if texts[index - 1] in _CJK_STOP and kinds[index] is not _SPACE
+            ]
+        stops.sort()
+        self._stops = [boundary for boundary, _ in stops]
+        self._stop_at = [stop for _, stop in stops]
+        self._start = 0
+        self._skip_spaces()
+
+    @property
+    def done(self) -> bool:
+        return self._start == len(self._units)
+
+    @property
+    def front(self) -> str:
+        return self._units[self._start][0]
+
+    def take(self, budget: int) -> list[_Unit]:
+        """The next piece, of at most ``budget`` characters.
+
+        All that is left if it fits. Otherwise up to the last sentence end, if that keeps at least
+        half the budget; else the last word boundary; else as much as fits, cutting a run of
+        letters if need be (nothing if not even one character fits).
+        """
+        units, start, ends = self._units, self._start, self._ends
+        reach = ends[start] + budget  # where the piece must end by
+        if ends[-1] <= reach:
+            self._start = len(units)
+            return units[start:]
+        # The first unit that does not fit. Boundaries up to and including it may end the piece.
+        over = max(bisect_right(ends, reach, start) - 1, start)
+        sentence = self._last_stop(start, over)
+        last_word = bisect_right(self._words, over) - 1
+        word = self._words[last_word] if last_word >= 0 else 0
+        if sentence and 2 * (ends[sentence] - ends[start]) >= budget:
+            end = sentence
+        elif word > start:
+            end = word
+        else:
+            end = over
+            room = reach - ends[over]
+            text, _, kind = units[over]
+            if kind is _WORD and room > 0:
+                head, tail = text[:room], text[room:]
+                units[over] = (tail, tail, _WORD)
+                ends[over] += room
+                self._start = over
+                return [*units[start:over], (head, head, _WORD)]
+        self._start = end
+        self._skip_spaces()
+        return units[start:end]
+
+    def _last_stop(self, start: int, over: int) -> int:
+        """The last sentence boundary after ``start`` and up to ``over`` (0 if there is none)."""
+        index = bisect_right(self._stops, over) - 1
+        while index >= 0 and self._stops[index] > start:
+            if self._stop_at[index] >= start:
+                return self._stops[index]
+            index -= 1
+        return 0
+
+    def explode(self, budget: int, style: _Style) -> bool:
+        """Cut the front unit into characters while it is longer than ``budget``; False if it
+        cannot be cut."""
+        rest = self._units[self._start :]
+        smaller = _explode(rest, budget, style)
+        if smaller is rest:
+            return False
+        self._reset(smaller)
+        return True
+
+    def _skip_spaces(self) -> None:
+        while self._start < len(self._units) and self._units[self._start][2] is _SPACE:
+            self._start += 1
 
 
 def _explode(units: list[_Unit], budget: int, style: _Style) -> list[_Unit]:
-    """Cut leading units longer than ``budget`` into characters, as far as they can be cut."""
-    while units and len(units[0].text) > budget:
-        smaller = _units(units[0].source, style, atoms=False)
+    """Cut leading units longer than ``budget`` into characters, as far as they can be cut.
+    Returns ``units`` itself if nothing could be cut."""
+    while units and len(units[0][0]) > budget:
+        smaller = _units(units[0][1], style, atoms=False)
         if len(smaller) <= 1:
             break
         units = smaller + units[1:]
@@ -450,17 +615,15 @@ def _balance(units: list[_Unit]) -> str:
     while True:
         # Escapes and atoms (URLs, mentions) cannot open or close a pair: blank them out.
         masked = "".join(
-            "\0" * len(unit.text)
-            if unit.kind is _Kind.ATOM or unit.text.startswith("\\")
-            else unit.text
-            for unit in units
+            "\0" * len(text) if kind is _ATOM or text.startswith("\\") else text
+            for text, _, kind in units
         )
         unpaired = [masked.rfind(marker) for marker in _PAIRED if masked.count(marker) % 2]
         if not unpaired:
             break
         cut, length, kept = max(unpaired), 0, []
         for unit in units:
-            length += len(unit.text)
+            length += len(unit[0])
             if length > cut:
                 break
             kept.append(unit)
@@ -468,4 +631,4 @@ def _balance(units: list[_Unit]) -> str:
         if not kept:
             break  # the text opens with the marker: keeping it beats returning nothing
         units = kept
-    return "".join(unit.text for unit in units)
+    return "".join(text for text, _, _ in units)
