@@ -127,21 +127,25 @@ def _scan(content_dir: Path, base: str, recorded: Mapping[str, FileRecord]) -> _
             continue
         scan.files[rel] = file
         record = recorded.get(rel)
+        if record is None:
+            scan.stats[rel] = FileStat(info.st_size, info.st_mtime_ns)
+            scan.changed.append(file)
+            continue
+        sha, size, mtime_ns, checked_ns = record
+        if sha == RECHECK_HASH:
+            scan.stats[rel] = FileStat(info.st_size, info.st_mtime_ns)
+            scan.changed.append(file)
+            continue
         # The stat alone vouches for the file under the rule in the module docstring.
         if (
-            record is not None
-            and record.mtime_ns == info.st_mtime_ns
-            and record.size == info.st_size
-            and record.stat_checked_ns is not None
-            and info.st_mtime_ns < record.stat_checked_ns - RACY_NS
-            and record.sha256 != RECHECK_HASH
+            mtime_ns == info.st_mtime_ns
+            and size == info.st_size
+            and checked_ns is not None
+            and info.st_mtime_ns < checked_ns - RACY_NS
         ):
             scan.unchanged.append(rel)
             continue
         scan.stats[rel] = FileStat(info.st_size, info.st_mtime_ns)
-        if record is None or record.sha256 == RECHECK_HASH:
-            scan.changed.append(file)
-            continue
         try:
             data = read_file(base + rel)
         except FileNotFoundError:
@@ -152,7 +156,7 @@ def _scan(content_dir: Path, base: str, recorded: Mapping[str, FileRecord]) -> _
             scan.problems.append(_unreadable(rel, exc))
             scan.unreadable.add(rel)
             continue
-        if sha256_hex(data) == record.sha256:
+        if sha256_hex(data) == sha:
             scan.unchanged.append(rel)
             scan.restat.append(rel)
         else:
@@ -306,14 +310,15 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
     base = os.path.join(content_dir, "")
     recorded = await storage.content_file_records()
     scan = await asyncio.to_thread(_scan, content_dir, base, recorded)
-    removed = sorted(
-        rel for rel in recorded if rel not in scan.files and rel not in scan.unreadable
-    )
+    removed = sorted(recorded.keys() - scan.files.keys() - scan.unreadable)
     del recorded  # 20,000 records at full scale: not kept through the parse
     removed_files = [f for f in map(classify, removed) if isinstance(f, ContentFile)]
 
     changed_shows = [f for f in scan.changed if f.kind == "show"]
-    parsed_shows = await asyncio.to_thread(_parse_shows, base, changed_shows)
+    # No thread hop for no work: on a loaded machine each costs a scheduling delay.
+    parsed_shows = (
+        await asyncio.to_thread(_parse_shows, base, changed_shows) if changed_shows else _Shows()
+    )
 
     # The show each slug is checked against: the new version if its file changed and
     # parsed, none if its file was deleted, otherwise the version storage serves.
@@ -329,21 +334,27 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
         for slug, show in shows.items()
     }
 
-    unchanged_dependents = [
-        scan.files[rel]
-        for rel in scan.unchanged
-        if scan.files[rel].kind != "show" and scan.files[rel].slug in replaced
-    ]
+    unchanged_dependents: list[ContentFile] = []
+    if replaced:
+        for rel in scan.unchanged:
+            file = scan.files[rel]
+            if file.kind != "show" and file.slug in replaced:
+                unchanged_dependents.append(file)
     show_files = {f.slug for f in scan.files.values() if f.kind == "show"}
-    checked = await asyncio.to_thread(
-        _check_dependents,
-        base,
-        [f for f in dependents if f.kind == "ranking"],
-        [f for f in unchanged_dependents if f.kind == "review"],
-        [f for f in unchanged_dependents if f.kind == "ranking"],
-        shows,
-        codes,
-        show_files,
+    changed_rankings = [f for f in dependents if f.kind == "ranking"]
+    checked = (
+        await asyncio.to_thread(
+            _check_dependents,
+            base,
+            changed_rankings,
+            [f for f in unchanged_dependents if f.kind == "review"],
+            [f for f in unchanged_dependents if f.kind == "ranking"],
+            shows,
+            codes,
+            show_files,
+        )
+        if changed_rankings or unchanged_dependents
+        else _Checked()
     )
 
     first_hashes = {**parsed_shows.hashes, **checked.hashes}

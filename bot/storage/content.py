@@ -25,8 +25,6 @@ from bot.storage.database import Database
 RECHECK_HASH = ""
 
 
-# Named tuples rather than dataclasses: a sync builds a record per content file, 20,000 at
-# full scale, and a tuple costs a fraction of a frozen dataclass to build.
 class FileStat(NamedTuple):
     """What ``os.stat`` said of a content file: enough to notice an edit without reading it."""
 
@@ -34,16 +32,12 @@ class FileStat(NamedTuple):
     mtime_ns: int
 
 
-class FileRecord(NamedTuple):
-    """What ``content_files`` remembers of one file.
-
-    The stat fields are the file's when its bytes were read, None if none was recorded.
-    """
-
-    sha256: str  # of the version loaded, or RECHECK_HASH
-    size: int | None
-    mtime_ns: int | None
-    stat_checked_ns: int | None  # time.time_ns() at the start of the sync that recorded them
+# What ``content_files`` remembers of one file: (sha256, size, mtime_ns, stat_checked_ns).
+# sha256 is the version loaded's, or RECHECK_HASH; size and mtime_ns are the file's when its
+# bytes were read, None if none was recorded; stat_checked_ns is time.time_ns() at the start
+# of the sync that recorded them. A plain tuple: a sync reads one per content file (20,000 at
+# full scale), and a named tuple would cost five times as much to build.
+FileRecord = tuple[str, int | None, int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class ContentStore:
         ) as cursor:
             cursor.row_factory = None  # plain tuples: a third of the time of sqlite3.Row
             rows = await cursor.fetchall()
-        return {row[0]: FileRecord._make(row[1:]) for row in rows}
+        return {row[0]: row[1:] for row in rows}
 
     async def load_shows(self) -> list[Show]:
         """Every show with its episodes (by season, then number), shows by slug."""
