@@ -285,6 +285,7 @@ def test_split_plain_fits_and_keeps_the_text(text, limit):
 
 @PROPERTY
 @given(plain_texts, st.integers(2, 300))
+@example("||||\\ \\ |", 8)  # dropping one lone backslash bared another
 def test_truncate_fits_and_keeps_a_prefix(text, limit):
     """P6: truncate fits, leaves short text alone, keeps a prefix and no dangling backslash."""
     result = truncate(text, limit)

@@ -162,8 +162,10 @@ def truncate(text: str, limit: int, *, ellipsis: str = "…") -> str:
     cutter = _Cutter(_rstrip(_units(text, _EMBED)))
     cutter.explode(budget, _EMBED)
     kept = _balance(_rstrip(cutter.take(budget)))
-    if (len(kept) - len(kept.rstrip("\\"))) % 2:
-        kept = kept[:-1].rstrip()  # a lone backslash would escape the ellipsis
+    while (len(kept) - len(kept.rstrip("\\"))) % 2:
+        # A lone backslash would escape the ellipsis. Dropping it and the space before it can
+        # bare another one ("a\\ \\"), so go on until none is left.
+        kept = kept[:-1].rstrip()
     return kept + ellipsis
 
 
