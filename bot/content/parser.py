@@ -534,25 +534,37 @@ def parse_show(path: Path, rel: str) -> tuple[Show | None, list[ContentProblem]]
     return parse_show_bytes(read_file(path), rel)
 
 
-def parse_show_bytes(data: bytes, rel: str) -> tuple[Show | None, list[ContentProblem]]:
+def _open_named_toml(
+    data: bytes, rel: str, known_keys: Collection[str]
+) -> tuple[str, dict[str, object], _TomlLines, list[ContentProblem]] | list[ContentProblem]:
+    """Shared start of show and ranking files: the slug from the file name, decoding, TOML,
+    and warnings for unknown keys. Returns the problems alone when the file can't be read."""
     slug = Path(rel).stem
     if not _SLUG.match(slug):
-        return None, [ContentProblem(rel, None, _bad_slug_message(slug))]
+        return [ContentProblem(rel, None, _bad_slug_message(slug))]
     text, problems = _decode(data, rel)
     if text is None:
-        return None, problems
+        return problems
     doc, problems = _load_toml(text, rel)
     if doc is None:
-        return None, problems
+        return problems
     lines = _TomlLines(text)
+    problems.extend(
+        ContentProblem(rel, lines.key_line(key), f"unknown key {key!r} (ignored)", "warning")
+        for key in _unknown_keys(doc, known_keys)
+    )
+    return slug, doc, lines, problems
+
+
+def parse_show_bytes(data: bytes, rel: str) -> tuple[Show | None, list[ContentProblem]]:
+    opened = _open_named_toml(data, rel, _SHOW_KEYS)
+    if isinstance(opened, list):
+        return None, opened
+    slug, doc, lines, problems = opened
 
     def error(message: str, line: int | None) -> None:
         problems.append(ContentProblem(rel, line, message))
 
-    problems.extend(
-        ContentProblem(rel, lines.key_line(key), f"unknown key {key!r} (ignored)", "warning")
-        for key in _unknown_keys(doc, _SHOW_KEYS)
-    )
     title = _text_field(doc.get("title"))
     if title is None:
         error(
@@ -961,24 +973,14 @@ def parse_ranking_bytes(
     data: bytes, rel: str, show: Show | None
 ) -> tuple[CriticRanking | None, list[ContentProblem]]:
     """Parse a ranking; with ``show=None`` its codes are checked for form only."""
-    slug = Path(rel).stem
-    if not _SLUG.match(slug):
-        return None, [ContentProblem(rel, None, _bad_slug_message(slug))]
-    text, problems = _decode(data, rel)
-    if text is None:
-        return None, problems
-    doc, problems = _load_toml(text, rel)
-    if doc is None:
-        return None, problems
-    lines = _TomlLines(text)
+    opened = _open_named_toml(data, rel, _RANKING_KEYS)
+    if isinstance(opened, list):
+        return None, opened
+    slug, doc, lines, problems = opened
 
     def error(message: str, line: int | None) -> None:
         problems.append(ContentProblem(rel, line, message))
 
-    problems.extend(
-        ContentProblem(rel, lines.key_line(key), f"unknown key {key!r} (ignored)", "warning")
-        for key in _unknown_keys(doc, _RANKING_KEYS)
-    )
     author = _text_field(doc.get("author"))
     if author is None:
         error("'author' must be the critic's name (a non-empty string)", lines.key_line("author"))
