@@ -1,18 +1,21 @@
 """Per-command handler time through discord.py's own app-command dispatch.
 
-The real ``EmbargoBot`` is logged into the loopback stand-in of ``tests/support`` (the same
-``Harness`` the command tests use), with an extra ``/noop`` command added to its tree here, so
-the floor goes through exactly the same path as every measured command.
+The real ``EmbargoBot`` is logged into the stand-in of ``tests/support`` (the same ``Harness``
+the command tests use), with an extra ``/noop`` command added to its tree here, so the floor
+goes through exactly the same path as every measured command. Once the bot is logged in and
+its commands are synced, its HTTP is recorded instead of sent (``transport``): each request
+discord.py packs goes straight to the stand-in in-process, not over a loopback socket.
 
 What one sample measures, as the issue defines handler time (interaction payload in, response
-payload out): from handing the ``INTERACTION_CREATE`` payload to the bot's gateway parser to the
-moment the stand-in has received the last message payload answering it. Discord.py builds the
-``Interaction``, resolves options, runs the command, packs the payload and sends it over
-loopback HTTP; the stand-in's own work on the last request (storing and answering it) is not
-counted, while a multi-message reply (a long ending) includes the round trips of its earlier
-messages, since a followup can only be sent after the previous one was answered. The harness's
-bookkeeping around a call (finding the tasks the parser started) is excluded exactly: it runs
-synchronously between the parse and the first await, and that span is subtracted.
+payload out): from handing the ``INTERACTION_CREATE`` payload to the bot's gateway parser to
+the moment discord.py hands the last message payload answering it to the transport. Discord.py
+builds the ``Interaction``, resolves options, runs the command and packs the payload. A reply
+in several messages (a long ending) counts discord.py's handling of the answers to its earlier
+messages, since a followup can only be sent after the previous one was answered, but not the
+stand-in's own work producing those answers: each exchange is stamped on both sides and the
+stand-in's spans are subtracted. The harness's bookkeeping around a call (finding the tasks
+the parser started) is excluded exactly too: it runs synchronously between the parse and the
+first await, and that span is subtracted.
 
 Every sample's reply is checked against an answer computed independently from the generated
 workload (review text, ending text inside spoiler tags, ranking order from the generated votes,
@@ -43,6 +46,7 @@ from bot.config import Settings
 from bot.content.models import Episode
 from bot.storage import Storage
 from tests.benchmarks.checks import Checks
+from tests.benchmarks.transport import RecordingSession, record_in_process
 from tests.benchmarks.workload import (
     BENCH_MIN_VOTES,
     BENCH_WINDOW_S,
@@ -53,7 +57,7 @@ from tests.benchmarks.workload import (
     expected_ranking,
     popular_shows,
 )
-from tests.support import MEMBER, GuildSpec, Harness, RecordedRequest
+from tests.support import MEMBER, GuildSpec, Harness
 from tests.support.fake_discord import InteractionRecord
 
 COMMANDS = ("review", "ending", "rankings", "vote", "autocomplete", "noop")
@@ -61,23 +65,6 @@ NOOP_REPLY = "noop"
 WARMUP_CALLS = 20
 EPHEMERAL = 1 << 6
 _ROW_CODE = re.compile(r"^\*\*(\d+)\.\*\* `(S\d+E\d+)`", re.MULTILINE)
-
-
-class StampedRequests(list[RecordedRequest]):
-    """The stand-in's request log, with the moment each request arrived (after its body was
-    read, before the stand-in answered it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stamps: list[float] = []
-
-    def append(self, item: RecordedRequest) -> None:
-        self.stamps.append(time.perf_counter())
-        super().append(item)
-
-    def clear(self) -> None:
-        super().clear()
-        self.stamps.clear()
 
 
 def noop_command() -> app_commands.Command[Any, ..., None]:
@@ -137,6 +124,7 @@ class CommandBench:
     checks: Checks
     rng: random.Random
     harness: Harness
+    transport: RecordingSession
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     member_votes: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1 << 60))
@@ -364,9 +352,8 @@ class CommandBench:
         """Dispatch one call; returns its handler time in seconds (see module docstring) until
         the last and until the first message of the reply was out."""
         bot = self.harness.bot
-        requests = self.harness.fake.requests
-        assert isinstance(requests, StampedRequests)
-        start = len(requests)
+        exchanges = self.transport.exchanges
+        exchanges.clear()
         # The gateway's own table of event parsers, as the harness uses it (no gateway here).
         parse = bot._connection.parsers["INTERACTION_CREATE"]
         before = asyncio.all_tasks()
@@ -383,27 +370,34 @@ class CommandBench:
         else:
             pending, errors = set(), []
         interaction_id = int(call.payload["id"])
-        mine = [
-            i for i in range(start, len(requests)) if requests[i].interaction_id == interaction_id
-        ]
+        mine = [x for x in exchanges if x.request.interaction_id == interaction_id]
         problem = None
         if pending or errors or not mine:
             problem = (
                 f"/{call.command}: pending={len(pending)} errors={errors} requests={len(mine)}"
             )
-        elif any(requests[i].status >= 300 for i in mine):
-            problem = f"/{call.command}: the stand-in refused {[requests[i] for i in mine]!r:.400}"
+        elif any(x.request.status >= 300 for x in mine):
+            refused = [x.request for x in mine]
+            problem = f"/{call.command}: the stand-in refused {refused!r:.400}"
         else:
             if call.command == "autocomplete":
-                sent = [requests[i].json for i in mine]
+                sent = [x.request.json for x in mine]
             else:
-                sent = [p for p in (requests[i].message_payload for i in mine) if p is not None]
+                payloads = (x.request.message_payload for x in mine)
+                sent = [p for p in payloads if p is not None]
             problem = call.check(sent)
         self.checks.expect(problem is None, problem or "")
-        stamps = [requests.stamps[i] for i in mine] or [math.inf]
-        last, first = (t1 - t0) + (max(stamps) - t2), (t1 - t0) + (min(stamps) - t2)
+        if mine:
+            last_out, first_out = mine[-1].handed_over, mine[0].handed_over
+        else:
+            last_out = first_out = math.inf
+        # The stand-in's own time answering requests handed over before the last one.
+        stand_in = sum(x.answered - x.handed_over for x in exchanges if x.handed_over < last_out)
+        last = (t1 - t0) + (last_out - t2) - stand_in
+        first = (t1 - t0) + (first_out - t2)
         # Keep the stand-in's memory flat: nothing recorded is needed after the check.
-        requests.clear()
+        exchanges.clear()
+        self.harness.fake.requests.clear()
         self.harness.fake.messages.clear()
         self.harness.fake.interactions.pop(call.payload["token"], None)
         return last, first
@@ -445,9 +439,11 @@ async def command_bench(
     try:
         async with Harness(bot, guild=GuildSpec(id=bench_guild.guild_id)) as harness:
             before = asyncio.all_tasks()
-            bench = CommandBench(world, votes, bench_guild, checks, random.Random(seed), harness)
+            transport = record_in_process(bot, harness.fake)
+            bench = CommandBench(
+                world, votes, bench_guild, checks, random.Random(seed), harness, transport
+            )
             await _record_templates(bench)
-            harness.fake.requests = StampedRequests()
             try:
                 yield bench
             finally:

@@ -350,17 +350,24 @@ class FakeDiscord:
             files=tuple(files),
             reason=unquote(reason) if reason is not None else None,
         )
-        request.interaction_id = self._interaction_of(path)
-        self.requests.append(request)
-        status, response = self._dispatch(request)
-        request.status, request.response = status, copy.deepcopy(response)
+        response = self.answer(request)
         if response is None:
-            return web.Response(status=status)
+            return web.Response(status=request.status)
         # Exactly "application/json", no charset: discord.py only decodes that content type.
         body_bytes = json.dumps(response).encode()
         return web.Response(
-            body=body_bytes, status=status, headers={"Content-Type": "application/json"}
+            body=body_bytes, status=request.status, headers={"Content-Type": "application/json"}
         )
+
+    def answer(self, request: RecordedRequest) -> Any:
+        """Record ``request`` and answer it as Discord would: sets its ``status`` and returns
+        the response body (None for an empty 204). The loopback server and the benchmark's
+        in-process transport both come through here."""
+        request.interaction_id = self._interaction_of(request.path)
+        self.requests.append(request)
+        status, response = self._dispatch(request)
+        request.status, request.response = status, copy.deepcopy(response)
+        return response
 
     def _interaction_of(self, path: str) -> int | None:
         """The interaction a request answers: its token is the third segment of both the
