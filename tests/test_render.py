@@ -354,6 +354,14 @@ def test_an_open_angle_before_a_url_is_escaped_so_it_cannot_pair_with_ours():
     ]
 
 
+def test_an_open_angle_before_an_escaped_scheme_is_escaped_too():
+    # Found by test_long_hostile_text: "<https\\://>" is still an autolink by Discord's rule,
+    # and an autolink shows its text raw, backslash included.
+    (message,) = spoiler_messages("see <https://> now")
+    assert message == "||see \\<https\\://> now||"
+    assert shown_rendered([message], "", "") == shown("see <https://> now", "")
+
+
 def test_lone_backslashes_are_doubled_and_author_escapes_kept():
     assert spoiler_messages("a \\* b \\ c\\") == ["||a \\* b \\\\ c\\\\||"]
 

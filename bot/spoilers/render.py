@@ -359,11 +359,15 @@ def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
     """Escape an author's ``<`` that the ``>`` of a URL we wrap would close.
 
     ``<|https://x`` would otherwise become ``<\\|<https://x>``, one autolink from the first ``<``
-    (Discord's rule is ``<[^: >]+:/[^ >]+>``) that shows a stray backslash.
+    (Discord's rule is ``<[^: >]+:/[^ >]+>``) that shows a stray backslash. A scheme whose
+    colon we escaped pairs the same way: ``<https://>`` would become the autolink
+    ``<https\\://>``, showing its backslash.
     """
     opened: list[int] = []  # every "<" since the last space or ">": any of them could pair
-    for index, (text, _, kind) in enumerate(units):
-        if kind is _ATOM and _SCHEME.match(text, 1):
+    for index, (text, source, kind) in enumerate(units):
+        wrapped_url = kind is _ATOM and _SCHEME.match(text, 1)
+        escaped_scheme = kind is _TEXT and text != source and _SCHEME.fullmatch(source)
+        if wrapped_url or escaped_scheme:
             for position in opened:
                 units[position] = ("\\<", "<", _TEXT)
         if text == "<" and kind is _TEXT:
