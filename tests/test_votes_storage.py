@@ -312,7 +312,7 @@ async def test_voting_and_reading_votes_never_scan_a_votes_table(storage):
     conn = storage.db.conn
     await storage.cast_vote(GUILD, 1, EP2, 3, now=NOW)
     statements: list[str] = []
-    await conn.set_trace_callback(statements.append)
+    await storage.db.set_trace_callback(statements.append)
     try:
         await asyncio.gather(
             *(storage.cast_vote(GUILD, user, EP, 6, now=NOW) for user in range(1, 5)),
@@ -325,7 +325,7 @@ async def test_voting_and_reading_votes_never_scan_a_votes_table(storage):
         await storage.vote_tallies("black-mirror", GUILD)
         await storage.vote_tallies("black-mirror", None)
     finally:
-        await conn.set_trace_callback(None)
+        await storage.db.set_trace_callback(None)
     checked = [sql for sql in dict.fromkeys(statements) if "vote" in sql.lower()]
     assert sum(sql.startswith(("SELECT", "WITH")) for sql in checked) >= 5
     assert any(sql.startswith("DELETE FROM votes") for sql in checked)

@@ -163,14 +163,14 @@ class ContentStore:
         ]
 
     async def get_review(self, episode_key: str) -> Review | None:
-        async with self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT episode_key, rating, verdict, author, published, body, ending "
             "FROM reviews WHERE episode_key = ?",
             (episode_key,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        )
+        if not rows:
             return None
+        row = rows[0]
         return Review(
             episode_key=row["episode_key"],
             rating=float(row["rating"]),
@@ -182,12 +182,11 @@ class ContentStore:
         )
 
     async def get_critic_ranking(self, show_slug: str) -> CriticRanking | None:
-        async with self.db.conn.execute(
+        rows = await self.db.read(
             "SELECT episode_code, author FROM critic_rankings WHERE show_slug = ? "
             "ORDER BY position",
             (show_slug,),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         if not rows:
             return None
         return CriticRanking(

@@ -36,25 +36,23 @@ class SettingsStore:
         return settings
 
     async def _read_guild_settings(self, guild_id: int) -> GuildSettings:
-        conn = self.db.conn
-        async with conn.execute(
-            "SELECT spoiler_window_s, spoiler_mode, min_votes, min_member_days "
-            "FROM guild_settings WHERE guild_id = ?",
-            (guild_id,),
-        ) as cursor:
-            row = await cursor.fetchone()
-        async with conn.execute(
-            "SELECT show_slug, spoiler_window_s FROM show_windows WHERE guild_id = ?",
-            (guild_id,),
-        ) as cursor:
-            show_windows = {
-                slug: SpoilerWindow.from_seconds(seconds)
-                for slug, seconds in await cursor.fetchall()
-            }
-        async with conn.execute(
-            "SELECT channel_id FROM spoiler_channels WHERE guild_id = ?", (guild_id,)
-        ) as cursor:
-            channels = frozenset(int(channel_id) for (channel_id,) in await cursor.fetchall())
+        guild_rows, window_rows, channel_rows = await self.db.read_together(
+            [
+                (
+                    "SELECT spoiler_window_s, spoiler_mode, min_votes, min_member_days "
+                    "FROM guild_settings WHERE guild_id = ?",
+                    (guild_id,),
+                ),
+                (
+                    "SELECT show_slug, spoiler_window_s FROM show_windows WHERE guild_id = ?",
+                    (guild_id,),
+                ),
+                ("SELECT channel_id FROM spoiler_channels WHERE guild_id = ?", (guild_id,)),
+            ]
+        )
+        row = guild_rows[0] if guild_rows else None
+        show_windows = {slug: SpoilerWindow.from_seconds(seconds) for slug, seconds in window_rows}
+        channels = frozenset(int(channel_id) for (channel_id,) in channel_rows)
 
         base = DEFAULT_GUILD_SETTINGS
         spoilers = replace(base.spoilers, show_windows=show_windows, spoilers_ok_channels=channels)

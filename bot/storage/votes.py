@@ -12,8 +12,9 @@ which resolves only after COMMIT, so a vote is committed before anyone is told a
 Requests keep their arrival order inside a batch: 50 rapid changes by one member end on the
 last one, and each reports the score it replaced.
 
-Reads use ``execute_fetchall``: one hop to the connection's thread instead of three (execute,
-fetch, close), which is most of a small query's cost.
+Small reads (one vote, one show's totals) go through ``Database.read``, on the event loop;
+a member's whole list and the recount use ``execute_fetchall`` on the writer's thread, one hop
+instead of three (execute, fetch, close).
 """
 
 from __future__ import annotations
@@ -314,7 +315,7 @@ class VoteStore:
     # ---- reads ---------------------------------------------------------------------
 
     async def get_vote(self, guild_id: int, user_id: int, episode_key: str) -> int | None:
-        rows = await self.db.conn.execute_fetchall(
+        rows = await self.db.read(
             "SELECT score FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?",
             (guild_id, user_id, episode_key),
         )
@@ -354,7 +355,7 @@ class VoteStore:
                 "WHERE guild_id = ? AND show_slug = ?"
             )
             params = (guild_id, show_slug)
-        rows = await self.db.conn.execute_fetchall(sql, params)
+        rows = await self.db.read(sql, params)
         return {row[0]: Tally(int(row[1]), int(row[2])) for row in rows}
 
     # ---- consistency ---------------------------------------------------------------
