@@ -104,8 +104,16 @@ def _voted(
 class CommunityRow:
     rank: int  # 1 = best, whichever order the rows are shown in
     episode: Episode
-    score: Fraction  # the weighted score WR
     tally: Tally
+    # The weighted score WR as numerator and denominator: the Fraction (whose gcd costs more
+    # than ranking the row) is built only for the rows someone reads, a page of ten.
+    score_numerator: int
+    score_denominator: int
+
+    @property
+    def score(self) -> Fraction:
+        """The weighted score WR."""
+        return Fraction(self.score_numerator, self.score_denominator)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,24 +165,33 @@ def community_ranking(
         return Ranking(Source.COMMUNITY, (), unranked=len(episodes), min_votes=min_votes)
     if prior.count == 0:
         raise ValueError("the prior must include the ranked episodes' votes")
-    for tally, _ in voted:
-        _check_weights(tally, min_votes)
+    _check_weights(voted[0][0], min_votes)  # every voted tally has v > 0: one check covers m
     prior_mean = prior.mean
-    # N/d scaled by the lcm of every d is an integer with the same order as the score.
-    common = math.lcm(*{tally.count + min_votes for tally, _ in voted})
-    keyed = [
-        (_numerator(tally, min_votes, prior_mean) * (common // (tally.count + min_votes)), tally, e)
-        for tally, e in voted
+    # WR = N / (q·(v + m)) with N = S·q + m·p (see _numerator), q shared by every row.
+    q, prior_part = prior_mean.denominator, min_votes * prior_mean.numerator
+    weighted = [
+        (tally.total * q + prior_part, tally.count + min_votes, tally, episode)
+        for tally, episode in voted
     ]
-    keyed.sort(key=lambda item: (-item[0], -item[1].count, _episode_order(item[2])))
+    # N/(v+m) scaled by the lcm of every v+m is an integer with the same order as the score.
+    common = math.lcm(*{weight for _, weight, _, _ in weighted})
+    weighted.sort(
+        key=lambda row: (
+            -row[0] * (common // row[1]),
+            -row[2].count,
+            row[3].season,
+            row[3].number,
+        )
+    )
     rows = tuple(
         CommunityRow(
             rank=rank,
             episode=episode,
-            score=weighted_score(tally, min_votes, prior_mean),
             tally=tally,
+            score_numerator=numerator,
+            score_denominator=q * weight,
         )
-        for rank, (_, tally, episode) in enumerate(keyed, start=1)
+        for rank, (numerator, weight, tally, episode) in enumerate(weighted, start=1)
     )
     return Ranking(
         Source.COMMUNITY,

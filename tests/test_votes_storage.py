@@ -12,6 +12,7 @@ import pytest
 from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage
+from bot.storage.database import _migrations, _statements
 
 GUILD = 111
 OTHER_GUILD = 222
@@ -30,6 +31,45 @@ async def storage(tmp_path):
 async def rows(storage, sql, params=()):
     async with storage.db.conn.execute(sql, params) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def test_clustering_the_totals_keeps_every_total_and_votes_keep_adding_to_them(tmp_path):
+    # A database at schema 4 (totals in rowid tables) with votes already counted.
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as old:
+        for number, _, script in _migrations()[:4]:
+            for statement in _statements(script):
+                old.execute(statement)
+            old.execute(f"PRAGMA user_version = {number}")
+        old.execute(
+            "INSERT INTO votes (guild_id, user_id, episode_key, show_slug, score, voted_at) "
+            "VALUES (?, 1, ?, 'black-mirror', 7, 0), (?, 2, ?, 'black-mirror', 4, 0)",
+            (GUILD, EP, OTHER_GUILD, EP),
+        )
+        old.execute(
+            "INSERT INTO vote_totals (guild_id, episode_key, show_slug, vote_count, score_sum) "
+            "VALUES (?, ?, 'black-mirror', 1, 7), (?, ?, 'black-mirror', 1, 4)",
+            (GUILD, EP, OTHER_GUILD, EP),
+        )
+        old.execute(
+            "INSERT INTO vote_totals_global (episode_key, show_slug, vote_count, score_sum) "
+            "VALUES (?, 'black-mirror', 2, 11)",
+            (EP,),
+        )
+    old.close()
+    store = await Storage.open(f"sqlite:///{path}", tmp_path)
+    try:
+        assert await store.db.schema_version() == len(_migrations())
+        assert await store.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 7)}
+        assert await store.vote_tallies("black-mirror", None) == {EP: Tally(2, 11)}
+        await store.cast_vote(GUILD, 3, EP, 10, now=NOW)
+        await store.withdraw_vote(OTHER_GUILD, 2, EP)
+        assert await store.vote_tallies("black-mirror", GUILD) == {EP: Tally(2, 17)}
+        assert await store.vote_tallies("black-mirror", OTHER_GUILD) == {}
+        assert await store.vote_tallies("black-mirror", None) == {EP: Tally(2, 17)}
+        assert await store.check_vote_totals() == []
+    finally:
+        await store.close()
 
 
 async def test_first_vote_then_change_then_withdraw(storage):
@@ -227,7 +267,8 @@ async def test_check_reports_every_kind_of_drift(storage):
             (GUILD, EP),
         )
         await conn.execute(
-            "INSERT INTO vote_totals VALUES (?, 'black-mirror/s01e01', 'black-mirror', 1, 5)",
+            "INSERT INTO vote_totals (guild_id, episode_key, show_slug, vote_count, score_sum) "
+            "VALUES (?, 'black-mirror/s01e01', 'black-mirror', 1, 5)",
             (GUILD,),
         )
         await conn.execute("DELETE FROM vote_totals_global WHERE episode_key = ?", (EP2,))

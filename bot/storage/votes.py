@@ -242,30 +242,32 @@ async def _write_totals(
     if per_guild:
         await conn.executemany(
             "INSERT INTO vote_totals (guild_id, episode_key, show_slug, vote_count, score_sum) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, episode_key) DO UPDATE SET "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, show_slug, episode_key) DO UPDATE SET "
             "vote_count = vote_totals.vote_count + excluded.vote_count, "
             "score_sum = vote_totals.score_sum + excluded.score_sum",
             per_guild,
         )
         # A total exists only while it counts at least one vote.
-        shrunk = [(row[0], row[1]) for row in per_guild if row[3] < 0]
+        shrunk = [(row[0], row[2], row[1]) for row in per_guild if row[3] < 0]
         if shrunk:
             await conn.executemany(
-                "DELETE FROM vote_totals WHERE guild_id = ? AND episode_key = ? AND vote_count = 0",
+                "DELETE FROM vote_totals WHERE guild_id = ? AND show_slug = ? "
+                "AND episode_key = ? AND vote_count = 0",
                 shrunk,
             )
     if pooled_rows:
         await conn.executemany(
             "INSERT INTO vote_totals_global (episode_key, show_slug, vote_count, score_sum) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (episode_key) DO UPDATE SET "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (show_slug, episode_key) DO UPDATE SET "
             "vote_count = vote_totals_global.vote_count + excluded.vote_count, "
             "score_sum = vote_totals_global.score_sum + excluded.score_sum",
             pooled_rows,
         )
-        shrunk_global = [(row[0],) for row in pooled_rows if row[2] < 0]
+        shrunk_global = [(row[1], row[0]) for row in pooled_rows if row[2] < 0]
         if shrunk_global:
             await conn.executemany(
-                "DELETE FROM vote_totals_global WHERE episode_key = ? AND vote_count = 0",
+                "DELETE FROM vote_totals_global WHERE show_slug = ? AND episode_key = ? "
+                "AND vote_count = 0",
                 shrunk_global,
             )
 
