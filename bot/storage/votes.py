@@ -6,8 +6,9 @@ read the totals and never scan the votes.
 
 Writes are group-committed. Each aiosqlite call is a hop to the connection's thread, and a
 transaction per vote spends most of its time hopping, so concurrent requests are queued and
-one flusher task applies everything queued in a single transaction with a fixed number of
-statements (``executemany``), whatever the batch size. Each caller awaits its own future,
+one flusher task applies everything queued in a single transaction, in one trip to the
+writer's thread (``Database.run_transaction``) with a fixed number of statements
+(``executemany``), whatever the batch size. Each caller awaits its own future,
 which resolves only after COMMIT, so a vote is committed before anyone is told about it.
 Requests keep their arrival order inside a batch: 50 rapid changes by one member end on the
 last one, and each reports the score it replaced.
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import aiosqlite
+from functools import partial
 
 from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
 from bot.storage.database import Database
@@ -136,28 +137,36 @@ class _GroupCommitter:
                 _succeed(request, result)
 
     async def _apply(self, batch: Sequence[_Request]) -> list[VoteChange]:
-        keys = list(dict.fromkeys(request.key for request in batch))
-        async with self.db.transaction() as conn:
-            current = await _current_scores(conn, keys)
-            initial = dict(current)
-            voted_at: dict[VoteKey, int] = {}
-            totals: dict[tuple[int, str], list[int]] = {}
-            results = []
-            for request in batch:
-                old = current[request.key]
-                new = request.score
-                current[request.key] = new
-                if new is not None:
-                    voted_at[request.key] = request.voted_at
-                guild_id, _, episode_key = request.key
-                delta = totals.setdefault((guild_id, episode_key), [0, 0])
-                delta[0] += (new is not None) - (old is not None)
-                delta[1] += (new or 0) - (old or 0)
-                results.append(VoteChange(old_score=old, new_score=new))
-            await _write_votes(conn, current, initial, voted_at)
-            await _write_totals(conn, totals)
+        wanted = [(request.key, request.score, request.voted_at) for request in batch]
+        results = await self.db.run_transaction(partial(_apply_batch, wanted))
         self.batches += 1
         return results
+
+
+def _apply_batch(
+    wanted: Sequence[tuple[VoteKey, int | None, int]], conn: sqlite3.Connection
+) -> list[VoteChange]:
+    """On the writer's thread, inside one transaction: apply the votes in arrival order and
+    move the totals by their net change. Returns what each request replaced."""
+    keys = list(dict.fromkeys(key for key, _, _ in wanted))
+    current = _current_scores(conn, keys)
+    initial = dict(current)
+    voted_at: dict[VoteKey, int] = {}
+    totals: dict[tuple[int, str], list[int]] = {}
+    results = []
+    for key, new, when in wanted:
+        old = current[key]
+        current[key] = new
+        if new is not None:
+            voted_at[key] = when
+        guild_id, _, episode_key = key
+        delta = totals.setdefault((guild_id, episode_key), [0, 0])
+        delta[0] += (new is not None) - (old is not None)
+        delta[1] += (new or 0) - (old or 0)
+        results.append(VoteChange(old_score=old, new_score=new))
+    _write_votes(conn, current, initial, voted_at)
+    _write_totals(conn, totals)
+    return results
 
 
 def _succeed(request: _Request, result: VoteChange) -> None:
@@ -170,9 +179,7 @@ def _fail(request: _Request, error: Exception) -> None:
         request.future.set_exception(error)
 
 
-async def _current_scores(
-    conn: aiosqlite.Connection, keys: Sequence[VoteKey]
-) -> dict[VoteKey, int | None]:
+def _current_scores(conn: sqlite3.Connection, keys: Sequence[VoteKey]) -> dict[VoteKey, int | None]:
     scores: dict[VoteKey, int | None] = dict.fromkeys(keys)
     for start in range(0, len(keys), _KEYS_PER_SELECT):
         chunk = keys[start : start + _KEYS_PER_SELECT]
@@ -182,20 +189,20 @@ async def _current_scores(
         # form "(guild_id, user_id, episode_key) IN (VALUES ...)" reads the same rows but
         # SQLite plans it as a scan of every vote (185 ms for 200 keys at a million votes).
         # Both are standard SQL (PostgreSQL too).
-        rows = await conn.execute_fetchall(
+        rows = conn.execute(
             f"WITH wanted (guild_id, user_id, episode_key) AS (VALUES {rows_sql}) "
             "SELECT v.guild_id, v.user_id, v.episode_key, v.score FROM wanted "
             "JOIN votes AS v ON v.guild_id = wanted.guild_id AND v.user_id = wanted.user_id "
             "AND v.episode_key = wanted.episode_key",
             params,
-        )
+        ).fetchall()
         for guild_id, user_id, episode_key, score in rows:
             scores[(int(guild_id), int(user_id), episode_key)] = int(score)
     return scores
 
 
-async def _write_votes(
-    conn: aiosqlite.Connection,
+def _write_votes(
+    conn: sqlite3.Connection,
     final: dict[VoteKey, int | None],
     initial: dict[VoteKey, int | None],
     voted_at: dict[VoteKey, int],
@@ -209,21 +216,19 @@ async def _write_votes(
     ]
     deletes = [key for key, score in final.items() if score is None and initial[key] is not None]
     if upserts:
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO votes (guild_id, user_id, episode_key, show_slug, score, voted_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id, episode_key) "
             "DO UPDATE SET score = excluded.score, voted_at = excluded.voted_at",
             upserts,
         )
     if deletes:
-        await conn.executemany(
+        conn.executemany(
             "DELETE FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?", deletes
         )
 
 
-async def _write_totals(
-    conn: aiosqlite.Connection, deltas: dict[tuple[int, str], list[int]]
-) -> None:
+def _write_totals(conn: sqlite3.Connection, deltas: dict[tuple[int, str], list[int]]) -> None:
     per_guild = [
         (guild_id, episode_key, show_slug_of(episode_key), count, total)
         for (guild_id, episode_key), (count, total) in deltas.items()
@@ -240,7 +245,7 @@ async def _write_totals(
         if count or total
     ]
     if per_guild:
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO vote_totals (guild_id, episode_key, show_slug, vote_count, score_sum) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, show_slug, episode_key) DO UPDATE SET "
             "vote_count = vote_totals.vote_count + excluded.vote_count, "
@@ -250,13 +255,13 @@ async def _write_totals(
         # A total exists only while it counts at least one vote.
         shrunk = [(row[0], row[2], row[1]) for row in per_guild if row[3] < 0]
         if shrunk:
-            await conn.executemany(
+            conn.executemany(
                 "DELETE FROM vote_totals WHERE guild_id = ? AND show_slug = ? "
                 "AND episode_key = ? AND vote_count = 0",
                 shrunk,
             )
     if pooled_rows:
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO vote_totals_global (episode_key, show_slug, vote_count, score_sum) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (show_slug, episode_key) DO UPDATE SET "
             "vote_count = vote_totals_global.vote_count + excluded.vote_count, "
@@ -265,7 +270,7 @@ async def _write_totals(
         )
         shrunk_global = [(row[1], row[0]) for row in pooled_rows if row[2] < 0]
         if shrunk_global:
-            await conn.executemany(
+            conn.executemany(
                 "DELETE FROM vote_totals_global WHERE show_slug = ? AND episode_key = ? "
                 "AND vote_count = 0",
                 shrunk_global,
