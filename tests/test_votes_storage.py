@@ -13,6 +13,7 @@ from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage
 from bot.storage.database import _migrations, _statements
+from bot.storage.votes import TalliesCache
 
 GUILD = 111
 OTHER_GUILD = 222
@@ -231,6 +232,131 @@ async def test_concurrent_mix_of_votes_changes_and_withdrawals_matches_a_model(s
                     expected[key] = expected.get(key, Tally()) + Tally(1, score)
             assert await storage.vote_tallies(show, guild) == expected
     assert await storage.check_vote_totals() == []
+
+
+async def stored_tallies(storage, show, guild):
+    """A show's totals straight from the database, bypassing the storage's cache."""
+    if guild is None:
+        found = await rows(
+            storage,
+            "SELECT episode_key, vote_count, score_sum FROM vote_totals_global WHERE show_slug = ?",
+            (show,),
+        )
+    else:
+        found = await rows(
+            storage,
+            "SELECT episode_key, vote_count, score_sum FROM vote_totals "
+            "WHERE guild_id = ? AND show_slug = ?",
+            (guild, show),
+        )
+    return {key: Tally(count, total) for key, count, total in found}
+
+
+async def stored_tallies_now(storage, show, guild):
+    """Like stored_tallies, through the reader: no await that could let a batch commit."""
+    if guild is None:
+        found = await storage.db.read(
+            "SELECT episode_key, vote_count, score_sum FROM vote_totals_global WHERE show_slug = ?",
+            (show,),
+        )
+    else:
+        found = await storage.db.read(
+            "SELECT episode_key, vote_count, score_sum FROM vote_totals "
+            "WHERE guild_id = ? AND show_slug = ?",
+            (guild, show),
+        )
+    return {key: Tally(count, total) for key, count, total in found}
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_cached_tallies_always_equal_the_stored_ones_while_votes_land(
+    storage, seed, monkeypatch
+):
+    """Reads race the batches: a poller keeps reading (and, with room for only two entries,
+    keeps refilling the cache) while batches are written, so some reads land while a batch
+    is in flight and some between its commit and the cache catching up. Whatever each read
+    cached, every later read must equal the committed totals."""
+    # Room for two of the six scopes: reads keep missing, so entries keep being filled.
+    storage._tallies_cache = TalliesCache(capacity=2)
+    # Widen the gap between a commit and the cache catching up, as a busy loop would: the
+    # poller gets several turns in it.
+    commit = storage.db.run_transaction
+
+    async def slow_to_return(work):
+        result = await commit(work)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return result
+
+    monkeypatch.setattr(storage.db, "run_transaction", slow_to_return)
+    rng = random.Random(seed)
+    keys = [EP, EP2, "black-mirror/s01e01", "severance/s01e01"]
+    scopes = [
+        (show, guild)
+        for show in ("black-mirror", "severance")
+        for guild in (GUILD, OTHER_GUILD, None)
+    ]
+
+    async def vote(guild, user, key, score):
+        if score is None:
+            await storage.withdraw_vote(guild, user, key)
+        else:
+            await storage.cast_vote(guild, user, key, score, now=NOW)
+
+    cache = storage._tallies_cache
+
+    async def poll(done: asyncio.Event) -> None:
+        while not done.is_set():
+            for show, guild in scopes:
+                await storage.vote_tallies(show, guild)
+                # With no batch in flight every committed batch has reached the cache: each
+                # entry must equal the database right now (the file's reader answers inline,
+                # so nothing commits between these reads).
+                if cache.writing == 0:
+                    for (scope, slug), cached in cache.entries().items():
+                        assert cached == await stored_tallies_now(storage, slug, scope)
+                await asyncio.sleep(0)
+
+    for _ in range(25):
+        jobs = []
+        for _ in range(rng.randint(1, 12)):
+            score = None if rng.random() < 0.3 else rng.randint(1, 10)
+            guild, user = rng.choice([GUILD, OTHER_GUILD]), rng.randint(1, 6)
+            jobs.append(vote(guild, user, rng.choice(keys), score))
+        done = asyncio.Event()
+        poller = asyncio.create_task(poll(done))
+        await asyncio.gather(*jobs)
+        done.set()
+        await poller
+        for (guild, show), cached in storage._tallies_cache.entries().items():
+            assert cached == await stored_tallies(storage, show, guild), (show, guild)
+        for show, guild in rng.sample(scopes, len(scopes)):
+            assert await storage.vote_tallies(show, guild) == await stored_tallies(
+                storage, show, guild
+            ), (show, guild)
+    assert await storage.check_vote_totals() == []
+
+
+async def test_a_cached_show_is_served_without_a_query_and_the_least_recent_is_dropped(storage):
+    storage._tallies_cache = TalliesCache(capacity=2)
+    await storage.cast_vote(GUILD, 1, EP, 7, now=NOW)
+    statements: list[str] = []
+    await storage.db.set_trace_callback(statements.append)
+    try:
+        for show in ("black-mirror", "severance", "black-mirror", "the-bear"):
+            await storage.vote_tallies(show, GUILD)
+        # black-mirror (read, then read again: cached), severance, the-bear: three queries,
+        # and the-bear pushed out severance, the least recently read.
+        assert sum("FROM vote_totals" in sql for sql in statements) == 3
+        statements.clear()
+        await storage.vote_tallies("black-mirror", GUILD)
+        await storage.vote_tallies("severance", GUILD)
+        assert sum("FROM vote_totals" in sql for sql in statements) == 1
+    finally:
+        await storage.db.set_trace_callback(None)
+    # A vote on a cached show moves its entry: the next read is served from memory, right.
+    await storage.cast_vote(GUILD, 2, EP, 3, now=NOW)
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(2, 10)}
 
 
 async def test_a_bad_request_does_not_sink_the_rest_of_its_batch(storage):

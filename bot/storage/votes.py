@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # Enough to absorb any realistic burst in one transaction while keeping it short.
 MAX_BATCH = 2000
+# (scope, show) entries of TalliesCache: a hundred-episode show's entry is about 15 KB.
+TALLIES_CACHE_SIZE = 1024
 # Row keys per SELECT: 3 parameters each stays under SQLite's historic 999-parameter limit.
 _KEYS_PER_SELECT = 333
 
@@ -81,6 +84,9 @@ class _Request:
     future: asyncio.Future[VoteChange]
 
 
+_NO_VOTES = Tally()
+
+
 def show_slug_of(episode_key: str) -> str:
     return episode_key.split("/", 1)[0]
 
@@ -90,11 +96,68 @@ def _check_key(episode_key: str) -> None:
         raise ValueError(f"not an episode key: {episode_key!r}")
 
 
+class TalliesCache:
+    """One show's vote totals per scope (a server, or ``None`` for pooled), for the shows
+    being ranked and voted on right now, kept exactly in step with the database.
+
+    /vote and /rankings read a show's totals on every call: a hundred rows turned into
+    objects, most of a command's own time. The most recently used ``capacity`` (scope, show)
+    entries stay in memory. Every committed vote batch moves them by the same deltas it moved
+    the stored totals by (the group committer is the only writer of votes), and an entry is
+    filled from the database only when no batch is being written, so a committed batch can
+    never be counted twice or missed.
+    """
+
+    def __init__(self, capacity: int = TALLIES_CACHE_SIZE) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[int | None, str], dict[str, Tally]] = OrderedDict()
+        self.writing = 0  # vote batches between their start and their deltas being applied
+        self.generation = 0  # batches finished (committed or not)
+
+    def get(self, guild_id: int | None, show_slug: str) -> dict[str, Tally] | None:
+        entry = self._entries.get((guild_id, show_slug))
+        if entry is None:
+            return None
+        self._entries.move_to_end((guild_id, show_slug))
+        return dict(entry)  # a copy: the entry keeps moving with later votes
+
+    def entries(self) -> dict[tuple[int | None, str], dict[str, Tally]]:
+        """A copy of every entry by (scope, show), least recently used first; for checks."""
+        return {key: dict(entry) for key, entry in self._entries.items()}
+
+    def put(
+        self, guild_id: int | None, show_slug: str, tallies: dict[str, Tally], generation: int
+    ) -> None:
+        """Keep ``tallies``, read from the database when ``generation`` was current, unless a
+        batch was being written then or has finished since (the read may miss or include it)."""
+        if self.writing or generation != self.generation:
+            return
+        self._entries[(guild_id, show_slug)] = dict(tallies)
+        self._entries.move_to_end((guild_id, show_slug))
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def apply(self, deltas: TotalsDeltas) -> None:
+        for (guild_id, episode_key), (count, total) in deltas.items():
+            show_slug = show_slug_of(episode_key)
+            for scope in (guild_id, None):
+                entry = self._entries.get((scope, show_slug))
+                if entry is None:
+                    continue
+                before = entry.get(episode_key, _NO_VOTES)
+                after = Tally(before.count + count, before.total + total)
+                if after.count:
+                    entry[episode_key] = after
+                else:  # a total exists only while it counts a vote, as in the database
+                    entry.pop(episode_key, None)
+
+
 class _GroupCommitter:
     """Queues vote requests and applies them in batches, one transaction per batch."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, tallies: TalliesCache) -> None:
         self.db = db
+        self.tallies = tallies
         self.pending: list[_Request] = []
         self.flusher: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed, for measurements
@@ -138,21 +201,39 @@ class _GroupCommitter:
 
     async def _apply(self, batch: Sequence[_Request]) -> list[VoteChange]:
         wanted = [(request.key, request.score, request.voted_at) for request in batch]
-        results = await self.db.run_transaction(partial(_apply_batch, wanted))
+        # Shielded: a flusher cancelled at shutdown cannot stop the transaction on the writer's
+        # thread, so it must not stop the cached totals' bookkeeping either.
+        results = await asyncio.shield(self._commit(wanted))
         self.batches += 1
         return results
+
+    async def _commit(self, wanted: Sequence[tuple[VoteKey, int | None, int]]) -> list[VoteChange]:
+        cache = self.tallies
+        cache.writing += 1
+        try:
+            results, deltas = await self.db.run_transaction(partial(_apply_batch, wanted))
+            # Committed: the cached totals move by exactly what the stored ones moved by.
+            cache.apply(deltas)
+        finally:
+            cache.writing -= 1
+            cache.generation += 1
+        return results
+
+
+TotalsDeltas = dict[tuple[int, str], list[int]]  # (guild_id, episode_key) -> [count, total]
 
 
 def _apply_batch(
     wanted: Sequence[tuple[VoteKey, int | None, int]], conn: sqlite3.Connection
-) -> list[VoteChange]:
+) -> tuple[list[VoteChange], TotalsDeltas]:
     """On the writer's thread, inside one transaction: apply the votes in arrival order and
-    move the totals by their net change. Returns what each request replaced."""
+    move the totals by their net change. Returns what each request replaced, and the net
+    change of each total."""
     keys = list(dict.fromkeys(key for key, _, _ in wanted))
     current = _current_scores(conn, keys)
     initial = dict(current)
     voted_at: dict[VoteKey, int] = {}
-    totals: dict[tuple[int, str], list[int]] = {}
+    totals: TotalsDeltas = {}
     results = []
     for key, new, when in wanted:
         old = current[key]
@@ -166,7 +247,7 @@ def _apply_batch(
         results.append(VoteChange(old_score=old, new_score=new))
     _write_votes(conn, current, initial, voted_at)
     _write_totals(conn, totals)
-    return results
+    return results, totals
 
 
 def _succeed(request: _Request, result: VoteChange) -> None:
@@ -286,9 +367,16 @@ class VoteStore:
         # Created on first use: Storage's constructor belongs to the composed class.
         committer: _GroupCommitter | None = getattr(self, "_votes_group_committer", None)
         if committer is None:
-            committer = _GroupCommitter(self.db)
+            committer = _GroupCommitter(self.db, self._vote_tallies_cache())
             self._votes_group_committer = committer
         return committer
+
+    def _vote_tallies_cache(self) -> TalliesCache:
+        cache: TalliesCache | None = getattr(self, "_tallies_cache", None)
+        if cache is None:
+            cache = TalliesCache()
+            self._tallies_cache = cache
+        return cache
 
     # ---- writes --------------------------------------------------------------------
 
@@ -349,7 +437,13 @@ class VoteStore:
         ]
 
     async def vote_tallies(self, show_slug: str, guild_id: int | None) -> dict[str, Tally]:
-        """Each voted episode of a show: its totals in one server, or pooled (``None``)."""
+        """Each voted episode of a show: its totals in one server, or pooled (``None``), as
+        committed (from ``TalliesCache`` when the show was read recently)."""
+        cache = self._vote_tallies_cache()
+        cached = cache.get(guild_id, show_slug)
+        if cached is not None:
+            return cached
+        generation = cache.generation
         if guild_id is None:
             sql = (
                 "SELECT episode_key, vote_count, score_sum FROM vote_totals_global "
@@ -363,7 +457,9 @@ class VoteStore:
             )
             params = (guild_id, show_slug)
         rows = await self.db.read(sql, params)
-        return {row[0]: Tally(int(row[1]), int(row[2])) for row in rows}
+        tallies = {row[0]: Tally(int(row[1]), int(row[2])) for row in rows}
+        cache.put(guild_id, show_slug, tallies, generation)
+        return tallies
 
     # ---- consistency ---------------------------------------------------------------
 
