@@ -362,6 +362,15 @@ def test_an_open_angle_before_an_escaped_scheme_is_escaped_too():
     assert shown_rendered([message], "", "") == shown("see <https://> now", "")
 
 
+def test_an_open_angle_before_any_colon_slash_is_escaped():
+    # Found by test_long_hostile_text: "<h…ttps://\\`>" is an autolink to Discord too (any
+    # letters before ":/"), and would show the backslash we put before the backtick.
+    text = "<hSECRET0Qttps://`>"
+    (message,) = spoiler_messages(text)
+    assert message.startswith("||\\<")
+    assert shown_rendered([message], "", "") == shown(text, "")
+
+
 def test_lone_backslashes_are_doubled_and_author_escapes_kept():
     assert spoiler_messages("a \\* b \\ c\\") == ["||a \\* b \\\\ c\\\\||"]
 

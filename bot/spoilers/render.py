@@ -356,20 +356,23 @@ def _lone_backslash(source: str, after: int, style: _Style) -> str:
 
 
 def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
-    """Escape an author's ``<`` that the ``>`` of a URL we wrap would close.
+    """Escape an author's ``<`` that could open an autolink.
 
-    ``<|https://x`` would otherwise become ``<\\|<https://x>``, one autolink from the first ``<``
-    (Discord's rule is ``<[^: >]+:/[^ >]+>``) that shows a stray backslash. A scheme whose
-    colon we escaped pairs the same way: ``<https://>`` would become the autolink
-    ``<https\\://>``, showing its backslash.
+    Discord reads ``<[^: >]+:/[^ >]+>`` as an autolink and shows its text raw, backslashes
+    included. So ``<|https://x`` would become ``<\\|<https://x>``, one autolink from the first
+    ``<`` to the ``>`` of the URL we wrap; ``<https://>`` would become ``<https\\://>`` once we
+    escape the bare scheme's colon; and ``<h•ttps://`>`` (any letters before ``:/``) shows the
+    backslash we put before its backtick. Any ``<`` followed by ``:/`` before a space or a
+    ``>`` is escaped, which shows the same ``<`` and opens nothing.
     """
     opened: list[int] = []  # every "<" since the last space or ">": any of them could pair
+    after_colon = False  # the text so far ends in ":" (a "/" next completes ":/")
     for index, (text, source, kind) in enumerate(units):
-        wrapped_url = kind is _ATOM and _SCHEME.match(text, 1)
-        escaped_scheme = kind is _TEXT and text != source and _SCHEME.fullmatch(source)
-        if wrapped_url or escaped_scheme:
+        if ":/" in source or (after_colon and source.startswith("/")):
             for position in opened:
                 units[position] = ("\\<", "<", _TEXT)
+            opened = []
+        after_colon = source.endswith(":")
         if text == "<" and kind is _TEXT:
             opened.append(index)
         elif kind is _SPACE or ">" in text:
