@@ -359,6 +359,23 @@ async def test_a_cached_show_is_served_without_a_query_and_the_least_recent_is_d
     assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(2, 10)}
 
 
+async def test_a_flusher_cancelled_mid_batch_leaves_no_cached_total_behind(storage):
+    await storage.cast_vote(GUILD, 1, EP, 7, now=NOW)
+    assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 7)}  # cached
+    vote = asyncio.create_task(storage.cast_vote(GUILD, 2, EP, 3, now=NOW))
+    await asyncio.sleep(0)  # queued, and the flusher started
+    flusher = storage._vote_committer().flusher
+    await asyncio.sleep(0)  # the flusher is waiting for the writer's thread
+    flusher.cancel()
+    await asyncio.gather(flusher, return_exceptions=True)
+    vote.cancel()
+    await storage.db.run_transaction(lambda conn: None)  # the writer's queue has drained
+    assert storage._tallies_cache.entries() == {}
+    assert await storage.vote_tallies("black-mirror", GUILD) == await stored_tallies(
+        storage, "black-mirror", GUILD
+    )
+
+
 async def test_a_bad_request_does_not_sink_the_rest_of_its_batch(storage):
     committer = storage._vote_committer()
     # Bypass cast_vote's validation so the database's CHECK constraint rejects this one.

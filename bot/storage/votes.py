@@ -121,6 +121,11 @@ class TalliesCache:
         self._entries.move_to_end((guild_id, show_slug))
         return dict(entry)  # a copy: the entry keeps moving with later votes
 
+    def disable(self) -> None:
+        """Forget every entry and keep none from now on."""
+        self.capacity = 0
+        self._entries.clear()
+
     def entries(self) -> dict[tuple[int | None, str], dict[str, Tally]]:
         """A copy of every entry by (scope, show), least recently used first; for checks."""
         return {key: dict(entry) for key, entry in self._entries.items()}
@@ -201,22 +206,22 @@ class _GroupCommitter:
 
     async def _apply(self, batch: Sequence[_Request]) -> list[VoteChange]:
         wanted = [(request.key, request.score, request.voted_at) for request in batch]
-        # Shielded: a flusher cancelled at shutdown cannot stop the transaction on the writer's
-        # thread, so it must not stop the cached totals' bookkeeping either.
-        results = await asyncio.shield(self._commit(wanted))
-        self.batches += 1
-        return results
-
-    async def _commit(self, wanted: Sequence[tuple[VoteKey, int | None, int]]) -> list[VoteChange]:
         cache = self.tallies
         cache.writing += 1
         try:
             results, deltas = await self.db.run_transaction(partial(_apply_batch, wanted))
+        except asyncio.CancelledError:
+            # Only a shutdown cancels the flusher; the transaction may still commit on the
+            # writer's thread without its deltas reaching the cache, so stop trusting it.
+            cache.disable()
+            raise
+        else:
             # Committed: the cached totals move by exactly what the stored ones moved by.
             cache.apply(deltas)
         finally:
             cache.writing -= 1
             cache.generation += 1
+        self.batches += 1
         return results
 
 
