@@ -234,14 +234,16 @@ def community_standing(
     if prior.count == 0:
         raise ValueError("the prior must include the ranked episodes' votes")
     tally, episode = mine
+    _check_weights(tally, min_votes)  # every voted tally has v > 0: one check covers m
     prior_mean = prior.mean
-    numerator, weight = _numerator(tally, min_votes, prior_mean), tally.count + min_votes
+    # N = S·q + m·p for each row (see _numerator), with q and m·p shared by every row.
+    q, prior_part = prior_mean.denominator, min_votes * prior_mean.numerator
+    numerator, weight = tally.total * q + prior_part, tally.count + min_votes
     place = _episode_order(episode)
     ahead = 0
     for other, other_episode in voted:
-        _check_weights(other, min_votes)
         # N'/d' against N/d, both d positive: compare N'·d with N·d'.
-        theirs = _numerator(other, min_votes, prior_mean) * weight
+        theirs = (other.total * q + prior_part) * weight
         ours = numerator * (other.count + min_votes)
         if theirs > ours or (
             theirs == ours
