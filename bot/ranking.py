@@ -18,7 +18,6 @@ milliseconds for a hundred episodes.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -147,6 +146,17 @@ def _episode_order(episode: Episode) -> tuple[int, int]:
     return (episode.season, episode.number)
 
 
+_WeightedRow = tuple[int, int, Tally, Episode]  # N, v + m, the tally, the episode
+
+
+def _float_order(row: _WeightedRow) -> tuple[float, int, int, int]:
+    return (-(row[0] / row[1]), -row[2].count, row[3].season, row[3].number)
+
+
+def _exact_order(row: _WeightedRow) -> tuple[Fraction, int, int, int]:
+    return (-Fraction(row[0], row[1]), -row[2].count, row[3].season, row[3].number)
+
+
 def community_ranking(
     episodes: Sequence[Episode],
     tallies: Mapping[str, Tally],
@@ -174,24 +184,21 @@ def community_ranking(
         (tally.total * q + prior_part, tally.count + min_votes, tally, episode)
         for tally, episode in voted
     ]
-    # N/(v+m) scaled by the lcm of every v+m is an integer with the same order as the score.
-    common = math.lcm(*{weight for _, weight, _, _ in weighted})
-    weighted.sort(
-        key=lambda row: (
-            -row[0] * (common // row[1]),
-            -row[2].count,
-            row[3].season,
-            row[3].number,
-        )
-    )
+    weighted.sort(key=_float_order)
+    # Python divides ints with correct rounding, which is monotone: a higher score never gets
+    # a lower float, so the float order is the exact order except among rows whose different
+    # scores round to the same float. Those runs (rare, and short) are re-sorted exactly.
+    floats = [numerator / weight for numerator, weight, _, _ in weighted]
+    start, count = 0, len(weighted)
+    while start < count:
+        end = start + 1
+        while end < count and floats[end] == floats[start]:
+            end += 1
+        if end - start > 1:
+            weighted[start:end] = sorted(weighted[start:end], key=_exact_order)
+        start = end
     rows = tuple(
-        CommunityRow(
-            rank=rank,
-            episode=episode,
-            tally=tally,
-            score_numerator=numerator,
-            score_denominator=q * weight,
-        )
+        CommunityRow(rank, episode, tally, numerator, q * weight)
         for rank, (numerator, weight, tally, episode) in enumerate(weighted, start=1)
     )
     return Ranking(
