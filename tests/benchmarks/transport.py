@@ -53,18 +53,14 @@ class Exchange:
 class RecordedResponse:
     """What discord.py reads of an aiohttp response: status, reason, headers and the text."""
 
-    def __init__(self, status: int, body: Any, url: str) -> None:
+    def __init__(self, status: int, body: Any) -> None:
         self.status = status
-        self.reason = _REASONS.get(status, "")
-        self.url = url
+        self.reason = _REASONS.get(status, "")  # in discord.py's HTTPException messages
         self.headers = _JSON if body is not None else _EMPTY
         self._text = json.dumps(body) if body is not None else ""
 
     async def text(self, encoding: str = "utf-8") -> str:
         return self._text
-
-    async def json(self, **_: Any) -> Any:
-        return json.loads(self._text) if self._text else None
 
     async def __aenter__(self) -> RecordedResponse:
         return self
@@ -116,7 +112,7 @@ class RecordingSession:
             reason=unquote(reason) if reason is not None else None,
         )
         body = self.fake.answer(request)
-        response = RecordedResponse(request.status, body, url)
+        response = RecordedResponse(request.status, body)
         self.exchanges.append(Exchange(request, handed_over, time.perf_counter()))
         return response
 
