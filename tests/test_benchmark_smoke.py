@@ -1,0 +1,69 @@
+"""The benchmark keeps working: its own code, on a tiny workload, in the default test run.
+
+``python -m tests.benchmarks`` is run on demand, not by CI, so a change that broke its
+transport, its timing or one of its answer checks would go unnoticed until someone next
+measured. This runs the same steps (content sync, community load, every timed command with
+its reply checked, vote ingestion and recount) on ten small shows; it times nothing that matters.
+"""
+
+import dataclasses
+
+from tests.benchmarks.checks import Checks
+from tests.benchmarks.commands import COMMANDS, measure_commands
+from tests.benchmarks.content import measure_content
+from tests.benchmarks.ingest import measure_ingestion
+from tests.benchmarks.workload import QUICK, generate_content, load_community
+
+SMOKE = dataclasses.replace(
+    QUICK,
+    name="smoke",
+    shows=10,  # every tenth show's finale is still unreleased, which the benchmark needs
+    seasons=2,
+    episodes_per_season=3,
+    guilds=12,
+    votes=3000,
+    command_calls=8,
+    command_runs=1,
+    cold_runs=1,
+    resync_runs=1,
+    voters=20,
+    votes_per_voter=5,
+    ingest_runs=1,
+    long_ending_share=0.3,
+)
+
+
+async def test_the_benchmark_runs_on_a_tiny_workload_and_checks_every_answer(tmp_path):
+    checks = Checks()
+    world = generate_content(tmp_path / "content", SMOKE)
+    _, database = await measure_content(world, tmp_path, SMOKE, checks)
+    community = await load_community(world, SMOKE, database, tmp_path, checks)
+    figures = await measure_commands(
+        world,
+        community.votes,
+        community.guilds,
+        database,
+        tmp_path,
+        SMOKE.command_calls,
+        SMOKE.command_runs,
+        checks,
+        SMOKE.seed,
+    )
+    ingest = await measure_ingestion(
+        world,
+        community.guilds,
+        database,
+        tmp_path,
+        voters=SMOKE.voters,
+        votes_per_voter=SMOKE.votes_per_voter,
+        runs=SMOKE.ingest_runs,
+        seed=SMOKE.seed,
+        checks=checks,
+    )
+    assert checks.failures == []
+    # Every timed call was checked (warm-up calls too), and every command was timed.
+    assert checks.made >= len(COMMANDS) * SMOKE.command_calls
+    assert set(figures) == set(COMMANDS)
+    assert all(f.p50_ms > 0 and f.p99_ms >= f.p50_ms for f in figures.values())
+    assert ingest.votes_lost == 0
+    assert ingest.votes_cast == SMOKE.voters * SMOKE.votes_per_voter
