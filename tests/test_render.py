@@ -371,6 +371,15 @@ def test_an_open_angle_before_any_colon_slash_is_escaped():
     assert shown_rendered([message], "", "") == shown(text, "")
 
 
+def test_only_a_plain_space_keeps_an_open_angle_from_pairing_with_our_url():
+    # Found by a deep hypothesis run: Discord's [^: >] takes a tab, so "<|<tab><https://…>"
+    # is one autolink from the first "<", and would show the backslash escaping the "|".
+    text = "a<|\thttps://e.com x"
+    (message,) = spoiler_messages(text)
+    assert message.startswith("||a\\<")
+    assert shown_rendered([message], "", "") == shown(text, "")
+
+
 def test_lone_backslashes_are_doubled_and_author_escapes_kept():
     assert spoiler_messages("a \\* b \\ c\\") == ["||a \\* b \\\\ c\\\\||"]
 

@@ -363,7 +363,8 @@ def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
     ``<`` to the ``>`` of the URL we wrap; ``<https://>`` would become ``<https\\://>`` once we
     escape the bare scheme's colon; and ``<h•ttps://`>`` (any letters before ``:/``) shows the
     backslash we put before its backtick. Any ``<`` followed by ``:/`` before a space or a
-    ``>`` is escaped, which shows the same ``<`` and opens nothing.
+    ``>`` (a tab or a newline does not stop the rule) is escaped, which shows the same ``<``
+    and opens nothing.
     """
     opened: list[int] = []  # every "<" since the last space or ">": any of them could pair
     after_colon = False  # the text so far ends in ":" (a "/" next completes ":/")
@@ -375,7 +376,8 @@ def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
         after_colon = source.endswith(":")
         if text == "<" and kind is _TEXT:
             opened.append(index)
-        elif kind is _SPACE or ">" in text:
+        elif " " in source or ">" in text:
+            # Only a plain space ends the run: the rule's [^: >] takes tabs and newlines.
             opened = []
     return units
 
