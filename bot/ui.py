@@ -31,6 +31,7 @@ async def send_messages(
     """Send rendered messages in order: the first as the interaction response, the rest as
     follow-ups. Every message goes out with mentions disabled; text-only ones without link
     previews. ``view`` is attached to the first message."""
+    followup: discord.Webhook | None = None
     for index, message in enumerate(messages):
         kwargs: dict[str, object] = {
             "content": message.content,
@@ -42,7 +43,9 @@ async def send_messages(
         if view is not None and index == 0:
             kwargs["view"] = view
         if interaction.response.is_done():
-            await interaction.followup.send(**kwargs)  # type: ignore[arg-type]
+            if followup is None:  # the property builds a new Webhook on every read
+                followup = interaction.followup
+            await followup.send(**kwargs)  # type: ignore[arg-type]
         else:
             await interaction.response.send_message(**kwargs)  # type: ignore[arg-type]
 
