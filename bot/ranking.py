@@ -78,9 +78,16 @@ def _check_weights(tally: Tally, min_votes: int) -> None:
         raise ValueError("the weighted score needs v + m > 0 and m >= 0")
 
 
+def _prior_terms(prior_mean: Fraction, min_votes: int) -> tuple[int, int]:
+    """``(q, m·p)`` for ``C = p/q``: shared by every row of a ranking, whose numerators are
+    ``N = S·q + m·p`` and whose weighted scores are ``N / (q·(v + m))``."""
+    return prior_mean.denominator, min_votes * prior_mean.numerator
+
+
 def _numerator(tally: Tally, min_votes: int, prior_mean: Fraction) -> int:
-    """``N = S·q + m·p`` for ``C = p/q``: the weighted score is ``N / (q·(v + m))``."""
-    return tally.total * prior_mean.denominator + min_votes * prior_mean.numerator
+    """``N = S·q + m·p`` (see ``_prior_terms``) for one tally."""
+    q, prior_part = _prior_terms(prior_mean, min_votes)
+    return tally.total * q + prior_part
 
 
 def weighted_score(tally: Tally, min_votes: int, prior_mean: Fraction) -> Fraction:
@@ -149,12 +156,12 @@ def _episode_order(episode: Episode) -> tuple[int, int]:
 _WeightedRow = tuple[int, int, Tally, Episode]  # N, v + m, the tally, the episode
 
 
-def _float_order(row: _WeightedRow) -> tuple[float, int, int, int]:
-    return (-(row[0] / row[1]), -row[2].count, row[3].season, row[3].number)
+def _float_order(row: _WeightedRow) -> tuple[float, int, tuple[int, int]]:
+    return (-(row[0] / row[1]), -row[2].count, _episode_order(row[3]))
 
 
-def _exact_order(row: _WeightedRow) -> tuple[Fraction, int, int, int]:
-    return (-Fraction(row[0], row[1]), -row[2].count, row[3].season, row[3].number)
+def _exact_order(row: _WeightedRow) -> tuple[Fraction, int, tuple[int, int]]:
+    return (-Fraction(row[0], row[1]), -row[2].count, _episode_order(row[3]))
 
 
 def community_ranking(
@@ -178,8 +185,7 @@ def community_ranking(
         raise ValueError("the prior must include the ranked episodes' votes")
     _check_weights(voted[0][0], min_votes)  # every voted tally has v > 0: one check covers m
     prior_mean = prior.mean
-    # WR = N / (q·(v + m)) with N = S·q + m·p (see _numerator), q shared by every row.
-    q, prior_part = prior_mean.denominator, min_votes * prior_mean.numerator
+    q, prior_part = _prior_terms(prior_mean, min_votes)
     weighted = [
         (tally.total * q + prior_part, tally.count + min_votes, tally, episode)
         for tally, episode in voted
@@ -243,8 +249,7 @@ def community_standing(
     tally, episode = mine
     _check_weights(tally, min_votes)  # every voted tally has v > 0: one check covers m
     prior_mean = prior.mean
-    # N = S·q + m·p for each row (see _numerator), with q and m·p shared by every row.
-    q, prior_part = prior_mean.denominator, min_votes * prior_mean.numerator
+    q, prior_part = _prior_terms(prior_mean, min_votes)
     numerator, weight = tally.total * q + prior_part, tally.count + min_votes
     place = _episode_order(episode)
     ahead = 0

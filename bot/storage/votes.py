@@ -36,12 +36,13 @@ log = logging.getLogger(__name__)
 
 # Enough to absorb any realistic burst in one transaction while keeping it short.
 MAX_BATCH = 2000
-# (scope, show) entries of TalliesCache: a hundred-episode show's entry is about 15 KB.
+# (scope, show) entries of TalliesCache: a hundred-episode show's entry is about 16 KB.
 TALLIES_CACHE_SIZE = 1024
 # Row keys per SELECT: 3 parameters each stays under SQLite's historic 999-parameter limit.
 _KEYS_PER_SELECT = 333
 
 VoteKey = tuple[int, int, str]  # (guild_id, user_id, episode_key)
+TotalsDeltas = dict[tuple[int, str], list[int]]  # (guild_id, episode_key) -> [count, total]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +226,6 @@ class _GroupCommitter:
         return results
 
 
-TotalsDeltas = dict[tuple[int, str], list[int]]  # (guild_id, episode_key) -> [count, total]
-
-
 def _apply_batch(
     wanted: Sequence[tuple[VoteKey, int | None, int]], conn: sqlite3.Connection
 ) -> tuple[list[VoteChange], TotalsDeltas]:
@@ -314,7 +312,7 @@ def _write_votes(
         )
 
 
-def _write_totals(conn: sqlite3.Connection, deltas: dict[tuple[int, str], list[int]]) -> None:
+def _write_totals(conn: sqlite3.Connection, deltas: TotalsDeltas) -> None:
     per_guild = [
         (guild_id, episode_key, show_slug_of(episode_key), count, total)
         for (guild_id, episode_key), (count, total) in deltas.items()
