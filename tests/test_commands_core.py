@@ -286,7 +286,7 @@ async def test_dms_use_the_default_window(embargo):
     assert "||" not in "".join(sent_contents(later))
 
 
-# -- the "done means" --------------------------------------------------------------------
+# -- moderators decide how endings are delivered; nobody else changes anything -----------------
 
 
 async def test_moderator_controls_how_the_finale_ending_is_delivered(embargo):

@@ -6,16 +6,16 @@ goes through exactly the same path as every measured command. Once the bot is lo
 its commands are synced, its HTTP is recorded instead of sent (``transport``): each request
 discord.py packs goes straight to the stand-in in-process, not over a loopback socket.
 
-What one sample measures, as the issue defines handler time (interaction payload in, response
-payload out): from handing the ``INTERACTION_CREATE`` payload to the bot's gateway parser to
-the moment discord.py hands the last message payload answering it to the transport. Discord.py
-builds the ``Interaction``, resolves options, runs the command and packs the payload. A reply
-in several messages (a long ending) counts discord.py's handling of the answers to its earlier
-messages, since a followup can only be sent after the previous one was answered, but not the
-stand-in's own work producing those answers: each exchange is stamped on both sides and the
-stand-in's spans are subtracted. The harness's bookkeeping around a call (finding the tasks
-the parser started) is excluded exactly too: it runs synchronously between the parse and the
-first await, and that span is subtracted.
+What one sample measures is handler time as the performance targets define it (interaction
+payload in, response payload out): from handing the ``INTERACTION_CREATE`` payload to the bot's
+gateway parser to the moment discord.py hands the last message payload answering it to the
+transport. Discord.py builds the ``Interaction``, resolves options, runs the command and packs
+the payload. A reply in several messages (a long ending) counts discord.py's handling of the
+answers to its earlier messages, since a followup can only be sent after the previous one was
+answered, but not the stand-in's own work producing those answers: each exchange is stamped on
+both sides and the stand-in's spans are subtracted. The harness's bookkeeping around a call
+(finding the tasks the parser started) is excluded exactly too: it runs synchronously between
+the parse and the first await, and that span is subtracted.
 
 Every sample's reply is checked against an answer computed independently from the generated
 workload (review text, ending text inside spoiler tags, ranking order from the generated votes,

@@ -12,7 +12,7 @@ from tests.benchmarks.commands import COMMANDS, CommandFigures
 from tests.benchmarks.content import ContentFigures
 from tests.benchmarks.ingest import IngestFigures
 
-# The targets on the project's 2-core machine.
+# The performance targets on the project's 2-core machine (docs/performance.md).
 COMMAND_P99_MAX_MS = 5.0
 COMMAND_RATIO_MAX = 3.0
 AUTOCOMPLETE_P99_MAX_MS = 2.0
