@@ -429,7 +429,7 @@ async def test_chart_is_a_png_of_the_expected_size(world: World):
     assert len(second.message["attachments"]) == 1
 
 
-# -- done means ----------------------------------------------------------------------------------
+# -- a season ranked end to end: votes, the weighted order, the chart -------------------------
 
 QUALITY = {1: 7, 2: 6, 3: 8, 4: 5, 5: 7, 6: 9}
 FEW_BUT_PERFECT = 2
