@@ -280,7 +280,7 @@ class Calendar:
                 continue
             released = episodes[bisect_right(releases, lower) : bisect_right(releases, now)]
             for group in groups:
-                for guild_id, target in group.members:
+                for guild_id, target in group.members if released else ():
                     for episode in released:
                         if episode.release_at >= target.set_at:
                             key = PostKey(guild_id, episode.key, PostKind.RELEASE)
@@ -291,7 +291,7 @@ class Calendar:
                 closed = episodes[
                     bisect_right(releases, lower - length) : bisect_right(releases, now - length)
                 ]
-                for guild_id, target in group.members:
+                for guild_id, target in group.members if closed else ():
                     for episode in closed:
                         closes_at = episode.release_at + length
                         if closes_at >= target.set_at:
