@@ -10,11 +10,12 @@ from pathlib import Path
 
 from bot.storage.content import ContentStore
 from bot.storage.database import Database, StorageError, sqlite_path_from_url
+from bot.storage.discussion import DiscussionStore
 from bot.storage.settings import SettingsStore
 from bot.storage.votes import VoteStore
 
 
-class Storage(ContentStore, SettingsStore, VoteStore):
+class Storage(ContentStore, SettingsStore, VoteStore, DiscussionStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._init_settings_cache()
