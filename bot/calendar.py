@@ -29,6 +29,7 @@ group.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
@@ -346,6 +347,17 @@ class Calendar:
         candidate = _candidate(guild, episode, key.kind, DueReason.RETRY)
         if candidate is not None and candidate.due_at <= now:
             found.setdefault(key, candidate)
+
+    def upcoming(self, *, after: datetime, show_slug: str | None = None) -> list[Episode]:
+        """Episodes released after ``after`` (of one show, or all), soonest first."""
+        _check_aware(after)
+        slugs = [show_slug] if show_slug is not None else list(self._episodes)
+        lists = [
+            self._episodes[slug][bisect_right(self._releases[slug], after) :]
+            for slug in slugs
+            if slug in self._episodes
+        ]
+        return list(heapq.merge(*lists, key=lambda e: (e.release_at, e.key)))
 
     # -- when to wake --------------------------------------------------------------------------
 

@@ -549,3 +549,13 @@ def test_a_scheduler_waking_at_next_due_posts_every_post_once_on_time(world, res
                 assert posted_at == due  # woken exactly at its due instant
     assert set(made) <= set(expected)
     assert skipped <= set(expected)
+
+
+def test_upcoming_lists_later_releases_soonest_first_across_shows():
+    a1, a2 = episode(1, T0 + DAY), episode(2, T0 + 3 * DAY)
+    b1, old = episode(1, T0 + 2 * DAY, show="show-b"), episode(9, T0 - DAY, show="show-b")
+    calendar = Calendar([a2, b1, old, a1])
+    assert calendar.upcoming(after=T0) == [a1, b1, a2]
+    assert calendar.upcoming(after=T0 + DAY) == [b1, a2]
+    assert calendar.upcoming(after=T0, show_slug="show-b") == [b1]
+    assert calendar.upcoming(after=T0, show_slug="unknown") == []

@@ -1,0 +1,271 @@
+"""What the episode discussion shows: release posts, thread names and first messages,
+window-closed posts, ``/upcoming`` pages and the announce settings, built as plain data.
+
+The leak rules of ``bot.messages`` hold here too: no review or ending text is ever read, and an
+episode title marked as spoiling (``title_spoils``) is spoiler content until the episode's window
+ends in the server: it reaches message content only inside spoiler tags (through
+``bot.spoilers.render``), and never an embed, a thread name or a button label. Content-file text is
+escaped as literal text, and a release post can mention only the one role it is given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.calendar import AnnounceSettings, AnnounceTarget, LedgerEntry, PostKey, PostState
+from bot.content.models import Episode
+from bot.messages import EMBARGO_COLOUR, OutgoingMessage, escape_inline, timestamp
+from bot.spoilers.durations import format_timedelta
+from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, spoiler_messages, truncate
+
+# Discord's limit on a thread's (and a forum post's) name.
+THREAD_NAME_LIMIT = 100
+THREAD_AUTO_ARCHIVE_MINUTES = 7 * 24 * 60
+UPCOMING_PAGE_SIZE = 10
+# Titles are content-file text of any length; a post shows at most this much of one.
+TITLE_LIMIT = 200
+_THREAD_SUFFIX = " · spoilers"
+# A thread name keeps the title only if at least this much of it fits.
+_MIN_TITLE_IN_NAME = 12
+# Characters a channel name cannot usefully show: controls, and line or paragraph separators.
+# Line starts read as a list item or heading (by bot.spoilers.render, or by Discord).
+_BLOCK_START = re.compile(r"(?:-#|[-*+]|\d{1,3}[.)]|#{1,3}) ")
+_MARKER = re.compile(r"[-*+.)#]")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePost:
+    """The release post, the thread opened from it, and the thread's first message."""
+
+    message: OutgoingMessage
+    ping_role_id: int | None  # the only mention the post may make (allowed_mentions)
+    thread_name: str
+    thread_message: OutgoingMessage
+
+
+def title_hidden(title_spoils: bool, window_ends_at: datetime | None, now: datetime) -> bool:
+    """Whether the episode's title must stay out of plain sight here now: a spoiling title is
+    hidden until the episode's spoiler window in this server ends (forever: always)."""
+    return title_spoils and (window_ends_at is None or now < window_ends_at)
+
+
+def _heading(episode: Episode) -> str:
+    return f"**{escape_inline(truncate(episode.show_title, TITLE_LIMIT))} {episode.short_code}**"
+
+
+def _title_line(episode: Episode, hidden: bool) -> str:
+    """The episode title for message content: escaped, or inside spoiler tags when hidden."""
+    title = truncate(" ".join(episode.title.split()), TITLE_LIMIT)
+    if not title:
+        return ""
+    if hidden:
+        # The title sits mid-line: a leading "- " or "# " must not be read as block markup,
+        # which the renderer would keep outside the tags.
+        if _BLOCK_START.match(title) and (marker := _MARKER.search(title)):
+            title = f"{title[: marker.start()]}\\{title[marker.start() :]}"
+        (tagged,) = spoiler_messages(title)
+        return f"Title (spoiler): {tagged}"
+    return f"*{escape_inline(title)}*"
+
+
+def _spoilers_phrase(window_ends_at: datetime | None, now: datetime) -> str:
+    if window_ends_at is None:
+        return "Spoilers stay hidden in this server for good."
+    if window_ends_at <= now:
+        return "Spoilers are open now in this server."
+    return (
+        f"Spoilers stay hidden in this server until {timestamp(window_ends_at)} "
+        f"({timestamp(window_ends_at, 'R')})."
+    )
+
+
+def release_post(
+    episode: Episode,
+    *,
+    title_spoils: bool,
+    window_ends_at: datetime | None,
+    now: datetime,
+    ping_role_id: int | None = None,
+    late_by: timedelta = timedelta(0),
+) -> ReleasePost:
+    """The post made when an episode is released, in the server's announce channel.
+
+    ``window_ends_at`` is when spoilers open in this server (None: never; the release instant
+    when the window is off). ``late_by`` is non-zero when the post is a catch-up.
+    """
+    hidden = title_hidden(title_spoils, window_ends_at, now)
+    release = episode.release_at
+    lines = []
+    if ping_role_id is not None:
+        lines.append(f"<@&{ping_role_id}>")
+    lines.append(f"## New episode: {_heading(episode)}")
+    if title := _title_line(episode, hidden):
+        lines.append(title)
+    lines.append(f"Released {timestamp(release)} ({timestamp(release, 'R')}).")
+    lines.append(_spoilers_phrase(window_ends_at, now))
+    lines.append("Talk about it in the spoiler thread.")
+    if late_by > timedelta(0):
+        lines.append(f"-# Posted {format_timedelta(late_by)} late: Embargo was offline at release.")
+    return ReleasePost(
+        message=OutgoingMessage(content="\n".join(lines)),
+        ping_role_id=ping_role_id,
+        thread_name=thread_name(episode, title_spoils=title_spoils),
+        thread_message=thread_message(
+            episode, title_spoils=title_spoils, window_ends_at=window_ends_at, now=now
+        ),
+    )
+
+
+def thread_name(episode: Episode, *, title_spoils: bool) -> str:
+    """``<Show> S7E6 · <Title> · spoilers``, within Discord's 100 characters.
+
+    A thread name can't hide text, and it outlives the window, so a spoiling title is never in
+    it. The title is cut first, then the show's name; the code and the suffix always stay.
+    Names are shown as written (Discord renders no markup in them), so nothing is escaped; cuts
+    never leave a dangling backslash or half a markup pair.
+    """
+    show = _name_text(episode.show_title)
+    code = episode.short_code
+    title = "" if title_spoils else _name_text(episode.title)
+    fixed = f" {code}{_THREAD_SUFFIX}"
+    if title:
+        name = f"{show} {code} · {title}{_THREAD_SUFFIX}"
+        if len(name) <= THREAD_NAME_LIMIT:
+            return name
+        room = THREAD_NAME_LIMIT - len(f"{show} {code} · {_THREAD_SUFFIX}")
+        if room >= _MIN_TITLE_IN_NAME:
+            return f"{show} {code} · {truncate(title, room)}{_THREAD_SUFFIX}"
+    room = THREAD_NAME_LIMIT - len(fixed)
+    return f"{truncate(show, room) if show else 'Episode'}{fixed}"
+
+
+def _name_text(text: str) -> str:
+    return " ".join(_UNPRINTABLE.sub(" ", text).split())
+
+
+def thread_message(
+    episode: Episode, *, title_spoils: bool, window_ends_at: datetime | None, now: datetime
+) -> OutgoingMessage:
+    """The first message in the discussion thread."""
+    hidden = title_hidden(title_spoils, window_ends_at, now)
+    lines = [f"**Spoiler thread for {_heading(episode)}.**"]
+    if title := _title_line(episode, hidden):
+        lines.append(title)
+    lines.append(
+        "Spoilers are welcome here. If you haven't watched this episode yet, leave the thread "
+        "now: nothing in here is hidden."
+    )
+    if window_ends_at is None or window_ends_at > now:
+        lines.append(f"-# Outside this thread: {_spoilers_phrase(window_ends_at, now)}")
+    return OutgoingMessage(content="\n".join(lines))
+
+
+def window_closed_post(episode: Episode, *, closed_at: datetime, now: datetime) -> OutgoingMessage:
+    """The post made when the episode's spoiler window in the server ends (``closed_at``);
+    posted late, it says since when."""
+    text = f"Spoilers for {_heading(episode)} are now open everywhere in this server."
+    if now - closed_at > timedelta(minutes=5):
+        text = (
+            f"Spoilers for {_heading(episode)} have been open everywhere in this server since "
+            f"{timestamp(closed_at)} ({timestamp(closed_at, 'R')})."
+        )
+    return OutgoingMessage(content=text)
+
+
+# -- /upcoming ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpcomingRow:
+    episode: Episode
+    title_spoils: bool
+    window_ends_at: datetime | None  # when spoilers open where it was asked (None: never)
+
+
+def upcoming_message(
+    rows: Sequence[UpcomingRow],
+    *,
+    now: datetime,
+    page: int,
+    page_count: int,
+    show_title: str | None = None,
+    in_guild: bool = True,
+) -> OutgoingMessage:
+    """One page of ``/upcoming``: up to :data:`UPCOMING_PAGE_SIZE` releases, soonest first."""
+    where = "in this server" if in_guild else "here (the default rules)"
+    subject = escape_inline(truncate(show_title, TITLE_LIMIT)) if show_title else "all shows"
+    if not rows:
+        description = f"No upcoming releases of {subject} are known yet."
+    else:
+        description = "\n\n".join(_upcoming_row(row, now, where) for row in rows)
+    embed: dict[str, object] = {
+        "title": "Upcoming releases"
+        if show_title is None
+        else f"Upcoming: {truncate(show_title, 200)}",
+        "description": description,
+        "color": EMBARGO_COLOUR,
+    }
+    if page_count > 1:
+        embed["footer"] = {"text": f"Page {page}/{page_count}"}
+    return OutgoingMessage(embeds=(embed,), ephemeral=True)
+
+
+def _upcoming_row(row: UpcomingRow, now: datetime, where: str) -> str:
+    episode = row.episode
+    hidden = title_hidden(row.title_spoils, row.window_ends_at, now)
+    # Embeds never hold spoiler text, so a hidden title is left out rather than tagged.
+    title = (
+        "*title hidden until spoilers open*"
+        if hidden
+        else escape_inline(truncate(" ".join(episode.title.split()), TITLE_LIMIT))
+    )
+    release = episode.release_at
+    ends = row.window_ends_at
+    if ends is None:
+        opens = f"spoilers never open {where}"
+    elif ends <= release:
+        opens = f"spoilers open {where} at release"
+    else:
+        opens = f"spoilers open {where} {timestamp(ends)}"
+    return (
+        f"{_heading(episode)} · {title}\n{timestamp(release)} ({timestamp(release, 'R')}) · {opens}"
+    )
+
+
+# -- /embargo settings and /spoilers -------------------------------------------------------------
+
+
+def announce_field(
+    announce: AnnounceSettings,
+    show_titles: Mapping[str, str],
+    last: tuple[PostKey, LedgerEntry] | None = None,
+) -> dict[str, object]:
+    """The announce settings as an embed field, with why the last post failed if it did."""
+    lines = [f"Default: {_describe_target(announce.default)}"]
+    for slug, target in sorted(announce.shows.items()):
+        name = escape_inline(truncate(show_titles.get(slug, slug), 80))
+        lines.append(f"{name}: {_describe_target(target)}")
+    if last is not None:
+        _, entry = last
+        when = f"{timestamp(entry.updated_at)} ({timestamp(entry.updated_at, 'R')})"
+        if entry.state is PostState.FAILED:
+            reason = escape_inline(entry.last_error or "unknown error")
+            lines.append(f"⚠️ The last post failed {when}: {reason}")
+        elif entry.last_error:
+            lines.append(f"⚠️ The last post went out {when}, but: {escape_inline(entry.last_error)}")
+    return {
+        "name": "Release posts",
+        "value": truncate("\n".join(lines), EMBED_FIELD_VALUE_LIMIT),
+        "inline": False,
+    }
+
+
+def _describe_target(target: AnnounceTarget | None) -> str:
+    if target is None:
+        return "off"
+    ping = f", pinging <@&{target.ping_role_id}>" if target.ping_role_id is not None else ""
+    return f"<#{target.channel_id}>{ping}"
