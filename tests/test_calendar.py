@@ -412,6 +412,21 @@ def test_a_pacific_midnight_drop_on_the_day_clocks_change():
     assert calendar.next_due(index, after=next_week) == drop + 7 * DAY
 
 
+def test_a_release_on_a_day_whose_local_midnight_does_not_exist():
+    # Chile moves its clocks from 24:00 to 01:00 on 2026-09-06: that day has no midnight.
+    santiago = "America/Santiago"
+    saturday = release_instant(date(2026, 9, 5), santiago)
+    sunday = release_instant(date(2026, 9, 6), santiago)
+    assert saturday == datetime(2026, 9, 5, 4, 0, tzinfo=UTC)
+    assert sunday == datetime(2026, 9, 6, 4, 0, tzinfo=UTC)  # 01:00 local, the day's first hour
+    calendar = Calendar([episode(1, saturday, "cl"), episode(2, sunday, "cl")])
+    guilds = [guild(window="forever")]
+    index = calendar.index(guilds)
+    assert calendar.next_due(index, after=saturday) == sunday
+    plan = plan_at(calendar, guilds, sunday, since=saturday)
+    assert [item.key.episode_key for item in plan.post] == ["cl/s01e02"]
+
+
 # -- the calendar agrees with the policy and with a brute-force reading of the rules ----------
 
 WINDOWS = st.sampled_from(["off", "forever", "1h", "90m", "1d", "36h", "7d"])

@@ -2,9 +2,9 @@
 
 The ledger makes the scheduler's posts at-most-once across restarts: one row per server,
 episode and kind (``discussion_posts``), written as soon as a try's outcome is known. Every
-write commits before its method returns. Small reads (one server's settings, one thread, one
-episode's rows) go through ``Database.read``; reading every server's settings goes through the
-writer's thread.
+write commits before its method returns. Small reads (one server's settings, one thread, a few
+servers' rows of an episode) go through ``Database.read``; reads that may cover every server go
+through the writer's thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -158,7 +158,8 @@ class DiscussionStore:
                     (episode_key, *guild_ids),
                 )
             else:
-                rows = await self.db.read(
+                # Every server's rows of an episode: too many to read on the event loop.
+                rows = await self.db.conn.execute_fetchall(
                     f"SELECT {_POST_COLUMNS} FROM discussion_posts WHERE episode_key = ?",
                     (episode_key,),
                 )
