@@ -19,6 +19,18 @@ The rules, per server, episode and kind of post:
   once (it was not due before the change, so it is not late).
 * A post that failed is retried after a growing delay, at most :data:`MAX_ATTEMPTS` times.
 
+One wake of the scheduler, in order (``retryable_posts``, ``ledger_entries`` and the rest are
+``bot.storage.discussion``)::
+
+    retry = await storage.retryable_posts()
+    found = calendar.candidates(index, now=now, since=checked_through,
+                                content_changed=..., recheck=servers_whose_window_changed,
+                                retry=retry)
+    plan = settle(found, await storage.ledger_entries(c.key for c in found), now=now)
+    # send plan.post (message nonce: post_nonce(item.key)), recording each outcome;
+    # record plan.skip as skipped; then set_calendar_checked_through(now)
+    wake = earliest_wake(calendar.next_due(index, after=now), plan.retry_at)
+
 Scale: nothing here walks the cross product of servers and episodes. Each show's episodes are
 sorted by release once; servers are grouped per show by their effective window once per settings
 change (:class:`ScheduleIndex`). Finding what is due in an interval is then two binary searches

@@ -15,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.calendar import AnnounceSettings, AnnounceTarget, LedgerEntry, PostKey, PostState
+from bot.calendar import (
+    LATE_NOTICE_AFTER,
+    AnnounceSettings,
+    AnnounceTarget,
+    LedgerEntry,
+    PostKey,
+    PostState,
+)
 from bot.content.models import Episode
 from bot.messages import EMBARGO_COLOUR, OutgoingMessage, escape_inline, timestamp
 from bot.spoilers.durations import format_timedelta
@@ -30,10 +37,10 @@ TITLE_LIMIT = 200
 _THREAD_SUFFIX = " · spoilers"
 # A thread name keeps the title only if at least this much of it fits.
 _MIN_TITLE_IN_NAME = 12
-# Characters a channel name cannot usefully show: controls, and line or paragraph separators.
 # Line starts read as a list item or heading (by bot.spoilers.render, or by Discord).
 _BLOCK_START = re.compile(r"(?:-#|[-*+]|\d{1,3}[.)]|#{1,3}) ")
 _MARKER = re.compile(r"[-*+.)#]")
+# Characters a channel name cannot usefully show: controls, and line or paragraph separators.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
@@ -168,7 +175,7 @@ def window_closed_post(episode: Episode, *, closed_at: datetime, now: datetime) 
     """The post made when the episode's spoiler window in the server ends (``closed_at``);
     posted late, it says since when."""
     text = f"Spoilers for {_heading(episode)} are now open everywhere in this server."
-    if now - closed_at > timedelta(minutes=5):
+    if now - closed_at > LATE_NOTICE_AFTER:
         text = (
             f"Spoilers for {_heading(episode)} have been open everywhere in this server since "
             f"{timestamp(closed_at)} ({timestamp(closed_at, 'R')})."
