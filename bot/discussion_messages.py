@@ -30,7 +30,6 @@ from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, spoiler_messages, trunc
 
 # Discord's limit on a thread's (and a forum post's) name.
 THREAD_NAME_LIMIT = 100
-THREAD_AUTO_ARCHIVE_MINUTES = 7 * 24 * 60
 UPCOMING_PAGE_SIZE = 10
 # Titles are content-file text of any length; a post shows at most this much of one.
 TITLE_LIMIT = 200
@@ -193,32 +192,35 @@ class UpcomingRow:
     window_ends_at: datetime | None  # when spoilers open where it was asked (None: never)
 
 
-def upcoming_message(
+def upcoming_pages(
     rows: Sequence[UpcomingRow],
     *,
     now: datetime,
-    page: int,
-    page_count: int,
     show_title: str | None = None,
     in_guild: bool = True,
-) -> OutgoingMessage:
-    """One page of ``/upcoming``: up to :data:`UPCOMING_PAGE_SIZE` releases, soonest first."""
+) -> list[OutgoingMessage]:
+    """``/upcoming``: the releases given (soonest first), :data:`UPCOMING_PAGE_SIZE` a page.
+    Always at least one page, which says so when nothing is known."""
+    chunks = [rows[i : i + UPCOMING_PAGE_SIZE] for i in range(0, len(rows), UPCOMING_PAGE_SIZE)]
+    chunks = chunks or [rows]
     where = "in this server" if in_guild else "here (the default rules)"
     subject = escape_inline(truncate(show_title, TITLE_LIMIT)) if show_title else "all shows"
-    if not rows:
-        description = f"No upcoming releases of {subject} are known yet."
-    else:
-        description = "\n\n".join(_upcoming_row(row, now, where) for row in rows)
-    embed: dict[str, object] = {
-        "title": "Upcoming releases"
-        if show_title is None
-        else f"Upcoming: {truncate(show_title, 200)}",
-        "description": description,
-        "color": EMBARGO_COLOUR,
-    }
-    if page_count > 1:
-        embed["footer"] = {"text": f"Page {page}/{page_count}"}
-    return OutgoingMessage(embeds=(embed,), ephemeral=True)
+    title = "Upcoming releases" if show_title is None else f"Upcoming: {truncate(show_title, 200)}"
+    pages = []
+    for number, chunk in enumerate(chunks, start=1):
+        if chunk:
+            description = "\n\n".join(_upcoming_row(row, now, where) for row in chunk)
+        else:
+            description = f"No upcoming releases of {subject} are known yet."
+        embed: dict[str, object] = {
+            "title": title,
+            "description": description,
+            "color": EMBARGO_COLOUR,
+        }
+        if len(chunks) > 1:
+            embed["footer"] = {"text": f"Page {number}/{len(chunks)}"}
+        pages.append(OutgoingMessage(embeds=(embed,), ephemeral=True))
+    return pages
 
 
 def _upcoming_row(row: UpcomingRow, now: datetime, where: str) -> str:

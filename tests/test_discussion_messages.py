@@ -14,13 +14,14 @@ from bot.calendar import AnnounceSettings, AnnounceTarget, LedgerEntry, PostKey,
 from bot.content.models import Episode
 from bot.discussion_messages import (
     THREAD_NAME_LIMIT,
+    UPCOMING_PAGE_SIZE,
     UpcomingRow,
     announce_field,
     release_post,
     thread_message,
     thread_name,
     title_hidden,
-    upcoming_message,
+    upcoming_pages,
     window_closed_post,
 )
 from bot.spoilers.render import DISCORD_MESSAGE_LIMIT
@@ -153,7 +154,7 @@ def test_upcoming_rows_show_times_and_hide_spoiling_titles():
         UpcomingRow(episode(SPOILER_TITLE, number=7, release=NOW + 2 * WEEK), True, None),
         UpcomingRow(episode("Open", number=8, release=NOW + 3 * WEEK), False, NOW + 3 * WEEK),
     ]
-    message = upcoming_message(rows, now=NOW, page=1, page_count=2)
+    (message,) = upcoming_pages(rows, now=NOW)
     (embed,) = message.embeds
     description = embed["description"]
     assert SPOILER_TITLE not in str(embed)
@@ -163,13 +164,34 @@ def test_upcoming_rows_show_times_and_hide_spoiling_titles():
     assert f"spoilers open in this server {ts(NOW + 2 * WEEK)}" in description
     assert "spoilers never open in this server" in description
     assert "spoilers open in this server at release" in description
-    assert embed["footer"] == {"text": "Page 1/2"}
+    assert "footer" not in embed
     assert message.ephemeral
 
 
+def test_upcoming_pages_hold_ten_rows_each_in_order():
+    rows = [
+        UpcomingRow(episode(f"Episode {i}", number=i, release=NOW + i * WEEK), False, None)
+        for i in range(1, 24)
+    ]
+    pages = upcoming_pages(rows, now=NOW, show_title="Black Mirror")
+    assert len(pages) == 3
+    for number, page in enumerate(pages, start=1):
+        (embed,) = page.embeds
+        assert embed["footer"] == {"text": f"Page {number}/3"}
+        assert embed["title"] == "Upcoming: Black Mirror"
+    shown = [
+        int(n) for page in pages for n in re.findall(r"S7E(\d+)\*\*", page.embeds[0]["description"])
+    ]
+    assert shown == list(range(1, 24))
+    assert [len(re.findall("S7E", p.embeds[0]["description"])) for p in pages] == [
+        UPCOMING_PAGE_SIZE,
+        UPCOMING_PAGE_SIZE,
+        3,
+    ]
+
+
 def test_upcoming_with_nothing_known():
-    message = upcoming_message([], now=NOW, page=1, page_count=1, show_title="Severance",
-                               in_guild=False)  # fmt: skip
+    (message,) = upcoming_pages([], now=NOW, show_title="Severance", in_guild=False)
     (embed,) = message.embeds
     assert embed["description"] == "No upcoming releases of Severance are known yet."
     assert "footer" not in embed
@@ -274,6 +296,6 @@ def test_upcoming_never_shows_a_hidden_title_anywhere_in_its_embed(titles):
         else row
         for i, row in enumerate(rows)
     ]
-    page = upcoming_message(rows, now=NOW, page=1, page_count=1)
-    assert page == upcoming_message(swapped, now=NOW, page=1, page_count=1)
+    (page,) = upcoming_pages(rows, now=NOW)
+    assert [page] == upcoming_pages(swapped, now=NOW)
     assert len(page.embeds[0]["description"]) <= 4096
