@@ -43,14 +43,25 @@ _MARKER = re.compile(r"[-*+.)#]")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
+_THREAD_WELCOME = (
+    "Spoilers are welcome here. If you haven't watched this episode yet, leave the thread now: "
+    "nothing in here is hidden."
+)
+_FORUM_WELCOME = (
+    "Spoilers are welcome in the replies to this post. If you haven't watched this episode yet, "
+    "don't read them."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ReleasePost:
     """The release post, the thread opened from it, and the thread's first message."""
 
     message: OutgoingMessage
     ping_role_id: int | None  # the only mention the post may make (allowed_mentions)
-    thread_name: str
-    thread_message: OutgoingMessage
+    thread_name: str  # in a forum, the forum post's name
+    # None in a forum: the post is the thread's first message and carries the welcome itself.
+    thread_message: OutgoingMessage | None
 
 
 def title_hidden(title_spoils: bool, window_ends_at: datetime | None, now: datetime) -> bool:
@@ -97,11 +108,13 @@ def release_post(
     now: datetime,
     ping_role_id: int | None = None,
     late_by: timedelta = timedelta(0),
+    forum: bool = False,
 ) -> ReleasePost:
     """The post made when an episode is released, in the server's announce channel.
 
     ``window_ends_at`` is when spoilers open in this server (None: never; the release instant
-    when the window is off). ``late_by`` is non-zero when the post is a catch-up.
+    when the window is off). ``late_by`` is non-zero when the post is a catch-up. In a
+    ``forum`` channel the post opens a forum post whose replies are the discussion.
     """
     hidden = title_hidden(title_spoils, window_ends_at, now)
     release = episode.release_at
@@ -113,16 +126,19 @@ def release_post(
         lines.append(title)
     lines.append(f"Released {timestamp(release)} ({timestamp(release, 'R')}).")
     lines.append(_spoilers_phrase(window_ends_at, now))
-    lines.append("Talk about it in the spoiler thread.")
+    lines.append(_FORUM_WELCOME if forum else "Talk about it in the spoiler thread.")
     if late_by > timedelta(0):
         lines.append(f"-# Posted {format_timedelta(late_by)} late: Embargo was offline at release.")
+    first = None
+    if not forum:
+        first = thread_message(
+            episode, title_spoils=title_spoils, window_ends_at=window_ends_at, now=now
+        )
     return ReleasePost(
         message=OutgoingMessage(content="\n".join(lines)),
         ping_role_id=ping_role_id,
         thread_name=thread_name(episode, title_spoils=title_spoils),
-        thread_message=thread_message(
-            episode, title_spoils=title_spoils, window_ends_at=window_ends_at, now=now
-        ),
+        thread_message=first,
     )
 
 
@@ -161,10 +177,7 @@ def thread_message(
     lines = [f"**Spoiler thread for {_heading(episode)}.**"]
     if title := _title_line(episode, hidden):
         lines.append(title)
-    lines.append(
-        "Spoilers are welcome here. If you haven't watched this episode yet, leave the thread "
-        "now: nothing in here is hidden."
-    )
+    lines.append(_THREAD_WELCOME)
     if window_ends_at is None or window_ends_at > now:
         lines.append(f"-# Outside this thread: {_spoilers_phrase(window_ends_at, now)}")
     return OutgoingMessage(content="\n".join(lines))
@@ -254,10 +267,10 @@ def announce_field(
     last: tuple[PostKey, LedgerEntry] | None = None,
 ) -> dict[str, object]:
     """The announce settings as an embed field, with why the last post failed if it did."""
-    lines = [f"Default: {_describe_target(announce.default)}"]
+    lines = [f"Default: {describe_announce_target(announce.default)}"]
     for slug, target in sorted(announce.shows.items()):
         name = escape_inline(truncate(show_titles.get(slug, slug), 80))
-        lines.append(f"{name}: {_describe_target(target)}")
+        lines.append(f"{name}: {describe_announce_target(target)}")
     if last is not None:
         _, entry = last
         when = f"{timestamp(entry.updated_at)} ({timestamp(entry.updated_at, 'R')})"
@@ -273,7 +286,8 @@ def announce_field(
     }
 
 
-def _describe_target(target: AnnounceTarget | None) -> str:
+def describe_announce_target(target: AnnounceTarget | None) -> str:
+    """One target as ``/embargo announce`` shows it, old and new: ``<#1>, pinging <@&2>``."""
     if target is None:
         return "off"
     ping = f", pinging <@&{target.ping_role_id}>" if target.ping_role_id is not None else ""

@@ -17,6 +17,7 @@ from bot.discussion_messages import (
     UPCOMING_PAGE_SIZE,
     UpcomingRow,
     announce_field,
+    describe_announce_target,
     release_post,
     thread_message,
     thread_name,
@@ -70,6 +71,17 @@ def test_release_post_says_when_spoilers_open_and_pings_only_its_role():
     assert "late" not in content
     assert not post.message.ephemeral
     assert post.thread_name == "Black Mirror S7E6 · USS Callister · spoilers"
+
+
+def test_in_a_forum_the_release_post_is_the_thread_and_welcomes_spoilers_itself():
+    post = release_post(
+        episode(SPOILER_TITLE), title_spoils=True, window_ends_at=NOW + WEEK, now=NOW, forum=True
+    )
+    assert post.thread_message is None
+    assert "Spoilers are welcome in the replies to this post." in post.message.content
+    assert "spoiler thread" not in post.message.content
+    assert post.thread_name == "Black Mirror S7E6 · spoilers"
+    assert SPOILER_TITLE not in oracle.read(post.message.content).visible
 
 
 def test_release_post_when_the_window_is_off_or_forever():
@@ -215,6 +227,8 @@ def test_announce_field_lists_targets_and_the_last_failure():
     ]
     nothing = announce_field(AnnounceSettings(), {})
     assert nothing["value"] == "Default: off"
+    assert describe_announce_target(None) == "off"
+    assert describe_announce_target(AnnounceTarget(5, None, NOW)) == "<#5>"
 
 
 # -- properties ----------------------------------------------------------------------------------
@@ -252,14 +266,16 @@ def test_thread_names_fit_and_never_carry_a_spoiling_title(
 
 @settings(max_examples=300, deadline=None)
 @given(show=NAMED, title=NAMED, other=NAMED, ping=st.none() | st.integers(1, 2**63 - 1),
-       late=st.integers(0, 86_399))  # fmt: skip
-def test_a_hidden_title_is_only_ever_inside_spoiler_tags(show, title, other, ping, late):
+       late=st.integers(0, 86_399), forum=st.booleans())  # fmt: skip
+def test_a_hidden_title_is_only_ever_inside_spoiler_tags(show, title, other, ping, late, forum):
     def visible(title_text):
         ep = episode(title_text, show=show)
         post = release_post(ep, title_spoils=True, window_ends_at=NOW + WEEK, now=NOW,
-                            ping_role_id=ping, late_by=timedelta(seconds=late))  # fmt: skip
-        readings = [oracle.read(post.message.content), oracle.read(post.thread_message.content)]
-        for message in (post.message, post.thread_message):
+                            ping_role_id=ping, late_by=timedelta(seconds=late),
+                            forum=forum)  # fmt: skip
+        messages = [post.message] if forum else [post.message, post.thread_message]
+        readings = [oracle.read(message.content) for message in messages]
+        for message in messages:
             assert len(message.content) <= DISCORD_MESSAGE_LIMIT
             assert not message.embeds
         for reading in readings:
