@@ -452,11 +452,11 @@ def earliest_wake(*instants: datetime | None) -> datetime | None:
 def post_nonce(key: PostKey) -> str:
     """A nonce for the post's message, the same on every try, so a retry shortly after a try
     whose outcome was lost (a crash between sending and recording) cannot make a second message
-    when sent with ``enforce_nonce``. Discord allows 25 characters."""
+    when sent with ``enforce_nonce``. Discord allows up to 25 characters."""
     digest = hashlib.blake2b(
         f"{key.guild_id}/{key.episode_key}/{key.kind.value}".encode(), digest_size=12
     )
-    return digest.hexdigest()[:25]
+    return digest.hexdigest()  # 24 characters
 
 
 def _candidate(
