@@ -245,15 +245,8 @@ class Calendar:
             self._episodes[slug] = show_episodes
             self._releases[slug] = [e.release_at for e in show_episodes]
 
-    @property
-    def show_slugs(self) -> list[str]:
-        return list(self._episodes)
-
     def index(self, guilds: Iterable[GuildSchedule]) -> ScheduleIndex:
         return ScheduleIndex(guilds, self._episodes)
-
-    def episode(self, key: str) -> Episode | None:
-        return self._by_key.get(key)
 
     # -- what is due ---------------------------------------------------------------------------
 
