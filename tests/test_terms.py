@@ -11,10 +11,11 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from bot.content.models import Episode
+from bot.spoilers import terms
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerSettings
 from bot.spoilers.render import MIN_LIMIT, spoiler_messages
@@ -117,6 +118,42 @@ def test_scripts_without_spaces_match_inside_a_run_of_them():
     assert matched("えっ、ナネットが死んだの\uff1f") == (NANETTE,)
     assert matched("ﾅﾈｯﾄ") == (NANETTE,)
     assert matched("ナネッ") == ()
+
+
+def test_other_alphabets_fold_their_own_way():
+    matcher = TermMatcher({"a/s01e01": ["Οδυσσεύς", "Наташа", "김철수"]})
+    assert matcher.match("so ΟΔΥΣΣΕΥΣ!") == ("a/s01e01",)  # final sigma, no tonos
+    assert matcher.match("наташа") == ("a/s01e01",)
+    assert matcher.match("김철수가") == ()  # Korean is written with spaces
+    assert matcher.match("김철수 가") == ("a/s01e01",)
+
+
+@PROPERTY
+@given(
+    st.text(st.characters(categories=["Ll", "Lu", "Nd"]), min_size=2, max_size=12),
+    st.sampled_from(["upper", "full width", "accents", "spaced"]),
+)
+def test_any_term_matches_its_own_variants(term, variant):
+    if variant == "upper":
+        written = term.upper()
+        assume(written.casefold() == term.casefold())  # not so for a dotless i, in Unicode
+    elif variant == "full width":
+        written = "".join(full_width(c) if "!" <= c <= "~" else c for c in term)
+    elif variant == "accents":
+        written = "".join(c + "\u0301" for c in term)
+    else:
+        written = f"…({term})…"
+    matcher = TermMatcher({"a/s01e01": [term]})
+    assert matcher.match(f"well {written} then") == ("a/s01e01",), (term, written)
+    if fold(written + "x") == fold(written) + "x":  # not so for "…", Thai, "Ŀ" (L and a dot)
+        assert matcher.match(f"{written}x") == ()  # a longer word
+
+
+def test_the_fold_table_stops_growing():
+    everything = "".join(chr(code) for code in range(0x100, 0x100 + 2 * terms._FOLD_TABLE_MAX))
+    fold(everything)
+    assert len(terms._FOLD_TABLE) <= terms._FOLD_TABLE_MAX
+    assert fold("\U0001f600 Ωμέγα \U00010400") == "ωμεγα \U00010428"  # still right after it
 
 
 def test_episodes_come_in_the_order_their_first_term_ends():
@@ -232,6 +269,25 @@ def test_visible_parts_and_hidden_spans_tile_the_text(parts):
     assert rebuilt == text
 
 
+def reference_match(terms: dict[str, list[str]], text: str) -> set[str]:
+    """Each term against the visible parts, always: no shortcut through the whole text."""
+    haystack = " " + " \0 ".join(fold(part) for part in visible_parts(text)) + " "
+    return {key for key, phrases in terms.items() for t in phrases if f" {fold(t)} " in haystack}
+
+
+REFERENCE_TERMS = {"a/s01e01": ["ab", "a b", "b a"], "b/s01e01": ["ba", "b h"]}
+REFERENCE = TermMatcher(REFERENCE_TERMS)
+
+
+@PROPERTY
+@given(st.lists(st.one_of(markdown_fragments, st.sampled_from(SEPARATORS)), max_size=25))
+@example("a||x||b a")
+@example("a\\||b||a")
+def test_the_shortcut_through_the_whole_text_changes_no_answer(parts):
+    text = "".join(parts)
+    assert set(REFERENCE.match(text)) == reference_match(REFERENCE_TERMS, text)
+
+
 secrets = st.sampled_from(["Nanette", "NANETTE", "Bête Noire", "ship explodes", "ナネット"])
 
 
@@ -285,6 +341,8 @@ LINEAR_CHILD = textwrap.dedent(
         "nested terms": "ha " * (size // 3),
         "nested terms and tags": "ha ||ha|| " * (size // 10),
         "accents": "e\u0301" * (size // 2),
+        "han": "死" * size,
+        "every character": "".join(map(chr, range(0x100, 0x100 + size))),
         "mixed": "|`\\<h:/>ha x y ||" * (size // 19),
     }
     timings = {}
