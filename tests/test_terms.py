@@ -462,6 +462,15 @@ def test_a_rebuild_reuses_matchers_whose_set_did_not_change():
     assert after.match(1, "expanse term2") == ("expanse/s01e02",)
 
 
+def test_a_rebuild_after_a_content_reload_uses_the_new_terms():
+    servers = {1: SpoilerSettings()}
+    now = RELEASE + timedelta(days=1)
+    before = GuardIndex.build([with_terms(episode("mirror", 1), "Nanette")], servers, now)
+    reloaded = [with_terms(episode("mirror", 1), "Nanette", "Bête Noire")]
+    after = GuardIndex.build(reloaded, servers, now, previous=before)
+    assert after.match(1, "bete noire") == ("mirror/s01e01",)
+
+
 def test_next_change_is_the_first_release_or_window_end_after_now():
     items = [
         with_terms(episode("mirror", 1)),

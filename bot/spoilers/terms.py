@@ -279,8 +279,9 @@ class TermMatcher:
 
     def __init__(self, terms: Mapping[str, Iterable[str]]) -> None:
         """``terms`` maps an episode key to its spoiler terms (already validated)."""
+        self.terms: dict[str, tuple[str, ...]] = {key: tuple(ps) for key, ps in terms.items()}
         owners: dict[bytes, list[str]] = {}
-        for key, phrases in terms.items():
+        for key, phrases in self.terms.items():
             for phrase in phrases:
                 words = folded_words(phrase)
                 if not words:
@@ -288,7 +289,7 @@ class TermMatcher:
                 keys = owners.setdefault(b" " + b" ".join(words) + b" ", [])
                 if key not in keys:
                     keys.append(key)
-        self.keys: frozenset[str] = frozenset(terms)
+        self.keys: frozenset[str] = frozenset(self.terms)
         self._owners: list[tuple[str, ...]] = [tuple(keys) for keys in owners.values()]
         self._automaton = ahocorasick_rs.BytesAhoCorasick(list(owners)) if owners else None
 
@@ -382,7 +383,7 @@ class GuardIndex:
         previous: GuardIndex | None = None,
     ) -> GuardIndex:
         """Work out each server's active set at ``now`` and compile one matcher per distinct
-        set, reusing ``previous``'s matchers for sets that did not change."""
+        set, reusing ``previous``'s matchers for sets whose episodes and terms did not change."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         episodes = [item for item in episodes if item.terms]
@@ -410,7 +411,10 @@ class GuardIndex:
         reusable = previous._matchers() if previous is not None else {}
         by_guild: dict[int, TermMatcher] = {}
         for keys, guild_ids in members.items():
-            matcher = reusable.get(keys) or TermMatcher({key: terms_by_key[key] for key in keys})
+            terms = {key: terms_by_key[key] for key in keys}
+            matcher = reusable.get(keys)
+            if matcher is None or matcher.terms != terms:  # new, or the content was reloaded
+                matcher = TermMatcher(terms)
             by_guild.update(dict.fromkeys(guild_ids, matcher))
         return cls(
             built_at=now,
