@@ -9,4 +9,7 @@ was correct, and prints a table (``--json FILE`` also writes the figures).
 Modules: ``workload`` (scales and generators), ``content`` (sync timings), ``commands``
 (handler latency through the test harness), ``ingest`` (concurrent votes and recount),
 ``memory`` (a child process measuring peak RSS), ``report`` (targets, table, JSON).
+
+``guard`` runs on its own (``python -m tests.benchmarks.guard [--quick]``): the spoiler guard's
+term matcher at 2,000 servers, against the naive each-term-in-turn matcher in the same run.
 """
