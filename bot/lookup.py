@@ -3,6 +3,11 @@
 Pure and in memory: the index is rebuilt from the content whenever it is (re)loaded, so a
 keystroke never touches the database. Word-prefix postings keep autocomplete fast on a
 20,000-episode catalogue.
+
+Everything here takes text straight from members, so every step is linear in its length: no
+pattern can backtrack over a long input, and only the first ``MAX_QUERY`` characters are
+looked at in any case. Text that normalises to nothing (emoji, control characters) matches
+nothing; only genuinely blank text lists everything (an autocomplete before any typing).
 """
 
 from __future__ import annotations
@@ -18,8 +23,13 @@ from bot.content.models import Episode, Show
 
 MAX_CHOICES = 25  # Discord's limit on autocomplete choices
 MAX_PREFIX = 12  # longer query words are checked against the full word list
-_CODE = re.compile(r"^(?P<show>.*?)\s*s(?P<season>\d{1,3})\s*e(?P<number>\d{1,4})$")
-_ALT_CODE = re.compile(r"^(?P<show>.*?)\s*(?P<season>\d{1,3})x(?P<number>\d{1,4})$")
+# Longer text is no episode or show anyone types; autocomplete and suggestions use its start.
+MAX_QUERY = 200
+# Matched with .search() on normalised text (single spaces): every part is bounded, so each
+# start position costs a few steps and the whole search is linear. A lazy ``^(.*?)\s*s...``
+# prefix, as these once were, retries the whitespace run from every start: quadratic.
+_CODE = re.compile(r"s(?P<season>\d{1,3}) ?e(?P<number>\d{1,4})$")
+_ALT_CODE = re.compile(r"(?P<season>\d{1,3})x(?P<number>\d{1,4})$")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
@@ -92,6 +102,10 @@ class Catalogue:
             for name in (show.title, show.slug.replace("-", " "), _initials(show.title)):
                 self._show_names.setdefault(normalise(name), show)
         self._suggest_names = list(self._by_name)
+        self._show_words = [
+            (show, _initials(show.title), normalise(f"{show.title} {show.slug}").split())
+            for show in self.shows
+        ]
         # Empty query: the newest episodes first, which is what members usually want.
         self._newest = sorted(
             range(len(self.episodes)), key=lambda i: self.episodes[i].release_at, reverse=True
@@ -104,9 +118,12 @@ class Catalogue:
 
     def search(self, text: str, limit: int = MAX_CHOICES) -> list[Episode]:
         """Episodes whose words start with every word typed, in catalogue order."""
-        tokens = normalise(text).split()
-        if not tokens:
+        raw = _bounded(text)
+        if not raw:
             return [self.episodes[i] for i in self._newest[:limit]]
+        tokens = list(dict.fromkeys(normalise(raw).split()))
+        if not tokens:
+            return []
         # Start from the rarest prefix so the candidate list is as short as possible.
         postings = sorted((self._postings.get(token[:MAX_PREFIX], []) for token in tokens), key=len)
         if not postings[0]:
@@ -132,12 +149,14 @@ class Catalogue:
         raw = text.strip()
         if raw in self.by_key:  # an autocomplete choice's value
             return self.by_key[raw]
+        if len(raw) > MAX_QUERY:
+            return None
         query = normalise(raw)
         if not query:
             return None
         if query in self._by_label:
             return self._by_label[query]
-        by_code = self._resolve_code(raw)
+        by_code = self._resolve_code(query)
         if by_code is not None:
             return by_code
         named = self._by_name.get(query, [])
@@ -146,13 +165,14 @@ class Catalogue:
         matches = self.search(raw, limit=2)
         return matches[0] if len(matches) == 1 else None
 
-    def _resolve_code(self, raw: str) -> Episode | None:
-        cleaned = raw.strip().casefold()
-        match = _CODE.match(cleaned) or _ALT_CODE.match(cleaned)
+    def _resolve_code(self, query: str) -> Episode | None:
+        """``bm s07e06``, ``s7 e6``, ``black mirror 7x06``: a code at the end of normalised
+        text, after an optional show."""
+        match = _CODE.search(query) or _ALT_CODE.search(query)
         if match is None:
             return None
         season, number = int(match.group("season")), int(match.group("number"))
-        show_text = normalise(match.group("show"))
+        show_text = query[: match.start()].strip()
         if show_text:
             show = self.resolve_show(show_text)
             if show is None:
@@ -163,12 +183,14 @@ class Catalogue:
 
     def suggest(self, text: str, limit: int = 5) -> list[Episode]:
         """Closest episodes for an error message: prefix matches first, then fuzzy titles."""
-        found = self.search(text, limit=limit) if normalise(text) else []
+        raw = _bounded(text)
+        query = normalise(raw)
+        if not query:
+            return []
+        found = self.search(raw, limit=limit)
         if len(found) < limit:
             seen = {episode.key for episode in found}
-            for name in difflib.get_close_matches(
-                normalise(text), self._suggest_names, n=limit, cutoff=0.4
-            ):
+            for name in difflib.get_close_matches(query, self._suggest_names, n=limit, cutoff=0.4):
                 for episode in self._by_name[name]:
                     if episode.key not in seen and len(found) < limit:
                         seen.add(episode.key)
@@ -178,24 +200,31 @@ class Catalogue:
     # -- shows ------------------------------------------------------------------------------
 
     def resolve_show(self, text: str) -> Show | None:
+        """The one show the text means, or None when it is unknown or ambiguous."""
         raw = text.strip()
         if raw in self.shows_by_slug:
             return self.shows_by_slug[raw]
+        if len(raw) > MAX_QUERY:
+            return None
         query = normalise(raw)
+        if not query:
+            return None
         if query in self._show_names:
             return self._show_names[query]
         matches = self.search_shows(raw, limit=2)
         return matches[0] if len(matches) == 1 else None
 
     def search_shows(self, text: str, limit: int = MAX_CHOICES) -> list[Show]:
-        query = normalise(text)
-        if not query:
+        raw = _bounded(text)
+        if not raw:
             return list(self.shows[:limit])
-        tokens = query.split()
+        query = normalise(raw)
+        tokens = list(dict.fromkeys(query.split()))
+        if not tokens:
+            return []
         found = []
-        for show in self.shows:
-            words = normalise(f"{show.title} {show.slug}").split()
-            if query == _initials(show.title) or all(
+        for show, initials, words in self._show_words:
+            if query == initials or all(
                 any(word.startswith(token) for word in words) for token in tokens
             ):
                 found.append(show)
@@ -204,13 +233,20 @@ class Catalogue:
         return found
 
     def suggest_shows(self, text: str, limit: int = 5) -> list[Show]:
-        found = self.search_shows(text, limit=limit)
+        raw = _bounded(text)
+        query = normalise(raw)
+        if not query:
+            return []
+        found = self.search_shows(raw, limit=limit)
         if found:
             return found
-        names = difflib.get_close_matches(
-            normalise(text), list(self._show_names), n=limit, cutoff=0.4
-        )
+        names = difflib.get_close_matches(query, list(self._show_names), n=limit, cutoff=0.4)
         unique: dict[str, Show] = {}
         for name in names:
             unique.setdefault(self._show_names[name].slug, self._show_names[name])
         return list(unique.values())
+
+
+def _bounded(text: str) -> str:
+    """The part of a member's text that searches look at: stripped, at most MAX_QUERY long."""
+    return text.strip()[:MAX_QUERY]

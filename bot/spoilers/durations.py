@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 MAX_WINDOW = timedelta(days=3650)
+MAX_WINDOW_SECONDS = int(MAX_WINDOW.total_seconds())
 DEFAULT_WINDOW = timedelta(days=7)
 EXAMPLES = "`7d`, `36h`, `2w`, `1d12h`, `off` (no window) or `forever`"
 
@@ -17,7 +18,13 @@ _UNIT_ALIASES = {
     "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
     "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
 }  # fmt: skip
-_PART = re.compile(r"(\d+)\s*([a-z]+)")
+# Possessive quantifiers: a part is matched at one position and never given back, so parsing
+# is linear in the text (a greedy ``\d+`` retried along a long run of digits is quadratic).
+_PART = re.compile(r"\s*+(\d++)\s*+([a-z]++)")
+# No duration anyone types is longer; the rest of the text is never looked at.
+MAX_DURATION_TEXT = 64
+# More digits than any amount that fits in ten years (int() also refuses > 4,300 digits).
+_MAX_DIGITS = 9
 _OFF = {"off", "none", "0", "no", "disable", "disabled"}
 _FOREVER = {"forever", "always", "never-ends", "infinite", "permanent"}
 
@@ -60,40 +67,44 @@ DEFAULT_SPOILER_WINDOW = SpoilerWindow(DEFAULT_WINDOW)
 
 
 def parse_window(text: str) -> SpoilerWindow:
-    """Parse a moderator's duration; raise DurationError with examples on anything else."""
+    """Parse a moderator's duration; raise DurationError with examples on anything else.
+
+    Error messages never repeat the text: the moderator sees it in the command they sent, and
+    an echo of member text would need bounding and escaping.
+    """
     cleaned = text.strip().lower()
     if not cleaned:
         raise DurationError(f"Give a duration such as {EXAMPLES}.")
+    if len(cleaned) > MAX_DURATION_TEXT:
+        raise DurationError(f"That is too long to be a duration. Try {EXAMPLES}.")
     if cleaned in _OFF:
         return SpoilerWindow(timedelta(0))
     if cleaned in _FOREVER:
         return SpoilerWindow(None)
 
-    compact = cleaned.replace(",", " ").replace(" and ", " ")
+    compact = cleaned.replace(",", " ").replace(" and ", " ").rstrip()
     position = 0
     total = 0
     seen_units: set[str] = set()
-    for match in _PART.finditer(compact):
-        if compact[position : match.start()].strip():
-            break
-        unit = _UNIT_ALIASES.get(match.group(2))
-        if unit is None or unit in seen_units:
-            raise DurationError(f"`{text.strip()}` is not a duration. Try {EXAMPLES}.")
+    while position < len(compact):
+        match = _PART.match(compact, position)
+        unit = _UNIT_ALIASES.get(match.group(2)) if match else None
+        if match is None or unit is None or unit in seen_units:
+            raise DurationError(f"That is not a duration. Try {EXAMPLES}.")
         seen_units.add(unit)
-        # Cap before multiplying so absurd inputs can't build huge ints.
-        amount = min(int(match.group(1)), 10**7)
-        total += amount * _UNIT_SECONDS[unit]
+        digits = match.group(1).lstrip("0") or "0"
+        if len(digits) > _MAX_DIGITS:
+            total = MAX_WINDOW_SECONDS + 1
+        else:
+            total += int(digits) * _UNIT_SECONDS[unit]
         position = match.end()
-    if position == 0 or compact[position:].strip():
-        raise DurationError(f"`{text.strip()}` is not a duration. Try {EXAMPLES}.")
 
-    length = timedelta(seconds=total)
-    if length > MAX_WINDOW:
+    if total > MAX_WINDOW_SECONDS:
         raise DurationError(
-            f"`{text.strip()}` is longer than the maximum of 3650 days (10 years). "
+            "That is longer than the maximum of 3650 days (10 years). "
             "Use `forever` to keep spoilers hidden indefinitely."
         )
-    return SpoilerWindow(length)
+    return SpoilerWindow(timedelta(seconds=total))
 
 
 def format_timedelta(length: timedelta) -> str:
