@@ -52,6 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"embargo: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    try:
+        return dispatch(args, settings)
+    except StorageError as error:
+        # A database that can't be used is the operator's to fix: one line, no traceback.
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+
+
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command or "run"
     if command == "check" and args.votes:
         if args.apply:
@@ -71,9 +80,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run(settings, token, force_sync=command == "sync"))
     except KeyboardInterrupt:
         log.info("stopped")
-    except StorageError as error:
-        print(f"embargo: {error}", file=sys.stderr)
-        return 2
     return 0
 
 
@@ -142,11 +148,7 @@ async def check(settings: Settings, *, apply: bool) -> int:
 
 async def check_votes(settings: Settings) -> int:
     """Recount the votes and compare with the running totals rankings read."""
-    try:
-        storage = await Storage.open(settings.database_url, PROJECT_DIR)
-    except StorageError as error:
-        print(f"embargo: {error}", file=sys.stderr)
-        return 2
+    storage = await Storage.open(settings.database_url, PROJECT_DIR)
     try:
         drift = await storage.check_vote_totals()
     finally:

@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.content.sync import sync_content
 from bot.errors import UserError
 from bot.lookup import Catalogue
-from bot.storage import Storage
+from bot.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ def error_text(error: app_commands.AppCommandError) -> str | None:
     original = getattr(error, "original", error)
     if isinstance(original, UserError):
         return str(original)
+    if isinstance(original, StorageError):  # busy, disk full...: logged where it happened
+        return original.member_message
     if isinstance(error, app_commands.MissingPermissions):
         return (
             "Only members with the **Manage Server** permission can change Embargo's settings. "
@@ -133,6 +135,8 @@ async def report_error(interaction: discord.Interaction, error: Exception) -> No
     if message is None:
         if isinstance(error, UserError):
             message = str(error)
+        elif isinstance(error, StorageError):
+            message = error.member_message
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("unhandled error in %s", command, exc_info=error)

@@ -282,8 +282,8 @@ async def test_cached_tallies_always_equal_the_stored_ones_while_votes_land(
     # poller gets several turns in it.
     commit = storage.db.run_transaction
 
-    async def slow_to_return(work):
-        result = await commit(work)
+    async def slow_to_return(work, **options):
+        result = await commit(work, **options)
         for _ in range(3):
             await asyncio.sleep(0)
         return result

@@ -9,7 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.storage.content import ContentStore
-from bot.storage.database import Database, StorageError, sqlite_path_from_url
+from bot.storage.database import (
+    Database,
+    StorageBusy,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+    sqlite_path_from_url,
+)
 from bot.storage.discussion import DiscussionStore
 from bot.storage.settings import SettingsStore
 from bot.storage.votes import VoteStore
@@ -33,4 +40,12 @@ class Storage(ContentStore, SettingsStore, VoteStore, DiscussionStore):
         await self.db.close()
 
 
-__all__ = ["Database", "Storage", "StorageError", "sqlite_path_from_url"]
+__all__ = [
+    "Database",
+    "Storage",
+    "StorageBusy",
+    "StorageError",
+    "StorageFull",
+    "StorageReadOnly",
+    "sqlite_path_from_url",
+]

@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -39,11 +41,136 @@ CHECKPOINT_INTERVAL_S = 0.5
 # A WAL reader waits only in rare moments (another process recovering the WAL after a crash);
 # the loop may block that long, no longer.
 READER_BUSY_TIMEOUT_MS = 250
+# The longest a write waits for its turn (behind our own writers, then for another process's
+# lock), so that a command that writes can still answer within Discord's 3 s: past it, the
+# write gives up with StorageBusy and nothing is saved.
+WRITE_TIMEOUT_S = 2.0
+# A fault that repeats (a full disk under a stream of votes, the background checkpoint twice
+# a second) is logged once per this many seconds, with a count of the ones left out.
+FAULT_LOG_INTERVAL_S = 60.0
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
 class StorageError(Exception):
-    """Storage could not be opened or migrated; the message says what to do."""
+    """Storage can't do what was asked. ``str()`` is one line for the operator: what is wrong
+    and what to do. ``member_message`` is what a member who asked for a write is told."""
+
+    member_message = (
+        "Embargo can't reach its database right now, so nothing was saved. The server's "
+        "operators can see why in the log; please try again later."
+    )
+
+
+class StorageBusy(StorageError):
+    """Another program held the write lock past WRITE_TIMEOUT_S; nothing was written."""
+
+    member_message = "Embargo is busy: please try again in a moment. Nothing was saved."
+
+
+class StorageFull(StorageError):
+    """The disk (or the database's size limit) is full; the transaction was rolled back."""
+
+    member_message = (
+        "The server's disk is full, so nothing was saved. Please try again later: the "
+        "server's operators can see this in the log."
+    )
+
+
+class StorageReadOnly(StorageError):
+    """The database file, its folder or its disk can't be written."""
+
+    member_message = (
+        "Embargo's database is read-only right now, so nothing was saved. Please try again "
+        "later: the server's operators can see this in the log."
+    )
+
+
+class StorageDamaged(StorageError):
+    """The file is not an SQLite database, or its pages are damaged."""
+
+
+def storage_fault(error: BaseException, path: Path | str) -> StorageError | None:
+    """The StorageError an SQLite or OS error means for the database at ``path``, or None
+    when it is not a fault of the storage itself (a bug in a query, a constraint)."""
+    if isinstance(error, StorageError):
+        return error
+    where = str(path)
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+        return StorageError(
+            f"cannot use {where} for the database ({reason}): point DATABASE_URL at a file "
+            "in a folder the user running Embargo can write to"
+        )
+    code = getattr(error, "sqlite_errorcode", None)
+    if not isinstance(error, sqlite3.Error) or code is None:
+        return None
+    said = f"(SQLite: {error})"
+    match code & 0xFF:  # the primary result code of an extended one
+        case sqlite3.SQLITE_NOTADB:
+            return StorageDamaged(
+                f"{where} is not an SQLite database {said}: point DATABASE_URL at Embargo's "
+                "database, or move this file aside to start a new one"
+            )
+        case sqlite3.SQLITE_CORRUPT:
+            return StorageDamaged(
+                f"{where} is damaged {said}: stop Embargo and restore the latest backup, "
+                f"or try `sqlite3 {where} .recover`"
+            )
+        case sqlite3.SQLITE_FULL:
+            return StorageFull(
+                f"the disk holding {where} is full {said}: free some space; nothing that "
+                "failed was saved, and Embargo carries on once there is room"
+            )
+        case sqlite3.SQLITE_READONLY:
+            return StorageReadOnly(
+                f"{where} is read-only {said}: let the user running Embargo write to the "
+                "file and to its folder (SQLite keeps -wal and -shm files next to it)"
+            )
+        case sqlite3.SQLITE_BUSY | sqlite3.SQLITE_LOCKED:
+            return StorageBusy(
+                f"{where} is locked by another program {said}: if another Embargo or a "
+                "`check --apply` is using it, wait for it to finish"
+            )
+        case sqlite3.SQLITE_IOERR:
+            return StorageError(
+                f"disk I/O error on {where} {said}: check the disk (is it full, read-only "
+                "or failing?); Embargo retries on its own"
+            )
+        case sqlite3.SQLITE_PERM | sqlite3.SQLITE_CANTOPEN:
+            return StorageError(
+                f"cannot open {where} {said}: check that its folder exists and that the "
+                "user running Embargo can read and write there"
+            )
+    return None
+
+
+class FaultLog:
+    """Logs storage faults for the operator, each kind at most once per ``interval`` seconds
+    (the ones left out are counted in the next line), and once when a kind stops failing."""
+
+    def __init__(
+        self, interval: float = FAULT_LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def failed(self, kind: str, message: str) -> None:
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return
+        left_out = self._left_out.pop(kind, 0)
+        more = f" ({left_out} more like this since the last report)" if left_out else ""
+        log.warning("%s: %s%s", kind, message, more)
+        self._last[kind] = now
+
+    def recovered(self, kind: str) -> None:
+        if self._last.pop(kind, None) is not None:
+            self._left_out.pop(kind, None)
+            log.warning("%s works again", kind)
 
 
 def sqlite_path_from_url(url: str, base_dir: Path) -> Path | str:
@@ -95,8 +222,16 @@ class Database:
     interleave statements inside one transaction on the writer.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
+        faults: FaultLog | None = None,
+    ) -> None:
         self.path = path
+        self.checkpoint_interval = checkpoint_interval
+        self.faults = faults or FaultLog()
         self._conn: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
@@ -110,22 +245,37 @@ class Database:
         return self._conn
 
     async def open(self) -> None:
+        """Open, check and migrate the database, or raise StorageError saying what is wrong.
+
+        Nothing is written to a file until it has been read as a sound SQLite database, and on
+        any failure every connection is closed again (an open aiosqlite connection's thread
+        would keep the process from exiting).
+        """
+        try:
+            await self._open()
+        except BaseException as error:
+            await self.close()
+            fault = storage_fault(error, self.path)
+            if fault is None or fault is error:
+                raise
+            raise fault from error
+
+    async def _open(self) -> None:
         if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _check_path(self.path)
+            # Plain sqlite3 in a worker thread: an aiosqlite connection that fails to open
+            # leaves its thread to report on a loop that may be gone by then.
+            await asyncio.to_thread(_inspect, self.path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is committed
         # implicitly and a transaction spans exactly what transaction() wraps.
         self._conn = await aiosqlite.connect(str(self.path), isolation_level=None)
         self._conn.row_factory = aiosqlite.Row
+        await self._conn.execute(f"PRAGMA busy_timeout = {int(WRITE_TIMEOUT_S * 1000)}")
         # aiosqlite enables neither of these by default.
         await self._conn.execute("PRAGMA journal_mode = WAL")
         await self._conn.execute("PRAGMA synchronous = NORMAL")
         await self._conn.execute("PRAGMA foreign_keys = ON")
-        await self._conn.execute("PRAGMA busy_timeout = 5000")
-        try:
-            await self.migrate()
-        except BaseException:
-            await self.close()
-            raise
+        await self.migrate()
         if isinstance(self.path, Path):
             await self._start_checkpointer()
             self._open_reader(self.path)
@@ -154,16 +304,23 @@ class Database:
             self._checkpoint_loop(self._checkpointer), name="embargo-wal-checkpoint"
         )
 
-    @staticmethod
-    async def _checkpoint_loop(conn: aiosqlite.Connection) -> None:
+    async def _checkpoint_loop(self, conn: aiosqlite.Connection) -> None:
+        """Checkpoint every ``checkpoint_interval`` seconds until cancelled. A checkpoint that
+        fails (a full or read-only disk) is retried on the next round; the operator hears
+        about it once a minute at most, and once more when it works again."""
+        kind = "background WAL checkpoint"
         while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            await asyncio.sleep(self.checkpoint_interval)
             try:
                 await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except aiosqlite.Error:
-                log.warning("background WAL checkpoint failed; will retry", exc_info=True)
+            except sqlite3.Error as error:
+                fault = storage_fault(error, self.path)
+                self.faults.failed(kind, str(fault or error))
+            else:
+                self.faults.recovered(kind)
 
     async def close(self) -> None:
+        """Close every connection, whatever state opening or a fault left them in."""
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -173,14 +330,16 @@ class Database:
                 await self._checkpoint_task
             self._checkpoint_task = None
         if self._checkpointer is not None:
-            await self._checkpointer.close()
-            self._checkpointer = None
+            checkpointer, self._checkpointer = self._checkpointer, None
+            with contextlib.suppress(sqlite3.Error):  # aiosqlite stops its thread regardless
+                await checkpointer.close()
         if self._conn is not None:
+            conn, self._conn = self._conn, None
             # Leave a compact database behind: fold the WAL back in before closing.
-            with contextlib.suppress(aiosqlite.Error):
-                await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            await self._conn.close()
-            self._conn = None
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with contextlib.suppress(sqlite3.Error):
+                await conn.close()
 
     async def read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         """Rows of one small, index-bounded query, as committed.
@@ -241,40 +400,156 @@ class Database:
                 await conn.execute(f"PRAGMA user_version = {int(number)}")
             log.info("applied migration %s", name)
 
-    async def run_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run_transaction(
+        self, work: Callable[[sqlite3.Connection], T], *, wait_s: float = WRITE_TIMEOUT_S
+    ) -> T:
         """Run ``work(connection)`` as one transaction in a single trip to the writer's thread.
 
         :meth:`transaction` pays a trip per statement (BEGIN, each statement, COMMIT), 60-150 µs
         each, which was most of what a vote cost; this pays one. ``work`` runs on the writer's
         thread with its ``sqlite3`` connection, so it must be plain, quick, synchronous SQL.
+        Waiting for the write lock is bounded by ``wait_s`` (see WRITE_TIMEOUT_S); a fault of
+        the storage itself (busy, full, read-only...) is raised as a StorageError after
+        rolling back, so nothing of ``work`` is saved.
 
         aiosqlite has no public call for this. Its ``_execute`` (queue a callable on the
         connection's thread, await the result) and ``_conn`` (that thread's ``sqlite3``
         connection) are private but have kept their shape since aiosqlite 0.x; a test pins
         that they still exist, so an upgrade that changes them fails the tests, not the bot.
         """
-        async with self._write_lock:
+        async with self._writing(wait_s) as busy_ms:
             conn = self.conn
-            return await conn._execute(_in_transaction, conn, work)  # see the docstring
+            try:
+                return await conn._execute(_in_transaction, conn, work, busy_ms)  # see above
+            except sqlite3.Error as error:
+                raise self._fault(error) from error
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``async with db.transaction() as conn:`` commits on success, rolls back on error."""
-        async with self._write_lock:
+    async def transaction(
+        self, *, wait_s: float = WRITE_TIMEOUT_S
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """``async with db.transaction() as conn:`` commits on success, rolls back on error.
+
+        Waiting for the write lock is bounded by ``wait_s``, and faults of the storage itself
+        are raised as StorageError, as in :meth:`run_transaction`.
+        """
+        async with self._writing(wait_s) as busy_ms:
             conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                await conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise self._fault(error) from error
             try:
                 yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            else:
                 await conn.commit()
+            except BaseException as error:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        await conn.rollback()
+                if isinstance(error, sqlite3.Error):
+                    raise self._fault(error) from error
+                raise
+
+    @asynccontextmanager
+    async def _writing(self, wait_s: float) -> AsyncIterator[int]:
+        """Hold the write lock, waiting ``wait_s`` seconds at most; yields the milliseconds
+        left of it, for SQLite's busy timeout (waiting for another process's lock)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise self._fault(self.busy()) from None
+        try:
+            yield max(1, int((deadline - loop.time()) * 1000))
+        finally:
+            self._write_lock.release()
+
+    def busy(self) -> StorageBusy:
+        """The error for a write that could not start in time."""
+        return StorageBusy(
+            f"{self.path} stayed locked for more than {WRITE_TIMEOUT_S:g} s: if another "
+            "program (another Embargo, a `check --apply`, a backup) is writing to it, wait "
+            "for it to finish"
+        )
+
+    def _fault(self, error: BaseException) -> BaseException:
+        """What to raise for ``error`` from a write: the StorageError it means (logged for the
+        operator, at most once a minute per kind), or ``error`` itself when it is a bug."""
+        fault = storage_fault(error, self.path)
+        if fault is None:
+            return error
+        self.faults.failed(f"database write ({type(fault).__name__})", str(fault))
+        return fault
 
 
-def _in_transaction(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+def _check_path(path: Path) -> None:
+    """Refuse, before SQLite sees it, a path that can't be a database file (SQLite's own
+    errors for these say only "unable to open database file")."""
+    if path.is_dir():
+        raise StorageError(
+            f"{path} is a folder: point DATABASE_URL at a file inside it, such as "
+            f"sqlite:///{path / 'embargo.db'}"
+        )
+    if path.exists() and not path.is_file():
+        raise StorageError(f"{path} is not a regular file: point DATABASE_URL at a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StorageError(
+                    f"{parent} is a file, so {path} can't be created in it: point "
+                    "DATABASE_URL somewhere else"
+                )
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(
+            f"cannot create the folder {path.parent} for the database "
+            f"({error.strerror or error}): create it, or point DATABASE_URL elsewhere"
+        ) from error
+    # Checked before SQLite opens the file: it would fall back to reading only, and create
+    # -wal and -shm files beside a database it can't write.
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StorageReadOnly(
+            f"{path} is read-only: let the user running Embargo read and write it (and its "
+            "folder, where SQLite keeps -wal and -shm files), or copy it somewhere writable"
+        )
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StorageReadOnly(
+            f"the folder {path.parent} is read-only: let the user running Embargo write "
+            "there (SQLite keeps -wal and -shm files next to the database)"
+        )
+
+
+def _inspect(path: Path) -> None:
+    """Read the whole database once and check it could be written, changing nothing: a file
+    that is not a database, damaged pages or a read-only file, folder or disk are refused
+    here, before anything writes to the file (a fraction of a second at a million votes)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=WRITE_TIMEOUT_S)
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            found = " ".join(" ".join(problems).split())
+            found = found if len(found) <= 160 else found[:159] + "…"
+            raise StorageDamaged(
+                f"{path} is damaged ({found}): stop Embargo and restore the latest backup, "
+                f"or try `sqlite3 {path} .recover`"
+            )
+        conn.execute("BEGIN IMMEDIATE")  # takes the write lock without writing a byte
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def _in_transaction(
+    conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T], busy_ms: int
+) -> T:
     """On the writer's thread: BEGIN IMMEDIATE, ``work``, COMMIT; ROLLBACK if anything fails."""
     raw = conn._conn  # this thread's sqlite3 connection (see Database.run_transaction)
+    raw.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     raw.execute("BEGIN IMMEDIATE")
     try:
         result = work(raw)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
-from bot.storage.database import Database
+from bot.storage.database import WRITE_TIMEOUT_S, Database, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class _Request:
     score: int | None  # None = withdraw
     voted_at: int
     future: asyncio.Future[VoteChange]
+    deadline: float  # loop time by which it is committed or refused as busy
 
 
 _NO_VOTES = Tally()
@@ -169,8 +170,9 @@ class _GroupCommitter:
         self.batches = 0  # transactions committed, for measurements
 
     async def submit(self, key: VoteKey, score: int | None, voted_at: int) -> VoteChange:
-        future: asyncio.Future[VoteChange] = asyncio.get_running_loop().create_future()
-        self.pending.append(_Request(key, score, voted_at, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[VoteChange] = loop.create_future()
+        self.pending.append(_Request(key, score, voted_at, future, loop.time() + WRITE_TIMEOUT_S))
         if self.flusher is None or self.flusher.done():
             # A task, not the caller's coroutine: a caller that gives up (cancelled) must not
             # abandon the other requests in its batch.
@@ -184,10 +186,27 @@ class _GroupCommitter:
 
     async def _flush(self) -> None:
         # Runs until the queue is empty; requests that arrive meanwhile join the next batch.
+        loop = asyncio.get_running_loop()
         while self.pending:
             batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            # Each vote waits WRITE_TIMEOUT_S at most in all, queue included, so that /vote
+            # answers in time even while another program holds the database's lock.
+            now = loop.time()
+            for request in batch:
+                if request.deadline <= now:
+                    _fail(request, self.db.busy())
+            batch = [request for request in batch if request.deadline > now]
+            if not batch:
+                continue
+            wait_s = min(request.deadline for request in batch) - now
             try:
-                results = await self._apply(batch)
+                results = await self._apply(batch, wait_s)
+            except StorageError as error:
+                # Busy, full, read-only: the same for every vote in the batch, so retrying
+                # them one by one would only make each wait again. Nothing was saved.
+                for request in batch:
+                    _fail(request, error)
+                continue
             except Exception as error:
                 if len(batch) == 1:
                     _fail(batch[0], error)
@@ -205,12 +224,16 @@ class _GroupCommitter:
             for request, result in zip(batch, results, strict=True):
                 _succeed(request, result)
 
-    async def _apply(self, batch: Sequence[_Request]) -> list[VoteChange]:
+    async def _apply(
+        self, batch: Sequence[_Request], wait_s: float = WRITE_TIMEOUT_S
+    ) -> list[VoteChange]:
         wanted = [(request.key, request.score, request.voted_at) for request in batch]
         cache = self.tallies
         cache.writing += 1
         try:
-            results, deltas = await self.db.run_transaction(partial(_apply_batch, wanted))
+            results, deltas = await self.db.run_transaction(
+                partial(_apply_batch, wanted), wait_s=wait_s
+            )
         except asyncio.CancelledError:
             # Only a shutdown cancels the flusher; the transaction may still commit on the
             # writer's thread without its deltas reaching the cache, so stop trusting it.
