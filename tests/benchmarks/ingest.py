@@ -33,6 +33,7 @@ class IngestFigures:
     runs_votes_per_s: tuple[float, ...]
     votes_cast: int
     recount_s: float
+    synchronous: str  # the writer's PRAGMA synchronous: how durable each commit was
 
 
 async def measure_ingestion(
@@ -54,6 +55,7 @@ async def measure_ingestion(
     storage = await Storage.open(f"sqlite:///{database}", workdir)
     try:
         rows_before = await _count(storage)
+        synchronous = await storage.db.synchronous()
         for run in range(runs):
             plans = []
             for voter in range(voters):
@@ -110,6 +112,7 @@ async def measure_ingestion(
         runs_votes_per_s=tuple(rates),
         votes_cast=runs * voters * votes_per_voter,
         recount_s=recount_s,
+        synchronous=synchronous,
     )
 
 

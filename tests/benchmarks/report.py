@@ -50,6 +50,7 @@ class Results:
             },
             "votes_per_s": round(self.ingest.votes_per_s, 1),
             "votes_lost": self.ingest.votes_lost,
+            "votes_synchronous": self.ingest.synchronous,
             "cold_load_s": round(self.content.cold_load_s, 3),
             "resync_unchanged_s": round(self.content.resync_unchanged_s, 3),
             "resync_one_changed_s": round(self.content.resync_one_changed_s, 3),
@@ -133,7 +134,8 @@ def table(results: Results) -> str:
         f"{_runs(c.changed_runs, 3)}",
         f"{'catalogue index build (s)':<34}{c.catalogue_s:>14.3f}   (after a load; informational)",
         f"{'vote ingestion (votes/s)':<34}{i.votes_per_s:>14,.0f}   "
-        f"{_runs(i.runs_votes_per_s, 0)}  ({s['voters']} concurrent voters)",
+        f"{_runs(i.runs_votes_per_s, 0)}  ({s['voters']} concurrent voters, "
+        f"synchronous={i.synchronous})",
         f"{'votes lost':<34}{i.votes_lost:>14}   recount of {i.votes_cast:,} cast "
         f"took {i.recount_s:.1f} s",
         f"{'peak RSS (MB)':<34}{results.peak_rss_mb:>14.1f}   first start "
