@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.content.models import Episode, Review
+from bot.content.models import Episode, Review, Show
 from bot.guild_settings import GuildSettings
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import Decision, Delivery, SpoilerSettings
@@ -27,6 +27,8 @@ from bot.spoilers.render import (
 EMBARGO_COLOUR = 0xC0392B
 OK_COLOUR = 0x2ECC71
 EMBED_TITLE_LIMIT = 256
+# The most of a member's own text an error repeats back to them.
+ECHO_LIMIT = 100
 # Characters that start markup, links, mentions or spoilers when they appear in content-file
 # text; ':' and '-' are safe mid-line, where titles always sit.
 _MARKDOWN_SPECIALS = re.compile(r"([\\*_~`|>#\[\]<@])")
@@ -48,6 +50,18 @@ class OutgoingMessage:
 def escape_inline(text: str) -> str:
     """Content-file text (titles, authors) shown as literal text, never as markup."""
     return _MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(text.split()))
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """What a member typed, repeated in a reply: on one line, at most ``limit`` characters
+    (cut with an ellipsis), without control or invisible formatting characters (no bidi
+    overrides), and escaped so that it shows as typed: no mention, link, spoiler or markup
+    can come out of it. Only the start of the text is ever looked at."""
+    head = text[: limit * 4]
+    flat = " ".join("".join(ch for ch in head if ch.isprintable() or ch.isspace()).split())
+    if len(flat) > limit or (len(text) > len(head) and text[len(head) :].strip()):
+        flat = flat[: limit - 1].rstrip() + "…"
+    return escape_inline(flat)
 
 
 def timestamp(moment: datetime, style: str = "f") -> str:
@@ -268,8 +282,17 @@ def change_message(setting: str, old: str, new: str) -> OutgoingMessage:
 
 
 def unknown_episode_text(query: str, suggestions: Sequence[Episode]) -> str:
-    shown = escape_inline(truncate(query, 100))
+    shown = echo(query)
     if not suggestions:
         return f"I couldn't find an episode matching “{shown}”. Try a title or a code like `s7e6`."
     lines = "\n".join(f"- {escape_inline(e.label)}" for e in suggestions)
     return f"I couldn't find an episode matching “{shown}”. Did you mean:\n{lines}"
+
+
+def unknown_show_text(query: str, suggestions: Sequence[Show]) -> str:
+    hint = (
+        " Did you mean: " + ", ".join(escape_inline(show.title) for show in suggestions) + "?"
+        if suggestions
+        else ""
+    )
+    return f"I don't know a show called “{echo(query)}”.{hint}"

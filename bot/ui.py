@@ -12,7 +12,7 @@ from discord import app_commands
 from bot.content.models import Episode, Show
 from bot.errors import UserError
 from bot.lookup import MAX_CHOICES, Catalogue
-from bot.messages import OutgoingMessage, escape_inline, unknown_episode_text
+from bot.messages import OutgoingMessage, unknown_episode_text, unknown_show_text
 from bot.spoilers.policy import Decision, decide
 
 if TYPE_CHECKING:
@@ -86,13 +86,7 @@ def resolve_episode(catalogue: Catalogue, text: str) -> Episode:
 def resolve_show(catalogue: Catalogue, text: str) -> Show:
     show = catalogue.resolve_show(text)
     if show is None:
-        suggestions = catalogue.suggest_shows(text)
-        hint = (
-            " Did you mean: " + ", ".join(escape_inline(s.title) for s in suggestions) + "?"
-            if suggestions
-            else ""
-        )
-        raise UserError(f"I don't know a show called “{escape_inline(text[:100])}”.{hint}")
+        raise UserError(unknown_show_text(text, catalogue.suggest_shows(text)))
     return show
 
 
