@@ -51,6 +51,7 @@ class Results:
             "votes_per_s": round(self.ingest.votes_per_s, 1),
             "votes_lost": self.ingest.votes_lost,
             "votes_synchronous": self.ingest.synchronous,
+            "votes_per_s_normal": round(self.ingest.normal_votes_per_s, 1),
             "cold_load_s": round(self.content.cold_load_s, 3),
             "resync_unchanged_s": round(self.content.resync_unchanged_s, 3),
             "resync_one_changed_s": round(self.content.resync_one_changed_s, 3),
@@ -136,6 +137,9 @@ def table(results: Results) -> str:
         f"{'vote ingestion (votes/s)':<34}{i.votes_per_s:>14,.0f}   "
         f"{_runs(i.runs_votes_per_s, 0)}  ({s['voters']} concurrent voters, "
         f"synchronous={i.synchronous})",
+        f"{'  same, synchronous=NORMAL':<34}{i.normal_votes_per_s:>14,.0f}   "
+        f"{_runs(i.runs_normal_votes_per_s, 0)}  (durable only against a crash of the "
+        f"process; {i.votes_per_s / i.normal_votes_per_s:.2f}x)",
         f"{'votes lost':<34}{i.votes_lost:>14}   recount of {i.votes_cast:,} cast "
         f"took {i.recount_s:.1f} s",
         f"{'peak RSS (MB)':<34}{results.peak_rss_mb:>14.1f}   first start "
