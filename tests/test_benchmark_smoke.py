@@ -66,4 +66,7 @@ async def test_the_benchmark_runs_on_a_tiny_workload_and_checks_every_answer(tmp
     assert set(figures) == set(COMMANDS)
     assert all(f.p50_ms > 0 and f.p99_ms >= f.p50_ms for f in figures.values())
     assert ingest.votes_lost == 0
-    assert ingest.votes_cast == SMOKE.voters * SMOKE.votes_per_voter
+    # Each run is made twice: with the storage's own durability (FULL) and with NORMAL.
+    assert ingest.votes_cast == 2 * SMOKE.ingest_runs * SMOKE.voters * SMOKE.votes_per_voter
+    assert ingest.synchronous == "FULL"
+    assert len(ingest.runs_votes_per_s) == len(ingest.runs_normal_votes_per_s) == 1
