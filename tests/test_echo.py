@@ -4,10 +4,11 @@ text: cut with an ellipsis, on one line, and unable to ping, link or break out o
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.client import EmbargoBot
@@ -110,3 +111,29 @@ async def test_an_emoji_show_is_no_show(harness):
     )
     assert_short_safe_refusal(reply)
     assert "I don't know a show called “💩”" in reply.content
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(text=st.text(min_size=1, max_size=6000))
+async def test_any_text_to_any_text_option_gets_a_clear_reply_in_time(harness, text):
+    calls = [
+        ("review", MEMBER, {"episode": text}),
+        ("ending", MEMBER, {"episode": text}),
+        ("spoilers", MEMBER, {"episode": text}),
+        ("vote", MEMBER, {"episode": text, "score": 5}),
+        ("myvotes", MEMBER, {"show": text}),
+        ("rankings", MEMBER, {"show": text}),
+        ("embargo", MODERATOR, {"subcommand": "window", "duration": text}),
+        ("embargo", MODERATOR, {"subcommand": "show-window", "show": text, "duration": text}),
+    ]
+    for name, user, options in calls:
+        started = time.monotonic()
+        reply = await harness.slash(name, as_user=user, **options)
+        assert time.monotonic() - started < 3.0, name
+        content = reply.content or ""
+        assert "Something went wrong" not in content, (name, content)
+        assert len(content) < REPLY_LIMIT
