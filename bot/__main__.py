@@ -117,6 +117,7 @@ async def check(settings: Settings, *, apply: bool) -> int:
         return 1
     if apply:
         storage = await Storage.open(settings.database_url, PROJECT_DIR)
+        storage.db.report_faults = False  # main prints a fault as one line
         try:
             report = await sync_content(storage, content_dir)
         finally:
@@ -149,6 +150,7 @@ async def check(settings: Settings, *, apply: bool) -> int:
 async def check_votes(settings: Settings) -> int:
     """Recount the votes and compare with the running totals rankings read."""
     storage = await Storage.open(settings.database_url, PROJECT_DIR)
+    storage.db.report_faults = False  # main prints a fault as one line
     try:
         drift = await storage.check_vote_totals()
     finally:

@@ -30,6 +30,7 @@ from bot.storage.database import (
     StorageReadOnly,
     storage_fault,
 )
+from tests.test_busy_database import locked_by_another_process
 
 COMMANDS = (("check", "--apply"), ("check", "--votes"), ("run",), ("sync",))
 # Root passes every permission check: for the read-only cases the CLI runs without the
@@ -391,3 +392,15 @@ def test_a_disk_that_fills_up_while_running(tmp_path):
     if checkpoint:
         assert checkpoint[1] == "LOG background WAL checkpoint works again", warnings
     assert time.monotonic() - started < 60
+
+
+async def test_a_database_locked_by_another_program(tmp_path):
+    database = tmp_path / "embargo.db"
+    await make_database(database)
+    before = Snapshot.of(tmp_path)
+    started = time.monotonic()
+    with locked_by_another_process(database):
+        results = run_all_commands(database)
+    assert_one_clear_line(results, str(database), "locked by another program")
+    assert time.monotonic() - started < 30  # each waits 2 s for the lock, then says so
+    assert Snapshot.of(tmp_path) == before

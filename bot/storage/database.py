@@ -232,6 +232,10 @@ class Database:
         self.path = path
         self.checkpoint_interval = checkpoint_interval
         self.faults = faults or FaultLog()
+        # Whether write faults are logged (see _fault). While opening, and in one-shot CLI
+        # commands, the fault is raised to whoever reports it as one line instead.
+        self.report_faults = True
+        self._opening = False
         self._conn: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._checkpointer: aiosqlite.Connection | None = None
@@ -251,6 +255,7 @@ class Database:
         any failure every connection is closed again (an open aiosqlite connection's thread
         would keep the process from exiting).
         """
+        self._opening = True
         try:
             await self._open()
         except BaseException as error:
@@ -259,6 +264,8 @@ class Database:
             if fault is None or fault is error:
                 raise
             raise fault from error
+        finally:
+            self._opening = False
 
     async def _open(self) -> None:
         if isinstance(self.path, Path):
@@ -490,7 +497,8 @@ class Database:
         fault = storage_fault(error, self.path)
         if fault is None:
             return error
-        self.faults.failed(f"database write ({type(fault).__name__})", str(fault))
+        if self.report_faults and not self._opening:
+            self.faults.failed(f"database write ({type(fault).__name__})", str(fault))
         return fault
 
 
