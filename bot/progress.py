@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from bot.content.models import Episode
 
@@ -290,6 +291,24 @@ def has_completed(
     """Whether the member has watched every released episode of the show (or season)."""
     needed = scope_episodes(show_episodes, season, now)
     return bool(needed) and all(episode.key in watched for episode in needed)
+
+
+class RoleSyncProblem(StrEnum):
+    """Why granting or removing a watch role failed (stored: the values are stable)."""
+
+    MISSING_PERMISSION = "missing-permission"  # Embargo lacks Manage Roles
+    ROLE_TOO_HIGH = "role-too-high"  # the role is not below Embargo's own top role
+    ROLE_DELETED = "role-deleted"
+    DISCORD_ERROR = "discord-error"  # anything else Discord refused
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSyncFailure:
+    """The last time a server's watch role could not be granted or removed."""
+
+    role_id: int
+    problem: RoleSyncProblem
+    failed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
