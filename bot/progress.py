@@ -93,31 +93,6 @@ def episodes_to_unmark(
     return through_episodes(show_episodes, episode) if through else [episode]
 
 
-def mark(
-    watched: AbstractSet[str],
-    show_episodes: Iterable[Episode],
-    episode: Episode,
-    *,
-    through: bool,
-    now: datetime,
-) -> frozenset[str]:
-    """The watched set after ``/watched`` (raises ``NotReleasedError`` like episodes_to_mark)."""
-    marked = episodes_to_mark(show_episodes, episode, through=through, now=now)
-    return frozenset(watched) | {other.key for other in marked}
-
-
-def unmark(
-    watched: AbstractSet[str],
-    show_episodes: Iterable[Episode],
-    episode: Episode,
-    *,
-    through: bool,
-) -> frozenset[str]:
-    """The watched set after ``/unwatched``."""
-    unmarked = episodes_to_unmark(show_episodes, episode, through=through)
-    return frozenset(watched) - {other.key for other in unmarked}
-
-
 # ---- where a member is ---------------------------------------------------------------------
 
 

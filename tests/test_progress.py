@@ -14,7 +14,6 @@ from bot.progress import (
     episodes_to_unmark,
     has_completed,
     in_order,
-    mark,
     member_progress,
     next_to_watch,
     order_for_unwatched,
@@ -22,7 +21,6 @@ from bot.progress import (
     role_changes,
     show_progress,
     through_episodes,
-    unmark,
     up_next,
 )
 
@@ -111,6 +109,17 @@ def test_unmarking_through_removes_the_same_episodes_released_or_not():
         "S1E1", "S1E2", "S1E3", "S2E1", "S2E2", "S2E3", "S2E4",
     ]  # fmt: skip
     assert codes(episodes_to_unmark(BM, find(BM, 1, 2), through=False)) == ["S1E2"]
+
+
+def mark(watched, show_episodes, episode, *, through, now):
+    """The watched set after /watched: what the command stores."""
+    marked = episodes_to_mark(show_episodes, episode, through=through, now=now)
+    return frozenset(watched) | {e.key for e in marked}
+
+
+def unmark(watched, show_episodes, episode, *, through):
+    unmarked = episodes_to_unmark(show_episodes, episode, through=through)
+    return frozenset(watched) - {e.key for e in unmarked}
 
 
 def test_mark_and_unmark_change_the_set():

@@ -13,6 +13,10 @@ which resolves only after COMMIT, so a vote is committed before anyone is told a
 Requests keep their arrival order inside a batch: 50 rapid changes by one member end on the
 last one, and each reports the score it replaced.
 
+Forgetting a member (``forget_voter``) joins the same queue: it is committed on its own, after
+every vote queued before it and before any queued after it, and moves the totals, stored and
+cached, by the same rule as a batch.
+
 Small reads (one vote, one show's totals) go through ``Database.read``, on the event loop;
 a member's whole list and the recount use ``execute_fetchall`` on the writer's thread, one hop
 instead of three (execute, fetch, close).
