@@ -374,3 +374,53 @@ def test_marking_through_the_next_episode_leaves_nothing_before_it_unwatched(wat
         following.season,
         following.number,
     )
+
+
+role_sets = st.lists(
+    st.builds(
+        WatchRole,
+        guild_id=st.just(GUILD),
+        show_slug=st.sampled_from(["bm", "gone"]),
+        season=seasons,
+        role_id=st.integers(1, 6),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(roles=role_sets, watched=watched_sets, held=st.frozensets(st.integers(1, 8)), now=instants)
+def test_applying_role_changes_leaves_exactly_the_earned_roles(roles, watched, held, now):
+    by_show = {"bm": SHOW}
+    changes = role_changes(roles, by_show, watched, held, now)
+    assert not {r.role_id for r in changes.grant} & held
+    assert {r.role_id for r in changes.revoke} <= held
+    after = (held - {r.role_id for r in changes.revoke}) | {r.role_id for r in changes.grant}
+    for role in roles:
+        if role.show_slug == "gone":
+            continue
+        earned = any(
+            has_completed(SHOW, other.season, watched, now)
+            for other in roles
+            if other.role_id == role.role_id and other.show_slug == "bm"
+        )
+        assert (role.role_id in after) == earned
+    # Roles that only a removed show uses, and roles that aren't watch roles, are untouched.
+    known = {r.role_id for r in roles if r.show_slug == "bm"}
+    assert after - known == held - known
+    settled = role_changes(roles, by_show, watched, after, now)
+    assert settled.grant == settled.revoke == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    candidates=st.lists(episodes, unique_by=lambda e: e.key),
+    watched=watched_sets,
+    now=instants,
+)
+def test_watched_autocomplete_reorders_without_losing_or_adding(candidates, watched, now):
+    following = up_next({"bm": SHOW}, watched, now)
+    ordered = order_for_watched(candidates, following, watched, now)
+    assert sorted(e.key for e in ordered) == sorted(e.key for e in candidates)
+    if following and following[0] in candidates:
+        assert ordered[0] == following[0]
