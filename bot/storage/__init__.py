@@ -6,6 +6,8 @@ all sharing the single ``Database`` connection owner.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bot.storage.content import ContentStore
@@ -18,14 +20,29 @@ from bot.storage.database import (
     sqlite_path_from_url,
 )
 from bot.storage.discussion import DiscussionStore
+from bot.storage.progress import ProgressStore, delete_member_progress
 from bot.storage.settings import SettingsStore
 from bot.storage.votes import VoteStore
+from bot.storage.watch_roles import WatchRoleStore
 
 
-class Storage(ContentStore, SettingsStore, VoteStore, DiscussionStore):
+@dataclass(frozen=True, slots=True)
+class MemberForgotten:
+    """What ``forget_member`` deleted."""
+
+    watched_episodes: int
+    votes: int
+    vote_guild_ids: frozenset[int]  # the servers the votes were in
+
+
+class Storage(
+    ContentStore, SettingsStore, VoteStore, DiscussionStore, ProgressStore, WatchRoleStore
+):
     def __init__(self, db: Database) -> None:
         self.db = db
         self._init_settings_cache()
+        self._init_progress_cache()
+        self._init_watch_role_cache()
 
     @classmethod
     async def open(cls, database_url: str, base_dir: Path) -> Storage:
@@ -33,6 +50,20 @@ class Storage(ContentStore, SettingsStore, VoteStore, DiscussionStore):
         db = Database(sqlite_path_from_url(database_url, base_dir))
         await db.open()
         return cls(db)
+
+    async def forget_member(self, user_id: int) -> MemberForgotten:
+        """Delete everything stored about a member: their watch progress and their votes in
+        every server, with the vote totals moved back, in one transaction committed before
+        this returns."""
+        try:
+            votes, watched = await self.forget_voter(
+                user_id, also=partial(delete_member_progress, user_id)
+            )
+        finally:
+            self._progress_changed(user_id)
+        return MemberForgotten(
+            watched_episodes=watched, votes=votes.votes, vote_guild_ids=votes.guild_ids
+        )
 
     async def close(self) -> None:
         # Votes still queued for the group commit are written before the connection goes.
@@ -42,6 +73,7 @@ class Storage(ContentStore, SettingsStore, VoteStore, DiscussionStore):
 
 __all__ = [
     "Database",
+    "MemberForgotten",
     "Storage",
     "StorageBusy",
     "StorageError",

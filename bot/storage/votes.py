@@ -13,6 +13,10 @@ which resolves only after COMMIT, so a vote is committed before anyone is told a
 Requests keep their arrival order inside a batch: 50 rapid changes by one member end on the
 last one, and each reports the score it replaced.
 
+Forgetting a member (``forget_voter``) joins the same queue: it is committed on its own, after
+every vote queued before it and before any queued after it, and moves the totals, stored and
+cached, by the same rule as a batch.
+
 Small reads (one vote, one show's totals) go through ``Database.read``, on the event loop;
 a member's whole list and the recount use ``execute_fetchall`` on the writer's thread, one hop
 instead of three (execute, fetch, close).
@@ -24,15 +28,18 @@ import asyncio
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any, TypeVar, cast
 
 from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
 from bot.storage.database import WRITE_TIMEOUT_S, Database, StorageError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Enough to absorb any realistic burst in one transaction while keeping it short.
 MAX_BATCH = 2000
@@ -77,6 +84,14 @@ class TotalsDrift:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ForgottenVotes:
+    """What forgetting a member removed from the votes: how many, in which servers."""
+
+    votes: int
+    guild_ids: frozenset[int]
+
+
 @dataclass(slots=True)
 class _Request:
     key: VoteKey
@@ -84,6 +99,15 @@ class _Request:
     voted_at: int
     future: asyncio.Future[VoteChange]
     deadline: float  # loop time by which it is committed or refused as busy
+
+
+@dataclass(slots=True)
+class _Forget:
+    """Delete every vote of one member, with ``also`` run in the same transaction."""
+
+    user_id: int
+    also: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[tuple[ForgottenVotes, Any]]
 
 
 _NO_VOTES = Tally()
@@ -165,7 +189,9 @@ class _GroupCommitter:
     def __init__(self, db: Database, tallies: TalliesCache) -> None:
         self.db = db
         self.tallies = tallies
-        self.pending: list[_Request] = []
+        # Votes and forgets in arrival order; a forget is committed on its own, after every
+        # vote queued before it and before any queued after it.
+        self.pending: list[_Request | _Forget] = []
         self.flusher: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed, for measurements
 
@@ -179,6 +205,17 @@ class _GroupCommitter:
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
         return await future
 
+    async def forget(
+        self, user_id: int, also: Callable[[sqlite3.Connection], T]
+    ) -> tuple[ForgottenVotes, T]:
+        future: asyncio.Future[tuple[ForgottenVotes, Any]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.pending.append(_Forget(user_id, also, future))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
+        return await future
+
     async def drain(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""
         while self.flusher is not None and not self.flusher.done():
@@ -188,7 +225,22 @@ class _GroupCommitter:
         # Runs until the queue is empty; requests that arrive meanwhile join the next batch.
         loop = asyncio.get_running_loop()
         while self.pending:
-            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            head = self.pending[0]
+            if isinstance(head, _Forget):
+                self.pending.pop(0)
+                await self._forget(head)
+                continue
+            # A batch of votes stops where a forget waits.
+            size = next(
+                (
+                    index
+                    for index, request in enumerate(self.pending[:MAX_BATCH])
+                    if isinstance(request, _Forget)
+                ),
+                MAX_BATCH,
+            )
+            batch = cast(list[_Request], self.pending[:size])
+            self.pending = self.pending[size:]
             # Each vote waits WRITE_TIMEOUT_S at most in all, queue included, so that /vote
             # answers in time even while another program holds the database's lock.
             now = loop.time()
@@ -224,16 +276,30 @@ class _GroupCommitter:
             for request, result in zip(batch, results, strict=True):
                 _succeed(request, result)
 
+    async def _forget(self, forget: _Forget) -> None:
+        try:
+            result = await self._commit(partial(_forget_votes, forget.user_id, forget.also))
+        except Exception as error:
+            _fail(forget, error)
+        else:
+            _succeed(forget, result)
+
     async def _apply(
         self, batch: Sequence[_Request], wait_s: float = WRITE_TIMEOUT_S
     ) -> list[VoteChange]:
         wanted = [(request.key, request.score, request.voted_at) for request in batch]
+        return await self._commit(partial(_apply_batch, wanted), wait_s)
+
+    async def _commit(
+        self,
+        work: Callable[[sqlite3.Connection], tuple[T, TotalsDeltas]],
+        wait_s: float = WRITE_TIMEOUT_S,
+    ) -> T:
+        """Run ``work`` as one transaction and move the cached totals by its deltas."""
         cache = self.tallies
         cache.writing += 1
         try:
-            results, deltas = await self.db.run_transaction(
-                partial(_apply_batch, wanted), wait_s=wait_s
-            )
+            results, deltas = await self.db.run_transaction(work, wait_s=wait_s)
         except asyncio.CancelledError:
             # Only a shutdown cancels the flusher; the transaction may still commit on the
             # writer's thread without its deltas reaching the cache, so stop trusting it.
@@ -276,12 +342,44 @@ def _apply_batch(
     return results, totals
 
 
-def _succeed(request: _Request, result: VoteChange) -> None:
+def _forget_votes(
+    user_id: int, also: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
+) -> tuple[tuple[ForgottenVotes, T], TotalsDeltas]:
+    """On the writer's thread, inside one transaction: delete every vote of the member in
+    every server, move the totals back by them, then run ``also``."""
+    # The votes are keyed by server first and no index leads with the member (it would cost
+    # every vote a write): walk the servers that have votes, one index seek each, and look
+    # the member up in each by the primary key. Standard SQL (PostgreSQL too).
+    rows = conn.execute(
+        "WITH RECURSIVE servers (guild_id) AS ("
+        "SELECT MIN(guild_id) FROM votes "
+        "UNION ALL SELECT (SELECT MIN(later.guild_id) FROM votes AS later "
+        "WHERE later.guild_id > servers.guild_id) FROM servers "
+        "WHERE servers.guild_id IS NOT NULL) "
+        "SELECT v.guild_id, v.episode_key, v.score FROM servers "
+        "JOIN votes AS v ON v.guild_id = servers.guild_id AND v.user_id = ?",
+        (user_id,),
+    ).fetchall()
+    deltas: TotalsDeltas = {}
+    for guild_id, episode_key, score in rows:
+        deltas[(int(guild_id), episode_key)] = [-1, -int(score)]
+    conn.executemany(
+        "DELETE FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?",
+        [(guild_id, user_id, episode_key) for guild_id, episode_key, _ in rows],
+    )
+    _write_totals(conn, deltas)
+    forgotten = ForgottenVotes(
+        votes=len(rows), guild_ids=frozenset(int(guild_id) for guild_id, _, _ in rows)
+    )
+    return (forgotten, also(conn)), deltas
+
+
+def _succeed(request: _Request | _Forget, result: Any) -> None:
     if not request.future.done():  # the caller may have been cancelled; the vote still stands
         request.future.set_result(result)
 
 
-def _fail(request: _Request, error: Exception) -> None:
+def _fail(request: _Request | _Forget, error: Exception) -> None:
     if not request.future.done():
         request.future.set_exception(error)
 
@@ -426,6 +524,18 @@ class VoteStore:
         """Remove a member's vote; ``old_score`` is None when there was none."""
         _check_key(episode_key)
         return await self._vote_committer().submit((guild_id, user_id, episode_key), None, 0)
+
+    async def forget_voter(
+        self, user_id: int, also: Callable[[sqlite3.Connection], T]
+    ) -> tuple[ForgottenVotes, T]:
+        """Delete the member's votes in every server and move the totals (stored and cached)
+        back by them, running ``also(connection)`` in the same transaction; returns what was
+        removed and what ``also`` returned.
+
+        Queued behind the votes already waiting, and ahead of any that come after, so a vote
+        the member cast just before can't be written back after it.
+        """
+        return await self._vote_committer().forget(user_id, also)
 
     async def drain_votes(self) -> None:
         """Wait for every queued vote to be committed (call before closing storage)."""

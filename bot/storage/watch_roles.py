@@ -1,0 +1,207 @@
+"""Watch-role settings SQL: each server's roles for members who have watched a show or a
+season, and the last time granting or removing one failed there (for /embargo settings).
+
+Read on every change of a member's progress in the server, so they are cached per server with
+the settings' rule: the entry is dropped after every committed write, and a read that a write
+overtook is not cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.progress import RoleSyncFailure, RoleSyncProblem, WatchRole
+from bot.storage.database import Database
+
+# Stored for a role that covers a whole show (season 0 is the specials).
+WHOLE_SHOW = -1
+# Discord allows 250 roles a server; /embargo settings lists every watch role.
+MAX_WATCH_ROLES = 50
+
+
+class WatchRoleInUseError(Exception):
+    """The role already marks another show or season in the server; nothing was changed."""
+
+    def __init__(self, existing: WatchRole) -> None:
+        super().__init__(f"role {existing.role_id} already marks {existing.show_slug}")
+        self.existing = existing
+
+
+class TooManyWatchRolesError(Exception):
+    """The server already has ``MAX_WATCH_ROLES``; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRoleSettings:
+    roles: tuple[WatchRole, ...]  # by show, then season (the whole show first)
+    last_failure: RoleSyncFailure | None
+
+
+def _season_column(season: int | None) -> int:
+    if season is not None and season < 0:
+        raise ValueError(f"no season {season}")
+    return WHOLE_SHOW if season is None else season
+
+
+def _role(row: Sequence[Any]) -> WatchRole:
+    guild_id, show_slug, season, role_id = row
+    return WatchRole(
+        guild_id=int(guild_id),
+        show_slug=str(show_slug),
+        season=None if season == WHOLE_SHOW else int(season),
+        role_id=int(role_id),
+    )
+
+
+_ROLE_COLUMNS = "guild_id, show_slug, season, role_id"
+
+
+class WatchRoleStore:
+    """Mixin for ``Storage``: expects ``self.db``."""
+
+    db: Database
+    _watch_role_cache: dict[int, WatchRoleSettings]
+    _watch_role_writes: int
+
+    def _init_watch_role_cache(self) -> None:
+        self._watch_role_cache = {}
+        self._watch_role_writes = 0
+
+    def _watch_roles_changed(self, guild_id: int) -> None:
+        self._watch_role_writes += 1
+        self._watch_role_cache.pop(guild_id, None)
+
+    async def watch_role_settings(self, guild_id: int) -> WatchRoleSettings:
+        """The server's watch roles and last role failure, as committed."""
+        cached = self._watch_role_cache.get(guild_id)
+        if cached is not None:
+            return cached
+        writes = self._watch_role_writes
+        role_rows, failure_rows = await self.db.read_together(
+            [
+                (
+                    f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE guild_id = ? "
+                    "ORDER BY show_slug, season",
+                    (guild_id,),
+                ),
+                (
+                    "SELECT role_id, problem, failed_at FROM watch_role_failures "
+                    "WHERE guild_id = ?",
+                    (guild_id,),
+                ),
+            ]
+        )
+        failure = None
+        if failure_rows:
+            role_id, problem, failed_at = failure_rows[0]
+            failure = RoleSyncFailure(
+                role_id=int(role_id),
+                problem=RoleSyncProblem(problem),
+                failed_at=datetime.fromtimestamp(int(failed_at), tz=UTC),
+            )
+        settings = WatchRoleSettings(tuple(_role(row) for row in role_rows), failure)
+        if writes == self._watch_role_writes:
+            self._watch_role_cache[guild_id] = settings
+        return settings
+
+    async def watch_roles_for_show(self, show_slug: str) -> list[WatchRole]:
+        """Every server's watch roles for a show (after a change made in a DM)."""
+        rows = await self.db.read(
+            f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE show_slug = ? "
+            "ORDER BY guild_id, season",
+            (show_slug,),
+        )
+        return [_role(row) for row in rows]
+
+    async def set_watch_role(
+        self, guild_id: int, show_slug: str, season: int | None, role_id: int
+    ) -> WatchRole | None:
+        """Make ``role_id`` the server's role for the show (or season); returns the binding it
+        replaced. Clears the server's last role failure: the moderators have just acted on the
+        set-up. Raises ``WatchRoleInUseError`` or ``TooManyWatchRolesError``, changing nothing."""
+        season_value = _season_column(season)
+        try:
+            async with self.db.transaction() as conn:
+                old = await _one_role(
+                    conn,
+                    "guild_id = ? AND show_slug = ? AND season = ?",
+                    (guild_id, show_slug, season_value),
+                )
+                holder = await _one_role(conn, "guild_id = ? AND role_id = ?", (guild_id, role_id))
+                if holder is not None and holder != old:
+                    raise WatchRoleInUseError(holder)
+                if old is None:
+                    async with conn.execute(
+                        "SELECT COUNT(*) FROM watch_roles WHERE guild_id = ?", (guild_id,)
+                    ) as cursor:
+                        count_row = await cursor.fetchone()
+                    if count_row is not None and count_row[0] >= MAX_WATCH_ROLES:
+                        raise TooManyWatchRolesError
+                await conn.execute(
+                    "INSERT INTO watch_roles (guild_id, show_slug, season, role_id) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id, show_slug, season) "
+                    "DO UPDATE SET role_id = excluded.role_id",
+                    (guild_id, show_slug, season_value, role_id),
+                )
+                await conn.execute(
+                    "DELETE FROM watch_role_failures WHERE guild_id = ?", (guild_id,)
+                )
+        finally:
+            self._watch_roles_changed(guild_id)
+        return old
+
+    async def remove_watch_role(
+        self, guild_id: int, show_slug: str, season: int | None
+    ) -> WatchRole | None:
+        """Stop giving the show's (or season's) role; returns the binding removed, if any.
+        Clears the server's last role failure, like ``set_watch_role``."""
+        season_value = _season_column(season)
+        try:
+            async with self.db.transaction() as conn:
+                old = await _one_role(
+                    conn,
+                    "guild_id = ? AND show_slug = ? AND season = ?",
+                    (guild_id, show_slug, season_value),
+                )
+                if old is not None:
+                    await conn.execute(
+                        "DELETE FROM watch_roles "
+                        "WHERE guild_id = ? AND show_slug = ? AND season = ?",
+                        (guild_id, show_slug, season_value),
+                    )
+                    await conn.execute(
+                        "DELETE FROM watch_role_failures WHERE guild_id = ?", (guild_id,)
+                    )
+        finally:
+            self._watch_roles_changed(guild_id)
+        return old
+
+    async def record_role_sync_failure(
+        self, guild_id: int, role_id: int, problem: RoleSyncProblem, *, now: datetime
+    ) -> None:
+        """Remember the server's latest watch-role failure (replacing the one before)."""
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO watch_role_failures (guild_id, role_id, problem, failed_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+                    "role_id = excluded.role_id, problem = excluded.problem, "
+                    "failed_at = excluded.failed_at",
+                    (guild_id, role_id, problem.value, int(now.timestamp())),
+                )
+        finally:
+            self._watch_roles_changed(guild_id)
+
+
+async def _one_role(
+    conn: aiosqlite.Connection, where: str, params: tuple[object, ...]
+) -> WatchRole | None:
+    # where is one of the fixed conditions above, never member input.
+    async with conn.execute(f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE {where}", params) as c:
+        row = await c.fetchone()
+    return None if row is None else _role(row)
