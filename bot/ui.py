@@ -1,16 +1,17 @@
-"""Discord-facing glue shared by the cogs: sending rendered messages, episode and show options,
-and asking the policy about the place an interaction came from."""
+"""Discord-facing glue shared by the cogs: sending rendered messages (paged or not), episode and
+show options, and asking the policy about the place an interaction came from."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.content.models import Episode, Show
-from bot.errors import UserError
+from bot.errors import ErrorRoutedView, UserError
 from bot.lookup import MAX_CHOICES, Catalogue
 from bot.messages import OutgoingMessage, escape_inline, unknown_episode_text
 from bot.spoilers.policy import Decision, decide
@@ -35,7 +36,7 @@ async def send_messages(
     for index, message in enumerate(messages):
         kwargs: dict[str, object] = {
             "content": message.content,
-            "embeds": [discord.Embed.from_dict(embed) for embed in message.embeds],
+            "embeds": _embeds(message),
             "ephemeral": message.ephemeral,
             "allowed_mentions": NO_MENTIONS,
             "suppress_embeds": message.suppress_embeds,
@@ -48,6 +49,97 @@ async def send_messages(
             await followup.send(**kwargs)  # type: ignore[arg-type]
         else:
             await interaction.response.send_message(**kwargs)  # type: ignore[arg-type]
+
+
+# Interaction tokens last 15 minutes; the pager must stop (and grey out its buttons, which
+# needs the token) before that.
+PAGER_TIMEOUT = 600.0
+NOT_YOURS = (
+    "These buttons belong to whoever ran the command. Run it yourself to get pages you can turn."
+)
+
+
+def _embeds(message: OutgoingMessage) -> list[discord.Embed]:
+    return [discord.Embed.from_dict(embed) for embed in message.embeds]
+
+
+class Pager(ErrorRoutedView):
+    """Previous/Next over pre-rendered pages. Only the member who ran the command can turn
+    them; when the view times out its buttons are disabled on the message itself."""
+
+    def __init__(
+        self, origin: discord.Interaction, pages: Sequence[OutgoingMessage], *, timeout: float
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.origin = origin
+        self.owner_id = origin.user.id
+        self.pages = pages  # kept as given: ranking pages are built when first shown
+        self.index = 0
+        self._sync_buttons()
+
+    def _sync_buttons(self) -> None:
+        self.previous.disabled = self.index == 0
+        self.next.disabled = self.index >= len(self.pages) - 1
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            NOT_YOURS, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        return False
+
+    async def _show(self, interaction: discord.Interaction, index: int) -> None:
+        self.index = min(max(index, 0), len(self.pages) - 1)
+        self._sync_buttons()
+        current = self.pages[self.index]
+        await interaction.response.edit_message(
+            content=current.content, embeds=_embeds(current), view=self
+        )
+
+    @discord.ui.button(label="Previous", emoji="\N{LEFTWARDS BLACK ARROW}")
+    async def previous(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
+    ) -> None:
+        await self._show(interaction, self.index - 1)
+
+    @discord.ui.button(label="Next", emoji="\N{BLACK RIGHTWARDS ARROW}")
+    async def next(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
+    ) -> None:
+        await self._show(interaction, self.index + 1)
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        # If the message was deleted or the token expired there is nothing left to grey out.
+        with contextlib.suppress(discord.HTTPException):
+            await self.origin.edit_original_response(view=self)
+
+
+async def send_paged(
+    interaction: discord.Interaction,
+    pages: Sequence[OutgoingMessage],
+    *,
+    file: discord.File | None = None,
+) -> None:
+    """Send the first page, with Previous/Next when there is more than one."""
+    first = pages[0]
+    view = Pager(interaction, pages, timeout=PAGER_TIMEOUT) if len(pages) > 1 else None
+    if file is None:
+        await send_messages(interaction, [first], view=view)
+        return
+    kwargs: dict[str, Any] = {
+        "content": first.content,
+        "embeds": _embeds(first),
+        "ephemeral": first.ephemeral,
+        "allowed_mentions": NO_MENTIONS,
+        "file": file,
+    }
+    if view is not None:
+        kwargs["view"] = view
+    await interaction.response.send_message(**kwargs)
 
 
 def channel_ids(interaction: discord.Interaction) -> frozenset[int]:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.chart import ranking_chart
-from bot.client import report_error
 from bot.content.models import CriticRanking, Episode, Show
 from bot.errors import UserError
-from bot.messages import OutgoingMessage, escape_inline
+from bot.messages import escape_inline
 from bot.ranking import (
     MAX_SCORE,
     MIN_SCORE,
@@ -49,12 +47,12 @@ from bot.ranking_messages import (
     vote_message,
 )
 from bot.ui import (
-    NO_MENTIONS,
     OneOf,
     episode_choices,
     resolve_episode,
     resolve_show,
     send_messages,
+    send_paged,
     show_choices,
 )
 
@@ -62,100 +60,6 @@ if TYPE_CHECKING:
     from bot.client import EmbargoBot
 
 EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
-# Interaction tokens last 15 minutes; the pager must stop (and grey out its buttons, which
-# needs the token) before that.
-PAGER_TIMEOUT = 600.0
-NOT_YOURS = (
-    "These buttons belong to whoever ran the command. Run it yourself to get pages you can turn."
-)
-
-
-def _embeds(message: OutgoingMessage) -> list[discord.Embed]:
-    return [discord.Embed.from_dict(embed) for embed in message.embeds]
-
-
-class Pager(discord.ui.View):
-    """Previous/Next over pre-rendered pages. Only the member who ran the command can turn
-    them; when the view times out its buttons are disabled on the message itself."""
-
-    def __init__(
-        self, origin: discord.Interaction, pages: Sequence[OutgoingMessage], *, timeout: float
-    ) -> None:
-        super().__init__(timeout=timeout)
-        self.origin = origin
-        self.owner_id = origin.user.id
-        self.pages = pages  # kept as given: ranking pages are built when first shown
-        self.index = 0
-        self._sync_buttons()
-
-    def _sync_buttons(self) -> None:
-        self.previous.disabled = self.index == 0
-        self.next.disabled = self.index >= len(self.pages) - 1
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.owner_id:
-            return True
-        await interaction.response.send_message(
-            NOT_YOURS, ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
-        return False
-
-    async def _show(self, interaction: discord.Interaction, index: int) -> None:
-        self.index = min(max(index, 0), len(self.pages) - 1)
-        self._sync_buttons()
-        current = self.pages[self.index]
-        await interaction.response.edit_message(
-            content=current.content, embeds=_embeds(current), view=self
-        )
-
-    @discord.ui.button(label="Previous", emoji="\N{LEFTWARDS BLACK ARROW}")
-    async def previous(
-        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
-    ) -> None:
-        await self._show(interaction, self.index - 1)
-
-    @discord.ui.button(label="Next", emoji="\N{BLACK RIGHTWARDS ARROW}")
-    async def next(
-        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
-    ) -> None:
-        await self._show(interaction, self.index + 1)
-
-    async def on_timeout(self) -> None:
-        for item in self.children:
-            if isinstance(item, discord.ui.Button):
-                item.disabled = True
-        # If the message was deleted or the token expired there is nothing left to grey out.
-        with contextlib.suppress(discord.HTTPException):
-            await self.origin.edit_original_response(view=self)
-
-    async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]
-    ) -> None:
-        await report_error(interaction, error)
-
-
-async def send_paged(
-    interaction: discord.Interaction,
-    pages: Sequence[OutgoingMessage],
-    *,
-    file: discord.File | None = None,
-) -> None:
-    """Send the first page, with Previous/Next when there is more than one."""
-    first = pages[0]
-    view = Pager(interaction, pages, timeout=PAGER_TIMEOUT) if len(pages) > 1 else None
-    if file is None:
-        await send_messages(interaction, [first], view=view)
-        return
-    kwargs: dict[str, Any] = {
-        "content": first.content,
-        "embeds": _embeds(first),
-        "ephemeral": first.ephemeral,
-        "allowed_mentions": NO_MENTIONS,
-        "file": file,
-    }
-    if view is not None:
-        kwargs["view"] = view
-    await interaction.response.send_message(**kwargs)
 
 
 def guild_id_of(interaction: discord.Interaction) -> int:

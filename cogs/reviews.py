@@ -9,8 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import report_error
 from bot.content.models import Episode
+from bot.errors import ErrorRoutedView, errors_reported
 from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
 from bot.spoilers.policy import Delivery
 from bot.ui import decide_here, episode_choices, resolve_episode, send_messages
@@ -61,7 +61,8 @@ class EndingButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         bot: EmbargoBot = interaction.client  # type: ignore[assignment]
-        try:
+        # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
+        async with errors_reported(interaction):
             episode = bot.catalogue.by_key.get(self.episode_key)
             if episode is None:
                 await send_messages(
@@ -77,12 +78,10 @@ class EndingButton(
             await send_messages(
                 interaction, reveal_privately(await ending_for(bot, interaction, episode))
             )
-        except Exception as error:  # a button must always answer the clicker
-            await report_error(interaction, error)
 
 
 def ending_view(episode_key: str) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
+    view = ErrorRoutedView(timeout=None)
     view.add_item(EndingButton(episode_key))
     return view
 

@@ -331,8 +331,8 @@ async def test_rankings_pages_only_the_invoker_can_turn(world: World):
     assert ranked_codes(back) == expected[:10]
 
 
-async def test_pager_buttons_are_disabled_when_it_times_out(world: World):
-    sys.modules["cogs.rankings"].PAGER_TIMEOUT = 0.2
+async def test_pager_buttons_are_disabled_when_it_times_out(world: World, monkeypatch):
+    monkeypatch.setattr(sys.modules["bot.ui"], "PAGER_TIMEOUT", 0.2)
     reply = await world.rankings(show="Black Mirror")
     assert not button(reply, "Next").get("disabled")
     for _ in range(100):
