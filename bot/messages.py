@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.content.models import Episode, Review
+from bot.content.models import Episode, Review, Show
 from bot.guild_settings import GuildSettings
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import Decision, Delivery, SpoilerSettings
@@ -273,3 +273,21 @@ def unknown_episode_text(query: str, suggestions: Sequence[Episode]) -> str:
         return f"I couldn't find an episode matching “{shown}”. Try a title or a code like `s7e6`."
     lines = "\n".join(f"- {escape_inline(e.label)}" for e in suggestions)
     return f"I couldn't find an episode matching “{shown}”. Did you mean:\n{lines}"
+
+
+def unknown_show_text(query: str, suggestions: Sequence[Show]) -> str:
+    shown = escape_inline(truncate(query, 100))
+    hint = (
+        " Did you mean: " + ", ".join(escape_inline(show.title) for show in suggestions) + "?"
+        if suggestions
+        else ""
+    )
+    return f"I don't know a show called “{shown}”.{hint}"
+
+
+def too_long_text(what: str, limit: int, length: int) -> str:
+    # Never echoes the value: a long echo would itself be refused by Discord.
+    return (
+        f"That's too long for {what}: at most {limit} characters, and this has {length:,}. "
+        "Nothing was changed."
+    )

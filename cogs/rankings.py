@@ -46,20 +46,10 @@ from bot.ranking_messages import (
     unvote_message,
     vote_message,
 )
-from bot.ui import (
-    OneOf,
-    episode_choices,
-    resolve_episode,
-    resolve_show,
-    send_messages,
-    send_paged,
-    show_choices,
-)
+from bot.ui import EPISODE_HELP, EpisodeArg, OneOf, ShowArg, send_messages, send_paged
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
-
-EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 
 
 def guild_id_of(interaction: discord.Interaction) -> int:
@@ -130,44 +120,39 @@ class Rankings(commands.Cog):
     async def vote(
         self,
         interaction: discord.Interaction,
-        episode: str,
+        episode: EpisodeArg,
         score: app_commands.Range[int, MIN_SCORE, MAX_SCORE],
     ) -> None:
         guild_id = guild_id_of(interaction)
         if not MIN_SCORE <= score <= MAX_SCORE:  # Discord enforces the range; so do we.
             raise UserError(score_range_text(MIN_SCORE, MAX_SCORE))
-        found = resolve_episode(self.bot.catalogue, episode)
         now = self.bot.clock()
-        if found.release_at > now:
-            raise UserError(unreleased_text(found))
+        if episode.release_at > now:
+            raise UserError(unreleased_text(episode))
         settings = await self.bot.storage.get_guild_settings(guild_id)
         check_member_age(interaction.user, settings.min_member_days, now)
         # Returns only once the vote and its totals are committed.
         change = await self.bot.storage.cast_vote(
-            guild_id, interaction.user.id, found.key, score, now=now
+            guild_id, interaction.user.id, episode.key, score, now=now
         )
-        standing = await self._standing(found, guild_id, settings.min_votes)
-        await send_messages(interaction, [vote_message(found, change, standing)])
+        standing = await self._standing(episode, guild_id, settings.min_votes)
+        await send_messages(interaction, [vote_message(episode, change, standing)])
 
     @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
     @app_commands.describe(episode=EPISODE_HELP)
     @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def unvote(self, interaction: discord.Interaction, episode: str) -> None:
+    async def unvote(
+        self,
+        interaction: discord.Interaction,
+        episode: EpisodeArg,
+    ) -> None:
         guild_id = guild_id_of(interaction)
-        found = resolve_episode(self.bot.catalogue, episode)
-        change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, found.key)
+        change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, episode.key)
         settings = await self.bot.storage.get_guild_settings(guild_id)
-        standing = await self._standing(found, guild_id, settings.min_votes)
-        await send_messages(interaction, [unvote_message(found, change, standing)])
-
-    @vote.autocomplete("episode")
-    @unvote.autocomplete("episode")
-    async def episode_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return episode_choices(self.bot.catalogue, current)
+        standing = await self._standing(episode, guild_id, settings.min_votes)
+        await send_messages(interaction, [unvote_message(episode, change, standing)])
 
     # -- /myvotes -------------------------------------------------------------------------------
 
@@ -176,15 +161,18 @@ class Rankings(commands.Cog):
     @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def myvotes(self, interaction: discord.Interaction, show: str | None = None) -> None:
+    async def myvotes(
+        self,
+        interaction: discord.Interaction,
+        show: ShowArg | None = None,
+    ) -> None:
         guild_id = guild_id_of(interaction)
-        found = resolve_show(self.bot.catalogue, show) if show is not None else None
         votes = await self.bot.storage.member_votes(
-            guild_id, interaction.user.id, found.slug if found is not None else None
+            guild_id, interaction.user.id, show.slug if show is not None else None
         )
         by_key = self.bot.catalogue.by_key
         paired = [(vote, by_key.get(vote.episode_key)) for vote in votes]
-        await send_paged(interaction, my_votes_pages(paired, found))
+        await send_paged(interaction, my_votes_pages(paired, show))
 
     # -- /rankings ------------------------------------------------------------------------------
 
@@ -204,14 +192,14 @@ class Rankings(commands.Cog):
     async def rankings(
         self,
         interaction: discord.Interaction,
-        show: str,
+        show: ShowArg,
         season: app_commands.Range[int, 0, 999] | None = None,
         source: app_commands.Transform[str, OneOf(*Source)] | None = None,
         order: app_commands.Transform[str, OneOf(*Order)] = Order.BEST_FIRST.value,
         scope: app_commands.Transform[str, OneOf(*Scope)] | None = None,
         chart: bool = False,
     ) -> None:
-        found = resolve_show(self.bot.catalogue, show)
+        found = show
         guild_id = interaction.guild_id
         if guild_id is None and scope == "server":
             raise UserError("There's no server in direct messages: use `scope: global` here.")
@@ -276,13 +264,6 @@ class Rankings(commands.Cog):
             )
             file = discord.File(io.BytesIO(png), filename=CHART_FILENAME)
         await send_paged(interaction, pages, file=file)
-
-    @myvotes.autocomplete("show")
-    @rankings.autocomplete("show")
-    async def show_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return show_choices(self.bot.catalogue, current)
 
 
 async def setup(bot: EmbargoBot) -> None:
