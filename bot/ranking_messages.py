@@ -24,11 +24,9 @@ from bot.ranking import (
     page,
     page_count,
 )
-from bot.spoilers.render import truncate
+from bot.spoilers.render import EMBED_FOOTER_LIMIT, EMBED_TITLE_LIMIT, truncate
 from bot.storage.votes import MemberVote, VoteChange
 
-EMBED_TITLE_LIMIT = 256
-FOOTER_LIMIT = 2048
 CHART_FILENAME = "ranking.png"
 
 
@@ -280,7 +278,7 @@ def ranking_pages(
             "color": EMBARGO_COLOUR,
             "footer": {
                 "text": truncate(
-                    f"Page {number + 1} of {total} · {subtitle}\n{formula}", FOOTER_LIMIT
+                    f"Page {number + 1} of {total} · {subtitle}\n{formula}", EMBED_FOOTER_LIMIT
                 )
             },
         }

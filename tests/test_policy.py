@@ -22,7 +22,6 @@ def verdict(now, settings=None, *, show="black-mirror", channels=()):
 def test_before_release_nothing_is_shown():
     decision = verdict(RELEASE - SECOND)
     assert decision.delivery is Delivery.UNRELEASED
-    assert not decision.shows_text
 
 
 def test_unreleased_even_in_a_spoilers_ok_channel():

@@ -163,7 +163,7 @@ async def test_vote_change_and_unvote(world: World):
     changed = await world.vote(MEMBER, "s7e6", 8)
     assert changed.ephemeral
     assert "changed from 6 to 8" in changed.content
-    assert await world.storage.get_vote(DEFAULT_GUILD_ID, MEMBER.id, "black-mirror/s07e06") == 8
+    assert await stored_votes(world.storage) == [(MEMBER.id, "black-mirror/s07e06", 8)]
 
     same = await world.vote(MEMBER, "s7e6", 8)
     assert "was already **8/10**" in same.content

@@ -43,9 +43,6 @@ class SpoilerSettings:
         return self.show_windows.get(show_slug, self.window)
 
 
-DEFAULT_SETTINGS = SpoilerSettings()
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     delivery: Delivery
@@ -54,10 +51,6 @@ class Decision:
     window_ends_at: datetime | None
     window: SpoilerWindow
     reason: str  # short, user-facing explanation of why this delivery was chosen
-
-    @property
-    def shows_text(self) -> bool:
-        return self.delivery in (Delivery.TAGGED, Delivery.PRIVATE, Delivery.PLAIN)
 
     @property
     def ephemeral(self) -> bool:
