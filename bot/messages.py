@@ -190,7 +190,7 @@ def _settings_fields(
 ) -> list[dict[str, object]]:
     overrides = [
         f"{escape_inline(show_titles.get(slug, slug))}: {window.describe()}"
-        for slug, window in sorted(spoilers.show_windows.items())
+        for slug, window in spoilers.show_windows
     ]
     channels = [f"<#{channel_id}>" for channel_id in sorted(spoilers.spoilers_ok_channels)]
     return [

@@ -366,7 +366,7 @@ async def test_show_window_for_an_unknown_show_is_refused(embargo):
     assert reply.ephemeral
     assert "Black Mirror" in reply.content  # the suggestion
     settings = await embargo.storage.get_guild_settings(DEFAULT_GUILD_ID)
-    assert settings.spoilers.show_windows == {}
+    assert settings.spoilers.show_windows == ()
 
 
 async def test_mode_and_channel_replies_show_old_and_new(embargo):

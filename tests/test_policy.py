@@ -70,7 +70,7 @@ def test_forever_never_ends():
 
 def test_per_show_override_beats_server_window():
     settings = SpoilerSettings(
-        window=parse_window("1d"), show_windows={"black-mirror": parse_window("30d")}
+        window=parse_window("1d"), show_windows=(("black-mirror", parse_window("30d")),)
     )
     later = RELEASE + timedelta(days=10)
     assert verdict(later, settings).delivery is Delivery.TAGGED
@@ -78,7 +78,7 @@ def test_per_show_override_beats_server_window():
 
 
 def test_per_show_override_can_switch_off():
-    settings = SpoilerSettings(show_windows={"black-mirror": SpoilerWindow(timedelta(0))})
+    settings = SpoilerSettings(show_windows=(("black-mirror", SpoilerWindow(timedelta(0))),))
     assert verdict(RELEASE + SECOND, settings).delivery is Delivery.PLAIN
 
 
