@@ -294,62 +294,6 @@ def critic_ranking(episodes: Sequence[Episode], critic: CriticRanking) -> Rankin
     return Ranking(Source.CRITIC, rows, unranked=len(episodes) - len(listed))
 
 
-def _community_preferred(votes: int, min_votes: int) -> bool:
-    return votes >= min_votes and votes > 0
-
-
-def needs_critic(requested: Source | None, *, votes: int, min_votes: int) -> bool:
-    """Whether the critic's ranking must be read: it was asked for, or the default choice
-    depends on whether there is one (too few votes). Otherwise ``choose_source`` gives the
-    same answer whatever ``has_critic`` says, and the critic's list is not needed."""
-    if requested is None:
-        return not _community_preferred(votes, min_votes)
-    return requested is Source.CRITIC
-
-
-@dataclass(frozen=True, slots=True)
-class SourceChoice:
-    source: Source | None  # None: there is nothing to rank with yet
-    reason: str  # one user-facing sentence (plain text, no markup)
-
-
-def choose_source(
-    requested: Source | None,
-    *,
-    votes: int,
-    min_votes: int,
-    has_critic: bool,
-    scope: Scope,
-) -> SourceChoice:
-    """Which ranking to show and why.
-
-    ``votes`` is the number of votes in scope on the episodes being ranked. By default the
-    community ranking is preferred once there are at least ``m`` of them; below that the
-    critic's ranking is shown when there is one.
-    """
-    where = "from this server" if scope is Scope.SERVER else "across all servers"
-    counted = f"{votes} vote{'' if votes == 1 else 's'} {where}"
-    if requested is Source.COMMUNITY:
-        return SourceChoice(Source.COMMUNITY, f"Community ranking, as asked: {counted}.")
-    if requested is Source.CRITIC:
-        return SourceChoice(Source.CRITIC, "Critic ranking, as asked.")
-    if _community_preferred(votes, min_votes):
-        return SourceChoice(
-            Source.COMMUNITY,
-            f"Community ranking: {counted}, at least the {min_votes} needed to prefer it.",
-        )
-    so_far = f"only {counted} so far" if votes else f"no votes {where} yet"
-    shortfall = f"{so_far}, and a community ranking needs {min_votes}"
-    if has_critic:
-        return SourceChoice(Source.CRITIC, f"Critic ranking: {shortfall}.")
-    if votes > 0:
-        return SourceChoice(
-            Source.COMMUNITY,
-            f"Community ranking, provisional: {shortfall}, but there is no critic ranking.",
-        )
-    return SourceChoice(None, f"No ranking yet: no votes {where} and no critic ranking.")
-
-
 def page_count(items: int, size: int = PAGE_SIZE) -> int:
     return max(1, -(-items // size))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -13,33 +12,21 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.chart import ranking_chart
-from bot.content.models import CriticRanking, Episode, Show
+from bot.content.models import Episode, Show
 from bot.errors import UserError
-from bot.messages import escape_inline
-from bot.ranking import (
-    MAX_SCORE,
-    MIN_SCORE,
-    Order,
-    Scope,
-    Source,
-    Standing,
-    Tally,
-    choose_source,
-    combined,
-    community_ranking,
-    community_standing,
-    critic_ranking,
-    needs_critic,
-)
+from bot.ranking import MAX_SCORE, MIN_SCORE, Order, Scope, Source, Standing, community_standing
+from bot.ranking_choice import RankingRefused, rank_show, show_tallies
 from bot.ranking_messages import (
     CHART_FILENAME,
-    RankingRequest,
+    VoteLine,
     my_votes_pages,
     no_ranking_message,
     ranking_pages,
     ranking_subtitle,
     ranking_title,
+    refusal_text,
     score_range_text,
+    source_reason_text,
     too_new_text,
     unknown_join_date_text,
     unreleased_text,
@@ -71,17 +58,6 @@ def check_member_age(user: discord.abc.User, min_member_days: int, now: datetime
         raise UserError(too_new_text(min_member_days, eligible_at))
 
 
-def _season_episodes(show: Show, season: int | None, now: datetime) -> list[Episode]:
-    if season is not None and all(e.season != season for e in show.episodes):
-        seasons = sorted({e.season for e in show.episodes})
-        listed = ", ".join(str(s) for s in seasons) or "none"
-        raise UserError(f"{escape_inline(show.title)} has no season {season}. Seasons: {listed}.")
-    # Unreleased episodes can't be voted on and aren't ranked by critics yet.
-    return [
-        e for e in show.episodes if (season is None or e.season == season) and e.release_at <= now
-    ]
-
-
 class Rankings(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
@@ -92,18 +68,11 @@ class Rankings(commands.Cog):
             raise UserError("That episode's show is no longer in the catalogue.")
         return show
 
-    async def _tallies(self, show: Show, guild_id: int | None) -> tuple[dict[str, Tally], Tally]:
-        """The show's vote tallies in one server (or pooled for ``None``), and the prior: their
-        sum over the show's episodes (C, the show's mean in scope, is its mean)."""
-        tallies = await self.bot.storage.vote_tallies(show.slug, guild_id)
-        prior = combined(t for e in show.episodes if (t := tallies.get(e.key)) is not None)
-        return tallies, prior
-
     async def _standing(self, episode: Episode, guild_id: int, min_votes: int) -> Standing | None:
         """The episode's place in its show's community ranking in this server: only its own
         row is worked out, which is all the /vote and /unvote replies show."""
         show = self._show_of(episode)
-        tallies, prior = await self._tallies(show, guild_id)
+        tallies, prior = await show_tallies(self.bot.storage, show, guild_id)
         return community_standing(
             episode.key, show.episodes, tallies, min_votes=min_votes, prior=prior
         )
@@ -136,7 +105,8 @@ class Rankings(commands.Cog):
             guild_id, interaction.user.id, episode.key, score, now=now
         )
         standing = await self._standing(episode, guild_id, settings.min_votes)
-        await send_messages(interaction, [vote_message(episode, change, standing)])
+        message = vote_message(episode, change.old_score, score, standing)
+        await send_messages(interaction, [message])
 
     @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
     @app_commands.describe(episode=EPISODE_HELP)
@@ -152,7 +122,7 @@ class Rankings(commands.Cog):
         change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, episode.key)
         settings = await self.bot.storage.get_guild_settings(guild_id)
         standing = await self._standing(episode, guild_id, settings.min_votes)
-        await send_messages(interaction, [unvote_message(episode, change, standing)])
+        await send_messages(interaction, [unvote_message(episode, change.old_score, standing)])
 
     # -- /myvotes -------------------------------------------------------------------------------
 
@@ -171,8 +141,11 @@ class Rankings(commands.Cog):
             guild_id, interaction.user.id, show.slug if show is not None else None
         )
         by_key = self.bot.catalogue.by_key
-        paired = [(vote, by_key.get(vote.episode_key)) for vote in votes]
-        await send_paged(interaction, my_votes_pages(paired, show))
+        lines = [
+            VoteLine(vote.episode_key, vote.score, vote.voted_at, by_key.get(vote.episode_key))
+            for vote in votes
+        ]
+        await send_paged(interaction, my_votes_pages(lines, show))
 
     # -- /rankings ------------------------------------------------------------------------------
 
@@ -199,59 +172,27 @@ class Rankings(commands.Cog):
         scope: app_commands.Transform[str, OneOf(*Scope)] | None = None,
         chart: bool = False,
     ) -> None:
-        found = show
-        guild_id = interaction.guild_id
-        if guild_id is None and scope == "server":
-            raise UserError("There's no server in direct messages: use `scope: global` here.")
-        # Outside a server only the pooled votes exist.
-        chosen_scope = Scope(scope) if scope else (Scope.SERVER if guild_id else Scope.GLOBAL)
-        request = RankingRequest(show=found, season=season, order=Order(order), scope=chosen_scope)
-        episodes = _season_episodes(found, season, self.bot.clock())
-        settings = await self.bot.storage.get_guild_settings(guild_id)
-        requested = Source(source) if source else None
-        tallies: Mapping[str, Tally] = {}
-        prior = Tally()
-        if requested is not Source.CRITIC:  # the critic's ranking, as asked, counts no votes
-            votes_guild = guild_id if chosen_scope is Scope.SERVER else None
-            tallies, prior = await self._tallies(found, votes_guild)
-        votes = sum(tallies[e.key].count for e in episodes if e.key in tallies)
-        # Read only when it is asked for or the default choice depends on it existing.
-        critic: CriticRanking | None = None
-        if needs_critic(requested, votes=votes, min_votes=settings.min_votes):
-            critic = await self.bot.storage.get_critic_ranking(found.slug)
-        choice = choose_source(
-            requested,
-            votes=votes,
-            min_votes=settings.min_votes,
-            has_critic=critic is not None,
-            scope=chosen_scope,
-        )
-        if choice.source is None:
-            await send_messages(interaction, [no_ranking_message(request, choice.reason)])
-            return
-        if choice.source is Source.CRITIC:
-            if critic is None:
-                raise UserError(
-                    f"There's no critic ranking of {escape_inline(found.title)} yet. "
-                    "Try `source: community`."
-                )
-            ranking = critic_ranking(episodes, critic)
-            author: str | None = critic.author
-        else:
-            ranking = community_ranking(
-                episodes, tallies, min_votes=settings.min_votes, prior=prior
+        settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        try:
+            answer = await rank_show(
+                self.bot.storage,
+                show=show,
+                season=season,
+                requested_source=Source(source) if source else None,
+                order=Order(order),
+                requested_scope=Scope(scope) if scope else None,
+                guild_id=interaction.guild_id,
+                min_votes=settings.min_votes,
+                now=self.bot.clock(),
             )
-            author = None
-        if not ranking.rows:
-            if ranking.source is Source.CRITIC:
-                why = "The critic's ranking doesn't include any of these episodes."
-            elif chosen_scope is Scope.SERVER:
-                why = "None of these episodes has a vote in this server."
-            else:
-                why = "None of these episodes has a vote yet."
-            await send_messages(interaction, [no_ranking_message(request, why)])
+        except RankingRefused as refused:
+            raise UserError(refusal_text(refused)) from None
+        ranking, request = answer.ranking, answer.request
+        if ranking is None or not ranking.rows:
+            await send_messages(interaction, [no_ranking_message(answer)])
             return
-        pages = ranking_pages(request, ranking, choice.reason, critic_author=author)
+        reason = source_reason_text(answer.choice)
+        pages = ranking_pages(request, ranking, reason, critic_author=answer.critic_author)
         file = None
         if chart:
             # Pillow releases the GIL while it encodes; keep the event loop free meanwhile.

@@ -199,3 +199,10 @@ def test_the_checker_finds_an_indirect_import(graph, monkeypatch):
     assert chain[:2] == ["bot.ranking", "bot.ui"]
     monkeypatch.setitem(graph.imports, core, [Import("bot.client", 1, lazy=True)])
     assert graph.chain_to(core, "bot.client") is not None
+
+
+@pytest.mark.parametrize(
+    "module", ["bot.ranking", "bot.ranking_choice", "bot.messages", "bot.ranking_messages"]
+)
+def test_maths_choices_and_messages_take_plain_data_not_storage(graph, module):
+    assert graph.chain_to(module, "bot.storage") is None
