@@ -18,6 +18,9 @@ from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import Decision, Delivery, SpoilerSettings
 from bot.spoilers.render import (
     EMBED_DESCRIPTION_LIMIT,
+    EMBED_FIELD_VALUE_LIMIT,
+    EMBED_FOOTER_LIMIT,
+    EMBED_TITLE_LIMIT,
     EMBED_TOTAL_LIMIT,
     plain_messages,
     spoiler_messages,
@@ -25,8 +28,6 @@ from bot.spoilers.render import (
 )
 
 EMBARGO_COLOUR = 0xC0392B
-OK_COLOUR = 0x2ECC71
-EMBED_TITLE_LIMIT = 256
 # The most of a member's own text an error repeats back to them.
 ECHO_LIMIT = 100
 # Characters that start markup, links, mentions or spoilers when they appear in content-file
@@ -102,9 +103,15 @@ def review_message(episode: Episode, review: Review | None) -> OutgoingMessage:
     fields: list[dict[str, object]] = [
         {"name": "Rating", "value": f"{stars(review.rating)} {review.rating:g}/5", "inline": True},
         {"name": "Released", "value": released, "inline": True},
-        {"name": "Verdict", "value": truncate(review.verdict, 1024), "inline": False},
+        {
+            "name": "Verdict",
+            "value": truncate(review.verdict, EMBED_FIELD_VALUE_LIMIT),
+            "inline": False,
+        },
     ]
-    footer = truncate(f"Review by {review.author} · {review.published.isoformat()}", 2048)
+    footer = truncate(
+        f"Review by {review.author} · {review.published.isoformat()}", EMBED_FOOTER_LIMIT
+    )
     title = _plain_title(episode)
     used = len(title) + len(footer) + sum(len(f["name"]) + len(f["value"]) for f in fields)  # type: ignore[arg-type]
     budget = min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - used)
@@ -197,7 +204,7 @@ def _settings_fields(
 ) -> list[dict[str, object]]:
     overrides = [
         f"{escape_inline(show_titles.get(slug, slug))}: {window.describe()}"
-        for slug, window in sorted(spoilers.show_windows.items())
+        for slug, window in spoilers.show_windows
     ]
     channels = [f"<#{channel_id}>" for channel_id in sorted(spoilers.spoilers_ok_channels)]
     return [
@@ -205,12 +212,12 @@ def _settings_fields(
         {"name": "Mode", "value": f"**{spoilers.mode.value}**", "inline": True},
         {
             "name": "Per-show windows",
-            "value": truncate("\n".join(overrides) or "none", 1024),
+            "value": truncate("\n".join(overrides) or "none", EMBED_FIELD_VALUE_LIMIT),
             "inline": False,
         },
         {
             "name": "Spoilers-ok channels",
-            "value": truncate(" ".join(channels) or "none", 1024),
+            "value": truncate(" ".join(channels) or "none", EMBED_FIELD_VALUE_LIMIT),
             "inline": False,
         },
     ]
@@ -296,3 +303,11 @@ def unknown_show_text(query: str, suggestions: Sequence[Show]) -> str:
         else ""
     )
     return f"I don't know a show called “{echo(query)}”.{hint}"
+
+
+def too_long_text(what: str, limit: int, length: int) -> str:
+    # Never echoes the value: a long echo would itself be refused by Discord.
+    return (
+        f"That's too long for {what}: at most {limit} characters, and this has {length:,}. "
+        "Nothing was changed."
+    )

@@ -11,9 +11,8 @@ An episode with few votes is pulled towards the show's mean, so one 10/10 can't 
 Scores are compared exactly, so two episodes with the same weighted score really tie (no
 floating-point noise) and fall to the tie-breaks: more votes, then the earlier episode. With
 ``C = p/q``, ``WR = N / (q·d)`` where ``N = S·q + m·p`` and ``d = v + m`` are integers; every
-score shares ``q``, so the scores are in the order of ``N/d``, compared as integers
-(cross-multiplied, or scaled by the lcm of the ``d``): ``Fraction`` arithmetic would cost
-milliseconds for a hundred episodes.
+score shares ``q``, so the scores are in the order of ``N/d``. One order serves the full ranking
+and one episode's standing; how it compares ``N/d`` cheaply is explained at ``_float_order``.
 """
 
 from __future__ import annotations
@@ -156,12 +155,50 @@ def _episode_order(episode: Episode) -> tuple[int, int]:
 _WeightedRow = tuple[int, int, Tally, Episode]  # N, v + m, the tally, the episode
 
 
+def _weighted_rows(
+    voted: Sequence[tuple[Tally, Episode]], prior_mean: Fraction, min_votes: int
+) -> list[_WeightedRow]:
+    q, prior_part = _prior_terms(prior_mean, min_votes)
+    return [
+        (tally.total * q + prior_part, tally.count + min_votes, tally, episode)
+        for tally, episode in voted
+    ]
+
+
+# The one order of a community ranking: higher weighted score, then more votes, then the
+# earlier episode. Scores are compared as floats first, exactly only when the floats are equal:
+# Python divides ints with correct rounding, which is monotone, so a higher score never gets a
+# lower float and floats that differ are already in the exact order. Only scores that round to
+# the same float (rare) need the exact comparison, a Fraction each.
+
+
 def _float_order(row: _WeightedRow) -> tuple[float, int, tuple[int, int]]:
     return (-(row[0] / row[1]), -row[2].count, _episode_order(row[3]))
 
 
 def _exact_order(row: _WeightedRow) -> tuple[Fraction, int, tuple[int, int]]:
     return (-Fraction(row[0], row[1]), -row[2].count, _episode_order(row[3]))
+
+
+def _sort_rows(rows: list[_WeightedRow]) -> None:
+    """Sort ``rows`` best first, in place: by float, then each run of equal floats exactly."""
+    rows.sort(key=_float_order)
+    floats = [numerator / weight for numerator, weight, _, _ in rows]
+    start, count = 0, len(rows)
+    while start < count:
+        end = start + 1
+        while end < count and floats[end] == floats[start]:
+            end += 1
+        if end - start > 1:
+            rows[start:end] = sorted(rows[start:end], key=_exact_order)
+        start = end
+
+
+def _ranks_above(row: _WeightedRow, other: _WeightedRow) -> bool:
+    """Whether ``row`` comes before ``other`` in the order ``_sort_rows`` puts them in."""
+    if row[0] / row[1] != other[0] / other[1]:
+        return _float_order(row) < _float_order(other)
+    return _exact_order(row) < _exact_order(other)
 
 
 def community_ranking(
@@ -185,24 +222,9 @@ def community_ranking(
         raise ValueError("the prior must include the ranked episodes' votes")
     _check_weights(voted[0][0], min_votes)  # every voted tally has v > 0: one check covers m
     prior_mean = prior.mean
-    q, prior_part = _prior_terms(prior_mean, min_votes)
-    weighted = [
-        (tally.total * q + prior_part, tally.count + min_votes, tally, episode)
-        for tally, episode in voted
-    ]
-    weighted.sort(key=_float_order)
-    # Python divides ints with correct rounding, which is monotone: a higher score never gets
-    # a lower float, so the float order is the exact order except among rows whose different
-    # scores round to the same float. Those runs (rare, and short) are re-sorted exactly.
-    floats = [numerator / weight for numerator, weight, _, _ in weighted]
-    start, count = 0, len(weighted)
-    while start < count:
-        end = start + 1
-        while end < count and floats[end] == floats[start]:
-            end += 1
-        if end - start > 1:
-            weighted[start:end] = sorted(weighted[start:end], key=_exact_order)
-        start = end
+    weighted = _weighted_rows(voted, prior_mean, min_votes)
+    _sort_rows(weighted)
+    q = prior_mean.denominator
     rows = tuple(
         CommunityRow(rank, episode, tally, numerator, q * weight)
         for rank, (numerator, weight, tally, episode) in enumerate(weighted, start=1)
@@ -237,39 +259,24 @@ def community_standing(
     prior: Tally,
 ) -> Standing | None:
     """Where ``episode_key`` stands in ``community_ranking(episodes, tallies, ...)``: the same
-    rank and score, counted in one pass (no sort, no other score built). ``None`` when it has
-    no votes or isn't among ``episodes``. Episodes are one show's (season and number unique).
+    rank and score, by counting the rows the ranking's order puts above it (no sort).
+    ``None`` when it has no votes or isn't among ``episodes``.
     """
     voted = _voted(episodes, tallies)
-    mine = next(((t, e) for t, e in voted if e.key == episode_key), None)
-    if mine is None:
+    if not any(e.key == episode_key for _, e in voted):
         return None
     if prior.count == 0:
         raise ValueError("the prior must include the ranked episodes' votes")
-    tally, episode = mine
-    _check_weights(tally, min_votes)  # every voted tally has v > 0: one check covers m
+    _check_weights(voted[0][0], min_votes)  # every voted tally has v > 0: one check covers m
     prior_mean = prior.mean
-    q, prior_part = _prior_terms(prior_mean, min_votes)
-    numerator, weight = tally.total * q + prior_part, tally.count + min_votes
-    place = _episode_order(episode)
-    ahead = 0
-    for other, other_episode in voted:
-        # N'/d' against N/d, both d positive: compare N'·d with N·d'.
-        theirs = (other.total * q + prior_part) * weight
-        ours = numerator * (other.count + min_votes)
-        if theirs > ours or (
-            theirs == ours
-            and (
-                other.count > tally.count
-                or (other.count == tally.count and _episode_order(other_episode) < place)
-            )
-        ):
-            ahead += 1
+    weighted = _weighted_rows(voted, prior_mean, min_votes)
+    mine = next(row for row in weighted if row[3].key == episode_key)
+    ahead = sum(1 for row in weighted if row is not mine and _ranks_above(row, mine))
     return Standing(
         rank=ahead + 1,
         ranked=len(voted),
-        score=weighted_score(tally, min_votes, prior_mean),
-        tally=tally,
+        score=weighted_score(mine[2], min_votes, prior_mean),
+        tally=mine[2],
         prior_mean=prior_mean,
         min_votes=min_votes,
     )
@@ -285,62 +292,6 @@ def critic_ranking(episodes: Sequence[Episode], critic: CriticRanking) -> Rankin
         for rank, e in enumerate(listed, start=1)
     )
     return Ranking(Source.CRITIC, rows, unranked=len(episodes) - len(listed))
-
-
-def _community_preferred(votes: int, min_votes: int) -> bool:
-    return votes >= min_votes and votes > 0
-
-
-def needs_critic(requested: Source | None, *, votes: int, min_votes: int) -> bool:
-    """Whether the critic's ranking must be read: it was asked for, or the default choice
-    depends on whether there is one (too few votes). Otherwise ``choose_source`` gives the
-    same answer whatever ``has_critic`` says, and the critic's list is not needed."""
-    if requested is None:
-        return not _community_preferred(votes, min_votes)
-    return requested is Source.CRITIC
-
-
-@dataclass(frozen=True, slots=True)
-class SourceChoice:
-    source: Source | None  # None: there is nothing to rank with yet
-    reason: str  # one user-facing sentence (plain text, no markup)
-
-
-def choose_source(
-    requested: Source | None,
-    *,
-    votes: int,
-    min_votes: int,
-    has_critic: bool,
-    scope: Scope,
-) -> SourceChoice:
-    """Which ranking to show and why.
-
-    ``votes`` is the number of votes in scope on the episodes being ranked. By default the
-    community ranking is preferred once there are at least ``m`` of them; below that the
-    critic's ranking is shown when there is one.
-    """
-    where = "from this server" if scope is Scope.SERVER else "across all servers"
-    counted = f"{votes} vote{'' if votes == 1 else 's'} {where}"
-    if requested is Source.COMMUNITY:
-        return SourceChoice(Source.COMMUNITY, f"Community ranking, as asked: {counted}.")
-    if requested is Source.CRITIC:
-        return SourceChoice(Source.CRITIC, "Critic ranking, as asked.")
-    if _community_preferred(votes, min_votes):
-        return SourceChoice(
-            Source.COMMUNITY,
-            f"Community ranking: {counted}, at least the {min_votes} needed to prefer it.",
-        )
-    so_far = f"only {counted} so far" if votes else f"no votes {where} yet"
-    shortfall = f"{so_far}, and a community ranking needs {min_votes}"
-    if has_critic:
-        return SourceChoice(Source.CRITIC, f"Critic ranking: {shortfall}.")
-    if votes > 0:
-        return SourceChoice(
-            Source.COMMUNITY,
-            f"Community ranking, provisional: {shortfall}, but there is no critic ranking.",
-        )
-    return SourceChoice(None, f"No ranking yet: no votes {where} and no critic ranking.")
 
 
 def page_count(items: int, size: int = PAGE_SIZE) -> int:

@@ -7,9 +7,8 @@ can reach a ranking. Content-file text (titles, a critic's name) is escaped as l
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import overload
+from typing import NamedTuple, overload
 
 from bot.content.models import Episode, Show
 from bot.messages import EMBARGO_COLOUR, OutgoingMessage, episode_heading, escape_inline, timestamp
@@ -24,11 +23,17 @@ from bot.ranking import (
     page,
     page_count,
 )
-from bot.spoilers.render import truncate
-from bot.storage.votes import MemberVote, VoteChange
+from bot.ranking_choice import (
+    RankingAnswer,
+    RankingRefused,
+    RankingRequest,
+    Refusal,
+    SourceChoice,
+    SourceReason,
+    seasons_of,
+)
+from bot.spoilers.render import EMBED_FOOTER_LIMIT, EMBED_TITLE_LIMIT, truncate
 
-EMBED_TITLE_LIMIT = 256
-FOOTER_LIMIT = 2048
 CHART_FILENAME = "ranking.png"
 
 
@@ -95,12 +100,12 @@ def _standing_line(standing: Standing | None, show_title: str) -> str:
 
 
 def vote_message(
-    episode: Episode, change: VoteChange, standing: Standing | None
+    episode: Episode, old: int | None, new: int, standing: Standing | None
 ) -> OutgoingMessage:
-    """The ephemeral reply to /vote, after the vote is committed; ``standing`` is the
-    episode's place in the show's community ranking in this server, including the vote."""
+    """The ephemeral reply to /vote, after the vote is committed: ``old`` is the score it
+    replaced, if any; ``standing`` is the episode's place in the show's community ranking in
+    this server, including the vote."""
     heading = episode_heading(episode)
-    new, old = change.new_score, change.old_score
     if old is None:
         first = f"Saved: **{new}/10** for {heading}."
     elif old == new:
@@ -112,18 +117,17 @@ def vote_message(
     )
 
 
-def unvote_message(
-    episode: Episode, change: VoteChange, standing: Standing | None
-) -> OutgoingMessage:
+def unvote_message(episode: Episode, old: int | None, standing: Standing | None) -> OutgoingMessage:
+    """The reply to /unvote: ``old`` is the score withdrawn (None: there was no vote)."""
     heading = episode_heading(episode)
-    if change.old_score is None:
+    if old is None:
         return OutgoingMessage(
             content=f"You haven't voted on {heading} in this server; nothing to withdraw.",
             ephemeral=True,
         )
     return OutgoingMessage(
         content=(
-            f"Withdrawn: your {change.old_score}/10 for {heading}.\n"
+            f"Withdrawn: your {old}/10 for {heading}.\n"
             f"{_standing_line(standing, episode.show_title)}"
         ),
         ephemeral=True,
@@ -133,7 +137,17 @@ def unvote_message(
 # -- /myvotes ------------------------------------------------------------------------------------
 
 
-def _vote_row(vote: MemberVote, episode: Episode | None, *, with_show: bool) -> str:
+class VoteLine(NamedTuple):
+    """One of a member's votes, and its episode if it is still in the catalogue."""
+
+    episode_key: str
+    score: int
+    voted_at: datetime
+    episode: Episode | None
+
+
+def _vote_row(vote: VoteLine, *, with_show: bool) -> str:
+    episode = vote.episode
     if episode is None:
         # Voted on an episode that has since left the catalogue: the key is all there is.
         label = f"`{escape_inline(vote.episode_key)}`"
@@ -143,9 +157,7 @@ def _vote_row(vote: MemberVote, episode: Episode | None, *, with_show: bool) -> 
     return f"{label} · **{vote.score}**/10 · {timestamp(vote.voted_at, 'R')}"
 
 
-def my_votes_pages(
-    votes: Sequence[tuple[MemberVote, Episode | None]], show: Show | None
-) -> list[OutgoingMessage]:
+def my_votes_pages(votes: Sequence[VoteLine], show: Show | None) -> list[OutgoingMessage]:
     """One ephemeral message per page of the member's votes in this server."""
     subject = f"Your {show.title} votes" if show is not None else "Your votes"
     if not votes:
@@ -159,10 +171,7 @@ def my_votes_pages(
     pages = []
     total = page_count(len(votes))
     for number in range(total):
-        rows = [
-            _vote_row(vote, episode, with_show=show is None)
-            for vote, episode in page(votes, number)
-        ]
+        rows = [_vote_row(vote, with_show=show is None) for vote in page(votes, number)]
         embed = {
             "title": truncate(f"{subject} in this server", EMBED_TITLE_LIMIT),
             "description": "\n".join(rows),
@@ -177,16 +186,6 @@ def my_votes_pages(
 
 
 # -- /rankings -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RankingRequest:
-    """What was asked, for the headings: the show, an optional season, order and scope."""
-
-    show: Show
-    season: int | None
-    order: Order
-    scope: Scope
 
 
 def ranking_title(request: RankingRequest, source: Source) -> str:
@@ -280,7 +279,7 @@ def ranking_pages(
             "color": EMBARGO_COLOUR,
             "footer": {
                 "text": truncate(
-                    f"Page {number + 1} of {total} · {subtitle}\n{formula}", FOOTER_LIMIT
+                    f"Page {number + 1} of {total} · {subtitle}\n{formula}", EMBED_FOOTER_LIMIT
                 )
             },
         }
@@ -289,7 +288,49 @@ def ranking_pages(
     return LazyPages(total, build)
 
 
-def no_ranking_message(request: RankingRequest, reason: str) -> OutgoingMessage:
+def source_reason_text(choice: SourceChoice) -> str:
+    """One sentence (plain text, no markup) saying which ranking is shown and why."""
+    where = "from this server" if choice.scope is Scope.SERVER else "across all servers"
+    counted = f"{_votes(choice.votes)} {where}"
+    if choice.reason is SourceReason.ASKED:
+        if choice.source is Source.CRITIC:
+            return "Critic ranking, as asked."
+        return f"Community ranking, as asked: {counted}."
+    if choice.reason is SourceReason.ENOUGH_VOTES:
+        return f"Community ranking: {counted}, at least the {choice.min_votes} needed to prefer it."
+    if choice.reason is SourceReason.NOTHING:
+        return f"No ranking yet: no votes {where} and no critic ranking."
+    so_far = f"only {counted} so far" if choice.votes else f"no votes {where} yet"
+    shortfall = f"{so_far}, and a community ranking needs {choice.min_votes}"
+    if choice.reason is SourceReason.TOO_FEW_VOTES:
+        return f"Critic ranking: {shortfall}."
+    return f"Community ranking, provisional: {shortfall}, but there is no critic ranking."
+
+
+def refusal_text(refused: RankingRefused) -> str:
+    show = refused.request.show
+    if refused.refusal is Refusal.NO_SERVER:
+        return "There's no server in direct messages: use `scope: global` here."
+    if refused.refusal is Refusal.NO_SUCH_SEASON:
+        listed = ", ".join(str(s) for s in seasons_of(show)) or "none"
+        return (
+            f"{escape_inline(show.title)} has no season {refused.request.season}. "
+            f"Seasons: {listed}."
+        )
+    return f"There's no critic ranking of {escape_inline(show.title)} yet. Try `source: community`."
+
+
+def no_ranking_message(answer: RankingAnswer) -> OutgoingMessage:
+    """The reply when there is nothing to rank: no source at all, or no rows in range."""
+    request = answer.request
+    if answer.ranking is None:
+        reason = source_reason_text(answer.choice)
+    elif answer.ranking.source is Source.CRITIC:
+        reason = "The critic's ranking doesn't include any of these episodes."
+    elif request.scope is Scope.SERVER:
+        reason = "None of these episodes has a vote in this server."
+    else:
+        reason = "None of these episodes has a vote yet."
     season = f" season {request.season}" if request.season is not None else ""
     return OutgoingMessage(
         content=(

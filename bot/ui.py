@@ -1,18 +1,19 @@
-"""Discord-facing glue shared by the cogs: sending rendered messages, episode and show options,
-and asking the policy about the place an interaction came from."""
+"""Discord-facing glue shared by the cogs: sending rendered messages (paged or not), episode and
+show options, and asking the policy about the place an interaction came from."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from bot.content.models import Episode, Show
-from bot.errors import UserError
+from bot.errors import ErrorRoutedView, UserError
 from bot.lookup import MAX_CHOICES, Catalogue
-from bot.messages import OutgoingMessage, unknown_episode_text, unknown_show_text
+from bot.messages import OutgoingMessage, too_long_text, unknown_episode_text, unknown_show_text
 from bot.spoilers.policy import Decision, decide
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ async def send_messages(
     for index, message in enumerate(messages):
         kwargs: dict[str, object] = {
             "content": message.content,
-            "embeds": [discord.Embed.from_dict(embed) for embed in message.embeds],
+            "embeds": _embeds(message),
             "ephemeral": message.ephemeral,
             "allowed_mentions": NO_MENTIONS,
             "suppress_embeds": message.suppress_embeds,
@@ -48,6 +49,97 @@ async def send_messages(
             await followup.send(**kwargs)  # type: ignore[arg-type]
         else:
             await interaction.response.send_message(**kwargs)  # type: ignore[arg-type]
+
+
+# Interaction tokens last 15 minutes; the pager must stop (and grey out its buttons, which
+# needs the token) before that.
+PAGER_TIMEOUT = 600.0
+NOT_YOURS = (
+    "These buttons belong to whoever ran the command. Run it yourself to get pages you can turn."
+)
+
+
+def _embeds(message: OutgoingMessage) -> list[discord.Embed]:
+    return [discord.Embed.from_dict(embed) for embed in message.embeds]
+
+
+class Pager(ErrorRoutedView):
+    """Previous/Next over pre-rendered pages. Only the member who ran the command can turn
+    them; when the view times out its buttons are disabled on the message itself."""
+
+    def __init__(
+        self, origin: discord.Interaction, pages: Sequence[OutgoingMessage], *, timeout: float
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.origin = origin
+        self.owner_id = origin.user.id
+        self.pages = pages  # kept as given: ranking pages are built when first shown
+        self.index = 0
+        self._sync_buttons()
+
+    def _sync_buttons(self) -> None:
+        self.previous.disabled = self.index == 0
+        self.next.disabled = self.index >= len(self.pages) - 1
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            NOT_YOURS, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        return False
+
+    async def _show(self, interaction: discord.Interaction, index: int) -> None:
+        self.index = min(max(index, 0), len(self.pages) - 1)
+        self._sync_buttons()
+        current = self.pages[self.index]
+        await interaction.response.edit_message(
+            content=current.content, embeds=_embeds(current), view=self
+        )
+
+    @discord.ui.button(label="Previous", emoji="\N{LEFTWARDS BLACK ARROW}")
+    async def previous(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
+    ) -> None:
+        await self._show(interaction, self.index - 1)
+
+    @discord.ui.button(label="Next", emoji="\N{BLACK RIGHTWARDS ARROW}")
+    async def next(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
+    ) -> None:
+        await self._show(interaction, self.index + 1)
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        # If the message was deleted or the token expired there is nothing left to grey out.
+        with contextlib.suppress(discord.HTTPException):
+            await self.origin.edit_original_response(view=self)
+
+
+async def send_paged(
+    interaction: discord.Interaction,
+    pages: Sequence[OutgoingMessage],
+    *,
+    file: discord.File | None = None,
+) -> None:
+    """Send the first page, with Previous/Next when there is more than one."""
+    first = pages[0]
+    view = Pager(interaction, pages, timeout=PAGER_TIMEOUT) if len(pages) > 1 else None
+    if file is None:
+        await send_messages(interaction, [first], view=view)
+        return
+    kwargs: dict[str, Any] = {
+        "content": first.content,
+        "embeds": _embeds(first),
+        "ephemeral": first.ephemeral,
+        "allowed_mentions": NO_MENTIONS,
+        "file": file,
+    }
+    if view is not None:
+        kwargs["view"] = view
+    await interaction.response.send_message(**kwargs)
 
 
 def channel_ids(interaction: discord.Interaction) -> frozenset[int]:
@@ -76,18 +168,109 @@ async def decide_here(
     )
 
 
-def resolve_episode(catalogue: Catalogue, text: str) -> Episode:
-    episode = catalogue.resolve(text)
-    if episode is None:
-        raise UserError(unknown_episode_text(text, catalogue.suggest(text)))
-    return episode
+# Option lengths, declared to Discord (which then refuses longer input in its client) and
+# checked again here, before any work, against clients that ignore the declaration.
+# An episode or a show: titles and codes as members type them, or a picked choice's value
+# (an episode key or show slug), which Discord caps at 100 characters.
+EPISODE_MAX_LENGTH = 100
+SHOW_MAX_LENGTH = 100
+# A duration: the longest spelling the parser accepts that anyone would type, such as
+# "1 week 2 days 3 hours 30 minutes", with room to spare.
+DURATION_MAX_LENGTH = 40
+EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 
 
-def resolve_show(catalogue: Catalogue, text: str) -> Show:
-    show = catalogue.resolve_show(text)
-    if show is None:
-        raise UserError(unknown_show_text(text, catalogue.suggest_shows(text)))
-    return show
+def _catalogue(interaction: discord.Interaction) -> Catalogue:
+    bot: EmbargoBot = interaction.client  # type: ignore[assignment]
+    return bot.catalogue
+
+
+def _choice_name(text: str) -> str:
+    return text if len(text) <= CHOICE_NAME_LIMIT else text[: CHOICE_NAME_LIMIT - 1] + "…"
+
+
+class Text(app_commands.Transformer):
+    """A free-text option with a maximum length declared to Discord and enforced here."""
+
+    def __init__(self, max_length: int, what: str) -> None:
+        self.max_length = max_length
+        self.what = what  # "a duration": what the option holds, for the refusal
+
+    @property
+    def type(self) -> discord.AppCommandOptionType:
+        return discord.AppCommandOptionType.string
+
+    @property
+    def max_value(self) -> int:
+        # discord.py declares a string option's max_value as its max_length.
+        return self.max_length
+
+    def bounded(self, value: str) -> str:
+        if len(value) > self.max_length:
+            raise UserError(too_long_text(self.what, self.max_length, len(value)))
+        return value
+
+    async def transform(self, interaction: discord.Interaction, value: str, /) -> Any:
+        return self.bounded(value)
+
+
+class EpisodeOption(Text):
+    """An episode, typed or picked: autocomplete offers matching episodes (their keys as
+    values, so a pick resolves exactly) and the command receives the resolved ``Episode``."""
+
+    def __init__(self) -> None:
+        super().__init__(EPISODE_MAX_LENGTH, "an episode")
+
+    async def transform(self, interaction: discord.Interaction, value: str, /) -> Episode:
+        catalogue = _catalogue(interaction)
+        text = self.bounded(value)
+        episode = catalogue.resolve(text)
+        if episode is None:
+            raise UserError(unknown_episode_text(text, catalogue.suggest(text)))
+        return episode
+
+    async def autocomplete(  # type: ignore[override]
+        self, interaction: discord.Interaction, value: str, /
+    ) -> list[app_commands.Choice[str]]:
+        if len(value) > self.max_length:
+            return []
+        # Labels carry no spoilers (titles only), since choice names can't render spoiler tags.
+        return [
+            app_commands.Choice(name=_choice_name(episode.label), value=episode.key)
+            for episode in _catalogue(interaction).search(value, limit=MAX_CHOICES)
+        ]
+
+
+class ShowOption(Text):
+    """A show, typed or picked: autocomplete offers matching shows (slugs as values) and the
+    command receives the resolved ``Show``."""
+
+    def __init__(self) -> None:
+        super().__init__(SHOW_MAX_LENGTH, "a show")
+
+    async def transform(self, interaction: discord.Interaction, value: str, /) -> Show:
+        catalogue = _catalogue(interaction)
+        text = self.bounded(value)
+        show = catalogue.resolve_show(text)
+        if show is None:
+            raise UserError(unknown_show_text(text, catalogue.suggest_shows(text)))
+        return show
+
+    async def autocomplete(  # type: ignore[override]
+        self, interaction: discord.Interaction, value: str, /
+    ) -> list[app_commands.Choice[str]]:
+        if len(value) > self.max_length:
+            return []
+        return [
+            app_commands.Choice(name=_choice_name(show.title), value=show.slug)
+            for show in _catalogue(interaction).search_shows(value, limit=MAX_CHOICES)
+        ]
+
+
+# The annotations the cogs use: ``episode: EpisodeArg`` receives an ``Episode``.
+EpisodeArg = app_commands.Transform[Episode, EpisodeOption]
+ShowArg = app_commands.Transform[Show, ShowOption]
+DurationArg = app_commands.Transform[str, Text(DURATION_MAX_LENGTH, "a duration")]
 
 
 class OneOf(app_commands.Transformer):
@@ -105,6 +288,10 @@ class OneOf(app_commands.Transformer):
         return discord.AppCommandOptionType.string
 
     @property
+    def max_value(self) -> int:
+        return max(len(value) for value in self.values)  # declared as the max_length
+
+    @property
     def choices(self) -> list[app_commands.Choice[str]]:
         return [app_commands.Choice(name=value, value=value) for value in self.values]
 
@@ -112,23 +299,3 @@ class OneOf(app_commands.Transformer):
         if value not in self.values:
             raise app_commands.TransformerError(value, self.type, self)
         return value
-
-
-def _choice_name(text: str) -> str:
-    return text if len(text) <= CHOICE_NAME_LIMIT else text[: CHOICE_NAME_LIMIT - 1] + "…"
-
-
-def episode_choices(catalogue: Catalogue, current: str) -> list[app_commands.Choice[str]]:
-    # Values are episode keys, so a picked choice resolves exactly; labels carry no spoilers
-    # (titles only), since choice names can't render spoiler tags.
-    return [
-        app_commands.Choice(name=_choice_name(episode.label), value=episode.key)
-        for episode in catalogue.search(current, limit=MAX_CHOICES)
-    ]
-
-
-def show_choices(catalogue: Catalogue, current: str) -> list[app_commands.Choice[str]]:
-    return [
-        app_commands.Choice(name=_choice_name(show.title), value=show.slug)
-        for show in catalogue.search_shows(current, limit=MAX_CHOICES)
-    ]

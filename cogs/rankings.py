@@ -3,159 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.chart import ranking_chart
-from bot.client import report_error
-from bot.content.models import CriticRanking, Episode, Show
+from bot.content.models import Episode, Show
 from bot.errors import UserError
-from bot.messages import OutgoingMessage, escape_inline
-from bot.ranking import (
-    MAX_SCORE,
-    MIN_SCORE,
-    Order,
-    Scope,
-    Source,
-    Standing,
-    Tally,
-    choose_source,
-    combined,
-    community_ranking,
-    community_standing,
-    critic_ranking,
-    needs_critic,
-)
+from bot.ranking import MAX_SCORE, MIN_SCORE, Order, Scope, Source, Standing, community_standing
+from bot.ranking_choice import RankingRefused, rank_show, show_tallies
 from bot.ranking_messages import (
     CHART_FILENAME,
-    RankingRequest,
+    VoteLine,
     my_votes_pages,
     no_ranking_message,
     ranking_pages,
     ranking_subtitle,
     ranking_title,
+    refusal_text,
     score_range_text,
+    source_reason_text,
     too_new_text,
     unknown_join_date_text,
     unreleased_text,
     unvote_message,
     vote_message,
 )
-from bot.ui import (
-    NO_MENTIONS,
-    OneOf,
-    episode_choices,
-    resolve_episode,
-    resolve_show,
-    send_messages,
-    show_choices,
-)
+from bot.ui import EPISODE_HELP, EpisodeArg, OneOf, ShowArg, send_messages, send_paged
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
-
-EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
-# Interaction tokens last 15 minutes; the pager must stop (and grey out its buttons, which
-# needs the token) before that.
-PAGER_TIMEOUT = 600.0
-NOT_YOURS = (
-    "These buttons belong to whoever ran the command. Run it yourself to get pages you can turn."
-)
-
-
-def _embeds(message: OutgoingMessage) -> list[discord.Embed]:
-    return [discord.Embed.from_dict(embed) for embed in message.embeds]
-
-
-class Pager(discord.ui.View):
-    """Previous/Next over pre-rendered pages. Only the member who ran the command can turn
-    them; when the view times out its buttons are disabled on the message itself."""
-
-    def __init__(
-        self, origin: discord.Interaction, pages: Sequence[OutgoingMessage], *, timeout: float
-    ) -> None:
-        super().__init__(timeout=timeout)
-        self.origin = origin
-        self.owner_id = origin.user.id
-        self.pages = pages  # kept as given: ranking pages are built when first shown
-        self.index = 0
-        self._sync_buttons()
-
-    def _sync_buttons(self) -> None:
-        self.previous.disabled = self.index == 0
-        self.next.disabled = self.index >= len(self.pages) - 1
-
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.owner_id:
-            return True
-        await interaction.response.send_message(
-            NOT_YOURS, ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
-        return False
-
-    async def _show(self, interaction: discord.Interaction, index: int) -> None:
-        self.index = min(max(index, 0), len(self.pages) - 1)
-        self._sync_buttons()
-        current = self.pages[self.index]
-        await interaction.response.edit_message(
-            content=current.content, embeds=_embeds(current), view=self
-        )
-
-    @discord.ui.button(label="Previous", emoji="\N{LEFTWARDS BLACK ARROW}")
-    async def previous(
-        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
-    ) -> None:
-        await self._show(interaction, self.index - 1)
-
-    @discord.ui.button(label="Next", emoji="\N{BLACK RIGHTWARDS ARROW}")
-    async def next(
-        self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
-    ) -> None:
-        await self._show(interaction, self.index + 1)
-
-    async def on_timeout(self) -> None:
-        for item in self.children:
-            if isinstance(item, discord.ui.Button):
-                item.disabled = True
-        # If the message was deleted or the token expired there is nothing left to grey out.
-        with contextlib.suppress(discord.HTTPException):
-            await self.origin.edit_original_response(view=self)
-
-    async def on_error(
-        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]
-    ) -> None:
-        await report_error(interaction, error)
-
-
-async def send_paged(
-    interaction: discord.Interaction,
-    pages: Sequence[OutgoingMessage],
-    *,
-    file: discord.File | None = None,
-) -> None:
-    """Send the first page, with Previous/Next when there is more than one."""
-    first = pages[0]
-    view = Pager(interaction, pages, timeout=PAGER_TIMEOUT) if len(pages) > 1 else None
-    if file is None:
-        await send_messages(interaction, [first], view=view)
-        return
-    kwargs: dict[str, Any] = {
-        "content": first.content,
-        "embeds": _embeds(first),
-        "ephemeral": first.ephemeral,
-        "allowed_mentions": NO_MENTIONS,
-        "file": file,
-    }
-    if view is not None:
-        kwargs["view"] = view
-    await interaction.response.send_message(**kwargs)
 
 
 def guild_id_of(interaction: discord.Interaction) -> int:
@@ -177,17 +58,6 @@ def check_member_age(user: discord.abc.User, min_member_days: int, now: datetime
         raise UserError(too_new_text(min_member_days, eligible_at))
 
 
-def _season_episodes(show: Show, season: int | None, now: datetime) -> list[Episode]:
-    if season is not None and all(e.season != season for e in show.episodes):
-        seasons = sorted({e.season for e in show.episodes})
-        listed = ", ".join(str(s) for s in seasons) or "none"
-        raise UserError(f"{escape_inline(show.title)} has no season {season}. Seasons: {listed}.")
-    # Unreleased episodes can't be voted on and aren't ranked by critics yet.
-    return [
-        e for e in show.episodes if (season is None or e.season == season) and e.release_at <= now
-    ]
-
-
 class Rankings(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
@@ -198,18 +68,11 @@ class Rankings(commands.Cog):
             raise UserError("That episode's show is no longer in the catalogue.")
         return show
 
-    async def _tallies(self, show: Show, guild_id: int | None) -> tuple[dict[str, Tally], Tally]:
-        """The show's vote tallies in one server (or pooled for ``None``), and the prior: their
-        sum over the show's episodes (C, the show's mean in scope, is its mean)."""
-        tallies = await self.bot.storage.vote_tallies(show.slug, guild_id)
-        prior = combined(t for e in show.episodes if (t := tallies.get(e.key)) is not None)
-        return tallies, prior
-
     async def _standing(self, episode: Episode, guild_id: int, min_votes: int) -> Standing | None:
         """The episode's place in its show's community ranking in this server: only its own
         row is worked out, which is all the /vote and /unvote replies show."""
         show = self._show_of(episode)
-        tallies, prior = await self._tallies(show, guild_id)
+        tallies, prior = await show_tallies(self.bot.storage, show, guild_id)
         return community_standing(
             episode.key, show.episodes, tallies, min_votes=min_votes, prior=prior
         )
@@ -226,44 +89,40 @@ class Rankings(commands.Cog):
     async def vote(
         self,
         interaction: discord.Interaction,
-        episode: str,
+        episode: EpisodeArg,
         score: app_commands.Range[int, MIN_SCORE, MAX_SCORE],
     ) -> None:
         guild_id = guild_id_of(interaction)
         if not MIN_SCORE <= score <= MAX_SCORE:  # Discord enforces the range; so do we.
             raise UserError(score_range_text(MIN_SCORE, MAX_SCORE))
-        found = resolve_episode(self.bot.catalogue, episode)
         now = self.bot.clock()
-        if found.release_at > now:
-            raise UserError(unreleased_text(found))
+        if episode.release_at > now:
+            raise UserError(unreleased_text(episode))
         settings = await self.bot.storage.get_guild_settings(guild_id)
         check_member_age(interaction.user, settings.min_member_days, now)
         # Returns only once the vote and its totals are committed.
         change = await self.bot.storage.cast_vote(
-            guild_id, interaction.user.id, found.key, score, now=now
+            guild_id, interaction.user.id, episode.key, score, now=now
         )
-        standing = await self._standing(found, guild_id, settings.min_votes)
-        await send_messages(interaction, [vote_message(found, change, standing)])
+        standing = await self._standing(episode, guild_id, settings.min_votes)
+        message = vote_message(episode, change.old_score, score, standing)
+        await send_messages(interaction, [message])
 
     @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
     @app_commands.describe(episode=EPISODE_HELP)
     @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def unvote(self, interaction: discord.Interaction, episode: str) -> None:
+    async def unvote(
+        self,
+        interaction: discord.Interaction,
+        episode: EpisodeArg,
+    ) -> None:
         guild_id = guild_id_of(interaction)
-        found = resolve_episode(self.bot.catalogue, episode)
-        change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, found.key)
+        change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, episode.key)
         settings = await self.bot.storage.get_guild_settings(guild_id)
-        standing = await self._standing(found, guild_id, settings.min_votes)
-        await send_messages(interaction, [unvote_message(found, change, standing)])
-
-    @vote.autocomplete("episode")
-    @unvote.autocomplete("episode")
-    async def episode_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return episode_choices(self.bot.catalogue, current)
+        standing = await self._standing(episode, guild_id, settings.min_votes)
+        await send_messages(interaction, [unvote_message(episode, change.old_score, standing)])
 
     # -- /myvotes -------------------------------------------------------------------------------
 
@@ -272,15 +131,21 @@ class Rankings(commands.Cog):
     @app_commands.guild_only()
     @app_commands.allowed_contexts(guilds=True, dms=False, private_channels=False)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def myvotes(self, interaction: discord.Interaction, show: str | None = None) -> None:
+    async def myvotes(
+        self,
+        interaction: discord.Interaction,
+        show: ShowArg | None = None,
+    ) -> None:
         guild_id = guild_id_of(interaction)
-        found = resolve_show(self.bot.catalogue, show) if show is not None else None
         votes = await self.bot.storage.member_votes(
-            guild_id, interaction.user.id, found.slug if found is not None else None
+            guild_id, interaction.user.id, show.slug if show is not None else None
         )
         by_key = self.bot.catalogue.by_key
-        paired = [(vote, by_key.get(vote.episode_key)) for vote in votes]
-        await send_paged(interaction, my_votes_pages(paired, found))
+        lines = [
+            VoteLine(vote.episode_key, vote.score, vote.voted_at, by_key.get(vote.episode_key))
+            for vote in votes
+        ]
+        await send_paged(interaction, my_votes_pages(lines, show))
 
     # -- /rankings ------------------------------------------------------------------------------
 
@@ -300,66 +165,34 @@ class Rankings(commands.Cog):
     async def rankings(
         self,
         interaction: discord.Interaction,
-        show: str,
+        show: ShowArg,
         season: app_commands.Range[int, 0, 999] | None = None,
         source: app_commands.Transform[str, OneOf(*Source)] | None = None,
         order: app_commands.Transform[str, OneOf(*Order)] = Order.BEST_FIRST.value,
         scope: app_commands.Transform[str, OneOf(*Scope)] | None = None,
         chart: bool = False,
     ) -> None:
-        found = resolve_show(self.bot.catalogue, show)
-        guild_id = interaction.guild_id
-        if guild_id is None and scope == "server":
-            raise UserError("There's no server in direct messages: use `scope: global` here.")
-        # Outside a server only the pooled votes exist.
-        chosen_scope = Scope(scope) if scope else (Scope.SERVER if guild_id else Scope.GLOBAL)
-        request = RankingRequest(show=found, season=season, order=Order(order), scope=chosen_scope)
-        episodes = _season_episodes(found, season, self.bot.clock())
-        settings = await self.bot.storage.get_guild_settings(guild_id)
-        requested = Source(source) if source else None
-        tallies: Mapping[str, Tally] = {}
-        prior = Tally()
-        if requested is not Source.CRITIC:  # the critic's ranking, as asked, counts no votes
-            votes_guild = guild_id if chosen_scope is Scope.SERVER else None
-            tallies, prior = await self._tallies(found, votes_guild)
-        votes = sum(tallies[e.key].count for e in episodes if e.key in tallies)
-        # Read only when it is asked for or the default choice depends on it existing.
-        critic: CriticRanking | None = None
-        if needs_critic(requested, votes=votes, min_votes=settings.min_votes):
-            critic = await self.bot.storage.get_critic_ranking(found.slug)
-        choice = choose_source(
-            requested,
-            votes=votes,
-            min_votes=settings.min_votes,
-            has_critic=critic is not None,
-            scope=chosen_scope,
-        )
-        if choice.source is None:
-            await send_messages(interaction, [no_ranking_message(request, choice.reason)])
-            return
-        if choice.source is Source.CRITIC:
-            if critic is None:
-                raise UserError(
-                    f"There's no critic ranking of {escape_inline(found.title)} yet. "
-                    "Try `source: community`."
-                )
-            ranking = critic_ranking(episodes, critic)
-            author: str | None = critic.author
-        else:
-            ranking = community_ranking(
-                episodes, tallies, min_votes=settings.min_votes, prior=prior
+        settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        try:
+            answer = await rank_show(
+                self.bot.storage,
+                show=show,
+                season=season,
+                requested_source=Source(source) if source else None,
+                order=Order(order),
+                requested_scope=Scope(scope) if scope else None,
+                guild_id=interaction.guild_id,
+                min_votes=settings.min_votes,
+                now=self.bot.clock(),
             )
-            author = None
-        if not ranking.rows:
-            if ranking.source is Source.CRITIC:
-                why = "The critic's ranking doesn't include any of these episodes."
-            elif chosen_scope is Scope.SERVER:
-                why = "None of these episodes has a vote in this server."
-            else:
-                why = "None of these episodes has a vote yet."
-            await send_messages(interaction, [no_ranking_message(request, why)])
+        except RankingRefused as refused:
+            raise UserError(refusal_text(refused)) from None
+        ranking, request = answer.ranking, answer.request
+        if ranking is None or not ranking.rows:
+            await send_messages(interaction, [no_ranking_message(answer)])
             return
-        pages = ranking_pages(request, ranking, choice.reason, critic_author=author)
+        reason = source_reason_text(answer.choice)
+        pages = ranking_pages(request, ranking, reason, critic_author=answer.critic_author)
         file = None
         if chart:
             # Pillow releases the GIL while it encodes; keep the event loop free meanwhile.
@@ -372,13 +205,6 @@ class Rankings(commands.Cog):
             )
             file = discord.File(io.BytesIO(png), filename=CHART_FILENAME)
         await send_paged(interaction, pages, file=file)
-
-    @myvotes.autocomplete("show")
-    @rankings.autocomplete("show")
-    async def show_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return show_choices(self.bot.catalogue, current)
 
 
 async def setup(bot: EmbargoBot) -> None:

@@ -9,16 +9,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import report_error
 from bot.content.models import Episode
+from bot.errors import ErrorRoutedView, errors_reported
 from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
 from bot.spoilers.policy import Delivery
-from bot.ui import decide_here, episode_choices, resolve_episode, send_messages
+from bot.ui import EPISODE_HELP, EpisodeArg, decide_here, send_messages
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
-
-EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 
 
 async def ending_for(
@@ -61,7 +59,8 @@ class EndingButton(
 
     async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         bot: EmbargoBot = interaction.client  # type: ignore[assignment]
-        try:
+        # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
+        async with errors_reported(interaction):
             episode = bot.catalogue.by_key.get(self.episode_key)
             if episode is None:
                 await send_messages(
@@ -77,12 +76,10 @@ class EndingButton(
             await send_messages(
                 interaction, reveal_privately(await ending_for(bot, interaction, episode))
             )
-        except Exception as error:  # a button must always answer the clicker
-            await report_error(interaction, error)
 
 
 def ending_view(episode_key: str) -> discord.ui.View:
-    view = discord.ui.View(timeout=None)
+    view = ErrorRoutedView(timeout=None)
     view.add_item(EndingButton(episode_key))
     return view
 
@@ -103,11 +100,14 @@ class Reviews(commands.Cog):
     @app_commands.describe(episode=EPISODE_HELP)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def review(self, interaction: discord.Interaction, episode: str) -> None:
-        found = resolve_episode(self.bot.catalogue, episode)
-        review = await self.bot.storage.get_review(found.key)
-        view = ending_view(found.key) if review is not None and review.ending else None
-        await send_messages(interaction, [review_message(found, review)], view=view)
+    async def review(
+        self,
+        interaction: discord.Interaction,
+        episode: EpisodeArg,
+    ) -> None:
+        review = await self.bot.storage.get_review(episode.key)
+        view = ending_view(episode.key) if review is not None and review.ending else None
+        await send_messages(interaction, [review_message(episode, review)], view=view)
 
     @app_commands.command(
         name="ending",
@@ -116,16 +116,12 @@ class Reviews(commands.Cog):
     @app_commands.describe(episode=EPISODE_HELP)
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def ending(self, interaction: discord.Interaction, episode: str) -> None:
-        found = resolve_episode(self.bot.catalogue, episode)
-        await send_messages(interaction, await ending_for(self.bot, interaction, found))
-
-    @review.autocomplete("episode")
-    @ending.autocomplete("episode")
-    async def episode_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return episode_choices(self.bot.catalogue, current)
+    async def ending(
+        self,
+        interaction: discord.Interaction,
+        episode: EpisodeArg,
+    ) -> None:
+        await send_messages(interaction, await ending_for(self.bot, interaction, episode))
 
 
 async def setup(bot: EmbargoBot) -> None:

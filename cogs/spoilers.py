@@ -14,13 +14,12 @@ from bot.messages import change_message, settings_message, spoiler_rules_message
 from bot.spoilers.durations import EXAMPLES, DurationError, SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
 from bot.ui import (
+    DurationArg,
+    EpisodeArg,
     OneOf,
+    ShowArg,
     decide_here,
-    episode_choices,
-    resolve_episode,
-    resolve_show,
     send_messages,
-    show_choices,
 )
 
 if TYPE_CHECKING:
@@ -72,33 +71,30 @@ class Spoilers(commands.Cog):
     @app_commands.describe(episode="Optional: when this episode's spoilers open here")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.allowed_installs(guilds=True, users=False)
-    async def spoilers(self, interaction: discord.Interaction, episode: str | None = None) -> None:
+    async def spoilers(
+        self,
+        interaction: discord.Interaction,
+        episode: EpisodeArg | None = None,
+    ) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
-        found = decision = None
+        decision = None
         if episode is not None:
-            found = resolve_episode(self.bot.catalogue, episode)
-            decision = await decide_here(self.bot, interaction, found)
+            decision = await decide_here(self.bot, interaction, episode)
         message = spoiler_rules_message(
             settings.spoilers,
             self._show_titles(),
             in_guild=interaction.guild_id is not None,
-            episode=found,
+            episode=episode,
             decision=decision,
         )
         await send_messages(interaction, [message])
-
-    @spoilers.autocomplete("episode")
-    async def spoilers_episode_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return episode_choices(self.bot.catalogue, current)
 
     # -- moderators -------------------------------------------------------------------------
     # interaction.guild_id is never None below: ModeratorGroup.interaction_check refuses DMs.
 
     @embargo.command(name="window", description="How long after release spoilers stay hidden.")
     @app_commands.describe(duration=f"e.g. {EXAMPLES}; at most 3650 days")
-    async def window(self, interaction: discord.Interaction, duration: str) -> None:
+    async def window(self, interaction: discord.Interaction, duration: DurationArg) -> None:
         new = parse_duration_option(duration)
         old = await self.bot.storage.set_spoiler_window(interaction.guild_id, new)  # type: ignore[arg-type]
         message = change_message("Spoiler window", old.describe(), new.describe())
@@ -109,22 +105,20 @@ class Spoilers(commands.Cog):
         show="The show",
         duration="e.g. `30d`, `2w`, `off`, `forever`, or `default` for the server's window",
     )
-    async def show_window(self, interaction: discord.Interaction, show: str, duration: str) -> None:
-        found = resolve_show(self.bot.catalogue, show)
+    async def show_window(
+        self,
+        interaction: discord.Interaction,
+        show: ShowArg,
+        duration: DurationArg,
+    ) -> None:
         new = None if duration.strip().lower() == "default" else parse_duration_option(duration)
-        old = await self.bot.storage.set_show_window(interaction.guild_id, found.slug, new)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_show_window(interaction.guild_id, show.slug, new)  # type: ignore[arg-type]
         message = change_message(
-            f"Spoiler window for {found.title}",
+            f"Spoiler window for {show.title}",
             "server default" if old is None else old.describe(),
             "server default" if new is None else new.describe(),
         )
         await send_messages(interaction, [message])
-
-    @show_window.autocomplete("show")
-    async def show_autocomplete(
-        self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return show_choices(self.bot.catalogue, current)
 
     @embargo.command(name="mode", description="How spoilers are hidden while the window runs.")
     @app_commands.describe(

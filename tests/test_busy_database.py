@@ -18,6 +18,7 @@ from bot.client import EmbargoBot
 from bot.config import PROJECT_DIR, Settings
 from bot.storage import Storage
 from bot.storage.database import WRITE_TIMEOUT_S
+from tests.stored import stored_score
 from tests.support import MODERATOR, Harness, UserSpec
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -92,11 +93,11 @@ async def test_a_vote_while_another_process_holds_the_lock(bot):
         took = time.monotonic() - started
     assert_busy_reply(reply, took)
     assert took >= WRITE_TIMEOUT_S * 0.9  # it did wait for the lock, as long as it could
-    assert await storage.get_vote(harness.guild.id, VOTER.id, FINALE) is None
+    assert await stored_score(storage, harness.guild.id, VOTER.id, FINALE) is None
     # Once the lock is gone, voting works again without anything being restarted.
     again = await harness.slash("vote", as_user=VOTER, episode=FINALE, score=9)
     assert "busy" not in again.content + str(again.embeds)
-    assert await storage.get_vote(harness.guild.id, VOTER.id, FINALE) == 9
+    assert await stored_score(storage, harness.guild.id, VOTER.id, FINALE) == 9
 
 
 async def test_votes_arriving_together_while_locked_all_answer_in_time(bot):
@@ -112,7 +113,7 @@ async def test_votes_arriving_together_while_locked_all_answer_in_time(bot):
     assert took < DEADLINE_S
     for reply, voter in zip(replies, voters, strict=True):
         assert_busy_reply(reply, took)
-        assert await storage.get_vote(harness.guild.id, voter.id, FINALE) is None
+        assert await stored_score(storage, harness.guild.id, voter.id, FINALE) is None
 
 
 async def test_a_setting_while_another_process_holds_the_lock(bot):

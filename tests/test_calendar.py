@@ -58,7 +58,7 @@ def guild(
 ) -> GuildSchedule:
     spoilers = SpoilerSettings(
         window=parse_window(window),
-        show_windows={slug: parse_window(w) for slug, w in (show_windows or {}).items()},
+        show_windows=tuple(sorted((s, parse_window(w)) for s, w in (show_windows or {}).items())),
     )
     return GuildSchedule(guild_id, announce_settings or announce(), spoilers)
 
@@ -494,12 +494,14 @@ def worlds(draw):
         )
         spoilers = SpoilerSettings(
             window=parse_window(draw(WINDOWS)),
-            show_windows={
-                slug: parse_window(w)
-                for slug, w in draw(
-                    st.dictionaries(st.sampled_from(shows), WINDOWS, max_size=2)
-                ).items()
-            },
+            show_windows=tuple(
+                sorted(
+                    (slug, parse_window(w))
+                    for slug, w in draw(
+                        st.dictionaries(st.sampled_from(shows), WINDOWS, max_size=2)
+                    ).items()
+                )
+            ),
         )
         guilds.append(GuildSchedule(guild_id, AnnounceSettings(default, overrides), spoilers))
     return episodes, guilds

@@ -17,6 +17,7 @@ import pytest
 
 from bot.client import EmbargoBot
 from bot.config import PROJECT_DIR, Settings
+from bot.guild_settings import DEFAULT_GUILD_SETTINGS
 from bot.spoilers.durations import parse_window
 from bot.spoilers.policy import SpoilerMode
 from bot.storage import Storage
@@ -31,6 +32,7 @@ from tests.support import (
     ChannelSpec,
     GuildSpec,
     Harness,
+    HarnessError,
     Recorded,
 )
 
@@ -364,7 +366,7 @@ async def test_show_window_for_an_unknown_show_is_refused(embargo):
     assert reply.ephemeral
     assert "Black Mirror" in reply.content  # the suggestion
     settings = await embargo.storage.get_guild_settings(DEFAULT_GUILD_ID)
-    assert settings.spoilers.show_windows == {}
+    assert settings.spoilers.show_windows == ()
 
 
 async def test_mode_and_channel_replies_show_old_and_new(embargo):
@@ -404,16 +406,27 @@ async def test_out_of_range_settings_are_refused_server_side_too(embargo):
     assert (await embargo.storage.get_guild_settings(DEFAULT_GUILD_ID)).min_votes == 5
 
 
-def forged(embargo, subcommand: str, options: dict, name: str, value: object) -> dict:
-    """A /embargo payload whose option ``name`` holds a value Discord's client never offers."""
+def forged(
+    embargo,
+    subcommand: str | None,
+    options: dict,
+    name: str,
+    value: object,
+    *,
+    command: str = "embargo",
+    user=MODERATOR,
+) -> dict:
+    """A payload whose option ``name`` holds a value Discord's client never sends (another
+    type, a choice it doesn't offer, more than the declared length): a modified client's."""
     harness = embargo.harness
     data = harness._command_data(
-        "embargo", subcommand, dm=False, user=MODERATOR, options=options, focused=None
+        command, subcommand, dm=False, user=user, options=options, focused=None
     )
-    for option in data["options"][0]["options"]:
+    sent = data["options"][0]["options"] if subcommand else data["options"]
+    for option in sent:
         if option["name"] == name:
             option["value"] = value
-    return harness._interaction(2, data, user=MODERATOR, channel=GENERAL, dm=False, locale="en-US")
+    return harness._interaction(2, data, user=user, channel=GENERAL, dm=False, locale="en-US")
 
 
 async def test_unknown_choice_is_refused_and_changes_nothing(embargo):
@@ -438,6 +451,64 @@ async def test_a_stale_client_command_gets_a_reload_hint(embargo):
     reply = await harness._send(payload, MEMBER)
     assert reply.ephemeral
     assert "Reload Discord" in reply.content
+
+
+# -- option lengths ----------------------------------------------------------------------------
+
+# Ideographic spaces normalise to nothing, and a long run of them once cost lookups dearly.
+LONG = "x" + "\u3000" * 5998 + "x"
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options", "name", "limit"),
+    [
+        ("window", {"duration": "3d"}, "duration", 40),
+        ("show-window", {"show": "Black Mirror", "duration": "3d"}, "show", 100),
+        ("show-window", {"show": "Black Mirror", "duration": "3d"}, "duration", 40),
+    ],
+)
+async def test_over_long_settings_text_is_refused_and_changes_nothing(
+    embargo, subcommand, options, name, limit
+):
+    payload = forged(embargo, subcommand, options, name, LONG)
+    reply = await embargo.harness._send(payload, MODERATOR)
+    assert reply.ephemeral
+    assert reply.content == (
+        f"That's too long for a {'show' if name == 'show' else 'duration'}: at most {limit} "
+        "characters, and this has 6,000. Nothing was changed."
+    )
+    assert await embargo.storage.get_guild_settings(DEFAULT_GUILD_ID) == DEFAULT_GUILD_SETTINGS
+
+
+async def test_over_long_episode_text_is_refused_before_any_lookup(embargo, monkeypatch):
+    def unexpected(*args: object, **kwargs: object) -> None:
+        raise AssertionError("looked up an over-long value")
+
+    catalogue = embargo.harness.bot.catalogue
+    for method in ("resolve", "suggest", "search"):
+        monkeypatch.setattr(catalogue, method, unexpected)
+    for command in ("review", "ending", "spoilers"):
+        payload = forged(
+            embargo, None, {"episode": FINALE}, "episode", LONG, command=command, user=MEMBER
+        )
+        reply = await embargo.harness._send(payload, MEMBER)
+        assert reply.ephemeral, command
+        assert reply.content.startswith("That's too long for an episode: at most 100"), command
+        assert "\u3000" not in reply.content  # the value isn't echoed
+    assert await embargo.harness.autocomplete("review", "episode", LONG) == []
+
+
+async def test_text_at_the_declared_length_is_accepted(embargo):
+    at_limit = "black mirror" + " " * 84 + "s7e6"
+    assert len(at_limit) == 100
+    reply = await embargo.harness.slash("review", episode=at_limit)
+    assert reply.embeds[0]["title"].endswith("USS Callister: Into Infinity")
+    duration = "1 week 2 days" + " " * 27
+    assert len(duration) == 40
+    reply = await embargo.moderator("window", duration=duration)
+    assert "9 days" in reply.content
+    with pytest.raises(HarnessError, match="must be in"):  # as Discord's client would refuse
+        await embargo.moderator("window", duration=duration + " ")
 
 
 # -- /spoilers -----------------------------------------------------------------------------------

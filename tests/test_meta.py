@@ -87,3 +87,17 @@ def test_servers_only_commands_say_so_in_both_fields(tree):
         payload = command.to_dict(tree)
         if payload.get("contexts") == [0]:
             assert payload["dm_permission"] is False, command.name
+
+
+def test_every_string_option_declares_a_max_length(tree):
+    # Discord's client then refuses longer input; Embargo checks the length again itself.
+    strings = 0
+    for command in walk(tree.get_commands()):
+        if not isinstance(command, app_commands.Command):
+            continue
+        for option in command.to_dict(tree)["options"]:
+            if option["type"] == discord.AppCommandOptionType.string.value:
+                strings += 1
+                where = f"/{command.qualified_name} {option['name']}"
+                assert 1 <= option.get("max_length", 0) <= 100, where
+    assert strings >= 10  # the check saw the commands' text options

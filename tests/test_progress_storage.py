@@ -19,6 +19,7 @@ from bot.storage.watch_roles import (
     TooManyWatchRolesError,
     WatchRoleInUseError,
 )
+from tests.stored import stored_score
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 MEMBER, OTHER = 1001, 1002
@@ -312,7 +313,7 @@ async def test_forget_me_is_one_transaction_a_failure_deletes_nothing(storage):
 
     with pytest.raises(sqlite3.OperationalError):
         await storage.forget_voter(MEMBER, also=progress_then_fail)
-    assert await storage.get_vote(G1, MEMBER, E1) == 7
+    assert await stored_score(storage, G1, MEMBER, E1) == 7
     assert await storage.watched_keys(MEMBER) == {E1}
     assert await storage.vote_tallies("bm", G1) == {E1: Tally(1, 7)}
     assert await storage.check_vote_totals() == []

@@ -18,19 +18,26 @@ from bot.ranking import (
     Source,
     Standing,
     Tally,
-    choose_source,
     combined,
     community_ranking,
     community_standing,
     critic_ranking,
-    needs_critic,
     page,
     page_count,
     weighted_score,
 )
-from bot.ranking_messages import LazyPages, RankingRequest, ranking_pages, vote_message
+from bot.ranking_choice import (
+    RankingAnswer,
+    RankingRefused,
+    RankingRequest,
+    Refusal,
+    SourceReason,
+    choose_source,
+    needs_critic,
+    rank_show,
+)
+from bot.ranking_messages import LazyPages, ranking_pages, source_reason_text, vote_message
 from bot.storage import Storage
-from bot.storage.votes import VoteChange
 
 RELEASE = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -192,14 +199,14 @@ def test_critic_ranking_keeps_the_critics_order_within_a_season():
 def test_community_is_preferred_once_there_are_enough_votes():
     choice = choose_source(None, votes=5, min_votes=5, has_critic=True, scope=Scope.SERVER)
     assert choice.source is Source.COMMUNITY
-    assert "5 votes from this server" in choice.reason
-    assert "at least the 5 needed" in choice.reason
+    assert "5 votes from this server" in source_reason_text(choice)
+    assert "at least the 5 needed" in source_reason_text(choice)
 
 
 def test_critic_is_the_fallback_below_the_minimum():
     choice = choose_source(None, votes=4, min_votes=5, has_critic=True, scope=Scope.SERVER)
     assert choice.source is Source.CRITIC
-    assert choice.reason == (
+    assert source_reason_text(choice) == (
         "Critic ranking: only 4 votes from this server so far, and a community ranking needs 5."
     )
 
@@ -207,7 +214,7 @@ def test_critic_is_the_fallback_below_the_minimum():
 def test_no_votes_at_all_are_said_plainly():
     choice = choose_source(None, votes=0, min_votes=5, has_critic=True, scope=Scope.GLOBAL)
     assert choice.source is Source.CRITIC
-    assert choice.reason == (
+    assert source_reason_text(choice) == (
         "Critic ranking: no votes across all servers yet, and a community ranking needs 5."
     )
 
@@ -215,14 +222,14 @@ def test_no_votes_at_all_are_said_plainly():
 def test_few_votes_and_no_critic_give_a_provisional_community_ranking():
     choice = choose_source(None, votes=1, min_votes=5, has_critic=False, scope=Scope.GLOBAL)
     assert choice.source is Source.COMMUNITY
-    assert "provisional" in choice.reason
-    assert "1 vote across all servers" in choice.reason
+    assert "provisional" in source_reason_text(choice)
+    assert "1 vote across all servers" in source_reason_text(choice)
 
 
 def test_nothing_to_rank_with():
     choice = choose_source(None, votes=0, min_votes=5, has_critic=False, scope=Scope.SERVER)
     assert choice.source is None
-    assert "no votes from this server and no critic ranking" in choice.reason
+    assert "no votes from this server and no critic ranking" in source_reason_text(choice)
 
 
 @pytest.mark.parametrize("requested", list(Source))
@@ -233,7 +240,7 @@ def test_an_explicit_source_is_always_honoured(requested):
                 requested, votes=votes, min_votes=5, has_critic=has_critic, scope=Scope.SERVER
             )
             assert choice.source is requested
-            assert "as asked" in choice.reason
+            assert "as asked" in source_reason_text(choice)
 
 
 # -- pages -----------------------------------------------------------------------------------------
@@ -429,7 +436,7 @@ def test_vote_reply_numbers_are_the_exact_values_rounded(tally, min_votes):
         ep.key, EPISODES, {ep.key: tally}, min_votes=min_votes, prior=prior
     )
     assert standing is not None
-    text = vote_message(ep, VoteChange(None, 5), standing).content
+    text = vote_message(ep, None, 5, standing).content
     mean = Fraction(tally.total, tally.count)
     score = weighted_score(tally, min_votes, prior.mean)
     assert f"**{float(score):.2f}** from " in text
@@ -479,3 +486,83 @@ def test_ranking_pages_show_every_row_in_the_order_asked():
         assert line.endswith(f"avg {float(row.tally.mean):.1f}")
     assert pages[0].embeds[0]["footer"]["text"].startswith("Page 1 of 2 · all servers · worst")
     assert pages[1].embeds[0]["footer"]["text"].startswith("Page 2 of 2 · all servers · worst")
+
+
+# -- what /rankings answers ------------------------------------------------------------------------
+
+
+class Reads:
+    """The two reads a ranking may need, recorded."""
+
+    def __init__(self, tallies: dict[str, Tally], critic: CriticRanking | None) -> None:
+        self.tallies = tallies
+        self.critic = critic
+        self.calls: list[str] = []
+
+    async def vote_tallies(self, show_slug: str, guild_id: int | None) -> dict[str, Tally]:
+        self.calls.append(f"tallies {guild_id}")
+        return self.tallies
+
+    async def get_critic_ranking(self, show_slug: str) -> CriticRanking | None:
+        self.calls.append("critic")
+        return self.critic
+
+
+RANKED_SHOW = Show(slug="show", title="Show", network="N", timezone="UTC", episodes=tuple(EPISODES))
+
+
+async def ask(reads: Reads, **given: object) -> RankingAnswer:
+    options: dict[str, object] = {
+        "show": RANKED_SHOW,
+        "season": None,
+        "requested_source": None,
+        "order": Order.BEST_FIRST,
+        "requested_scope": None,
+        "guild_id": 7,
+        "min_votes": 3,
+        "now": RELEASE + timedelta(days=10_000),
+        **given,
+    }
+    return await rank_show(reads, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        ({"guild_id": None, "requested_scope": Scope.SERVER}, Refusal.NO_SERVER),
+        ({"season": 99}, Refusal.NO_SUCH_SEASON),
+        ({"requested_source": Source.CRITIC}, Refusal.NO_CRITIC),
+    ],
+)
+async def test_rankings_refusals(given, refusal):
+    reads = Reads({}, None)
+    with pytest.raises(RankingRefused) as refused:
+        await ask(reads, **given)
+    assert refused.value.refusal is refusal
+    if refusal is not Refusal.NO_CRITIC:
+        assert reads.calls == []  # refused before reading anything
+
+
+async def test_rankings_answers_pick_a_source_and_read_only_what_they_need():
+    tallies = {e.key: Tally(2, 14) for e in EPISODES[:2]}
+    critic = CriticRanking(show_slug="show", author="A. Critic", best_first=(EPISODES[1].code,))
+    few = Reads(tallies, critic)
+    answer = await ask(few, min_votes=5)
+    assert few.calls == ["tallies 7", "critic"]
+    assert answer.choice.source is Source.CRITIC
+    assert answer.critic_author == "A. Critic"
+    assert answer.ranking is not None
+    assert [row.episode for row in answer.ranking.rows] == [EPISODES[1]]
+
+    pooled = Reads(tallies, critic)
+    answer = await ask(pooled, guild_id=None, min_votes=4)
+    assert pooled.calls == ["tallies None"]  # enough votes: the critic isn't read
+    assert answer.request.scope is Scope.GLOBAL
+    assert answer.choice.source is Source.COMMUNITY
+    assert answer.ranking is not None
+    assert len(answer.ranking.rows) == 2
+
+    nothing = Reads({}, None)
+    answer = await ask(nothing)
+    assert answer.ranking is None
+    assert answer.choice.reason is SourceReason.NOTHING

@@ -163,7 +163,7 @@ async def test_vote_change_and_unvote(world: World):
     changed = await world.vote(MEMBER, "s7e6", 8)
     assert changed.ephemeral
     assert "changed from 6 to 8" in changed.content
-    assert await world.storage.get_vote(DEFAULT_GUILD_ID, MEMBER.id, "black-mirror/s07e06") == 8
+    assert await stored_votes(world.storage) == [(MEMBER.id, "black-mirror/s07e06", 8)]
 
     same = await world.vote(MEMBER, "s7e6", 8)
     assert "was already **8/10**" in same.content
@@ -209,25 +209,48 @@ async def test_out_of_range_score_is_declared_to_discord_and_refused_by_the_bot(
     # modified client could still send.
     valid = await world.vote(MEMBER, "s7e6", 5)
     for bad in (11, 0, -4):
-        payload = copy.deepcopy(valid.payload)
-        interaction_id = world.h._ids()
-        payload["id"] = str(interaction_id)
-        payload["token"] = f"crafted-{interaction_id}"
-        for option in payload["data"]["options"]:
-            if option["name"] == "score":
-                option["value"] = bad
-        world.h.fake.interactions[payload["token"]] = InteractionRecord(
-            id=interaction_id,
-            token=payload["token"],
-            type=2,
-            channel_id=int(payload["channel_id"]),
-            guild_id=DEFAULT_GUILD_ID,
-            user=MEMBER,
-        )
-        refused = await world.h.dispatch(payload)
+        refused = await resend(world, valid, score=bad)
         assert refused.ephemeral
         assert "whole number from 1 to 10" in refused.content
     assert await stored_votes(world.storage) == [(MEMBER.id, "black-mirror/s07e06", 5)]
+
+
+async def resend(world: World, sent, **changed: object):
+    """``sent``'s interaction again, with option values Discord's client would never send."""
+    payload = copy.deepcopy(sent.payload)
+    interaction_id = world.h._ids()
+    payload["id"] = str(interaction_id)
+    payload["token"] = f"crafted-{interaction_id}"
+    for option in payload["data"]["options"]:
+        if option["name"] in changed:
+            option["value"] = changed[option["name"]]
+    world.h.fake.interactions[payload["token"]] = InteractionRecord(
+        id=interaction_id,
+        token=payload["token"],
+        type=2,
+        channel_id=int(payload["channel_id"]),
+        guild_id=DEFAULT_GUILD_ID,
+        user=MEMBER,
+    )
+    return await world.h.dispatch(payload)
+
+
+async def test_over_long_episode_and_show_text_is_refused_and_nothing_is_stored(world: World):
+    long = "s7e6 " + "\u3000" * 5995
+    valid = await world.vote(MEMBER, "s7e6", 5)
+    refused = await resend(world, valid, episode=long, score=9)
+    assert refused.ephemeral
+    assert refused.content == (
+        "That's too long for an episode: at most 100 characters, and this has 6,000. "
+        "Nothing was changed."
+    )
+    assert await stored_votes(world.storage) == [(MEMBER.id, "black-mirror/s07e06", 5)]
+    for command in ("myvotes", "rankings"):
+        sent = await world.h.slash(command, as_user=MEMBER, show="Black Mirror")
+        refused = await resend(world, sent, show=long)
+        assert refused.ephemeral, command
+        assert refused.content.startswith("That's too long for a show: at most 100"), command
+    assert await world.h.autocomplete("rankings", "show", long) == []
 
 
 async def test_new_members_are_refused_until_old_enough_and_nothing_is_stored(world: World):
@@ -331,8 +354,8 @@ async def test_rankings_pages_only_the_invoker_can_turn(world: World):
     assert ranked_codes(back) == expected[:10]
 
 
-async def test_pager_buttons_are_disabled_when_it_times_out(world: World):
-    sys.modules["cogs.rankings"].PAGER_TIMEOUT = 0.2
+async def test_pager_buttons_are_disabled_when_it_times_out(world: World, monkeypatch):
+    monkeypatch.setattr(sys.modules["bot.ui"], "PAGER_TIMEOUT", 0.2)
     reply = await world.rankings(show="Black Mirror")
     assert not button(reply, "Next").get("disabled")
     for _ in range(100):

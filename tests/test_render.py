@@ -20,7 +20,6 @@ from bot.spoilers.render import (
     DISCORD_MESSAGE_LIMIT,
     MIN_LIMIT,
     plain_messages,
-    split_plain,
     spoiler_messages,
     truncate,
 )
@@ -275,15 +274,6 @@ def test_plain_messages_fit_keep_the_text_and_wrap_urls(text, limit, header):
 
 
 @PROPERTY
-@given(plain_texts, st.sampled_from([MIN_LIMIT, 60, 1024, 4096]))
-def test_split_plain_fits_and_keeps_the_text(text, limit):
-    """P6: split_plain pieces fit and together show exactly the input, in order."""
-    pieces = split_plain(text, limit)
-    assert all(0 < len(piece) <= limit for piece in pieces)
-    assert "".join(shown(piece, "") for piece in pieces) == shown(text, "")
-
-
-@PROPERTY
 @given(plain_texts, st.integers(2, 300))
 @example("||||\\ \\ |", 8)  # dropping one lone backslash bared another
 def test_truncate_fits_and_keeps_a_prefix(text, limit):
@@ -462,7 +452,6 @@ def test_blank_text_and_tiny_limits_are_refused():
             spoiler_messages(text)
     with pytest.raises(ValueError, match="minimum"):
         spoiler_messages("text", limit=MIN_LIMIT - 1)
-    assert split_plain(" \n ", 100) == []
 
 
 def test_truncate_prefers_sentences_and_closes_no_markup_open():

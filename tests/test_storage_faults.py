@@ -308,6 +308,7 @@ _FULL_DISK_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from bot.storage import Storage
     from bot.storage.database import StorageError, StorageFull
+    from tests.stored import stored_score
 
     NOW = datetime(2026, 1, 1, tzinfo=UTC)
     folder = Path(sys.argv[1])
@@ -343,11 +344,11 @@ _FULL_DISK_SCRIPT = textwrap.dedent(
                 break
         user, error = failure
         print("FAILED", type(error).__name__, "|", str(error), "|", error.member_message)
-        print("STORED", await storage.get_vote(1, user, "show/s01e01"))
+        print("STORED", await stored_score(storage, 1, user, "show/s01e01"))
         await asyncio.sleep(1.5)  # the checkpoint runs (and may fail) three times
         filler.unlink()
         await storage.cast_vote(1, user, "show/s01e01", 6, now=NOW)
-        print("RECOVERED", await storage.get_vote(1, user, "show/s01e01"))
+        print("RECOVERED", await stored_score(storage, 1, user, "show/s01e01"))
         await asyncio.sleep(1.5)  # the checkpoint runs again, now with room
 
     asyncio.run(main())

@@ -1,8 +1,10 @@
+import asyncio
 from datetime import timedelta
 
 import pytest
 
 from bot.guild_settings import DEFAULT_GUILD_SETTINGS
+from bot.spoilers.durations import DEFAULT_SPOILER_WINDOW as DEFAULT_WINDOW
 from bot.spoilers.durations import SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
 from bot.storage import Database, Storage, StorageError, sqlite_path_from_url
@@ -71,7 +73,7 @@ async def test_settings_survive_reopening(tmp_path):
         await reopened.close()
     assert settings.spoilers.window.length == timedelta(days=1000)
     assert settings.spoilers.mode is SpoilerMode.PRIVATE
-    assert settings.spoilers.show_windows == {"black-mirror": SpoilerWindow(None)}
+    assert settings.spoilers.show_windows == (("black-mirror", SpoilerWindow(None)),)
     assert settings.spoilers.spoilers_ok_channels == {777}
     assert settings.min_votes == 12
     assert settings.min_member_days == 3
@@ -91,7 +93,7 @@ async def test_show_window_override_and_removal(storage):
     assert await storage.set_show_window(GUILD, "bm", parse_window("2w")) is None
     old = await storage.set_show_window(GUILD, "bm", None)
     assert old == parse_window("2w")
-    assert (await storage.get_guild_settings(GUILD)).spoilers.show_windows == {}
+    assert (await storage.get_guild_settings(GUILD)).spoilers.show_windows == ()
 
 
 async def test_channel_policy_toggles(storage):
@@ -151,3 +153,71 @@ async def test_checkpoints_run_in_the_background_and_close_folds_the_wal(tmp_pat
     await db.close()
     assert task.cancelled()
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+async def test_two_moderators_at_once_are_each_told_the_value_they_replaced(storage):
+    await storage.get_guild_settings(GUILD)  # cached, as in a running bot
+    first, second = parse_window("2w"), parse_window("3w")
+    olds = await asyncio.gather(
+        storage.set_spoiler_window(GUILD, first), storage.set_spoiler_window(GUILD, second)
+    )
+    # The writes commit in some order: the first is told the default, the second the first.
+    final = (await storage.get_guild_settings(GUILD)).spoilers.window
+    assert final in (first, second)
+    replaced_first = final == second
+    assert olds == ([DEFAULT_WINDOW, first] if replaced_first else [second, DEFAULT_WINDOW])
+
+    mode_olds = await asyncio.gather(
+        storage.set_spoiler_mode(GUILD, SpoilerMode.REFUSE),
+        storage.set_spoiler_mode(GUILD, SpoilerMode.PRIVATE),
+    )
+    final_mode = (await storage.get_guild_settings(GUILD)).spoilers.mode
+    other_mode = ({SpoilerMode.REFUSE, SpoilerMode.PRIVATE} - {final_mode}).pop()
+    assert sorted(mode_olds) == sorted([SpoilerMode.TAGGED, other_mode])
+    show_olds = await asyncio.gather(
+        storage.set_show_window(GUILD, "bm", first), storage.set_show_window(GUILD, "bm", second)
+    )
+    final_show = dict((await storage.get_guild_settings(GUILD)).spoilers.show_windows)["bm"]
+    assert sorted(show_olds, key=str) == sorted(
+        [None, ({first, second} - {final_show}).pop()], key=str
+    )
+    channel_olds = await asyncio.gather(
+        storage.set_spoilers_ok_channel(GUILD, 5, True),
+        storage.set_spoilers_ok_channel(GUILD, 5, True),
+    )
+    assert sorted(channel_olds) == [False, True]
+
+
+async def test_a_second_process_is_told_the_value_the_first_one_set(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.db"
+    one, other = await Storage.open(url, tmp_path), await Storage.open(url, tmp_path)
+    try:
+        await other.get_guild_settings(GUILD)  # the other process has the defaults cached
+        assert await one.set_min_votes(GUILD, 12) == DEFAULT_GUILD_SETTINGS.min_votes
+        assert await other.set_min_votes(GUILD, 20) == 12
+        assert await one.set_show_window(GUILD, "bm", parse_window("2w")) is None
+        assert await other.set_show_window(GUILD, "bm", None) == parse_window("2w")
+    finally:
+        await one.close()
+        await other.close()
+
+
+async def test_a_read_that_races_a_write_never_caches_the_old_settings(storage):
+    read_started = asyncio.Event()
+    write_done = asyncio.Event()
+    real_read = storage._read_guild_settings
+
+    async def slow_read(guild_id):
+        settings = await real_read(guild_id)
+        read_started.set()
+        await write_done.wait()  # the write commits while this read's result is in flight
+        return settings
+
+    storage._read_guild_settings = slow_read
+    reader = asyncio.create_task(storage.get_guild_settings(GUILD))
+    await read_started.wait()
+    storage._read_guild_settings = real_read
+    await storage.set_min_votes(GUILD, 42)
+    write_done.set()
+    assert (await reader).min_votes == DEFAULT_GUILD_SETTINGS.min_votes  # read before the write
+    assert (await storage.get_guild_settings(GUILD)).min_votes == 42

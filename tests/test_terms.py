@@ -409,7 +409,7 @@ def test_an_episode_is_active_while_released_and_inside_the_window(window, now, 
 
 
 def test_a_shows_own_window_overrides_the_servers():
-    settings_ = SpoilerSettings(window=WEEK, show_windows={"mirror": DAY})
+    settings_ = SpoilerSettings(window=WEEK, show_windows=(("mirror", DAY),))
     now = RELEASE + timedelta(days=2)
     items = [with_terms(episode("mirror", 1)), with_terms(episode("expanse", 1))]
     assert active_keys(items, settings_, now) == {"expanse/s01e01"}
@@ -428,9 +428,9 @@ def test_servers_with_the_same_active_set_share_one_matcher():
         with_terms(episode("later", 1, RELEASE + timedelta(days=30)), "not yet"),
     ]
     servers = {guild: SpoilerSettings() for guild in range(1000)}
-    servers[1000] = SpoilerSettings(show_windows={"mirror": DAY})
+    servers[1000] = SpoilerSettings(show_windows=(("mirror", DAY),))
     # A window for a show with no terms changes nothing: this server joins the big group.
-    servers[1001] = SpoilerSettings(show_windows={"no-terms": DAY})
+    servers[1001] = SpoilerSettings(show_windows=(("no-terms", DAY),))
     servers[1002] = SpoilerSettings(window=OFF)
     now = RELEASE + timedelta(days=2)
     index = GuardIndex.build(items, servers, now)
@@ -454,7 +454,7 @@ def test_a_rebuild_reuses_matchers_whose_set_did_not_change():
         with_terms(episode("mirror", 1)),
         with_terms(episode("expanse", 2, RELEASE + timedelta(days=3))),
     ]
-    servers = {1: SpoilerSettings(), 2: SpoilerSettings(show_windows={"expanse": OFF})}
+    servers = {1: SpoilerSettings(), 2: SpoilerSettings(show_windows=(("expanse", OFF),))}
     before = GuardIndex.build(items, servers, RELEASE + timedelta(days=1))
     after = GuardIndex.build(items, servers, RELEASE + timedelta(days=4), previous=before)
     assert after.matcher(1) is not before.matcher(1)  # "expanse" was released in between
@@ -478,7 +478,7 @@ def test_next_change_is_the_first_release_or_window_end_after_now():
     ]
     servers = [
         SpoilerSettings(),
-        SpoilerSettings(show_windows={"mirror": DAY}),
+        SpoilerSettings(show_windows=(("mirror", DAY),)),
         SpoilerSettings(window=FOREVER),
     ]
     assert next_change(items, servers, RELEASE - timedelta(days=1)) == RELEASE

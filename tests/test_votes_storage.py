@@ -73,12 +73,16 @@ async def test_clustering_the_totals_keeps_every_total_and_votes_keep_adding_to_
         await store.close()
 
 
+async def member_scores(storage) -> list[tuple]:
+    return await rows(storage, "SELECT user_id, episode_key, score FROM votes")
+
+
 async def test_first_vote_then_change_then_withdraw(storage):
     first = await storage.cast_vote(GUILD, 1, EP, 6, now=NOW)
     assert (first.old_score, first.new_score) == (None, 6)
     changed = await storage.cast_vote(GUILD, 1, EP, 8, now=NOW + timedelta(hours=1))
     assert (changed.old_score, changed.new_score) == (6, 8)
-    assert await storage.get_vote(GUILD, 1, EP) == 8
+    assert await member_scores(storage) == [(1, EP, 8)]
     assert await rows(storage, "SELECT score, voted_at FROM votes") == [
         (8, int((NOW + timedelta(hours=1)).timestamp()))
     ]
@@ -87,7 +91,7 @@ async def test_first_vote_then_change_then_withdraw(storage):
 
     withdrawn = await storage.withdraw_vote(GUILD, 1, EP)
     assert (withdrawn.old_score, withdrawn.new_score) == (8, None)
-    assert await storage.get_vote(GUILD, 1, EP) is None
+    assert await member_scores(storage) == []
     # Totals rows exist only while they count a vote.
     assert await rows(storage, "SELECT * FROM vote_totals") == []
     assert await rows(storage, "SELECT * FROM vote_totals_global") == []
@@ -385,7 +389,8 @@ async def test_a_bad_request_does_not_sink_the_rest_of_its_batch(storage):
     assert isinstance(outcome[0], sqlite3.IntegrityError)
     assert all(r.new_score == 6 for r in outcome[1:])
     assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(5, 30)}
-    assert await storage.get_vote(GUILD, 99, EP) is None
+    assert (99, EP, 11) not in await member_scores(storage)
+    assert len(await member_scores(storage)) == 5
     assert await storage.check_vote_totals() == []
 
 
@@ -394,7 +399,7 @@ async def test_a_cancelled_caller_still_gets_its_vote_committed(storage):
     await asyncio.sleep(0)  # queued
     task.cancel()
     await storage.drain_votes()
-    assert await storage.get_vote(GUILD, 1, EP) == 9
+    assert await member_scores(storage) == [(1, EP, 9)]
     assert await storage.check_vote_totals() == []
 
 
@@ -503,7 +508,6 @@ async def test_voting_and_reading_votes_never_scan_a_votes_table(storage):
             storage.cast_vote(GUILD, 1, EP2, 9, now=NOW),
         )
         await storage.withdraw_vote(GUILD, 2, EP)
-        await storage.get_vote(GUILD, 1, EP)
         await storage.member_votes(GUILD, 1)
         await storage.member_votes(GUILD, 1, "black-mirror")
         await storage.vote_tallies("black-mirror", GUILD)

@@ -25,6 +25,11 @@ def episode_key(show_slug: str, season: int, number: int) -> str:
     return f"{show_slug}/{episode_code(season, number)}"
 
 
+def show_slug_of(episode_key: str) -> str:
+    """The show part of an ``episode_key``."""
+    return episode_key.split("/", 1)[0]
+
+
 @dataclass(frozen=True, slots=True)
 class Episode:
     show_slug: str

@@ -7,7 +7,7 @@ time) and returns a Decision. Every branch is tested directly.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -36,14 +36,16 @@ class SpoilerSettings:
 
     window: SpoilerWindow = DEFAULT_SPOILER_WINDOW
     mode: SpoilerMode = SpoilerMode.TAGGED
-    show_windows: dict[str, SpoilerWindow] = field(default_factory=dict)
+    # Per-show overrides as (show slug, window) pairs, by slug. A tuple, not a dict: one
+    # server's settings are cached and shared by every request, so nothing may change them.
+    show_windows: tuple[tuple[str, SpoilerWindow], ...] = ()
     spoilers_ok_channels: frozenset[int] = frozenset()
 
     def window_for(self, show_slug: str) -> SpoilerWindow:
-        return self.show_windows.get(show_slug, self.window)
-
-
-DEFAULT_SETTINGS = SpoilerSettings()
+        for slug, window in self.show_windows:  # a server overrides a handful of shows
+            if slug == show_slug:
+                return window
+        return self.window
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +56,6 @@ class Decision:
     window_ends_at: datetime | None
     window: SpoilerWindow
     reason: str  # short, user-facing explanation of why this delivery was chosen
-
-    @property
-    def shows_text(self) -> bool:
-        return self.delivery in (Delivery.TAGGED, Delivery.PRIVATE, Delivery.PLAIN)
 
     @property
     def ephemeral(self) -> bool:

@@ -44,7 +44,9 @@ from itertools import accumulate
 
 DISCORD_MESSAGE_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
+EMBED_TITLE_LIMIT = 256
 EMBED_FIELD_VALUE_LIMIT = 1024
+EMBED_FOOTER_LIMIT = 2048
 EMBED_TOTAL_LIMIT = 6000
 
 # The smallest limit a split is guaranteed to fit: the longest list prefix (11), the two tags (4),
@@ -140,13 +142,6 @@ def plain_messages(text: str, *, header: str = "", limit: int = DISCORD_MESSAGE_
     URLs are wrapped as ``<url>`` so they do not unfurl. Raises ValueError for blank text.
     """
     return _messages(text, header=header, limit=limit, style=_MESSAGE)
-
-
-def split_plain(text: str, limit: int) -> list[str]:
-    """Split spoiler-free Markdown into pieces <= ``limit`` at paragraph, line, sentence, word
-    boundaries, for embed descriptions and field values. Blank text gives no pieces."""
-    _check_limit(limit)
-    return _pack(_paragraphs(text, _EMBED), limit=limit, header="", style=_EMBED)
 
 
 def truncate(text: str, limit: int, *, ellipsis: str = "…") -> str:

@@ -400,11 +400,9 @@ class GuardIndex:
             windows = (
                 settings.window,
                 tuple(
-                    sorted(
-                        (slug, window)
-                        for slug, window in settings.show_windows.items()
-                        if slug in guarded_shows
-                    )
+                    (slug, window)
+                    for slug, window in settings.show_windows  # by slug already
+                    if slug in guarded_shows
                 ),
             )
             keys = keys_by_windows.get(windows)
@@ -446,7 +444,7 @@ def next_change(
     show_windows: dict[str, set[SpoilerWindow]] = {}
     for server in settings:
         windows.add(server.window)
-        for slug, window in server.show_windows.items():
+        for slug, window in server.show_windows:
             show_windows.setdefault(slug, set()).add(window)
     soonest: datetime | None = None
     for item in episodes:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import aiosqlite
 
-from bot.content.models import CriticRanking, Episode, Review, Show
+from bot.content.models import CriticRanking, Episode, Review, Show, show_slug_of
 from bot.storage.database import Database
 
 # Recorded for a file that must be parsed again on the next sync even though its bytes did
@@ -86,10 +86,6 @@ def _to_unix(instant: datetime) -> int:
 
 def _from_unix(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _review_show_slug(key: str) -> str:
-    return key.split("/", 1)[0]
 
 
 class ContentStore:
@@ -249,7 +245,7 @@ class ContentUpdate:
                 [
                     (
                         r.episode_key,
-                        _review_show_slug(r.episode_key),
+                        show_slug_of(r.episode_key),
                         r.rating,
                         r.verdict,
                         r.author,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import aiosqlite
 
@@ -20,9 +21,16 @@ class SettingsStore:
 
     db: Database
     _settings_cache: dict[int, GuildSettings]
+    _settings_writes: int  # committed settings writes so far
 
     def _init_settings_cache(self) -> None:
         self._settings_cache = {}
+        self._settings_writes = 0
+
+    def _settings_changed(self, guild_id: int) -> None:
+        """After a committed write: drop the guild's cached settings."""
+        self._settings_writes += 1
+        self._settings_cache.pop(guild_id, None)
 
     async def get_guild_settings(self, guild_id: int | None) -> GuildSettings:
         """Settings for a server; DMs (``None``) and untouched servers get the defaults."""
@@ -31,8 +39,11 @@ class SettingsStore:
         cached = self._settings_cache.get(guild_id)
         if cached is not None:
             return cached
+        writes = self._settings_writes
         settings = await self._read_guild_settings(guild_id)
-        self._settings_cache[guild_id] = settings
+        # A write that committed while this read ran may have been missed: don't cache then.
+        if writes == self._settings_writes:
+            self._settings_cache[guild_id] = settings
         return settings
 
     async def _read_guild_settings(self, guild_id: int) -> GuildSettings:
@@ -51,7 +62,9 @@ class SettingsStore:
             ]
         )
         row = guild_rows[0] if guild_rows else None
-        show_windows = {slug: SpoilerWindow.from_seconds(seconds) for slug, seconds in window_rows}
+        show_windows = tuple(
+            sorted((slug, SpoilerWindow.from_seconds(seconds)) for slug, seconds in window_rows)
+        )
         channels = frozenset(int(channel_id) for (channel_id,) in channel_rows)
 
         base = DEFAULT_GUILD_SETTINGS
@@ -85,45 +98,52 @@ class SettingsStore:
             ),
         )
 
-    async def _update_guild_column(
-        self, guild_id: int, column: str, value: object
-    ) -> GuildSettings:
-        """Set one guild_settings column; returns the settings as they were before."""
+    async def _update_guild_column(self, guild_id: int, column: str, value: object) -> Any:
+        """Set one guild_settings column; returns the column's value before.
+
+        The old value is read inside the write transaction, so when two moderators change a
+        setting at once each is told the value their own change replaced.
+        """
         # column comes from the fixed set below, never from user input.
         if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
             raise ValueError(f"unknown settings column {column}")
-        old = await self.get_guild_settings(guild_id)
         async with self.db.transaction() as conn:
             await self._ensure_guild_row(conn, guild_id)
+            async with conn.execute(
+                f"SELECT {column} FROM guild_settings WHERE guild_id = ?", (guild_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
             await conn.execute(
                 f"UPDATE guild_settings SET {column} = ?, updated_at = ? WHERE guild_id = ?",
                 (value, int(time.time()), guild_id),
             )
-        self._settings_cache.pop(guild_id, None)
-        return old
+        self._settings_changed(guild_id)
+        assert row is not None  # _ensure_guild_row made it
+        return row[0]  # the raw column value
 
     async def set_spoiler_window(self, guild_id: int, window: SpoilerWindow) -> SpoilerWindow:
         old = await self._update_guild_column(guild_id, "spoiler_window_s", window.seconds)
-        return old.spoilers.window
+        return SpoilerWindow.from_seconds(old)
 
     async def set_spoiler_mode(self, guild_id: int, mode: SpoilerMode) -> SpoilerMode:
-        old = await self._update_guild_column(guild_id, "spoiler_mode", mode.value)
-        return old.spoilers.mode
+        return SpoilerMode(await self._update_guild_column(guild_id, "spoiler_mode", mode.value))
 
     async def set_min_votes(self, guild_id: int, count: int) -> int:
-        old = await self._update_guild_column(guild_id, "min_votes", count)
-        return old.min_votes
+        return int(await self._update_guild_column(guild_id, "min_votes", count))
 
     async def set_min_member_days(self, guild_id: int, days: int) -> int:
-        old = await self._update_guild_column(guild_id, "min_member_days", days)
-        return old.min_member_days
+        return int(await self._update_guild_column(guild_id, "min_member_days", days))
 
     async def set_show_window(
         self, guild_id: int, show_slug: str, window: SpoilerWindow | None
     ) -> SpoilerWindow | None:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
-        old = (await self.get_guild_settings(guild_id)).spoilers.show_windows.get(show_slug)
         async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT spoiler_window_s FROM show_windows WHERE guild_id = ? AND show_slug = ?",
+                (guild_id, show_slug),
+            ) as cursor:
+                row = await cursor.fetchone()
             if window is None:
                 await conn.execute(
                     "DELETE FROM show_windows WHERE guild_id = ? AND show_slug = ?",
@@ -136,13 +156,17 @@ class SettingsStore:
                     "DO UPDATE SET spoiler_window_s = excluded.spoiler_window_s",
                     (guild_id, show_slug, window.seconds),
                 )
-        self._settings_cache.pop(guild_id, None)
-        return old
+        self._settings_changed(guild_id)
+        return None if row is None else SpoilerWindow.from_seconds(row[0])
 
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
-        old = channel_id in (await self.get_guild_settings(guild_id)).spoilers.spoilers_ok_channels
         async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
+                (guild_id, channel_id),
+            ) as cursor:
+                was_ok = await cursor.fetchone() is not None
             if ok:
                 await conn.execute(
                     "INSERT INTO spoiler_channels (guild_id, channel_id) VALUES (?, ?) "
@@ -154,8 +178,8 @@ class SettingsStore:
                     "DELETE FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
                     (guild_id, channel_id),
                 )
-        self._settings_cache.pop(guild_id, None)
-        return old
+        self._settings_changed(guild_id)
+        return was_ok
 
     async def get_meta(self, key: str) -> str | None:
         async with self.db.conn.execute(

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar, cast
 
+from bot.content.models import show_slug_of
 from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
 from bot.storage.database import WRITE_TIMEOUT_S, Database, StorageError
 
@@ -111,10 +112,6 @@ class _Forget:
 
 
 _NO_VOTES = Tally()
-
-
-def show_slug_of(episode_key: str) -> str:
-    return episode_key.split("/", 1)[0]
 
 
 def _check_key(episode_key: str) -> None:
@@ -544,14 +541,6 @@ class VoteStore:
             await committer.drain()
 
     # ---- reads ---------------------------------------------------------------------
-
-    async def get_vote(self, guild_id: int, user_id: int, episode_key: str) -> int | None:
-        rows = await self.db.read(
-            "SELECT score FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?",
-            (guild_id, user_id, episode_key),
-        )
-        row = next(iter(rows), None)
-        return None if row is None else int(row[0])
 
     async def member_votes(
         self, guild_id: int, user_id: int, show_slug: str | None = None

@@ -157,8 +157,8 @@ def generate(scale: GuardScale) -> GuardWorld:
     month = SpoilerWindow(timedelta(days=30))
     off = SpoilerWindow(timedelta(0))
     # Servers that change a show's window pick from a few common choices, as communities do.
-    palette = [dict.fromkeys(rng.sample(slugs, 3), off) for _ in range(10)] + [
-        dict.fromkeys(rng.sample(slugs, 5), month) for _ in range(10)
+    palette = [tuple((s, off) for s in sorted(rng.sample(slugs, 3))) for _ in range(10)] + [
+        tuple((s, month) for s in sorted(rng.sample(slugs, 5))) for _ in range(10)
     ]
     settings: dict[int, SpoilerSettings] = {}
     for guild_id in range(1, scale.servers + 1):

@@ -373,7 +373,7 @@ def settings_problems(row: GuildRow, loaded: GuildSettings) -> list[str]:
         "mode": spoilers.mode.value,
         "min_votes": loaded.min_votes,
         "min_member_days": loaded.min_member_days,
-        "show_windows": {k: v.seconds for k, v in spoilers.show_windows.items()},
+        "show_windows": {k: v.seconds for k, v in spoilers.show_windows},
         "channels": set(spoilers.spoilers_ok_channels),
     }
     wanted = {

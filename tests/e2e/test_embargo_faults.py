@@ -133,7 +133,7 @@ async def test_a_refused_reply_is_reported_privately(scenario: Scenario) -> None
     assert reply.ephemeral
     assert reply.content == GENERIC_FAILURE
     assert_safe_delivery([reply])
-    assert "ERROR    bot.client: unhandled error in review" in scenario.bot.output
+    assert "ERROR    bot.errors: unhandled error in review" in scenario.bot.output
     await still_serving(scenario)
     scenario.assert_clean()
 

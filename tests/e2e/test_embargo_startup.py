@@ -47,7 +47,13 @@ def option(
 
 
 def episode_option(description: str = EPISODE_HELP, *, required: bool = True) -> dict[str, Any]:
-    return option("episode", STRING, description, required=required, autocomplete=True)
+    return option(
+        "episode", STRING, description, required=required, autocomplete=True, max_length=100
+    )
+
+
+def show_option(description: str, *, required: bool = True) -> dict[str, Any]:
+    return option("show", STRING, description, required=required, autocomplete=True, max_length=100)
 
 
 def sub(name: str, description: str, *options: dict[str, Any]) -> dict[str, Any]:
@@ -98,12 +104,12 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
     "unvote": command("Withdraw your vote on an episode.", episode_option(), contexts=SERVERS),
     "myvotes": command(
         "Your own votes in this server.",
-        option("show", STRING, "Optional: only this show", required=False, autocomplete=True),
+        show_option("Optional: only this show", required=False),
         contexts=SERVERS,
     ),
     "rankings": command(
         "A show's episodes ranked by this server's votes or a critic.",
-        option("show", STRING, "The show", autocomplete=True),
+        show_option("The show"),
         option(
             "season",
             INTEGER,
@@ -118,6 +124,7 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             "community (votes) or critic; by default community once there are enough votes",
             required=False,
             choices=["community", "critic"],
+            max_length=9,
         ),
         option(
             "order",
@@ -125,6 +132,7 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             "best-first (default) or worst-first",
             required=False,
             choices=["best-first", "worst-first"],
+            max_length=11,
         ),
         option(
             "scope",
@@ -132,6 +140,7 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             "server (default): this server's votes · global: every server's votes pooled",
             required=False,
             choices=["server", "global"],
+            max_length=6,
         ),
         option("chart", BOOLEAN, "Also attach the ranking as a bar chart image", required=False),
         contexts=EVERYWHERE,
@@ -141,16 +150,17 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
         sub(
             "window",
             "How long after release spoilers stay hidden.",
-            option("duration", STRING, f"{DURATION_EXAMPLES}; at most 3650 days"),
+            option("duration", STRING, f"{DURATION_EXAMPLES}; at most 3650 days", max_length=40),
         ),
         sub(
             "show-window",
             "A different spoiler window for one show.",
-            option("show", STRING, "The show", autocomplete=True),
+            show_option("The show"),
             option(
                 "duration",
                 STRING,
                 "e.g. `30d`, `2w`, `off`, `forever`, or `default` for the server's window",
+                max_length=40,
             ),
         ),
         sub(
@@ -161,6 +171,7 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
                 STRING,
                 "tagged: behind spoiler tags · private: only the asker sees it · refuse: not shown",
                 choices=["tagged", "private", "refuse"],
+                max_length=7,
             ),
         ),
         sub(
@@ -172,6 +183,7 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
                 STRING,
                 "spoilers-ok: endings in plain text · default: server rules",
                 choices=["spoilers-ok", "default"],
+                max_length=11,
             ),
         ),
         sub(
@@ -215,7 +227,7 @@ def normalise_option(raw: dict[str, Any]) -> dict[str, Any]:
     result["required"] = raw.get("required", False)
     if raw.get("autocomplete"):
         result["autocomplete"] = True
-    for key in ("min_value", "max_value"):
+    for key in ("min_value", "max_value", "min_length", "max_length"):
         if key in raw:
             result[key] = raw[key]
     if raw.get("channel_types"):

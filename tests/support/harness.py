@@ -812,7 +812,8 @@ class Harness:
                     f"option {param.display_name!r} only accepts {choices}; got {value!r}"
                 )
             low, high = param.min_value, param.max_value
-            if (low is not None and value < low) or (high is not None and value > high):
+            measured = len(value) if isinstance(value, str) else value  # string bounds: lengths
+            if (low is not None and measured < low) or (high is not None and measured > high):
                 raise HarnessError(
                     f"option {param.display_name!r} must be in [{low}, {high}]; got {value}"
                 )
