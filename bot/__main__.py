@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import PROJECT_DIR, ConfigError, Settings, configure_logging, load_settings
-from bot.content.parser import parse_content_dir
-from bot.content.sync import sync_content
+from bot.content.sync import dry_run, sync_content
 from bot.lookup import Catalogue
 from bot.messages import OutgoingMessage, ending_messages, review_message
 from bot.spoilers.durations import DurationError, parse_window
@@ -128,12 +127,13 @@ async def check(settings: Settings, *, apply: bool) -> int:
             f"{len(report.removed)} removed"
         )
     else:
-        parsed = parse_content_dir(content_dir)
-        problems = list(parsed.problems)
-        episodes = sum(len(show.episodes) for show in parsed.shows)
+        # A dry run of the very sync the bot runs: the same rules, nothing written.
+        report, loaded = await dry_run(content_dir, keep_reviews=False)
+        problems = list(report.problems)
+        episodes = sum(len(show.episodes) for show in loaded.shows.values())
         summary = (
-            f"{len(parsed.shows)} show(s), {episodes} episode(s), {len(parsed.reviews)} "
-            f"review(s), {len(parsed.rankings)} critic ranking(s)"
+            f"{len(loaded.shows)} show(s), {episodes} episode(s), {loaded.review_count} "
+            f"review(s), {len(loaded.rankings)} critic ranking(s)"
         )
     for problem in problems:
         # Name the file as the owner would open it: the content directory plus its path there.
@@ -172,8 +172,8 @@ def display_path(path: Path) -> str:
 
 
 def preview(settings: Settings, args: argparse.Namespace) -> int:
-    parsed = parse_content_dir(settings.content_dir)
-    catalogue = Catalogue(parsed.shows)
+    _, loaded = asyncio.run(dry_run(settings.content_dir))
+    catalogue = Catalogue(sorted(loaded.shows.values(), key=lambda show: show.slug))
     episode = catalogue.resolve(args.episode)
     if episode is None:
         names = ", ".join(e.label for e in catalogue.suggest(args.episode)) or "none"
@@ -187,7 +187,7 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    review = next((r for r in parsed.reviews if r.episode_key == episode.key), None)
+    review = loaded.reviews.get(episode.key)
     if args.kind == "review":
         messages = [review_message(episode, review)]
         if review is not None and review.ending:

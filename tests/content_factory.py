@@ -194,3 +194,20 @@ def write_catalogue(
         rankings=shows if rankings else 0,
         total_bytes=total,
     )
+
+
+def write_broken_tree(root: Path) -> None:
+    """A content directory with one of each kind of problem, within files and across them."""
+    write(root, "shows/good.toml", show_toml(episodes=[episode_table(1, 1), episode_table(1, 2)]))
+    write(root, "shows/broken.toml", show_toml(timezone="Mars/Olympus"))
+    write(root, "shows/Bad Name.toml", show_toml())
+    write(root, "shows/notes.txt", "not content")
+    write(root, "reviews/good/s01e01.md", review_md("Fine.", "Twist."))
+    write(root, "reviews/good/s01e05.md", review_md())  # no such episode
+    write(root, "reviews/good/s01e02.md", review_md(rating=7))
+    write(root, "reviews/good/S1E3.md", review_md())
+    write(root, "reviews/broken/s01e01.md", review_md())  # its show did not load
+    write(root, "reviews/ghost/s01e01.md", review_md())  # no show file at all
+    write(root, "reviews/ghost/s01e02.md", review_md())
+    write(root, "rankings/good.toml", ranking_toml(["s01e02", "s09e09", "s01e02"]))
+    write(root, "rankings/ghost.toml", ranking_toml(["s01e01"]))

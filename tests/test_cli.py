@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import PROJECT_DIR
+from tests.content_factory import write_broken_tree
 
 DATA = PROJECT_DIR / "data"
 
@@ -93,3 +94,21 @@ def test_check_apply_loads_into_the_database(tmp_path):
     assert second.returncode == 0
     assert "loaded 0 file(s)" in second.stdout
     assert Path(tmp_path / "apply.db").exists()
+
+
+def test_check_reports_what_the_sync_reports(tmp_path):
+    content = tmp_path / "content"
+    write_broken_tree(content)
+    env = {"CONTENT_DIR": str(content), "DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
+    checked = run_cli("check", env=env)
+    applied = run_cli("check", "--apply", env=env)
+    assert checked.returncode == applied.returncode == 1
+    # Every problem line, errors and warnings alike, is the same; only the summary differs
+    # (and the log lines of creating the fresh database).
+    assert checked.stderr.splitlines() == [
+        line for line in applied.stderr.splitlines() if "applied migration" not in line
+    ]
+    problems = checked.stdout.splitlines()
+    assert problems == applied.stdout.splitlines()
+    assert any("shows/notes.txt: ignored" in line for line in problems)
+    assert "reviews/ghost: 2 reviews not loaded" in checked.stderr

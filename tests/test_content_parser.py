@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 from datetime import UTC, date, datetime
@@ -21,11 +20,11 @@ from bot.content.parser import (
     _plain_toml,
     classify,
     normalise_code,
-    parse_content_dir,
     parse_ranking,
     parse_review,
     parse_show,
 )
+from bot.content.sync import dry_run
 from tests.content_factory import (
     episode_table,
     ranking_toml,
@@ -579,7 +578,7 @@ def test_normalise_code():
 # ---- the whole directory -------------------------------------------------------------
 
 
-def test_content_dir_cross_file_checks(tmp_path):
+async def test_content_dir_cross_file_checks(tmp_path):
     write(
         tmp_path, "shows/good.toml", show_toml(episodes=[episode_table(1, 1), episode_table(1, 2)])
     )
@@ -591,58 +590,44 @@ def test_content_dir_cross_file_checks(tmp_path):
     write(tmp_path, "rankings/ghost.toml", ranking_toml(["s01e01"]))
     write(tmp_path, "embargo.db", "not content")
 
-    parsed = parse_content_dir(tmp_path)
+    report, loaded = await dry_run(tmp_path)
 
-    assert [s.slug for s in parsed.shows] == ["good"]
-    assert [r.episode_key for r in parsed.reviews] == ["good/s01e01"]
-    assert [r.show_slug for r in parsed.rankings] == ["good"]
-    assert sorted((p.path, p.message.split(":")[0]) for p in parsed.errors) == [
+    assert list(loaded.shows) == ["good"]
+    assert list(loaded.reviews) == ["good/s01e01"]
+    assert list(loaded.rankings) == ["good"]
+    assert sorted((p.path, p.message.split(":")[0]) for p in report.errors) == [
         ("rankings/ghost.toml", "this ranking was not loaded"),
         ("reviews/ghost", "2 reviews not loaded"),
         ("reviews/good/s01e05.md", "episode s01e05 is not in shows/good.toml"),
     ]
-    assert "there is no show file shows/ghost.toml" in str(parsed.errors[-2])
-    assert set(parsed.file_hashes) == {
-        "shows/good.toml",
-        "reviews/good/s01e01.md",
-        "reviews/good/s01e05.md",
-        "reviews/ghost/s01e01.md",
-        "reviews/ghost/s01e02.md",
-        "rankings/good.toml",
-        "rankings/ghost.toml",
+    assert "reviews/ghost: 2 reviews not loaded: there is no show file shows/ghost.toml" in {
+        str(p) for p in report.errors
     }
-    raw = (tmp_path / "shows/good.toml").read_bytes()
-    assert parsed.file_hashes["shows/good.toml"] == hashlib.sha256(raw).hexdigest()
+    assert report.loaded == ("rankings/good.toml", "reviews/good/s01e01.md", "shows/good.toml")
 
 
-def test_reviews_of_a_broken_show_say_so(tmp_path):
+async def test_reviews_of_a_broken_show_say_so(tmp_path):
     write(
         tmp_path,
         "shows/broken.toml",
         show_toml(timezone="Mars/Olympus", episodes=[episode_table(1, 1)]),
     )
     write(tmp_path, "reviews/broken/s01e01.md", review_md())
-    parsed = parse_content_dir(tmp_path)
-    assert parsed.reviews == ()
-    assert [str(p) for p in parsed.errors][1] == (
+    report, loaded = await dry_run(tmp_path)
+    assert loaded.reviews == {}
+    assert [str(p) for p in report.errors][1] == (
         "reviews/broken: 1 review not loaded: shows/broken.toml did not load (see its errors)"
     )
 
 
-def test_missing_content_dir_parses_to_nothing(tmp_path):
-    parsed = parse_content_dir(tmp_path / "absent")
-    assert parsed.shows == ()
-    assert parsed.problems == ()
-
-
-def test_synthetic_catalogue_is_valid(tmp_path):
+async def test_synthetic_catalogue_is_valid(tmp_path):
     catalogue = write_catalogue(tmp_path, shows=3, episodes_per_show=12, review_bytes=600)
-    parsed = parse_content_dir(tmp_path)
-    assert parsed.problems == ()
-    assert len(parsed.shows) == 3
-    assert len(parsed.reviews) == catalogue.reviews == 36
-    assert all(r.ending for r in parsed.reviews)
-    assert len(parsed.rankings) == 3
+    report, loaded = await dry_run(tmp_path)
+    assert report.problems == ()
+    assert len(loaded.shows) == 3
+    assert len(loaded.reviews) == loaded.review_count == catalogue.reviews == 36
+    assert all(r.ending for r in loaded.reviews.values())
+    assert len(loaded.rankings) == 3
 
 
 # ---- the fast paths are exact -----------------------------------------------------------

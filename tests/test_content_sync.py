@@ -14,11 +14,18 @@ import pytest
 
 from bot.content import sync as sync_module
 from bot.content.models import CriticRanking, Review, Show
-from bot.content.parser import parse_content_dir
-from bot.content.sync import sync_content
+from bot.content.sync import dry_run, sync_content
+from bot.storage import content as content_store_module
 from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore
 from bot.storage.database import Database
-from tests.content_factory import episode_table, ranking_toml, review_md, show_toml, write
+from tests.content_factory import (
+    episode_table,
+    ranking_toml,
+    review_md,
+    show_toml,
+    write,
+    write_broken_tree,
+)
 
 
 class _Store(ContentStore):
@@ -125,9 +132,9 @@ async def test_cold_load_stores_exactly_what_the_parser_reads(store, content):
     assert report.unchanged == ()
     assert report.removed == ()
     assert report.problems == ()
-    parsed = parse_content_dir(content)
-    assert await store.load_shows() == list(parsed.shows)
-    for review in parsed.reviews:
+    _, parsed = await dry_run(content)
+    assert await store.load_shows() == [parsed.shows[slug] for slug in sorted(parsed.shows)]
+    for review in parsed.reviews.values():
         assert await store.get_review(review.episode_key) == review
     assert await store.get_critic_ranking("alpha") == CriticRanking(
         "alpha", "A. Critic", ("s01e02", "s01e01", "s01e03")
@@ -374,15 +381,21 @@ async def test_misnamed_files_are_reported_every_sync(store, content):
         ]
 
 
-async def test_a_failed_write_leaves_nothing_half_applied(store):
+async def test_a_failed_write_never_leaves_a_record_vouching_for_missing_rows(store, monkeypatch):
+    # One step per transaction: the show commits, then the review's write fails.
+    monkeypatch.setattr(content_store_module, "TRANSACTION_BYTES", 1)
     show = Show("delta", "Delta", "N", "UTC")
-    bad_review = Review("delta/s01e01", 3.0, "ok", "A", date(2024, 1, 1), None, None)  # type: ignore[arg-type]
+    bad_review = Review("delta/s01e01", 3.0, "ok", None, date(2024, 1, 1), "Body.", None)  # type: ignore[arg-type]
     changes = ContentChanges(
-        shows=(show,), reviews=(bad_review,), file_hashes={"shows/delta.toml": "abc"}
+        shows=(show,),
+        reviews=(bad_review,),
+        file_hashes={"shows/delta.toml": "abc", "reviews/delta/s01e01.md": "def"},
     )
-    with pytest.raises(Exception, match="NOT NULL"):
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
         await store.apply_content_changes(changes)
-    assert await store.load_shows() == []
+    assert [s.slug for s in await store.load_shows()] == ["delta"]
+    assert await store.get_review("delta/s01e01") is None
+    # Records come after the rows: the next sync parses both files again.
     assert await store.content_file_hashes() == {}
 
 
@@ -516,36 +529,50 @@ async def test_reviews_in_batches_load_like_one(store, content, monkeypatch):
     report = await sync_content(store, content)
     assert report.loaded == ALL_FILES
     assert report.problems == ()
-    for review in parse_content_dir(content).reviews:
+    _, parsed = await dry_run(content)
+    for review in parsed.reviews.values():
         assert await store.get_review(review.episode_key) == review
 
 
-async def test_no_reader_sees_a_sync_until_its_last_batch_is_written(
+async def test_readers_see_whole_files_and_no_record_ahead_of_its_rows(
     store, content, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(sync_module, "REVIEW_BATCH", 1)
+    monkeypatch.setattr(content_store_module, "TRANSACTION_BYTES", 1)
     real_parse = sync_module._parse_reviews
-    seen: list[tuple[int, int, int]] = []
+    seen: list[tuple[dict[str, int | None], set[str], set[str]]] = []
 
     def parse_and_look(*args):
-        # Runs between batches, while the sync's transaction is open: another connection
-        # must see none of what it wrote so far.
+        # Runs between batches, while the sync is writing: another connection sees every
+        # show with all its episodes, and a review's record only once its row is there.
         with sqlite3.connect(tmp_path / "t.db") as reader:
-            seen.append(
-                tuple(
-                    reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                    for table in ("shows", "reviews", "content_files")
-                )
+            shows = dict.fromkeys(row[0] for row in reader.execute("SELECT slug FROM shows"))
+            shows.update(
+                reader.execute(
+                    "SELECT show_slug, COUNT(*) FROM episodes GROUP BY show_slug"
+                ).fetchall()
             )
+            reviews = {row[0] for row in reader.execute("SELECT episode_key FROM reviews")}
+            recorded = {
+                row[0].removeprefix("reviews/").removesuffix(".md")
+                for row in reader.execute(
+                    "SELECT path FROM content_files WHERE path LIKE 'reviews/%'"
+                )
+            }
+        seen.append((shows, reviews, recorded))
         return real_parse(*args)
 
     monkeypatch.setattr(sync_module, "_parse_reviews", parse_and_look)
     report = await sync_content(store, content)
     assert report.loaded == ALL_FILES
-    assert seen == [(0, 0, 0)] * 3
+    assert len(seen) == 3
+    for shows, reviews, recorded in seen:
+        # Show -> its episodes as seen: each show that is there has all of them.
+        assert shows.items() <= {("alpha", 3), ("beta", 1)}
+        assert recorded <= reviews
 
 
-async def test_a_failing_batch_leaves_nothing_written(store, content, monkeypatch):
+async def test_a_sync_cut_short_is_finished_by_the_next(store, content, monkeypatch):
     monkeypatch.setattr(sync_module, "REVIEW_BATCH", 1)
     real_parse = sync_module._parse_reviews
     calls = 0
@@ -560,6 +587,39 @@ async def test_a_failing_batch_leaves_nothing_written(store, content, monkeypatc
     monkeypatch.setattr(sync_module, "_parse_reviews", fail_on_the_third)
     with pytest.raises(OSError, match="disk gone"):
         await sync_content(store, content)
-    assert await store.load_shows() == []
-    assert await store.get_review("alpha/s01e01") is None
-    assert await store.content_file_hashes() == {}
+    written = set(await store.content_file_hashes())
+    assert "reviews/beta/s01e01.md" not in written  # the third batch never landed
+
+    monkeypatch.setattr(sync_module, "_parse_reviews", real_parse)
+    report = await sync_content(store, content)
+    assert set(report.loaded) == set(ALL_FILES) - written
+    assert report.problems == ()
+    assert await store.get_review("beta/s01e01") is not None
+    assert set(await store.content_file_hashes()) == set(ALL_FILES)
+
+
+# ---- check is a dry run of this sync ------------------------------------------------------
+
+
+async def test_check_and_the_sync_report_the_same_problems(store, tmp_path):
+    root = tmp_path / "broken"
+    write_broken_tree(root)
+    checked, _ = await dry_run(root)
+    synced = await sync_content(store, root)
+    assert checked.problems == synced.problems
+    assert checked.loaded == synced.loaded
+    # The tree holds each rule, within a file and across files, so the comparison means
+    # something: a rule only one side applied would show here.
+    found = {(p.path, p.message.split(":")[0]) for p in checked.problems}
+    assert {
+        ("reviews/good/s01e05.md", "episode s01e05 is not in shows/good.toml"),
+        ("reviews/broken", "1 review not loaded"),
+        ("reviews/ghost", "2 reviews not loaded"),
+        ("rankings/ghost.toml", "this ranking was not loaded"),
+        ("rankings/good.toml", "episode s09e09 is not in shows/good.toml"),
+        ("rankings/good.toml", "episode s01e02 is ranked twice (first on line 4)"),
+        ("reviews/good/S1E3.md", "review files are named by episode code, like s07e06.md"),
+        ("shows/notes.txt", "ignored"),
+    } <= found
+    assert any(p.path == "shows/broken.toml" and p.line for p in checked.errors)
+    assert any(p.path == "reviews/good/s01e02.md" and p.line for p in checked.errors)

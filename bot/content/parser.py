@@ -1,9 +1,9 @@
 """Parse and validate the content directory: show files, reviews and critic rankings.
 
 Pure: nothing here touches storage or the network, and the only I/O is reading the files
-it is given (or, for :func:`parse_content_dir` and :func:`scan_content_dir`, listing the
-content directory). Every problem becomes a :class:`ContentProblem` naming the file and,
-where it can be found, the line, so an editor can fix a file without reading Python.
+it is given (or, for :func:`scan_content_dir`, listing the content directory). Every
+problem becomes a :class:`ContentProblem` naming the file and, where it can be found, the
+line, so an editor can fix a file without reading Python.
 
 Layout of the content directory (paths below are relative to it):
 
@@ -85,19 +85,6 @@ class ContentProblem:
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return f"{where}: {self.message}"
-
-
-@dataclass(frozen=True)
-class ParsedContent:
-    shows: tuple[Show, ...]
-    reviews: tuple[Review, ...]
-    rankings: tuple[CriticRanking, ...]
-    problems: tuple[ContentProblem, ...]
-    file_hashes: dict[str, str]  # rel path -> sha256 hex of the file's bytes
-
-    @property
-    def errors(self) -> tuple[ContentProblem, ...]:
-        return tuple(p for p in self.problems if p.severity == "error")
 
 
 class ContentFile(NamedTuple):
@@ -1074,70 +1061,3 @@ def unknown_show_problem(
     else:
         reason = f"there is no show file {show_rel}"
     return ContentProblem(path, None, f"{what}: {reason}")
-
-
-def parse_content_dir(content_dir: Path) -> ParsedContent:
-    """Parse and cross-check every content file under ``content_dir``."""
-    files, problems = scan_content_dir(content_dir)
-    hashes: dict[str, str] = {}
-    data: dict[str, bytes] = {}
-    readable: list[ContentFile] = []
-    for file in files:
-        try:
-            data[file.rel] = read_file(content_dir / file.rel)
-        except OSError as exc:
-            problems.append(
-                ContentProblem(file.rel, None, f"cannot read this file: {exc.strerror or exc}")
-            )
-            continue
-        hashes[file.rel] = sha256_hex(data[file.rel])
-        readable.append(file)
-    files = readable
-
-    shows: dict[str, Show] = {}
-    show_files = {f.slug for f in files if f.kind == "show"}
-    for file in files:
-        if file.kind == "show":
-            show, found = parse_show_bytes(data[file.rel], file.rel)
-            problems.extend(found)
-            if show is not None:
-                shows[show.slug] = show
-
-    episode_codes = {slug: frozenset(e.code for e in show.episodes) for slug, show in shows.items()}
-    reviews: list[Review] = []
-    orphans: dict[str, int] = {}
-    for file in files:
-        if file.kind != "review":
-            continue
-        show = shows.get(file.slug)
-        codes = episode_codes.get(file.slug)
-        review, found = parse_review_bytes(data[file.rel], file.rel, codes)
-        problems.extend(found)
-        if show is None:
-            orphans[file.slug] = orphans.get(file.slug, 0) + 1
-        elif review is not None:
-            reviews.append(review)
-    problems.extend(
-        unknown_show_problem(slug, "review", count, slug in show_files)
-        for slug, count in orphans.items()
-    )
-
-    rankings: list[CriticRanking] = []
-    for file in files:
-        if file.kind != "ranking":
-            continue
-        show = shows.get(file.slug)
-        ranking, found = parse_ranking_bytes(data[file.rel], file.rel, show)
-        problems.extend(found)
-        if show is None:
-            problems.append(unknown_show_problem(file.slug, "ranking", 1, file.slug in show_files))
-        elif ranking is not None:
-            rankings.append(ranking)
-
-    return ParsedContent(
-        shows=tuple(shows[slug] for slug in sorted(shows)),
-        reviews=tuple(reviews),
-        rankings=tuple(rankings),
-        problems=tuple(problems),
-        file_hashes=hashes,
-    )

@@ -32,10 +32,13 @@ stamped with a recorded mtime because the clock was set back. Records without a 
 
 Writing
 -------
-Changed files are parsed; those without errors replace their rows. Every write of one sync
-goes into a single transaction, so a reader never sees a show without its episodes or half
-of a reload. Reviews, the bulk of a catalogue, are read, parsed and written in batches of
-``REVIEW_BATCH`` inside that transaction, each batch dropped once written, the next one
+Changed files are parsed outside any write transaction (in a worker thread); those without
+errors replace their rows. Storage writes them in short transactions (see
+``ContentStore.apply_content_changes``), so votes and settings never wait for a whole
+catalogue: each file changes at once, a show with all its episodes, and a sync cut short
+leaves the files it had not reached to the next one. The bot swaps its in-memory catalogue
+once the whole sync is written (``bot.content.reload``). Reviews, the bulk of a catalogue,
+are read and parsed in batches of ``REVIEW_BATCH``, each dropped once written, the next one
 parsed while the last is written: a first start holds two batches of review text at a time,
 not the whole catalogue. A file with errors is reported and its last good version keeps
 serving: its rows and its record stay as they were, so it is parsed again (and reported
@@ -71,7 +74,13 @@ from bot.content.parser import (
     sha256_hex,
     unknown_show_problem,
 )
-from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore, FileRecord, FileStat
+from bot.storage.content import (
+    RECHECK_HASH,
+    ContentBackend,
+    ContentChanges,
+    FileRecord,
+    FileStat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +309,7 @@ def _check_dependents(
     return checked
 
 
-async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
+async def sync_content(storage: ContentBackend, content_dir: Path) -> SyncReport:
     """Bring storage in line with ``content_dir``; see the module docstring for the rules.
 
     File reading, hashing and parsing run in a worker thread so the event loop stays free.
@@ -384,33 +393,31 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
             return None
         return asyncio.ensure_future(asyncio.to_thread(_parse_reviews, base, batches[index], codes))
 
-    if batches or not first.is_empty():
-        async with storage.content_update() as update:
-            # The next batch is parsed (in a worker thread) while this one is written (in
-            # the connection's thread, which SQLite runs without holding the GIL).
-            index = 0
+    # The next batch is parsed (in a worker thread) while this one is written (in the
+    # connection's thread, which SQLite runs without holding the GIL).
+    index = 0
+    pending = parse_batch(index)
+    try:
+        await storage.apply_content_changes(first)
+        while pending is not None:
+            batch = await pending
+            index += 1
             pending = parse_batch(index)
-            try:
-                await update.apply(first)
-                while pending is not None:
-                    batch = await pending
-                    index += 1
-                    pending = parse_batch(index)
-                    await update.apply(
-                        ContentChanges(
-                            reviews=tuple(batch.reviews),
-                            file_hashes=batch.hashes,
-                            file_stats={rel: scan.stats[rel] for rel in batch.hashes},
-                            stats_checked_ns=started_ns,
-                        )
-                    )
-                    loaded.update(batch.hashes)
-                    review_problems.extend(batch.problems)
-                    for slug, count in batch.orphans.items():
-                        orphans[slug] += count
-            finally:
-                if pending is not None:
-                    pending.cancel()  # a write failed: the parse's result is not wanted
+            await storage.apply_content_changes(
+                ContentChanges(
+                    reviews=tuple(batch.reviews),
+                    file_hashes=batch.hashes,
+                    file_stats={rel: scan.stats[rel] for rel in batch.hashes},
+                    stats_checked_ns=started_ns,
+                )
+            )
+            loaded.update(batch.hashes)
+            review_problems.extend(batch.problems)
+            for slug, count in batch.orphans.items():
+                orphans[slug] += count
+    finally:
+        if pending is not None:
+            pending.cancel()  # a write failed: the parse's result is not wanted
     # One problem per show for its orphaned reviews, changed and unchanged ones together.
     for slug, count in checked.orphans.items():
         orphans[slug] += count
@@ -444,3 +451,38 @@ async def sync_content(storage: ContentStore, content_dir: Path) -> SyncReport:
         len(report.errors),
     )
     return report
+
+
+class DryRun:
+    """A store that records nothing and keeps what a sync would write, in memory.
+
+    ``check`` and ``preview`` run the one sync against it, so they apply exactly the rules
+    (per file and across files) that the bot applies when it loads the same directory.
+    """
+
+    def __init__(self, *, keep_reviews: bool = True) -> None:
+        self.keep_reviews = keep_reviews
+        self.shows: dict[str, Show] = {}
+        self.reviews: dict[str, Review] = {}  # by episode key
+        self.review_count = 0
+        self.rankings: dict[str, CriticRanking] = {}
+
+    async def content_file_records(self) -> dict[str, FileRecord]:
+        return {}  # nothing recorded: every file is parsed
+
+    async def load_show(self, slug: str) -> Show | None:
+        return self.shows.get(slug)
+
+    async def apply_content_changes(self, changes: ContentChanges) -> None:
+        self.shows.update((show.slug, show) for show in changes.shows)
+        self.rankings.update((ranking.show_slug, ranking) for ranking in changes.rankings)
+        self.review_count += len(changes.reviews)
+        if self.keep_reviews:
+            self.reviews.update((review.episode_key, review) for review in changes.reviews)
+
+
+async def dry_run(content_dir: Path, *, keep_reviews: bool = True) -> tuple[SyncReport, DryRun]:
+    """The sync of ``content_dir`` into an empty store, written nowhere."""
+    store = DryRun(keep_reviews=keep_reviews)
+    report = await sync_content(store, content_dir)
+    return report, store

@@ -7,15 +7,14 @@ too). Votes live in another table keyed by ``episode_key`` and are never touched
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import NamedTuple
-
-import aiosqlite
+from typing import NamedTuple, Protocol
 
 from bot.content.models import CriticRanking, Episode, Review, Show, show_slug_of
 from bot.storage.database import Database
@@ -42,7 +41,7 @@ FileRecord = tuple[str, int | None, int | None, int | None]
 
 @dataclass(frozen=True)
 class ContentChanges:
-    """Writes of one sync, or one part of them (see :meth:`ContentStore.content_update`).
+    """Writes of one sync, or one part of them (see :meth:`ContentStore.apply_content_changes`).
 
     Rows are replaced per file: a show replaces its show row and episodes, a ranking its
     positions, a review its row. ``file_hashes`` records the files whose rows were written;
@@ -78,6 +77,16 @@ class ContentChanges:
             or self.forget_files
             or self.recheck_files
         )
+
+
+class ContentBackend(Protocol):
+    """What the content sync needs of a store: the database, or a dry run's stand-in."""
+
+    async def content_file_records(self) -> dict[str, FileRecord]: ...
+
+    async def load_show(self, slug: str) -> Show | None: ...
+
+    async def apply_content_changes(self, changes: ContentChanges) -> None: ...
 
 
 def _to_unix(instant: datetime) -> int:
@@ -194,137 +203,190 @@ class ContentStore:
     # ---- writes --------------------------------------------------------------------
 
     async def apply_content_changes(self, changes: ContentChanges) -> None:
-        """Write one sync's changes atomically: readers see all of them or none."""
+        """Write a sync's changes in short transactions, each file's rows all at once.
+
+        One transaction per sync held the write lock, and with it every vote and setting
+        waiting behind it, for as long as the whole catalogue took to write. Instead the
+        changes are cut into steps of about ``TRANSACTION_BYTES`` of rows each, so a
+        waiting write is delayed by one step at most. A file's rows are never split: a
+        reader sees a show with all its episodes, a review whole, or the version before.
+        Its record (hash and stat) is written in the same step or a later one, never an
+        earlier: a sync cut short leaves rows newer than their records, which the next sync
+        parses and writes again, and never a record vouching for rows that are not there.
+        """
         if changes.is_empty():
             return
-        async with self.content_update() as update:
-            await update.apply(changes)
-
-    @asynccontextmanager
-    async def content_update(self) -> AsyncIterator[ContentUpdate]:
-        """One transaction for a sync's writes, applied in as many parts as it takes.
-
-        A sync streams its reviews through in batches, so that it never holds the whole
-        catalogue in memory; readers still see all of the sync or none of it. If the block
-        raises, nothing is written.
-        """
-        async with self.db.transaction() as conn:
-            yield ContentUpdate(conn)
+        batch: list[_Step] = []
+        size = 0
+        for step in _steps(changes):
+            if batch and size + step.size > TRANSACTION_BYTES:
+                await self.db.run_transaction(functools.partial(_run_steps, tuple(batch)))
+                batch, size = [], 0
+            batch.append(step)
+            size += step.size
+        if batch:
+            await self.db.run_transaction(functools.partial(_run_steps, tuple(batch)))
 
 
-class ContentUpdate:
-    """Writes into the transaction :meth:`ContentStore.content_update` opened."""
+# About this many bytes of rows per write transaction: a few milliseconds of SQLite's time.
+TRANSACTION_BYTES = 256 * 1024
+# What a row costs beyond its text, in the same units: index updates, the statement itself.
+_ROW_BYTES = 200
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
 
-    async def apply(self, changes: ContentChanges) -> None:
-        conn = self._conn
-        for slug in changes.removed_shows:
-            await conn.execute("DELETE FROM episodes WHERE show_slug = ?", (slug,))
-            await conn.execute("DELETE FROM shows WHERE slug = ?", (slug,))
-        for show in changes.shows:
-            await _replace_show(conn, show)
-        for slug in changes.removed_rankings:
-            await conn.execute("DELETE FROM critic_rankings WHERE show_slug = ?", (slug,))
-        for ranking in changes.rankings:
-            await _replace_ranking(conn, ranking)
-        if changes.removed_reviews:
-            await conn.executemany(
-                "DELETE FROM reviews WHERE episode_key = ?",
-                [(key,) for key in changes.removed_reviews],
+class _Step(NamedTuple):
+    """Rows that must change together, and roughly how many bytes they write."""
+
+    size: int
+    run: Callable[[sqlite3.Connection], None]
+
+
+def _run_steps(steps: tuple[_Step, ...], conn: sqlite3.Connection) -> None:
+    for step in steps:
+        step.run(conn)
+
+
+def _steps(changes: ContentChanges) -> Iterator[_Step]:
+    """The changes as steps, in an order that keeps storage consistent if cut short anywhere.
+
+    Marks to check files again come first: they only cause a file to be parsed again, and
+    must be in place before the show change that calls for them is committed.
+    """
+    if changes.recheck_files:
+        marks = [(RECHECK_HASH, path) for path in changes.recheck_files]
+        for chunk in _chunks(marks):
+            yield _Step(
+                len(chunk) * _ROW_BYTES,
+                functools.partial(
+                    _executemany, "UPDATE content_files SET sha256 = ? WHERE path = ?", chunk
+                ),
             )
-        if changes.reviews:
-            await conn.executemany(
-                "INSERT INTO reviews (episode_key, show_slug, rating, verdict, author, "
-                "published, body, ending) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (episode_key) DO UPDATE SET show_slug = excluded.show_slug, "
-                "rating = excluded.rating, verdict = excluded.verdict, "
-                "author = excluded.author, published = excluded.published, "
-                "body = excluded.body, ending = excluded.ending",
-                [
-                    (
-                        r.episode_key,
-                        show_slug_of(r.episode_key),
-                        r.rating,
-                        r.verdict,
-                        r.author,
-                        r.published.isoformat(),
-                        r.body,
-                        r.ending,
-                    )
-                    for r in changes.reviews
-                ],
-            )
-        if changes.forget_files:
-            await conn.executemany(
-                "DELETE FROM content_files WHERE path = ?",
-                [(path,) for path in changes.forget_files],
-            )
-        await self._record_files(changes)
-
-    async def _record_files(self, changes: ContentChanges) -> None:
-        conn = self._conn
-        now = int(time.time())
-        stats = changes.file_stats
-        checked = changes.stats_checked_ns
-        if changes.file_hashes:
-            rows = []
-            for path, sha in changes.file_hashes.items():
-                stat = stats.get(path)
-                if stat is None:
-                    rows.append((path, sha, now, None, None, None))
-                else:
-                    rows.append((path, sha, now, stat.size, stat.mtime_ns, checked))
-            await conn.executemany(
-                "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
-                "stat_checked_ns) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, "
-                "loaded_at = excluded.loaded_at, size = excluded.size, "
-                "mtime_ns = excluded.mtime_ns, stat_checked_ns = excluded.stat_checked_ns",
-                rows,
-            )
-        restated = [
-            (stat.size, stat.mtime_ns, checked, path)
-            for path, stat in stats.items()
-            if path not in changes.file_hashes
-        ]
-        if restated:
-            await conn.executemany(
+    for slug in changes.removed_shows:
+        yield _Step(_ROW_BYTES, functools.partial(_delete_show, slug))
+    for show in changes.shows:
+        yield _Step((1 + len(show.episodes)) * _ROW_BYTES, functools.partial(_replace_show, show))
+    for slug in changes.removed_rankings:
+        yield _Step(
+            _ROW_BYTES,
+            functools.partial(
+                _executemany, "DELETE FROM critic_rankings WHERE show_slug = ?", [(slug,)]
+            ),
+        )
+    for ranking in changes.rankings:
+        yield _Step(
+            (1 + len(ranking.best_first)) * _ROW_BYTES,
+            functools.partial(_replace_ranking, ranking),
+        )
+    for chunk in _chunks([(key,) for key in changes.removed_reviews]):
+        yield _Step(
+            len(chunk) * _ROW_BYTES,
+            functools.partial(_executemany, "DELETE FROM reviews WHERE episode_key = ?", chunk),
+        )
+    for review in changes.reviews:
+        size = _ROW_BYTES + len(review.body) + len(review.ending or "") + len(review.verdict)
+        yield _Step(size, functools.partial(_executemany, _UPSERT_REVIEW, [_review_row(review)]))
+    # Records last: after the rows they vouch for, and forgotten after the rows they owned.
+    for chunk in _chunks([(path,) for path in changes.forget_files]):
+        yield _Step(
+            len(chunk) * _ROW_BYTES,
+            functools.partial(_executemany, "DELETE FROM content_files WHERE path = ?", chunk),
+        )
+    now = int(time.time())
+    stats = changes.file_stats
+    checked = changes.stats_checked_ns
+    recorded = []
+    for path, sha in changes.file_hashes.items():
+        stat = stats.get(path)
+        if stat is None:
+            recorded.append((path, sha, now, None, None, None))
+        else:
+            recorded.append((path, sha, now, stat.size, stat.mtime_ns, checked))
+    for chunk in _chunks(recorded):
+        yield _Step(len(chunk) * _ROW_BYTES, functools.partial(_executemany, _UPSERT_RECORD, chunk))
+    restated = [
+        (stat.size, stat.mtime_ns, checked, path)
+        for path, stat in stats.items()
+        if path not in changes.file_hashes
+    ]
+    for chunk in _chunks(restated):
+        yield _Step(
+            len(chunk) * _ROW_BYTES,
+            functools.partial(
+                _executemany,
                 "UPDATE content_files SET size = ?, mtime_ns = ?, stat_checked_ns = ? "
                 "WHERE path = ?",
-                restated,
-            )
-        if changes.recheck_files:
-            await conn.executemany(
-                "UPDATE content_files SET sha256 = ? WHERE path = ?",
-                [(RECHECK_HASH, path) for path in changes.recheck_files],
-            )
+                chunk,
+            ),
+        )
 
 
-async def _replace_show(conn: aiosqlite.Connection, show: Show) -> None:
+def _chunks(rows: list[tuple[object, ...]]) -> Iterator[list[tuple[object, ...]]]:
+    """Rows in runs that each fit one transaction."""
+    per_chunk = max(1, TRANSACTION_BYTES // _ROW_BYTES)
+    for start in range(0, len(rows), per_chunk):
+        yield rows[start : start + per_chunk]
+
+
+def _executemany(sql: str, rows: list[tuple[object, ...]], conn: sqlite3.Connection) -> None:
+    conn.executemany(sql, rows)
+
+
+_UPSERT_REVIEW = (
+    "INSERT INTO reviews (episode_key, show_slug, rating, verdict, author, "
+    "published, body, ending) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (episode_key) DO UPDATE SET show_slug = excluded.show_slug, "
+    "rating = excluded.rating, verdict = excluded.verdict, "
+    "author = excluded.author, published = excluded.published, "
+    "body = excluded.body, ending = excluded.ending"
+)
+_UPSERT_RECORD = (
+    "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
+    "stat_checked_ns) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, "
+    "loaded_at = excluded.loaded_at, size = excluded.size, "
+    "mtime_ns = excluded.mtime_ns, stat_checked_ns = excluded.stat_checked_ns"
+)
+
+
+def _review_row(review: Review) -> tuple[object, ...]:
+    return (
+        review.episode_key,
+        show_slug_of(review.episode_key),
+        review.rating,
+        review.verdict,
+        review.author,
+        review.published.isoformat(),
+        review.body,
+        review.ending,
+    )
+
+
+def _delete_show(slug: str, conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM episodes WHERE show_slug = ?", (slug,))
+    conn.execute("DELETE FROM shows WHERE slug = ?", (slug,))
+
+
+def _replace_show(show: Show, conn: sqlite3.Connection) -> None:
     """Upsert the show and its episodes; delete only the episodes the file no longer lists.
 
     Upserting rather than delete-and-reinsert keeps the rows of unchanged episodes in place,
     so nothing that refers to an episode_key sees it disappear and come back.
     """
-    await conn.execute(
+    conn.execute(
         "INSERT INTO shows (slug, title, network, timezone) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (slug) DO UPDATE SET title = excluded.title, "
         "network = excluded.network, timezone = excluded.timezone",
         (show.slug, show.title, show.network, show.timezone),
     )
-    async with conn.execute(
-        "SELECT episode_key FROM episodes WHERE show_slug = ?", (show.slug,)
-    ) as cursor:
-        existing = {row[0] for row in await cursor.fetchall()}
+    rows = conn.execute("SELECT episode_key FROM episodes WHERE show_slug = ?", (show.slug,))
+    existing = {row[0] for row in rows}
     gone = existing - {e.key for e in show.episodes}
     if gone:
-        await conn.executemany(
+        conn.executemany(
             "DELETE FROM episodes WHERE episode_key = ?", [(key,) for key in sorted(gone)]
         )
     if show.episodes:
-        await conn.executemany(
+        conn.executemany(
             "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at, "
             "aliases) VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (episode_key) DO UPDATE SET title = excluded.title, "
@@ -348,9 +410,9 @@ def _episode_rows(episodes: Iterable[Episode]) -> list[tuple[object, ...]]:
     ]
 
 
-async def _replace_ranking(conn: aiosqlite.Connection, ranking: CriticRanking) -> None:
-    await conn.execute("DELETE FROM critic_rankings WHERE show_slug = ?", (ranking.show_slug,))
-    await conn.executemany(
+def _replace_ranking(ranking: CriticRanking, conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM critic_rankings WHERE show_slug = ?", (ranking.show_slug,))
+    conn.executemany(
         "INSERT INTO critic_rankings (show_slug, position, episode_code, author) "
         "VALUES (?, ?, ?, ?)",
         [
