@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [run | check | preview | sync]``."""
+"""Command line: ``python -m bot [run | check | preview | reload | sync]``."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import PROJECT_DIR, ConfigError, Settings, configure_logging, load_settings
+from bot.content.reload_signal import ReloadError, pid_file_for, signal_reload
 from bot.content.sync import dry_run, sync_content
 from bot.lookup import Catalogue
 from bot.messages import OutgoingMessage, ending_messages, review_message
 from bot.spoilers.durations import DurationError, parse_window
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings, decide
-from bot.storage import Storage, StorageError
+from bot.storage import Storage, StorageError, sqlite_path_from_url
 
 log = logging.getLogger("bot")
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--window", default="7d", help="spoiler window, e.g. 30d, off, forever")
     preview.add_argument("--mode", default="tagged", choices=[m.value for m in SpoilerMode])
     preview.add_argument("--now", help="pretend it is this ISO time (default: now)")
+    sub.add_parser("reload", help="tell the running bot to reload the content directory now")
     sub.add_parser("sync", help="register the slash commands with Discord now")
     return parser
 
@@ -70,6 +72,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(check(settings, apply=args.apply))
     if command == "preview":
         return preview(settings, args)
+    if command == "reload":
+        return reload(settings)
     try:
         token = settings.require_token()
     except ConfigError as error:
@@ -161,6 +165,28 @@ async def check_votes(settings: Settings) -> int:
         print(f"{len(drift)} vote total(s) disagree with a recount of the votes", file=sys.stderr)
         return 1
     print("ok: every vote total matches a recount of the votes")
+    return 0
+
+
+def reload(settings: Settings) -> int:
+    """Ask the bot running on this database to reload its content (see reload_signal)."""
+    try:
+        database = sqlite_path_from_url(settings.database_url, PROJECT_DIR)
+    except StorageError as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+    if not isinstance(database, Path):
+        print("embargo: an in-memory database has no running bot to reload", file=sys.stderr)
+        return 2
+    try:
+        pid = signal_reload(pid_file_for(database))
+    except ReloadError as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"asked Embargo (process {pid}) to reload {display_path(settings.content_dir)}: its "
+        "log lists what changed and any problems; `python -m bot check` shows them here"
+    )
     return 0
 
 

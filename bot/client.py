@@ -3,19 +3,26 @@ through ``bot.errors``, the one error path."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import pkgutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import discord
 from discord.ext import commands
 
 import cogs
 from bot.config import Settings
-from bot.content.sync import sync_content
+from bot.content.reload import LiveContent, log_report
+from bot.content.reload_signal import PidFile, pid_file_for
+from bot.content.watch import watch_content
 from bot.errors import EmbargoTree
 from bot.lookup import Catalogue
 from bot.storage import Storage
@@ -62,7 +69,15 @@ class EmbargoBot(commands.Bot):
         self.storage = storage
         self.clock = clock
         self.force_sync = force_sync
-        self.catalogue = Catalogue(())
+        self.content = LiveContent(storage, settings.content_dir)
+        self._content_stop = asyncio.Event()
+        self._content_tasks: set[asyncio.Task[object]] = set()
+        self._pid_file: PidFile | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The shows and episodes served now; a reload replaces it whole (see LiveContent)."""
+        return self.content.catalogue
 
     async def setup_hook(self) -> None:
         # Local work only: never wait for the gateway or a guild here (it would deadlock).
@@ -70,19 +85,63 @@ class EmbargoBot(commands.Bot):
         for name in extension_names():
             await self.load_extension(name)
         await self.sync_commands(force=self.force_sync)
+        if not self.force_sync:
+            self.start_content_reloads()
 
     async def sync_content(self) -> None:
-        report = await sync_content(self.storage, self.settings.content_dir)
-        for problem in report.problems:
-            log.warning("content: %s", problem)
-        log.info(
-            "content: %d file(s) loaded, %d unchanged, %d removed, %d problem(s)",
-            len(report.loaded),
-            len(report.unchanged),
-            len(report.removed),
-            len(report.problems),
+        """Load the content directory at start-up (storage errors end the start)."""
+        log_report(await self.content.reload())
+
+    def start_content_reloads(self) -> None:
+        """Reload on changes to the content files, and on SIGHUP (``python -m bot reload``)."""
+        self._spawn_content_task(
+            watch_content(
+                self.settings.content_dir,
+                lambda: self.content.reload_and_log("files changed"),
+                self._content_stop,
+            )
         )
-        self.catalogue = Catalogue(await self.storage.load_shows())
+        database = self.storage.db.path
+        if not isinstance(database, Path):
+            return  # an in-memory database: no file to put the pid beside
+        try:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP,
+                lambda: self._spawn_content_task(self.content.reload_and_log("SIGHUP")),
+            )
+            pid_file = PidFile(pid_file_for(database))
+            if pid_file.acquire():
+                self._pid_file = pid_file
+            else:
+                log.warning(
+                    "another Embargo process runs on %s: `python -m bot reload` signals that "
+                    "one, not this one",
+                    database,
+                )
+        except (AttributeError, NotImplementedError, ImportError):
+            log.info("no SIGHUP on this platform: content reloads on file changes only")
+        except OSError as error:
+            log.warning("could not record the pid beside the database (%s): %s", database, error)
+
+    def _spawn_content_task(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(work, name="embargo-content")
+        self._content_tasks.add(task)
+        task.add_done_callback(self._content_tasks.discard)
+
+    async def stop_content_reloads(self) -> None:
+        self._content_stop.set()
+        with contextlib.suppress(NotImplementedError, AttributeError, RuntimeError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in list(self._content_tasks):
+            task.cancel()
+        await asyncio.gather(*self._content_tasks, return_exceptions=True)
+        if self._pid_file is not None:
+            self._pid_file.release()
+            self._pid_file = None
+
+    async def close(self) -> None:
+        await self.stop_content_reloads()
+        await super().close()
 
     def command_payload_hash(self, guild: discord.abc.Snowflake | None) -> str:
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]

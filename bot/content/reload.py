@@ -1,0 +1,101 @@
+"""The catalogue the bot serves, and the one way to change it: the sync, then a swap.
+
+Every command reads :attr:`LiveContent.catalogue` (shows and episodes, held in memory for
+lookups) and reads reviews and rankings from storage. A reload runs the one content sync
+(``bot.content.sync``), which writes each changed file's rows in short transactions and
+leaves a file with errors serving its last good version, then builds a new catalogue from
+storage and replaces the old one in a single assignment: a command sees the old catalogue or
+the new one, never a mix. If anything fails on the way (storage, a vanished directory), the
+old catalogue keeps serving.
+
+Triggers (the file watcher, a signal from ``python -m bot reload``, start-up) all call
+:meth:`LiveContent.reload`. Reloads never overlap, and a request made while one runs is
+served by the next reload to start after it, so a burst of triggers costs two syncs at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from pathlib import Path
+from typing import Protocol
+
+from bot.content.models import Show
+from bot.content.parser import SHOWS_DIR
+from bot.content.sync import SyncReport, sync_content
+from bot.lookup import Catalogue
+from bot.storage.content import ContentBackend
+
+log = logging.getLogger(__name__)
+
+
+class ServedContent(ContentBackend, Protocol):
+    """A content store that can also list every show it serves."""
+
+    async def load_shows(self) -> list[Show]: ...
+
+
+class LiveContent:
+    def __init__(self, storage: ServedContent, content_dir: Path) -> None:
+        self.storage = storage
+        self.content_dir = content_dir
+        self.catalogue = Catalogue(())
+        self._built = False  # whether catalogue came from storage yet
+        self._lock = asyncio.Lock()
+        self._requested = 0  # reload requests so far
+        self._covered = 0  # requests made before the start of the last finished reload
+        self._last: SyncReport | None = None
+
+    async def reload(self) -> SyncReport:
+        """Sync the content directory into storage, then swap in the catalogue it serves.
+
+        Raises what the sync or storage raise; the catalogue is then the one before.
+        """
+        self._requested += 1
+        ticket = self._requested
+        async with self._lock:
+            if self._last is not None and self._covered >= ticket:
+                return self._last  # a reload that started after this request has run
+            started = self._requested
+            report = await sync_content(self.storage, self.content_dir)
+            if not self._built or _shows_changed(report):
+                shows = await self.storage.load_shows()
+                # Indexing every episode is CPU work: off the event loop.
+                self.catalogue = await asyncio.to_thread(Catalogue, shows)
+                self._built = True
+            self._covered = started
+            self._last = report
+            return report
+
+    async def reload_and_log(self, reason: str) -> SyncReport | None:
+        """:meth:`reload` for a running bot: problems and failures go to the log, never up."""
+        try:
+            report = await self.reload()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("content reload (%s) failed: still serving the last good content", reason)
+            return None
+        log_report(report, reason)
+        return report
+
+
+def _shows_changed(report: SyncReport) -> bool:
+    """Whether a show file's rows changed: only those hold what the catalogue indexes."""
+    prefix = f"{SHOWS_DIR}/"
+    return any(rel.startswith(prefix) for rel in itertools.chain(report.loaded, report.removed))
+
+
+def log_report(report: SyncReport, reason: str | None = None) -> None:
+    """Each problem as a warning (``file:line: what``), then one summary line."""
+    for problem in report.problems:
+        log.warning("content: %s", problem)
+    log.info(
+        "%s: %d file(s) loaded, %d unchanged, %d removed, %d problem(s)",
+        "content" if reason is None else f"content reload ({reason})",
+        len(report.loaded),
+        len(report.unchanged),
+        len(report.removed),
+        len(report.problems),
+    )
