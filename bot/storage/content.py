@@ -229,7 +229,7 @@ class ContentStore:
 
 
 # About this many bytes of rows per write transaction: a few milliseconds of SQLite's time.
-TRANSACTION_BYTES = 256 * 1024
+TRANSACTION_BYTES = 128 * 1024
 # What a row costs beyond its text, in the same units: index updates, the statement itself.
 _ROW_BYTES = 200
 
