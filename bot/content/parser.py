@@ -18,11 +18,13 @@ A file with any error yields no model at all: callers never see a half-valid sho
 from __future__ import annotations
 
 import difflib
+import errno
 import functools
 import hashlib
 import math
 import os
 import re
+import stat
 import tomllib
 import zoneinfo
 from collections import defaultdict
@@ -50,6 +52,16 @@ REVIEWS_DIR = "reviews"
 RANKINGS_DIR = "rankings"
 
 VERDICT_MAX_CHARS = 256
+# Content limits (the README lists them). A review's spoiler-free text is shown in one
+# embed, whose description holds 4,096 characters; an ending is posted as messages of up to
+# 2,000, so this one is at most about a dozen. No file may be bigger than MAX_FILE_BYTES,
+# which is never read past.
+REVIEW_MAX_CHARS = 4000
+ENDING_MAX_CHARS = 20_000
+MAX_FILE_BYTES = 1 << 20
+
+# Open without waiting for a writer if the path is a named pipe (Windows has no pipes there).
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _REVIEW_STEM = re.compile(r"^s(\d+)e(\d+)$")
@@ -111,20 +123,36 @@ def sha256_hex(data: bytes) -> str:
 
 
 def read_file(path: Path | str) -> bytes:
-    """A file's bytes, with plain os calls.
+    """A file's bytes, with plain os calls; OSError for anything that is not a regular file
+    of at most ``MAX_FILE_BYTES``.
 
     ``Path.read_bytes`` goes through the buffered io stack and costs about twice as much per
     file; with tens of thousands of small reviews hashed on every start, that is most of the
-    time an unchanged sync takes.
+    time an unchanged sync takes. Opened without blocking, so a named pipe put where a
+    file was is refused at once instead of waiting forever for a writer.
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK)
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a pipe, socket or device)")
         chunks = []
+        size = 0
         while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:
+                raise OSError(errno.EFBIG, _too_big(max(size, info.st_size)))
             chunks.append(chunk)
     finally:
         os.close(fd)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"the file is {size:,} bytes, over the {MAX_FILE_BYTES:,} a content file may hold "
+        "(see the content limits in the README)"
+    )
 
 
 def classify(rel: str) -> ContentFile | ContentProblem | None:
@@ -179,41 +207,117 @@ def _bad_slug_message(slug: str) -> str:
     )
 
 
-def scan_content_dir(content_dir: Path) -> tuple[list[ContentFile], list[ContentProblem]]:
-    """List the content files under ``content_dir`` (sorted), and misnamed files as problems."""
-    files: list[ContentFile] = []
-    problems: list[ContentProblem] = []
+class Scan(NamedTuple):
+    """What listing the content directory found."""
+
+    files: list[ContentFile]  # well-named content files, sorted
+    problems: list[ContentProblem]  # misnamed files, and what could not be listed
+    # Paths (files, or folders and everything under them) that could not be seen: what was
+    # loaded from them before is not deleted, it keeps serving.
+    blocked: list[str]
+
+
+def scan_content_dir(content_dir: Path) -> Scan:
+    """List the content files under ``content_dir``; what can't be listed is a problem."""
+    scan = Scan([], [], [])
+    if not os.path.isdir(content_dir):
+        scan.problems.append(
+            ContentProblem(
+                ".",
+                None,
+                f"the content directory {content_dir} is missing or not a folder: nothing was "
+                "loaded or removed (set CONTENT_DIR in .env)",
+            )
+        )
+        scan.blocked.append("")
+        return scan
+    visited: set[tuple[int, int]] = set()
     for sub in (SHOWS_DIR, REVIEWS_DIR, RANKINGS_DIR):
-        for rel in _walk(content_dir / sub, sub):
+        rels: list[str] = []
+        _walk(os.path.join(content_dir, sub), sub, rels, scan, visited)
+        rels.sort()
+        for rel in rels:
             found = classify(rel)
             if isinstance(found, ContentFile):
-                files.append(found)
+                scan.files.append(found)
             elif isinstance(found, ContentProblem):
-                problems.append(found)
-    return files, problems
+                scan.problems.append(found)
+    return scan
 
 
-def _walk(directory: Path, rel_prefix: str) -> list[str]:
-    """Every regular file below ``directory`` as a '/' separated path, sorted.
+def is_blocked(rel: str, blocked: Collection[str]) -> bool:
+    """Whether ``rel`` is, or lies under, a path the scan could not see."""
+    return any(b == "" or rel == b or rel.startswith(b + "/") for b in blocked)
+
+
+_SKIPPED = "skipped; what was loaded from it before keeps serving"
+
+
+def _walk(
+    directory: str, rel_prefix: str, found: list[str], scan: Scan, visited: set[tuple[int, int]]
+) -> None:
+    """Every regular file below ``directory`` into ``found`` as a '/' separated path.
 
     ``os.scandir`` because its entries carry their type, so listing tens of thousands of
-    reviews needs no stat call per file. Hidden directories (.git, editors') are skipped.
+    reviews needs no stat call per file. Hidden entries (.git, editors' files) are skipped.
+    Whatever cannot be listed or is not a file (a folder that can't be read, a symlink loop,
+    a pipe, a folder named like a file) is a problem and is added to ``scan.blocked``.
     """
-    found: list[str] = []
     try:
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in visited:
+            scan.problems.append(
+                ContentProblem(
+                    rel_prefix, None, f"a symlink loop: this folder is already read ({_SKIPPED})"
+                )
+            )
+            scan.blocked.append(rel_prefix)
+            return
+        visited.add((info.st_dev, info.st_ino))
         entries = list(os.scandir(directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return found
+    except FileNotFoundError:
+        return  # no such folder: nothing in it
+    except OSError as exc:
+        scan.problems.append(ContentProblem(rel_prefix, None, _fault("folder", exc)))
+        scan.blocked.append(rel_prefix)
+        return
     for entry in entries:
+        if entry.name.startswith("."):
+            continue
         rel = f"{rel_prefix}/{entry.name}"
-        if entry.is_dir():
-            if entry.name.startswith("."):
-                continue
-            found.extend(_walk(Path(entry.path), rel))
-        elif entry.is_file():
+        try:
+            is_dir = entry.is_dir()
+            is_file = not is_dir and entry.is_file()
+            dangling = not (is_dir or is_file) and entry.is_symlink()
+        except OSError as exc:  # a symlink to itself (ELOOP), a folder we may not stat
+            scan.problems.append(ContentProblem(rel, None, _fault("entry", exc)))
+            scan.blocked.append(rel)
+            continue
+        if is_file:
             found.append(rel)
-    found.sort()
-    return found
+        elif is_dir:
+            if isinstance(classify(rel), ContentFile):
+                scan.problems.append(
+                    ContentProblem(rel, None, f"this is a folder, not a file ({_SKIPPED})")
+                )
+                scan.blocked.append(rel)
+            else:
+                _walk(entry.path, rel, found, scan, visited)
+        else:
+            what = (
+                "a symlink to nothing"
+                if dangling
+                else "not a regular file (a pipe, socket or device)"
+            )
+            scan.problems.append(ContentProblem(rel, None, f"{what} ({_SKIPPED})"))
+            scan.blocked.append(rel)
+
+
+def _fault(what: str, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ELOOP:
+        reason = "a symlink loop"
+    return f"cannot read this {what}: {reason} ({_SKIPPED})"
 
 
 # --------------------------------------------------------------------------------------
@@ -863,6 +967,24 @@ def _parse_review_text(
                     "would be shown as spoiler-free",
                 )
             )
+    if len(body.strip()) > REVIEW_MAX_CHARS:
+        problems.append(
+            ContentProblem(
+                rel,
+                body_line,
+                f"the review is {len(body.strip()):,} characters long: keep the spoiler-free "
+                f"text to {REVIEW_MAX_CHARS:,} (it is shown in one embed)",
+            )
+        )
+    if ending is not None and len(ending) > ENDING_MAX_CHARS:
+        problems.append(
+            ContentProblem(
+                rel,
+                heading_line,
+                f"the ending explained is {len(ending):,} characters long: keep it to "
+                f"{ENDING_MAX_CHARS:,} (about ten Discord messages)",
+            )
+        )
     if not body.strip():
         problems.append(
             ContentProblem(

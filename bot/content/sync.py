@@ -65,6 +65,7 @@ from bot.content.parser import (
     ContentFile,
     ContentProblem,
     classify,
+    is_blocked,
     parse_ranking_bytes,
     parse_review_bytes,
     parse_show_bytes,
@@ -114,6 +115,8 @@ class _Scan:
     restat: list[str] = field(default_factory=list)  # the unchanged files among those
     problems: list[ContentProblem] = field(default_factory=list)  # misnamed, unreadable
     unreadable: set[str] = field(default_factory=set)  # present: neither parsed nor removed
+    # Folders and entries the listing could not see into: nothing under them is removed.
+    blocked: list[str] = field(default_factory=list)
 
 
 def _scan(content_dir: Path, base: str, recorded: Mapping[str, FileRecord]) -> _Scan:
@@ -122,9 +125,9 @@ def _scan(content_dir: Path, base: str, recorded: Mapping[str, FileRecord]) -> _
     ``base`` is the content directory with a trailing separator: plain string paths, since
     building a Path per file costs a third of this loop.
     """
-    files, problems = scan_content_dir(content_dir)
-    scan = _Scan(problems=problems)
-    for file in files:
+    listing = scan_content_dir(content_dir)
+    scan = _Scan(problems=listing.problems, blocked=listing.blocked)
+    for file in listing.files:
         rel = file.rel
         try:
             info = os.stat(base + rel)
@@ -319,7 +322,11 @@ async def sync_content(storage: ContentBackend, content_dir: Path) -> SyncReport
     base = os.path.join(content_dir, "")
     recorded = await storage.content_file_records()
     scan = await asyncio.to_thread(_scan, content_dir, base, recorded)
-    removed = sorted(recorded.keys() - scan.files.keys() - scan.unreadable)
+    removed = sorted(
+        rel
+        for rel in recorded.keys() - scan.files.keys() - scan.unreadable
+        if not is_blocked(rel, scan.blocked)
+    )
     del recorded  # 20,000 records at full scale: not kept through the parse
     removed_files = [f for f in map(classify, removed) if isinstance(f, ContentFile)]
 

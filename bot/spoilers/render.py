@@ -55,7 +55,10 @@ MIN_LIMIT = 32
 
 _SCHEME_PATTERN = r"(?i:https?://)"
 _SCHEME = re.compile(_SCHEME_PATTERN)
-_URL_BODY = re.compile(r"[^\s<>|\\`]*")
+# A URL's body ends where a second scheme starts (a second URL, wrapped on its own). Matched
+# here, not by cutting a longer match afterwards: that rescanned the rest of a run of
+# URLs with no space between them once per URL, quadratic in the run's length.
+_URL_BODY = re.compile(rf"(?:(?!{_SCHEME_PATTERN})[^\s<>|\\`])*")
 # Discord's own URL rule does not end a link on these, so neither do we.
 _URL_TRAIL = frozenset(".,:;\"')]")
 _LIST_PREFIX = re.compile(r"( {0,6}(?:-#|[-*]|\d{1,3}\.)) +(?=\S)")
@@ -379,14 +382,17 @@ def _escape_open_angles(units: list[_Unit]) -> list[_Unit]:
 
 def _url_body(source: str, start: int) -> str:
     match = _URL_BODY.match(source, start)
-    body = match[0] if match else ""
-    if nested := _SCHEME.search(body):
-        body = body[: nested.start()]  # a second scheme starts a second URL, wrapped on its own
-    while body and body[-1] in _URL_TRAIL:
-        if body[-1] == ")" and body.count("(") >= body.count(")"):
-            break  # a balanced parenthesis belongs to the URL (Wikipedia-style paths)
-        body = body[:-1]
-    return body
+    end = match.end() if match else start
+    opens = closes = -1  # parentheses in source[start:end], counted when first needed
+    while end > start and source[end - 1] in _URL_TRAIL:
+        if source[end - 1] == ")":
+            if opens < 0:
+                opens, closes = source.count("(", start, end), source.count(")", start, end)
+            if opens >= closes:
+                break  # a balanced parenthesis belongs to the URL (Wikipedia-style paths)
+            closes -= 1
+        end -= 1
+    return source[start:end]
 
 
 def _cluster_end(source: str, i: int) -> int:
