@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.content.parser import (
+from bot.content.files import (
     ENDING_MAX_CHARS,
     MAX_FILE_BYTES,
     REVIEW_MAX_CHARS,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -11,19 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.content.models import CriticRanking, Show
-from bot.content.parser import (
-    _NEAR_ENDING_HEADING,
+from bot.content.files import (
     ContentProblem,
-    _find_ending_heading,
-    _may_hold_near,
-    _plain_toml,
     classify,
     normalise_code,
-    parse_ranking,
-    parse_review,
-    parse_show,
+    parse_ranking_bytes,
+    parse_review_bytes,
+    parse_show_bytes,
 )
+from bot.content.files.reviews import (
+    _NEAR_ENDING_HEADING,
+    _find_ending_heading,
+    _may_hold_near,
+)
+from bot.content.models import CriticRanking, Show
 from bot.content.sync import dry_run
 from tests.content_factory import (
     episode_table,
@@ -35,6 +35,18 @@ from tests.content_factory import (
 )
 
 SHOW_REL = "shows/test-show.toml"
+
+
+def parse_show(path: Path, rel: str):
+    return parse_show_bytes(path.read_bytes(), rel)
+
+
+def parse_review(path: Path, rel: str, show: Show):
+    return parse_review_bytes(path.read_bytes(), rel, frozenset(e.code for e in show.episodes))
+
+
+def parse_ranking(path: Path, rel: str, show: Show):
+    return parse_ranking_bytes(path.read_bytes(), rel, show)
 
 
 def _show(tmp_path: Path, text: str, rel: str = SHOW_REL) -> tuple[Show | None, list]:
@@ -630,210 +642,9 @@ async def test_synthetic_catalogue_is_valid(tmp_path):
     assert len(loaded.rankings) == 3
 
 
-# ---- the fast paths are exact -----------------------------------------------------------
-# parser.py parses plain TOML without tomllib and finds the ending heading without a
-# multi-line regex search. Each must give exactly what the slow way gives, on anything.
-
-_KEYS = ("title", "rating", "x-y_1", "1234", *(f"k{n}" for n in range(20)))
-# Odd keys: quoted, dotted, missing, spaced, and the names of the tables below.
-_ODD_KEYS = ('"quoted"', "a.b", "", "two words", "episodes", "a")
-# Values the fast path reads itself...
-_PLAIN_VALUES = (
-    '"text"',
-    '""',
-    '"tab\there"',
-    '"\u0131 \u0130 \u00df \u2028 \x85"',
-    '"a # b"',
-    "'literal \\ kept'",
-    "''",
-    "0",
-    "-0",
-    "+1",
-    "42",
-    "123456789012345678",
-    "4.5",
-    "4.50",
-    "-2.5",
-    "true",
-    "false",
-    "2024-01-02",
-    "2024-01-02T10:00:00",
-    "2024-01-02T10:00:00Z",
-    "2024-01-02t10:00:00z",
-    "2024-01-02T10:00:00+05:30",
-    "2024-01-02T10:00:00-00:00",
-    "2024-01-02T10:00:00.5Z",
-    "2024-01-02T23:59:59.123456-11:45",
-    '["a", "b"]',
-    "[]",
-    "[ ]",
-    '["a",]',
-    "['x', \"y\"]",
-    '[ "a" , ]',
-)
-# ...and values it must leave to tomllib, valid or not.
-_ODD_VALUES = (
-    '"say \\"hi\\""',
-    '"ctrl\x01"',
-    "'it''s'",
-    '"""multi"""',
-    "'''multi'''",
-    "007",
-    "1_000",
-    "12345678901234567890123",
-    "4.",
-    ".5",
-    "1e3",
-    "inf",
-    "nan",
-    "True",
-    "2024-02-30",
-    "0000-01-01",
-    "2024-13-01",
-    "2024-1-02",
-    "2024-01-02 10:00:00",
-    "2024-01-02T24:00:00Z",
-    "2024-01-02T10:00:60Z",
-    "2024-01-02T10:00:00+24:00",
-    "2024-01-02T10:00:00+05:60",
-    "2024-01-02T10:00:00.1234567Z",
-    "10:00:00",
-    "[,]",
-    '["a" "b"]',
-    "[1, 2]",
-    '[["a"]]',
-    "{a = 1}",
-    "",
-)
-_OTHER_LINES = (
-    "",
-    "   ",
-    "\t",
-    "# a comment",
-    "#\x01",
-    "[[episodes]]",
-    "[[ episodes ]]",
-    "[[a]]",
-    "[episodes]",
-    "[[a.b]]",
-    "[[episodes]] # c",
-    "\x0c",
-    "key",
-    "= 1",
-)
-
-
-_ws = st.sampled_from(("", " ", "\t", "  "))
-_plain_line = st.builds(
-    lambda before, after, value, tail: f"{before}={after}{value}{tail}",
-    _ws,
-    _ws,
-    st.sampled_from(_PLAIN_VALUES),
-    st.sampled_from(("", " ", " # note", "# note")),
-)
-
-
-def _table_lines(table: dict[str, str]) -> list[str]:
-    return [key + rest for key, rest in table.items()]
-
-
-_plain_table = st.dictionaries(st.sampled_from(_KEYS), _plain_line, max_size=5)
-# Documents in the subset the fast path reads: it must take every one of them.
-_plain_doc = st.builds(
-    lambda root, tables, extra, newline: newline.join(
-        _table_lines(root)
-        + [line for table in tables for line in ["", "[[episodes]]", *_table_lines(table)]]
-        + extra
-    ),
-    _plain_table,
-    st.lists(_plain_table, max_size=3),
-    st.lists(st.sampled_from(("", "  ", "# a comment", "[[ episodes ]] # c")), max_size=2),
-    st.sampled_from(("\n", "\r\n")),
-)
-# Documents of anything: where the fast path answers, it must answer like tomllib.
-_any_doc = st.builds(
-    lambda lines, newline: newline.join(lines),
-    st.lists(
-        st.one_of(
-            st.builds(
-                lambda key, before, after, value, tail: f"{key}{before}={after}{value}{tail}",
-                st.sampled_from(_KEYS + _ODD_KEYS),
-                _ws,
-                _ws,
-                st.sampled_from(_PLAIN_VALUES + _ODD_VALUES),
-                st.sampled_from(("", " ", " # note", "# note", " #\x01", " x", "\r")),
-            ),
-            st.sampled_from(_OTHER_LINES),
-        ),
-        max_size=8,
-    ),
-    st.sampled_from(("\n", "\r\n", "\r")),
-)
-
-
-def _typed(value: object) -> object:
-    """``value`` with every leaf tagged by its type (1, 1.0 and True compare equal in Python)
-    and datetimes by their offset too, so only identical parses compare equal."""
-    if isinstance(value, dict):
-        return {key: _typed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_typed(item) for item in value]
-    if isinstance(value, datetime):
-        return (datetime, value.isoformat(), value.utcoffset())
-    return (type(value), value)
-
-
-def test_plain_toml_takes_each_plain_value_and_leaves_the_rest_to_tomllib():
-    for value in _PLAIN_VALUES + _ODD_VALUES:
-        for tail in ("", " # note", " x", " #\x01"):
-            doc = f"k = {value}{tail}"
-            fast = _plain_toml(doc)
-            if value in _PLAIN_VALUES and tail in ("", " # note"):
-                assert fast is not None, doc
-                assert _typed(fast) == _typed(tomllib.loads(doc)), doc
-            else:
-                assert fast is None, doc
-
-
-def test_plain_toml_tables():
-    tables = "[[episodes]]\nx = 1\n[[a]]\n[[episodes]]\nx = 2\n"
-    assert _plain_toml(tables) == {"episodes": [{"x": 1}, {"x": 2}], "a": [{}]}
-    # tomllib refuses these: the fast path leaves them to it.
-    assert _plain_toml("episodes = 1\n[[episodes]]\n") is None
-    assert _plain_toml("[[episodes]]\nx = 1\nx = 2\n") is None
-
-
-@settings(max_examples=200, deadline=None)
-@given(_plain_doc)
-def test_plain_toml_reads_its_subset_exactly_as_tomllib_does(doc):
-    fast = _plain_toml(doc)
-    assert fast is not None
-    assert _typed(fast) == _typed(tomllib.loads(doc))
-
-
-@settings(max_examples=400, deadline=None)
-@given(_any_doc)
-def test_plain_toml_is_tomllib_or_steps_aside(doc):
-    fast = _plain_toml(doc)
-    if fast is None:
-        return  # tomllib parses it, or reports its error
-    assert _typed(fast) == _typed(tomllib.loads(doc))
-
-
-def test_plain_toml_takes_the_files_content_is_written_as():
-    show = show_toml(
-        title="Black Mirror",
-        episodes=[
-            episode_table(7, 1, "Common People", date(2025, 4, 10), ["Rivermind"]),
-            episode_table(7, 2, "Bête Noire", datetime(2025, 4, 10, 8, 0, tzinfo=UTC)),
-        ],
-    )
-    front = review_md().split("+++\n")[1]
-    for text in (show, front, "# notes\nrating = 4 # out of 5\n\n[[episodes]]\nseason = 0\n"):
-        fast = _plain_toml(text)
-        assert fast is not None, text
-        assert _typed(fast) == _typed(tomllib.loads(text))
-
+# ---- the fast path is exact ------------------------------------------------------------
+# The ending heading is found without a multi-line regex search. It must give exactly what
+# the regex gives, on anything.
 
 _OLD_ENDING_HEADING = re.compile(
     r"^[ \t]*##[ \t]+ending[ \t]+explained[ \t]*#*[ \t]*$", re.IGNORECASE | re.MULTILINE

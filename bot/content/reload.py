@@ -21,8 +21,8 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
+from bot.content.files import SHOWS_DIR
 from bot.content.models import Show
-from bot.content.parser import SHOWS_DIR
 from bot.content.sync import SyncReport, sync_content
 from bot.lookup import Catalogue
 from bot.storage.content import ContentBackend

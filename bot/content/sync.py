@@ -60,8 +60,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.content.models import CriticRanking, Review, Show
-from bot.content.parser import (
+from bot.content.files import (
     ContentFile,
     ContentProblem,
     classify,
@@ -75,6 +74,7 @@ from bot.content.parser import (
     sha256_hex,
     unknown_show_problem,
 )
+from bot.content.models import CriticRanking, Review, Show
 from bot.storage.content import (
     RECHECK_HASH,
     ContentBackend,

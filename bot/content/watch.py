@@ -18,7 +18,7 @@ from pathlib import Path
 
 import watchfiles
 
-from bot.content.parser import RANKINGS_DIR, REVIEWS_DIR, SHOWS_DIR
+from bot.content.files import RANKINGS_DIR, REVIEWS_DIR, SHOWS_DIR
 
 log = logging.getLogger(__name__)
 
