@@ -26,8 +26,8 @@ from bot.calendar import (
     post_nonce,
     settle,
 )
+from bot.content.files import release_instant
 from bot.content.models import Episode
-from bot.content.parser import release_instant
 from bot.spoilers.durations import SpoilerWindow, parse_window
 from bot.spoilers.policy import Delivery, SpoilerSettings, decide
 

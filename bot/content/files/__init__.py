@@ -13,6 +13,7 @@ Python. A file with any error yields no model at all: callers never see a half-v
 """
 
 from bot.content.files.cross_file import review_episode_problem, unknown_show_problem
+from bot.content.files.fields import release_instant
 from bot.content.files.layout import (
     MAX_FILE_BYTES,
     RANKINGS_DIR,
@@ -57,6 +58,7 @@ __all__ = [
     "parse_review_bytes",
     "parse_show_bytes",
     "read_file",
+    "release_instant",
     "review_episode_problem",
     "scan_content_dir",
     "sha256_hex",
