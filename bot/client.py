@@ -126,7 +126,12 @@ class EmbargoBot(commands.Bot):
     def _spawn_content_task(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work, name="embargo-content")
         self._content_tasks.add(task)
-        task.add_done_callback(self._content_tasks.discard)
+        task.add_done_callback(self._content_task_done)
+
+    def _content_task_done(self, task: asyncio.Task[object]) -> None:
+        self._content_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("content reloads stopped", exc_info=task.exception())
 
     async def stop_content_reloads(self) -> None:
         self._content_stop.set()

@@ -9,6 +9,7 @@ its own copy of the content (the ``content`` fixture is per module).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
@@ -115,6 +116,26 @@ async def test_python_m_bot_reload_signals_the_running_bot(
         what="the bot to reload on SIGHUP",
         within=RELOAD_WITHIN,
     )
+
+
+async def test_a_pipe_where_a_review_was_is_reported_and_the_last_good_version_serves(
+    scenario: Scenario, content: E2EContent
+) -> None:
+    write_review(content, "The version served before the fault.")
+    await served_within(scenario, content, "The version served before the fault.")
+    review = content.root / review_rel(content)
+    review.unlink()
+    os.mkfifo(review)
+    await scenario.wait(
+        lambda: f"content: {review_rel(content)}: not a regular file" in scenario.bot.output,
+        what="the log to name the pipe",
+        within=RELOAD_WITHIN,
+    )
+    assert "The version served before the fault." in await review_text(scenario, content)
+    assert "Traceback" not in scenario.bot.output
+    review.unlink()
+    write_review(content, "Fixed after the fault.")
+    await served_within(scenario, content, "Fixed after the fault.")
 
 
 async def test_reload_after_the_bot_stopped_says_it_is_not_running(
