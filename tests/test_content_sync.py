@@ -521,7 +521,7 @@ async def test_records_without_a_stat_are_hashed_once(store, content, monkeypatc
     assert reads == []
 
 
-# ---- reviews in batches, one transaction --------------------------------------------------
+# ---- reviews in batches, written in short transactions ------------------------------------
 
 
 async def test_reviews_in_batches_load_like_one(store, content, monkeypatch):
