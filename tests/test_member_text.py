@@ -51,14 +51,15 @@ SINGLE_SHOW = Catalogue([one_show("solo", "Solo", 3)])
 # regression that hangs is killed by the timeout rather than stalling the suite.
 _WORST_CASE_SCRIPT = textwrap.dedent(
     """
-    import json, sys, time
+    import asyncio, json, sys, time
     from bot.config import PROJECT_DIR
-    from bot.content.parser import parse_content_dir
+    from bot.content.sync import dry_run
     from bot.lookup import Catalogue
     from bot.spoilers.durations import DurationError, parse_window
     from tests.test_member_text import HOSTILE, one_show
 
-    shipped = Catalogue(parse_content_dir(PROJECT_DIR / "data").shows)
+    _, loaded = asyncio.run(dry_run(PROJECT_DIR / "data"))
+    shipped = Catalogue(sorted(loaded.shows.values(), key=lambda show: show.slug))
     # 200 shows x 100 episodes, every one sharing the same common words.
     large = Catalogue([one_show(f"show-{n}", f"Show {n}", 100) for n in range(200)])
     worst = {}
