@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -16,6 +17,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///data/embargo.db"
 DEFAULT_CONTENT_DIR = "data"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The longest SOURCE_URL accepted: /about shows it whole.
+SOURCE_URL_MAX_LENGTH = 200
 
 
 class ConfigError(Exception):
@@ -30,6 +33,8 @@ class Settings:
     content_dir: Path
     log_level: str
     dev_guild_id: int | None
+    # Where /about sends people for the source code; None: not published.
+    source_url: str | None = None
 
     def require_token(self) -> str:
         if not self.discord_token:
@@ -69,13 +74,33 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
             )
         dev_guild_id = int(raw_guild)
 
+    source_url = env.get("SOURCE_URL", "").strip() or None
+    if source_url is not None and (
+        not source_url.startswith(("https://", "http://"))
+        or len(source_url) > SOURCE_URL_MAX_LENGTH
+        or any(ch.isspace() or ch in "<>" for ch in source_url)
+    ):
+        raise ConfigError(
+            f"SOURCE_URL must be one http(s) link of at most {SOURCE_URL_MAX_LENGTH} characters, "
+            "e.g. https://github.com/you/embargo, or empty"
+        )
+
     return Settings(
         discord_token=token,
         database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
         content_dir=content_dir,
         log_level=log_level,
         dev_guild_id=dev_guild_id,
+        source_url=source_url,
     )
+
+
+def embargo_version() -> str:
+    """The installed package's version (pyproject.toml), as /help and /about show it."""
+    try:
+        return metadata.version("embargo")
+    except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
 
 
 def configure_logging(level: str) -> None:

@@ -12,6 +12,7 @@ from discord import app_commands
 
 from bot.content.models import Episode, Show
 from bot.errors import ErrorRoutedView, UserError
+from bot.help_messages import CommandHelp, CommandOption
 from bot.lookup import MAX_CHOICES, Catalogue
 from bot.messages import OutgoingMessage, too_long_text, unknown_episode_text, unknown_show_text
 from bot.spoilers.policy import Decision, decide
@@ -166,6 +167,56 @@ async def decide_here(
         show_slug=episode.show_slug,
         channel_ids=channel_ids(interaction),
     )
+
+
+def _runs_here(command: app_commands.Command[Any, ..., Any] | app_commands.Group, dm: bool) -> bool:
+    contexts = command.allowed_contexts
+    if dm:
+        return not command.guild_only and (contexts is None or bool(contexts.dm_channel))
+    return contexts is None or bool(contexts.guild)
+
+
+def commands_for(
+    tree: app_commands.CommandTree[Any], interaction: discord.Interaction
+) -> list[CommandHelp]:
+    """Every slash command the member who sent ``interaction`` can run where they sent it,
+    read from the command tree itself, so a new command is listed without touching /help.
+
+    In a server a command hidden by ``default_permissions`` is listed only for members who
+    hold those permissions (Discord shows it to no one else); it counts as a moderator command
+    when Manage Server is among them. In DMs only commands allowed there are listed."""
+    dm = interaction.guild_id is None
+    member_permissions = interaction.permissions
+    guild = discord.Object(interaction.guild_id) if interaction.guild_id else None
+    roots = {command.name: command for command in tree.get_commands(guild=None)}
+    if guild is not None:  # a development server's copy, when the tree was copied to it
+        roots.update({command.name: command for command in tree.get_commands(guild=guild)})
+    found: list[CommandHelp] = []
+    for root in roots.values():
+        if not isinstance(root, app_commands.Command | app_commands.Group):
+            continue  # context menus are not typed
+        if not _runs_here(root, dm):
+            continue
+        required = root.default_permissions
+        if required is not None and not dm and not member_permissions >= required:
+            continue
+        moderator = required is not None and required.manage_guild
+        leaves = root.walk_commands() if isinstance(root, app_commands.Group) else [root]
+        for command in leaves:
+            if not isinstance(command, app_commands.Command):
+                continue
+            found.append(
+                CommandHelp(
+                    name=command.qualified_name,
+                    description=command.description,
+                    options=tuple(
+                        CommandOption(parameter.display_name, parameter.required)
+                        for parameter in command.parameters
+                    ),
+                    moderator=moderator,
+                )
+            )
+    return found
 
 
 # Option lengths, declared to Discord (which then refuses longer input in its client) and

@@ -18,6 +18,8 @@ EXPECTED_TOP_LEVEL = {
     "unvote",
     "myvotes",
     "rankings",
+    "help",
+    "about",
 }
 
 
