@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 from discord import app_commands
 
+from bot.messages import PERMISSION_NAMES, missing_permissions_text
 from bot.storage.database import StorageError
 
 if TYPE_CHECKING:
@@ -71,6 +72,10 @@ def error_text(error: app_commands.AppCommandError) -> str | None:
 async def report_error(interaction: discord.Interaction[Any], error: Exception) -> None:
     """Tell the member what went wrong, ephemerally; log a traceback for anything unexpected."""
     message = error_text(error) if isinstance(error, app_commands.AppCommandError) else None
+    refused = _cause(error)
+    if message is None and isinstance(refused, discord.Forbidden):
+        # Discord refused a send: name what Embargo lacks here rather than apologise vaguely.
+        message = forbidden_text(interaction, refused)
     if message is None:
         if isinstance(error, UserError):
             message = str(error)
@@ -93,6 +98,29 @@ async def report_error(interaction: discord.Interaction[Any], error: Exception) 
             await interaction.response.send_message(message, **options)  # type: ignore[arg-type]
     except discord.HTTPException:
         log.warning("could not deliver an error message for interaction %s", interaction.id)
+
+
+def _cause(error: BaseException) -> BaseException:
+    return getattr(error, "original", None) or error.__cause__ or error
+
+
+def forbidden_text(interaction: discord.Interaction[Any], refused: discord.Forbidden) -> str:
+    """A refusal by Discord, told as the channel permissions Embargo lacks where it answered."""
+    has = interaction.app_permissions
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    relevant = [
+        name
+        for name in PERMISSION_NAMES
+        if name != ("send_messages" if in_thread else "send_messages_in_threads")
+    ]
+    missing = [name for name in relevant if not getattr(has, name)]
+    log.warning(
+        "Discord refused a reply in channel %s (%s); missing there: %s",
+        interaction.channel_id,
+        refused.text or refused.code,
+        ", ".join(missing) or "none of the usual permissions",
+    )
+    return missing_permissions_text(missing)
 
 
 @contextlib.asynccontextmanager

@@ -305,6 +305,58 @@ def unknown_show_text(query: str, suggestions: Sequence[Show]) -> str:
     return f"I don't know a show called “{echo(query)}”.{hint}"
 
 
+# -- channel permissions ----------------------------------------------------------------------
+
+# The channel permissions a reply can need, by discord.py's flag name, as Discord's channel
+# settings name them (what a moderator looks for).
+PERMISSION_NAMES = {
+    "view_channel": "View Channel",
+    "send_messages": "Send Messages",
+    "send_messages_in_threads": "Send Messages in Threads",
+    "embed_links": "Embed Links",
+    "attach_files": "Attach Files",
+}
+
+
+def permissions_needed(
+    messages: Sequence[OutgoingMessage], *, with_file: bool = False, in_thread: bool = False
+) -> list[str]:
+    """The channel permissions Embargo needs to send ``messages`` in order, the first as the
+    interaction's response and the rest as follow-ups (``with_file``: the first carries an
+    attachment). Ephemeral messages need none: only the member sees them."""
+    needed: list[str] = []
+    for index, message in enumerate(messages):
+        if message.ephemeral:
+            continue
+        wanted = []
+        if index > 0:
+            wanted.append("send_messages_in_threads" if in_thread else "send_messages")
+        if message.embeds:
+            wanted.append("embed_links")
+        if with_file and index == 0:
+            wanted.append("attach_files")
+        needed += [name for name in wanted if name not in needed]
+    return needed
+
+
+def missing_permissions_text(missing: Sequence[str]) -> str:
+    """What a member is told when Embargo lacks channel permissions for its reply."""
+    names = [
+        f"**{PERMISSION_NAMES.get(name, name.replace('_', ' ').title())}**" for name in missing
+    ]
+    if not names:
+        return (
+            "Discord refused Embargo's reply in this channel: a moderator should check "
+            "Embargo's permissions here (channel settings → Permissions). Nothing was posted."
+        )
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (
+        f"Embargo needs {listed} in this channel to post this reply. Ask a moderator to give "
+        "Embargo's role that permission here (channel settings → Permissions), or try "
+        "another channel. Nothing was posted."
+    )
+
+
 def too_long_text(what: str, limit: int, length: int) -> str:
     # Never echoes the value: a long echo would itself be refused by Discord.
     return (

@@ -14,7 +14,14 @@ from bot.content.models import Episode, Show
 from bot.errors import ErrorRoutedView, UserError
 from bot.help_messages import CommandHelp, CommandOption
 from bot.lookup import MAX_CHOICES, Catalogue
-from bot.messages import OutgoingMessage, too_long_text, unknown_episode_text, unknown_show_text
+from bot.messages import (
+    OutgoingMessage,
+    missing_permissions_text,
+    permissions_needed,
+    too_long_text,
+    unknown_episode_text,
+    unknown_show_text,
+)
 from bot.spoilers.policy import Decision, decide
 
 if TYPE_CHECKING:
@@ -32,7 +39,11 @@ async def send_messages(
 ) -> None:
     """Send rendered messages in order: the first as the interaction response, the rest as
     follow-ups. Every message goes out with mentions disabled; text-only ones without link
-    previews. ``view`` is attached to the first message."""
+    previews. ``view`` is attached to the first message.
+
+    Refuses (``UserError``, before anything is sent) when Embargo lacks a channel permission
+    the messages need, naming it."""
+    require_permissions(interaction, messages)
     followup: discord.Webhook | None = None
     for index, message in enumerate(messages):
         kwargs: dict[str, object] = {
@@ -50,6 +61,28 @@ async def send_messages(
             await followup.send(**kwargs)  # type: ignore[arg-type]
         else:
             await interaction.response.send_message(**kwargs)  # type: ignore[arg-type]
+
+
+def require_permissions(
+    interaction: discord.Interaction,
+    messages: Sequence[OutgoingMessage],
+    *,
+    with_file: bool = False,
+) -> None:
+    """Raise a ``UserError`` naming the channel permissions Embargo lacks for ``messages``
+    (``interaction.app_permissions``: its own in this channel, overwrites included), so the
+    member learns what the moderators must give instead of getting a half-sent reply."""
+    if interaction.guild_id is None:
+        return  # DMs: nothing for a moderator to give
+    needed = permissions_needed(
+        messages,
+        with_file=with_file,
+        in_thread=isinstance(interaction.channel, discord.Thread),
+    )
+    has = interaction.app_permissions
+    missing = [name for name in needed if not getattr(has, name)]
+    if missing:
+        raise UserError(missing_permissions_text(missing))
 
 
 # Interaction tokens last 15 minutes; the pager must stop (and grey out its buttons, which
@@ -127,6 +160,7 @@ async def send_paged(
 ) -> None:
     """Send the first page, with Previous/Next when there is more than one."""
     first = pages[0]
+    require_permissions(interaction, [first], with_file=file is not None)
     view = Pager(interaction, pages, timeout=PAGER_TIMEOUT) if len(pages) > 1 else None
     if file is None:
         await send_messages(interaction, [first], view=view)
