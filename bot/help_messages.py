@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.messages import EMBARGO_COLOUR, OutgoingMessage, escape_inline
+from bot.retention import RETENTION_DAYS
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings
 from bot.spoilers.render import (
@@ -17,8 +18,6 @@ from bot.spoilers.render import (
     truncate,
 )
 
-# How long a server's settings and votes are kept after Embargo is removed from it.
-RETENTION_DAYS = 30
 # An embed holds at most this many fields.
 EMBED_FIELD_COUNT_LIMIT = 25
 

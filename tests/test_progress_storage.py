@@ -445,7 +445,8 @@ async def test_watch_role_settings_are_cached_and_dropped_on_every_write(storage
 
 async def test_the_migration_adds_progress_to_a_database_with_votes(tmp_path):
     path = tmp_path / "old.db"
-    previous = [m for m in _migrations() if "watch_progress" not in m[1]]
+    progress = next(m[0] for m in _migrations() if "watch_progress" in m[1])
+    previous = [m for m in _migrations() if m[0] < progress]
     with sqlite3.connect(path) as old:
         for number, _, script in previous:
             for statement in _statements(script):

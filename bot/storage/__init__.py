@@ -21,6 +21,7 @@ from bot.storage.database import (
 )
 from bot.storage.discussion import DiscussionStore
 from bot.storage.progress import ProgressStore, delete_member_progress
+from bot.storage.retention import RetentionStore
 from bot.storage.settings import SettingsStore
 from bot.storage.votes import VoteStore
 from bot.storage.watch_roles import WatchRoleStore
@@ -36,7 +37,13 @@ class MemberForgotten:
 
 
 class Storage(
-    ContentStore, SettingsStore, VoteStore, DiscussionStore, ProgressStore, WatchRoleStore
+    ContentStore,
+    SettingsStore,
+    VoteStore,
+    DiscussionStore,
+    ProgressStore,
+    WatchRoleStore,
+    RetentionStore,
 ):
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -64,6 +71,11 @@ class Storage(
         return MemberForgotten(
             watched_episodes=watched, votes=votes.votes, vote_guild_ids=votes.guild_ids
         )
+
+    def _guild_forgotten(self, guild_id: int) -> None:
+        """After a departed server's data was deleted: drop what is cached about it."""
+        self._settings_changed(guild_id)
+        self._watch_roles_changed(guild_id)
 
     async def close(self) -> None:
         # Votes still queued for the group commit are written before the connection goes.

@@ -103,12 +103,12 @@ class _Request:
 
 
 @dataclass(slots=True)
-class _Forget:
-    """Delete every vote of one member, with ``also`` run in the same transaction."""
+class _Exclusive:
+    """A transaction of its own in the vote queue (forgetting a member, deleting a departed
+    server's votes): ``work`` returns its result and the totals' deltas it wrote."""
 
-    user_id: int
-    also: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[tuple[ForgottenVotes, Any]]
+    work: Callable[[sqlite3.Connection], tuple[Any, TotalsDeltas]]
+    future: asyncio.Future[Any]
 
 
 _NO_VOTES = Tally()
@@ -186,9 +186,10 @@ class _GroupCommitter:
     def __init__(self, db: Database, tallies: TalliesCache) -> None:
         self.db = db
         self.tallies = tallies
-        # Votes and forgets in arrival order; a forget is committed on its own, after every
-        # vote queued before it and before any queued after it.
-        self.pending: list[_Request | _Forget] = []
+        # Votes and exclusive work (a forget, a server's deletion) in arrival order; exclusive
+        # work is committed on its own, after every vote queued before it and before any
+        # queued after it.
+        self.pending: list[_Request | _Exclusive] = []
         self.flusher: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed, for measurements
 
@@ -202,13 +203,11 @@ class _GroupCommitter:
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
         return await future
 
-    async def forget(
-        self, user_id: int, also: Callable[[sqlite3.Connection], T]
-    ) -> tuple[ForgottenVotes, T]:
-        future: asyncio.Future[tuple[ForgottenVotes, Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.pending.append(_Forget(user_id, also, future))
+    async def exclusive(self, work: Callable[[sqlite3.Connection], tuple[T, TotalsDeltas]]) -> T:
+        """Run ``work`` as a transaction of its own, after every vote queued before it and
+        before any queued after it, moving the cached totals by the deltas it returns."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.pending.append(_Exclusive(work, future))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
         return await future
@@ -223,16 +222,16 @@ class _GroupCommitter:
         loop = asyncio.get_running_loop()
         while self.pending:
             head = self.pending[0]
-            if isinstance(head, _Forget):
+            if isinstance(head, _Exclusive):
                 self.pending.pop(0)
-                await self._forget(head)
+                await self._exclusive(head)
                 continue
-            # A batch of votes stops where a forget waits.
+            # A batch of votes stops where exclusive work waits.
             size = next(
                 (
                     index
                     for index, request in enumerate(self.pending[:MAX_BATCH])
-                    if isinstance(request, _Forget)
+                    if isinstance(request, _Exclusive)
                 ),
                 MAX_BATCH,
             )
@@ -273,13 +272,13 @@ class _GroupCommitter:
             for request, result in zip(batch, results, strict=True):
                 _succeed(request, result)
 
-    async def _forget(self, forget: _Forget) -> None:
+    async def _exclusive(self, exclusive: _Exclusive) -> None:
         try:
-            result = await self._commit(partial(_forget_votes, forget.user_id, forget.also))
+            result = await self._commit(exclusive.work)
         except Exception as error:
-            _fail(forget, error)
+            _fail(exclusive, error)
         else:
-            _succeed(forget, result)
+            _succeed(exclusive, result)
 
     async def _apply(
         self, batch: Sequence[_Request], wait_s: float = WRITE_TIMEOUT_S
@@ -371,12 +370,29 @@ def _forget_votes(
     return (forgotten, also(conn)), deltas
 
 
-def _succeed(request: _Request | _Forget, result: Any) -> None:
+def delete_guild_votes(guild_id: int, conn: sqlite3.Connection) -> tuple[int, TotalsDeltas]:
+    """On the writer's thread, inside a transaction: delete every vote in one server and move
+    the totals by them, the server's to zero (so its rows go) and the pooled ones down by as
+    much. Returns how many votes went, and the deltas for the cache."""
+    rows = conn.execute(
+        "SELECT episode_key, COUNT(*), SUM(score) FROM votes WHERE guild_id = ? "
+        "GROUP BY episode_key",
+        (guild_id,),
+    ).fetchall()
+    deltas: TotalsDeltas = {
+        (guild_id, episode_key): [-int(count), -int(total)] for episode_key, count, total in rows
+    }
+    conn.execute("DELETE FROM votes WHERE guild_id = ?", (guild_id,))
+    _write_totals(conn, deltas)
+    return sum(int(count) for _, count, _ in rows), deltas
+
+
+def _succeed(request: _Request | _Exclusive, result: Any) -> None:
     if not request.future.done():  # the caller may have been cancelled; the vote still stands
         request.future.set_result(result)
 
 
-def _fail(request: _Request | _Forget, error: Exception) -> None:
+def _fail(request: _Request | _Exclusive, error: Exception) -> None:
     if not request.future.done():
         request.future.set_exception(error)
 
@@ -532,7 +548,15 @@ class VoteStore:
         Queued behind the votes already waiting, and ahead of any that come after, so a vote
         the member cast just before can't be written back after it.
         """
-        return await self._vote_committer().forget(user_id, also)
+        return await self._vote_committer().exclusive(partial(_forget_votes, user_id, also))
+
+    async def votes_transaction(
+        self, work: Callable[[sqlite3.Connection], tuple[T, TotalsDeltas]]
+    ) -> T:
+        """Run ``work(connection)`` as one transaction in the votes' queue (after the votes
+        queued before it, before those after) and move the cached totals by the deltas it
+        returns with its result: for anything else that deletes votes."""
+        return await self._vote_committer().exclusive(work)
 
     async def drain_votes(self) -> None:
         """Wait for every queued vote to be committed (call before closing storage)."""

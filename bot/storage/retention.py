@@ -1,0 +1,117 @@
+"""Departed servers: recording Embargo's removal from a server, cancelling it on a re-invite,
+and deleting everything stored about a server once its retention ran out."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from bot.retention import Departure, departure
+from bot.storage.database import Database
+from bot.storage.votes import TotalsDeltas, delete_guild_votes
+
+# Every table holding a server's own rows, deleted with it (votes and their totals apart:
+# they move the pooled totals too). tests/test_retention.py checks that every table with a
+# guild_id column is here or in the votes.
+GUILD_TABLES = (
+    "guild_settings",
+    "show_windows",
+    "spoiler_channels",
+    "announce_channels",
+    "announce_shows",
+    "discussion_posts",
+    "discussion_threads",
+    "watch_roles",
+    "watch_role_failures",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GuildDeleted:
+    """What deleting a departed server's data removed (None: it was not due, or came back)."""
+
+    guild_id: int
+    votes: int
+
+
+def _when(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def _delete_guild(
+    guild_id: int, now_s: int, conn: sqlite3.Connection
+) -> tuple[GuildDeleted | None, TotalsDeltas]:
+    """On the writer's thread, in one transaction: if the server's deletion is (still) due,
+    delete its votes (moving the pooled totals), every row of it in ``GUILD_TABLES`` and its
+    departure. Checked here, in the transaction, so a re-invite that lands first wins."""
+    row = conn.execute(
+        "SELECT delete_at FROM departed_guilds WHERE guild_id = ?", (guild_id,)
+    ).fetchone()
+    if row is None or int(row[0]) > now_s:
+        return None, {}
+    votes, deltas = delete_guild_votes(guild_id, conn)
+    # Totals left over without votes (only if they had drifted) go with the server too.
+    conn.execute("DELETE FROM vote_totals WHERE guild_id = ?", (guild_id,))
+    for table in GUILD_TABLES:  # fixed names, never input
+        conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
+    conn.execute("DELETE FROM departed_guilds WHERE guild_id = ?", (guild_id,))
+    return GuildDeleted(guild_id=guild_id, votes=votes), deltas
+
+
+class RetentionStore:
+    """Mixin for ``Storage``: expects ``self.db`` and the votes' queue (``VoteStore``)."""
+
+    db: Database
+    # From VoteStore, and Storage (which drops the server's cached settings).
+    votes_transaction: Callable[..., Awaitable[Any]]
+    _guild_forgotten: Callable[[int], None]
+
+    async def record_departure(self, guild_id: int, now: datetime) -> Departure:
+        """Embargo was removed from a server: keep its data until the retention runs out.
+        A departure already recorded keeps its date (a duplicate event changes nothing)."""
+        wanted = departure(guild_id, now)
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO departed_guilds (guild_id, left_at, delete_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (guild_id) DO NOTHING",
+                (guild_id, int(wanted.left_at.timestamp()), int(wanted.delete_at.timestamp())),
+            )
+            async with conn.execute(
+                "SELECT left_at, delete_at FROM departed_guilds WHERE guild_id = ?", (guild_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+        assert row is not None  # inserted above, or there before
+        return Departure(guild_id, _when(row[0]), _when(row[1]))
+
+    async def cancel_departure(self, guild_id: int) -> bool:
+        """Embargo is back in the server: keep everything. Returns whether a deletion was
+        pending."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM departed_guilds WHERE guild_id = ?", (guild_id,)
+            )
+            cancelled = cursor.rowcount > 0
+            await cursor.close()
+        return cancelled
+
+    async def departures(self) -> list[Departure]:
+        """Every pending deletion, the soonest first."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT guild_id, left_at, delete_at FROM departed_guilds ORDER BY delete_at"
+        )
+        return [Departure(int(row[0]), _when(row[1]), _when(row[2])) for row in rows]
+
+    async def delete_departed_guild(self, guild_id: int, now: datetime) -> GuildDeleted | None:
+        """Delete everything stored about a departed server if its deletion is due at ``now``,
+        in one transaction in the votes' queue, so the pooled totals (stored and cached) drop
+        by exactly its votes. None when it was not due or Embargo was invited back."""
+        deleted: GuildDeleted | None = await self.votes_transaction(
+            partial(_delete_guild, guild_id, int(now.timestamp()))
+        )
+        if deleted is not None:
+            self._guild_forgotten(guild_id)
+        return deleted
