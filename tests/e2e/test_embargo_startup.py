@@ -95,6 +95,12 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
         episode_option("Optional: when this episode's spoilers open here", required=False),
         contexts=EVERYWHERE,
     ),
+    "help": command(
+        "What Embargo does, the commands you can use here, the rules.", contexts=EVERYWHERE
+    ),
+    "about": command(
+        "Embargo's version, what it stores and for how long, its source.", contexts=EVERYWHERE
+    ),
     "vote": command(
         "Score an episode from 1 to 10. Voting again changes your score.",
         episode_option(),
