@@ -23,11 +23,15 @@ from tests.support import (
     Harness,
     RecordedRequest,
 )
-from tests.support.specs import base_bot_permissions
 
 FINALE = "black-mirror/s07e06"
 TODAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 EMBED = {"title": "t"}
+
+
+def base_bot_permissions() -> discord.Permissions:
+    """What Embargo's invite asks for, as the stand-in's server gives it by default."""
+    return discord.Permissions(GuildSpec().bot_permissions.value)
 
 
 def without(**flags: bool) -> discord.Permissions:
