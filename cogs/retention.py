@@ -69,6 +69,23 @@ class Retention(commands.Cog):
         # Invited back while Embargo was offline: no join event comes, only the guild.
         await self.server_back(guild.id)
 
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        await self.notice_removals_while_offline()
+
+    async def notice_removals_while_offline(self) -> None:
+        """Servers with data that Embargo is no longer in were left while it was offline (no
+        removal event came): their retention starts now. Run once the gateway has listed
+        every server Embargo is in; a server wrongly counted as gone is still safe, since
+        availability or a re-invite cancels its deletion and none is deleted while
+        Embargo is in it."""
+        present = {guild.id for guild in self.bot.guilds}
+        gone = await self.bot.storage.guilds_with_data() - present - self._departed
+        for guild_id in sorted(gone):
+            await self.server_left(guild_id)
+        if gone:
+            log.info("%d server(s) removed Embargo while it was offline", len(gone))
+
     async def server_left(self, guild_id: int) -> None:
         gone = await self.bot.storage.record_departure(guild_id, self.bot.clock())
         self._departed.add(guild_id)

@@ -332,3 +332,20 @@ async def test_invited_back_while_offline_is_noticed_at_start(tmp_path, storage)
         # The server arrives with the gateway's start-up stream, not as a join.
         assert not await _departed(storage, DEFAULT_GUILD_ID)
     assert (await count_rows(storage, DEFAULT_GUILD_ID))["guild_settings"] == 1
+
+
+async def test_a_removal_while_offline_is_noticed_when_ready(tmp_path, storage):
+    await fill_server(storage, DEFAULT_GUILD_ID)
+    await fill_server(storage, G1)
+    await storage.cast_vote(G2, ALICE, E1, 3, now=NOW)  # votes and nothing else
+    clock = Clock(NOW)
+    async with Harness(make_bot(tmp_path, storage, clock)) as h:
+        cog = h.bot.get_cog("Retention")
+        await cog.notice_removals_while_offline()
+        departed = {d.guild_id: d for d in await storage.departures()}
+        assert set(departed) == {G1, G2}
+        assert departed[G1].left_at == NOW
+        # Seen again at the next start: the date stays.
+        clock.now = NOW + 5 * DAY
+        await cog.notice_removals_while_offline()
+        assert await storage.departures() == sorted(departed.values(), key=lambda d: d.guild_id)

@@ -98,10 +98,27 @@ class RetentionStore:
             await cursor.close()
         return cancelled
 
+    async def guilds_with_data(self) -> set[int]:
+        """Every server something is stored about (a server with votes has vote totals)."""
+        # Table names are fixed, never input. The settings tables are small and their DISTINCTs
+        # read an index; vote totals hold a row per server and voted episode, so their servers
+        # are found by one index seek each (standard SQL, PostgreSQL too).
+        sql = " UNION ".join(f"SELECT DISTINCT guild_id FROM {table}" for table in GUILD_TABLES)
+        rows = await self.db.conn.execute_fetchall(sql)
+        voted = await self.db.conn.execute_fetchall(
+            "WITH RECURSIVE servers (guild_id) AS ("
+            "SELECT MIN(guild_id) FROM vote_totals "
+            "UNION ALL SELECT (SELECT MIN(later.guild_id) FROM vote_totals AS later "
+            "WHERE later.guild_id > servers.guild_id) FROM servers "
+            "WHERE servers.guild_id IS NOT NULL) "
+            "SELECT guild_id FROM servers WHERE guild_id IS NOT NULL"
+        )
+        return {int(row[0]) for row in (*rows, *voted)}
+
     async def departures(self) -> list[Departure]:
         """Every pending deletion, the soonest first."""
         rows = await self.db.conn.execute_fetchall(
-            "SELECT guild_id, left_at, delete_at FROM departed_guilds ORDER BY delete_at"
+            "SELECT guild_id, left_at, delete_at FROM departed_guilds ORDER BY delete_at, guild_id"
         )
         return [Departure(int(row[0]), _when(row[1]), _when(row[2])) for row in rows]
 
