@@ -24,7 +24,7 @@ from bot.messages import escape_inline
 from bot.storage import Storage
 from tests.content_factory import episode_table, show_toml
 from tests.support import DEFAULT_GUILD_ID, MEMBER, Harness, HarnessError, UserSpec
-from tests.support.fake_discord import InteractionRecord
+from tests.support.standin.world import snowflake
 
 DATA = PROJECT_DIR / "data"
 AFTER_SEASON_7 = datetime(2025, 6, 1, 12, tzinfo=UTC)
@@ -32,6 +32,8 @@ BEFORE_SEASON_7 = datetime(2025, 4, 1, 12, tzinfo=UTC)
 SEASON_7 = [f"black-mirror/s07e0{n}" for n in range(1, 7)]
 OTHER_GUILD = 1_300_000_000_000_000_999
 ROW = re.compile(r"\*\*(\d+)\.\*\* `(S\d+E\d+)` .*? — (?:\*\*(\d+\.\d\d)\*\* · (\d+) votes?)?")
+FINALE_LABEL = "Black Mirror S7E6 · USS Callister: Into Infinity"
+README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
 STRANGER = UserSpec(id=1_300_000_000_000_000_777, name="stranger")
 
 
@@ -168,16 +170,20 @@ async def test_vote_change_and_unvote(world: World):
     same = await world.vote(MEMBER, "s7e6", 8)
     assert "was already **8/10**" in same.content
 
-    withdrawn = await world.h.slash("unvote", episode="s7e6")
+    withdrawn = await world.h.slash("unvote", episode="into infinity")
     assert withdrawn.ephemeral
-    assert "Withdrawn: your 8/10" in withdrawn.content
+    readme_unvote = README[README.index("**`/unvote episode:`**") :].split("\n\n")[0]
+    quoted = re.search(r"`(Withdrawn: .+?)`", readme_unvote)
+    assert quoted, "the README's /unvote example is gone"
+    assert withdrawn.content.splitlines()[0] == quoted[1]
     assert "no votes in this server now" in withdrawn.content
     assert await stored_votes(world.storage) == []
     assert await world.storage.check_vote_totals() == []
 
     again = await world.h.slash("unvote", episode="s7e6")
-    assert "haven't voted on" in again.content
-    assert "nothing to withdraw" in again.content
+    assert again.content == (
+        f"You haven't voted on **{FINALE_LABEL}** in this server; nothing to withdraw."
+    )
 
 
 async def test_vote_reply_shows_the_standing_among_the_shows_ranked_episodes(world: World):
@@ -195,43 +201,45 @@ async def test_unreleased_episode_is_refused_with_its_release_time(world: World)
     world.clock.now = BEFORE_SEASON_7
     refused = await world.vote(MEMBER, "s7e6", 9)
     assert refused.ephemeral
-    assert "isn't out yet" in refused.content
+    assert refused.allowed_mentions == {"parse": []}
     release = int(datetime(2025, 4, 10, 7, tzinfo=UTC).timestamp())
-    assert f"<t:{release}:f>" in refused.content
+    assert refused.content == (
+        f"**{FINALE_LABEL}** isn't out yet: it's released <t:{release}:f> "
+        f"(<t:{release}:R>). Voting opens then."
+    )
     assert await stored_votes(world.storage) == []
+    mine = await world.h.slash("myvotes", show="black-mirror")
+    assert mine.content == (
+        "You haven't voted on any Black Mirror episode in this server yet. Try `/vote`."
+    )
 
 
 async def test_out_of_range_score_is_declared_to_discord_and_refused_by_the_bot(world: World):
-    options = {o["name"]: o for o in world.h.fake.commands[None]["vote"]["options"]}
+    registered = world.h.standin.registered_command("vote")
+    options = {o["name"]: o for o in registered["options"]}
     assert (options["score"]["min_value"], options["score"]["max_value"]) == (1, 10)
 
     # The stand-in refuses to send what Discord's client would not; craft the payload a
     # modified client could still send.
+    with pytest.raises(HarnessError, match="must be in"):
+        await world.vote(MEMBER, "s7e6", 11)
     valid = await world.vote(MEMBER, "s7e6", 5)
     for bad in (11, 0, -4):
         refused = await resend(world, valid, score=bad)
         assert refused.ephemeral
-        assert "whole number from 1 to 10" in refused.content
+        assert refused.content == "A score is a whole number from 1 to 10. Nothing was saved."
     assert await stored_votes(world.storage) == [(MEMBER.id, "black-mirror/s07e06", 5)]
 
 
 async def resend(world: World, sent, **changed: object):
     """``sent``'s interaction again, with option values Discord's client would never send."""
     payload = copy.deepcopy(sent.payload)
-    interaction_id = world.h._ids()
+    interaction_id = snowflake()
     payload["id"] = str(interaction_id)
     payload["token"] = f"crafted-{interaction_id}"
     for option in payload["data"]["options"]:
         if option["name"] in changed:
             option["value"] = changed[option["name"]]
-    world.h.fake.interactions[payload["token"]] = InteractionRecord(
-        id=interaction_id,
-        token=payload["token"],
-        type=2,
-        channel_id=int(payload["channel_id"]),
-        guild_id=DEFAULT_GUILD_ID,
-        user=MEMBER,
-    )
     return await world.h.dispatch(payload)
 
 
@@ -258,11 +266,14 @@ async def test_new_members_are_refused_until_old_enough_and_nothing_is_stored(wo
     await world.storage.set_min_member_days(DEFAULT_GUILD_ID, 1000)
     refused = await world.vote(MEMBER, "s7e6", 9)
     assert refused.ephemeral
-    assert "1000 days" in refused.content
     eligible = int((datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=1000)).timestamp())
-    assert f"<t:{eligible}:f>" in refused.content
-    assert "Nothing was saved" in refused.content
+    assert refused.content == (
+        "Members can vote once they've been in this server for 1000 days. You can vote from "
+        f"<t:{eligible}:f> (<t:{eligible}:R>). Nothing was saved."
+    )
     assert await stored_votes(world.storage) == []
+    mine = await world.h.slash("myvotes")
+    assert mine.content == "You haven't voted on any episode in this server yet. Try `/vote`."
 
     await world.storage.set_min_member_days(DEFAULT_GUILD_ID, 365)
     accepted = await world.vote(MEMBER, "s7e6", 9)
@@ -272,15 +283,24 @@ async def test_new_members_are_refused_until_old_enough_and_nothing_is_stored(wo
 
 async def test_voting_commands_are_offered_in_servers_only(world: World):
     for name in ("vote", "unvote", "myvotes"):
-        assert world.h.fake.commands[None][name]["contexts"] == [0]
-    with pytest.raises(HarnessError, match="guild only"):
+        assert world.h.standin.registered_command(name)["contexts"] == [0]
+    with pytest.raises(HarnessError, match="not offered in a DM"):
         await world.h.slash("vote", in_dm=True, episode="s7e6", score=5)
+    # A stale client that still offers it in a DM: refused on the bot's side.
+    in_server = await world.h.build_slash("vote", episode="s7e6", score=5)
+    in_dm = await world.h.build_slash("spoilers", in_dm=True)
+    in_dm["data"] = in_server["data"]
+    reply = await world.h.dispatch(in_dm)
+    assert reply.ephemeral
+    assert reply.content == "This command only works in a server, not in direct messages."
+    assert await stored_votes(world.storage) == []
 
 
 async def test_unknown_episode_gets_suggestions(world: World):
-    reply = await world.vote(MEMBER, "calister", 7)
+    reply = await world.vote(MEMBER, "callistr infinty", 7)
     assert reply.ephemeral
-    assert "couldn't find an episode" in reply.content
+    assert reply.content.startswith("I couldn't find an episode matching “callistr infinty”.")
+    assert FINALE_LABEL in reply.content
     assert await stored_votes(world.storage) == []
 
 
@@ -305,15 +325,20 @@ async def test_myvotes_pages_through_a_members_own_votes(world: World):
 
     first = await world.h.slash("myvotes")
     assert first.ephemeral
+    assert first.embeds[0]["title"] == "Your votes in this server"
     assert description(first).count("**7**/10") == 10
-    assert "Page 1 of 2 · 12 votes" in first.embeds[0]["footer"]["text"]
+    assert first.embeds[0]["footer"]["text"].startswith("Page 1 of 2 · 12 votes ·")
     assert button(first, "Previous")["disabled"] is True
     second = await world.h.click(button(first, "Next")["custom_id"], message=shown(first))
     assert second.callback_type == 7
+    assert second.message["id"] == first.message["id"]
+    assert second.ephemeral
     assert description(second).count("**7**/10") == 2
-    assert "Page 2 of 2" in second.embeds[0]["footer"]["text"]
+    assert second.embeds[0]["footer"]["text"].startswith("Page 2 of 2 ·")
     assert "S7E6" not in description(first) + description(second)
 
+    shown_alone = await world.h.slash("myvotes", show="Black Mirror")
+    assert shown_alone.embeds[0]["title"] == "Your Black Mirror votes in this server"
     quiet = await world.h.slash("myvotes", show="Quiet Show")
     assert quiet.ephemeral
     assert "haven't voted on any Quiet Show episode" in quiet.content
@@ -369,7 +394,7 @@ async def test_pager_buttons_are_disabled_when_it_times_out(world: World, monkey
             break
     else:
         pytest.fail("the pager never disabled its buttons")
-    message = world.h.fake.messages[int(reply.message["id"])]
+    message = world.h.standin.messages[int(reply.message["id"])].payload
     states = [c.get("disabled") for row in message["components"] for c in row["components"]]
     assert states == [True, True]
 

@@ -57,8 +57,7 @@ from tests.benchmarks.workload import (
     expected_ranking,
     popular_shows,
 )
-from tests.support import MEMBER, GuildSpec, Harness
-from tests.support.fake_discord import InteractionRecord
+from tests.support import GuildSpec, Harness
 
 COMMANDS = ("review", "ending", "rankings", "vote", "autocomplete", "noop")
 NOOP_REPLY = "noop"
@@ -193,14 +192,7 @@ class CommandBench:
             "type": kind,
             "data": {**base["data"], "options": options},
         }
-        self.harness.fake.interactions[token] = InteractionRecord(
-            id=interaction_id,
-            token=token,
-            type=kind,
-            channel_id=int(base["channel_id"]),
-            guild_id=int(base["guild_id"]),
-            user=MEMBER,
-        )
+        self.harness.standin.expect_interaction(payload)
         return payload
 
     def next_call(self, command: str, index: int) -> _Call:
@@ -397,9 +389,9 @@ class CommandBench:
         first = (t1 - t0) + (first_out - t2)
         # Keep the stand-in's memory flat: nothing recorded is needed after the check.
         exchanges.clear()
-        self.harness.fake.requests.clear()
-        self.harness.fake.messages.clear()
-        self.harness.fake.interactions.pop(call.payload["token"], None)
+        self.harness.standin.requests.clear()
+        self.harness.standin.messages.clear()
+        self.harness.standin.forget_interaction(interaction_id)
         return last, first
 
 
@@ -439,7 +431,7 @@ async def command_bench(
     try:
         async with Harness(bot, guild=GuildSpec(id=bench_guild.guild_id)) as harness:
             before = asyncio.all_tasks()
-            transport = record_in_process(bot, harness.fake)
+            transport = record_in_process(bot, harness.standin)
             bench = CommandBench(
                 world, votes, bench_guild, checks, random.Random(seed), harness, transport
             )

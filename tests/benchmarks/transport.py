@@ -5,7 +5,7 @@ interaction answers (``AsyncWebhookAdapter.request``), to the one aiohttp sessio
 login, as ``session.request(method, url, data=..., headers=..., params=...)``, with the body
 already JSON-encoded. ``RecordingSession`` takes that session's place once the bot is logged in
 (the harness's loopback server still answers the login and the command sync), hands each
-request straight to the stand-in's ``FakeDiscord.answer`` and gives discord.py back a response
+request straight to the stand-in's ``DiscordApi.answer`` and gives discord.py back a response
 it reads exactly as it reads aiohttp's (``status``, ``headers``, ``text()``). Everything
 discord.py does on either side of the wire still runs: building the payload and encoding it,
 then decoding the answer and building ``Message`` objects from it. What is left out is the
@@ -34,7 +34,7 @@ import aiohttp
 import discord
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from tests.support.fake_discord import API_PREFIX, FakeDiscord, RecordedRequest
+from tests.support.standin.rest import API_PREFIX, DiscordApi, RecordedRequest
 
 _JSON = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 _EMPTY = CIMultiDictProxy(CIMultiDict())
@@ -77,8 +77,8 @@ class RecordedResponse:
 class RecordingSession:
     """Stands in for the bot's aiohttp session; see the module docstring."""
 
-    def __init__(self, fake: FakeDiscord, real: aiohttp.ClientSession) -> None:
-        self.fake = fake
+    def __init__(self, api: DiscordApi, real: aiohttp.ClientSession) -> None:
+        self.api = api
         self.real = real  # closed with the bot, as discord.py closes its own session
         self.exchanges: list[Exchange] = []
 
@@ -111,15 +111,15 @@ class RecordingSession:
             json=json.loads(data) if data else None,
             reason=unquote(reason) if reason is not None else None,
         )
-        body = self.fake.answer(request)
+        body = self.api.answer(request)
         response = RecordedResponse(request.status, body)
         self.exchanges.append(Exchange(request, handed_over, time.perf_counter()))
         return response
 
 
-def record_in_process(bot: discord.Client, fake: FakeDiscord) -> RecordingSession:
-    """From now on, ``bot``'s REST requests go to ``fake`` in-process, not over the socket."""
+def record_in_process(bot: discord.Client, api: DiscordApi) -> RecordingSession:
+    """From now on, ``bot``'s REST requests go to ``api`` in-process, not over the socket."""
     real = bot.http._HTTPClient__session  # type: ignore[attr-defined]
-    session = RecordingSession(fake, real)
+    session = RecordingSession(api, real)
     bot.http._HTTPClient__session = session  # type: ignore[attr-defined]
     return session

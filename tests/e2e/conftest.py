@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.support.standin import DiscordStandIn
+
 from .embargo_content import E2EContent, build_content
 from .scenario import DEMO_ARGV, EMBARGO_ARGV, BotProcess, Scenario
-from .standin import DiscordStandIn
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -25,22 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .standin.interactions import (
+from tests.support.standin.interactions import (
     ScenarioError,
     Upload,
     command_interaction,
     component_interaction,
     modal_submit_interaction,
 )
-from .standin.server import (
+from tests.support.standin.rest import (
     EPHEMERAL,
     LOADING,
     SUPPRESS_EMBEDS,
-    DiscordStandIn,
     InteractionRecord,
     StoredMessage,
 )
-from .standin.world import Channel, User, World, snowflake
+from tests.support.standin.server import DiscordStandIn
+from tests.support.standin.world import Channel, User, World
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SITECUSTOMIZE_DIR = Path(__file__).resolve().parent / "sitecustomize"
@@ -616,26 +616,22 @@ class Scenario:
         return await self._send(payload)
 
     async def submit_modal(
-        self, opened_by: InteractionHandle, fields: Mapping[str, str]
+        self, opened_by: InteractionHandle, fields: Mapping[str, str | Sequence[str]]
     ) -> InteractionHandle:
-        """Fill in and submit the modal the bot opened in answer to ``opened_by``."""
+        """Fill in and submit the modal the bot opened in answer to ``opened_by``; ``fields``
+        by custom id (text for a text input, a list of values for a select)."""
         modal = await opened_by.modal()
-        payload = opened_by.record.payload
-        user_id = opened_by.record.user_id
-        who = self.world.user_by_id(user_id)
-        channel = self.world.find_channel(int(payload["channel_id"]))
+        who = self.world.user_by_id(opened_by.record.user_id)
+        channel = self.world.find_channel(opened_by.record.channel_id)
         assert who is not None
         assert channel is not None
-        inputs = {
-            c["custom_id"]
-            for row in modal["components"]
-            for c in row.get("components") or [row.get("component") or {}]
-            if "custom_id" in c
-        }
-        if set(fields) - inputs:
-            raise ScenarioError(f"modal has no inputs {sorted(set(fields) - inputs)}")
         submission = modal_submit_interaction(
-            self.world, custom_id=modal["custom_id"], fields=fields, user=who, channel=channel
+            self.world,
+            modal,
+            fields,
+            user=who,
+            channel=channel,
+            locale=opened_by.record.payload.get("locale", "en-US"),
         )
         return await self._send(submission)
 
@@ -645,10 +641,7 @@ class Scenario:
 
     def _store_upload(self, channel_id: int, upload: Upload) -> tuple[int, str]:
         """Keep an option's uploaded file where its attachment URL serves it to the bot."""
-        attachment_id = snowflake()
-        self.standin.attachments[attachment_id] = upload.data
-        url = f"{self.standin.base_url}/attachments/{channel_id}/{attachment_id}/{upload.filename}"
-        return attachment_id, url
+        return self.standin.store_attachment(channel_id, upload.filename, upload.data)
 
     def message(self, message_id: int) -> SentMessage:
         return SentMessage.of(self.standin, self.standin.messages[message_id])

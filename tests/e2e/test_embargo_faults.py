@@ -17,16 +17,17 @@ from typing import Any
 
 import pytest
 
+from tests.support.reading import read_all
+from tests.support.standin.world import snowflake
+
 from .embargo_checks import (
     assert_all_hidden,
     assert_safe_delivery,
     configure,
-    read_all,
     shows_all_of,
 )
 from .embargo_content import E2EContent
 from .scenario import InteractionHandle, Scenario
-from .standin.world import snowflake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -117,7 +118,7 @@ async def test_faults_on_followups_are_retried_and_every_part_arrives_in_order(
     assert len(messages) >= 3
     assert_safe_delivery(messages)
     assert_all_hidden(messages, recent.ending)
-    _, hidden = read_all(messages)
+    _, hidden = read_all(m.content for m in messages)
     loops = [int(n) for n in re.findall(r"Loop (\d+):", hidden)]
     assert loops == list(range(1, 15))  # nothing lost, duplicated or reordered
     scenario.assert_clean()

@@ -3,7 +3,9 @@
 One bot on a fresh database serves the module; tests run in file order (the critic fallback
 needs a server without votes, so it comes first). Every vote cast goes through :func:`vote`,
 which keeps a ledger, and expected community rankings are computed from that ledger with the
-README's formula, independently of the bot.
+README's formula, independently of the bot. Refusals (unreleased, new members, bad scores,
+unknown episodes, DMs) and paging are command behaviour, tested in-process in
+tests/test_rankings_commands.py.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ import io
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from fractions import Fraction
 
 import pytest
 from PIL import Image
 
-from .embargo_checks import assert_reveals_nothing, assert_safe_delivery, moderator, ts
+from .embargo_checks import assert_reveals_nothing, assert_safe_delivery, moderator
 from .embargo_content import SHOW_TITLE, E2EContent
 from .scenario import REPO_ROOT, Scenario, ScenarioError, SentMessage
 
@@ -250,107 +251,6 @@ async def test_vote_replies_match_the_readme(scenario: Scenario, ledger: Ledger)
     scenario.assert_clean()
 
 
-async def test_unreleased_episode_vote_is_refused_and_not_saved(
-    scenario: Scenario, content: E2EContent
-) -> None:
-    upcoming = content.upcoming
-    handle = await scenario.slash("vote", as_user="bob", episode=upcoming.key, score=9)
-    (reply,) = await handle.messages()
-    assert reply.ephemeral
-    assert_safe_delivery([reply])
-    assert reply.content == (
-        f"**{upcoming.label}** isn't out yet: it's released {ts(upcoming.release_ts, 'f')} "
-        f"({ts(upcoming.release_ts, 'R')}). Voting opens then."
-    )
-    mine = await (await scenario.slash("myvotes", as_user="bob", show="clockwork")).reply()
-    assert mine.content == (
-        f"You haven't voted on any {SHOW_TITLE} episode in this server yet. Try `/vote`."
-    )
-    scenario.assert_clean()
-
-
-async def test_new_members_wait_for_the_minimum_membership(
-    scenario: Scenario, ledger: Ledger
-) -> None:
-    await moderator(scenario, "min-member-days", days=30)
-    member = scenario.world.guild.member(scenario.user("newbie").id)
-    assert member is not None
-    eligible = int((datetime.fromisoformat(member.joined_at) + timedelta(days=30)).timestamp())
-    handle = await scenario.slash("vote", as_user="newbie", episode=FINALE, score=10)
-    (reply,) = await handle.messages()
-    assert reply.ephemeral
-    assert reply.content == (
-        "Members can vote once they've been in this server for 30 days. You can vote from "
-        f"{ts(eligible, 'f')} ({ts(eligible, 'R')}). Nothing was saved."
-    )
-    mine = await (await scenario.slash("myvotes", as_user="newbie")).reply()
-    assert mine.content == "You haven't voted on any episode in this server yet. Try `/vote`."
-    # A member of a year is fine; and once the rule is lifted, so is the newcomer.
-    await vote(scenario, ledger, "alice", "black-mirror/s07e05", 7)
-    await moderator(scenario, "min-member-days", days=0)
-    await vote(scenario, ledger, "newbie", FINALE, 10)
-    scenario.assert_clean()
-
-
-@pytest.mark.parametrize("score", [0, 11, -3])
-async def test_out_of_range_score_is_refused_and_not_saved(
-    scenario: Scenario, ledger: Ledger, score: int
-) -> None:
-    with pytest.raises(ScenarioError, match="must be"):  # Discord's client won't send it
-        await scenario.slash("vote", as_user="bob", episode=FINALE, score=score)
-    payload = scenario.build_slash("vote", as_user="bob", episode=FINALE, score=5)
-    for option in payload["data"]["options"]:
-        if option["name"] == "score":
-            option["value"] = score
-    (reply,) = await (await scenario.send_raw_interaction(payload)).messages()
-    assert reply.ephemeral
-    assert reply.content == "A score is a whole number from 1 to 10. Nothing was saved."
-    mine = await (await scenario.slash("myvotes", as_user="bob", show="black-mirror")).reply()
-    assert (
-        f"`S7E6` USS Callister: Into Infinity · **{ledger.votes[('bob', FINALE)]}**/10"
-        in (mine.embeds[0]["description"])
-    )
-    scenario.assert_clean()
-
-
-async def test_unknown_episode_vote_lists_close_matches(scenario: Scenario) -> None:
-    handle = await scenario.slash("vote", as_user="bob", episode="callistr infinty", score=5)
-    (reply,) = await handle.messages()
-    assert reply.ephemeral
-    assert reply.content.startswith("I couldn't find an episode matching “callistr infinty”.")
-    assert FINALE_LABEL in reply.content
-    scenario.assert_clean()
-
-
-async def test_votes_are_for_servers_only(scenario: Scenario) -> None:
-    with pytest.raises(ScenarioError, match="not offered in a DM"):
-        await scenario.slash("vote", as_user="bob", in_channel="dm", episode=FINALE, score=5)
-    # A stale client that still offers it in a DM: refused on the bot's side.
-    in_server = scenario.build_slash("vote", as_user="bob", episode=FINALE, score=5)
-    in_dm = scenario.build_slash("spoilers", as_user="bob", in_channel="dm")
-    in_dm["data"] = in_server["data"]
-    (reply,) = await (await scenario.send_raw_interaction(in_dm)).messages()
-    assert reply.content == "This command only works in a server, not in direct messages."
-    scenario.assert_clean()
-
-
-async def test_unvote_withdraws_and_says_so(scenario: Scenario, ledger: Ledger) -> None:
-    example = README[README.index("**`/unvote episode:`**") :].split("\n\n")[0]
-    await vote(scenario, ledger, "owner", FINALE, 8)
-    handle = await scenario.slash("unvote", as_user="owner", episode="into infinity")
-    (reply,) = await handle.messages()
-    del ledger.votes[("owner", FINALE)]
-    quoted = re.search(r"`(Withdrawn: .+?)`", example)
-    assert quoted
-    assert reply.content.splitlines()[0] == quoted[1]
-    assert reply.content.splitlines()[1].startswith("Community standing here:")
-    (again,) = await (await scenario.slash("unvote", as_user="owner", episode=FINALE)).messages()
-    assert again.content == (
-        f"You haven't voted on **{FINALE_LABEL}** in this server; nothing to withdraw."
-    )
-    scenario.assert_clean()
-
-
 # -- /myvotes ------------------------------------------------------------------------------------
 
 
@@ -367,25 +267,6 @@ async def test_myvotes_lists_your_votes_like_the_readme(scenario: Scenario, ledg
     readme_row = re.sub(r" · [^·]+ ago$", "", example[1])
     assert re.fullmatch(re.escape(readme_row) + r" · <t:\d+:R>", row)
     assert embed["footer"]["text"] == example[2]
-    scenario.assert_clean()
-
-
-async def test_myvotes_pages_for_many_votes(scenario: Scenario, ledger: Ledger) -> None:
-    keys = [f"black-mirror/{c}" for c in list(TITLES)[:12]]
-    for n, key in enumerate(keys):
-        await vote(scenario, ledger, "mod", key, 1 + n % 10)
-    message = await (await scenario.slash("myvotes", as_user="mod", show="Black Mirror")).reply()
-    assert message.ephemeral
-    (embed,) = message.embeds
-    assert embed["title"] == "Your Black Mirror votes in this server"
-    assert len(embed["description"].splitlines()) == 10
-    assert embed["footer"]["text"].startswith("Page 1 of 2 · 12 votes ·")
-    click = await scenario.click(message, message.button("Next")["custom_id"], as_user="mod")
-    page2 = await click.reply()
-    assert page2.id == message.id
-    assert len(page2.embeds[0]["description"].splitlines()) == 2
-    assert page2.embeds[0]["footer"]["text"].startswith("Page 2 of 2 ·")
-    assert page2.ephemeral
     scenario.assert_clean()
 
 

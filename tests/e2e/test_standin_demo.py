@@ -15,8 +15,9 @@ import zlib
 import aiohttp
 import pytest
 
+from tests.support.standin import DiscordStandIn
+
 from .scenario import Scenario, ScenarioError, Upload
-from .standin import DiscordStandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -332,7 +333,7 @@ async def test_unknown_routes_answer_404_and_are_logged(
 ) -> None:
     standin: DiscordStandIn = scenario.standin
     headers = {"Authorization": f"Bot {standin.token}"}
-    with caplog.at_level(logging.WARNING, logger="tests.e2e.standin.server"):
+    with caplog.at_level(logging.WARNING, logger="tests.support.standin.rest"):
         async with aiohttp.ClientSession(headers=headers) as client:
             async with client.get(f"{standin.api_base}/guilds/1/audit-logs") as response:
                 assert response.status == 404

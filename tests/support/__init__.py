@@ -1,6 +1,5 @@
-"""Offline test support: drive the bot's real app-command tree through Discord-shaped payloads."""
+"""Test support: the one Discord stand-in (``standin``) and its in-process driver (``Harness``)."""
 
-from .fake_discord import FakeDiscord, RecordedFile, RecordedRequest
 from .harness import Harness, HarnessError, Recorded
 from .specs import (
     DEFAULT_APP_ID,
@@ -16,6 +15,8 @@ from .specs import (
     RoleSpec,
     UserSpec,
 )
+from .standin import DiscordStandIn, RecordedRequest
+from .standin.rest import UploadedFile
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -27,13 +28,13 @@ __all__ = [
     "MODERATOR_ROLE",
     "OWNER",
     "ChannelSpec",
-    "FakeDiscord",
+    "DiscordStandIn",
     "GuildSpec",
     "Harness",
     "HarnessError",
     "Recorded",
-    "RecordedFile",
     "RecordedRequest",
     "RoleSpec",
+    "UploadedFile",
     "UserSpec",
 ]

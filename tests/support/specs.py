@@ -1,24 +1,24 @@
-"""Who and where an interaction happens: users, roles, channels, the guild, shaped as Discord does.
+"""Who and where an in-process test happens: users, roles, channels and the guild, declared.
 
 The specs are plain frozen values so tests can share module-level constants (``MEMBER``,
-``MODERATOR``, ``GENERAL``...). The ``*_payload`` functions turn them into the JSON shapes of
-Discord's API documentation (user, guild member, role, channel, guild), which is what discord.py
-parses; nothing here builds a discord.py object directly.
+``MODERATOR``, ``GENERAL``...). :func:`world_from_spec` turns a guild spec into the stand-in's
+:class:`~tests.support.standin.world.World`, the one model of Discord both drivers use, keeping
+every id; users and roles a test invents later join it through :func:`ensure_member`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
 from dataclasses import dataclass, field
-from typing import Any
 
 import discord
+
+from .standin.world import Application, Channel, Guild, Member, Role, User, World
 
 # Fixed, realistic-length snowflakes so failures print recognisable ids.
 DEFAULT_APP_ID = 1_300_000_000_000_000_001
 DEFAULT_GUILD_ID = 1_300_000_000_000_000_100
 _JOINED_AT = "2024-01-01T00:00:00+00:00"
+BOT_NAME = "Embargo"
 
 
 def base_member_permissions() -> discord.Permissions:
@@ -68,16 +68,6 @@ class UserSpec:
     global_name: str | None = None
     bot: bool = False
 
-    def permissions_in(self, guild: GuildSpec) -> discord.Permissions:
-        """Guild-level permissions the way Discord computes them (channel overwrites aside)."""
-        if self.id == guild.owner_id:
-            return discord.Permissions.all()
-        value = guild.everyone_permissions.value
-        for role in self.roles:
-            value |= role.permissions.value
-        perms = discord.Permissions(value)
-        return discord.Permissions.all() if perms.administrator else perms
-
 
 @dataclass(frozen=True)
 class ChannelSpec:
@@ -123,166 +113,71 @@ class GuildSpec:
         raise LookupError(f"guild {self.id} has no channel {channel}; it has {known}")
 
 
-class Snowflakes:
-    """Unique ids whose embedded timestamps read as 'now', like fresh Discord objects."""
-
-    def __init__(self) -> None:
-        self._counter = itertools.count(1)
-
-    def __call__(self) -> int:
-        # The low 22 bits are worker/process/increment; a counter there keeps ids unique and
-        # increasing even when two are made within the same millisecond.
-        return discord.utils.time_snowflake(discord.utils.utcnow()) + next(self._counter) % (
-            1 << 22
-        )
+def _user(spec: UserSpec) -> User:
+    return User(id=spec.id, username=spec.name, global_name=spec.global_name, bot=spec.bot)
 
 
-def iso_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
-
-
-def user_payload(user: UserSpec) -> dict[str, Any]:
-    return {
-        "id": str(user.id),
-        "username": user.name,
-        "discriminator": "0",
-        "global_name": user.global_name,
-        "avatar": None,
-        "bot": user.bot,
-        "public_flags": 0,
-    }
-
-
-def member_payload(user: UserSpec, guild: GuildSpec, *, with_user: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "nick": None,
-        "avatar": None,
-        "roles": [str(role.id) for role in user.roles],
-        "joined_at": _JOINED_AT,
-        "premium_since": None,
-        "deaf": False,
-        "mute": False,
-        "flags": 0,
-        "pending": False,
-        "communication_disabled_until": None,
-        # Discord includes the member's permissions in the invoking channel on interactions.
-        "permissions": str(user.permissions_in(guild).value),
-    }
-    if with_user:
-        data["user"] = user_payload(user)
-    return data
-
-
-def role_payload(role: RoleSpec) -> dict[str, Any]:
-    return {
-        "id": str(role.id),
-        "name": role.name,
-        "color": 0,
-        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-        "hoist": False,
-        "icon": None,
-        "unicode_emoji": None,
-        "position": role.position,
-        "permissions": str(role.permissions.value),
-        "managed": False,
-        "mentionable": False,
-        "flags": 0,
-    }
-
-
-def everyone_role_payload(guild: GuildSpec) -> dict[str, Any]:
-    return role_payload(
-        RoleSpec(id=guild.id, name="@everyone", permissions=guild.everyone_permissions, position=0)
+def _role(spec: RoleSpec) -> Role:
+    return Role(
+        id=spec.id, name=spec.name, permissions=spec.permissions.value, position=spec.position
     )
 
 
-def channel_payload(
-    channel: ChannelSpec, guild: GuildSpec, *, permissions: discord.Permissions | None = None
-) -> dict[str, Any]:
-    """A guild channel; ``permissions`` is added where Discord adds it (interactions, resolved)."""
-    data: dict[str, Any] = {
-        "id": str(channel.id),
-        "type": channel.type.value,
-        "guild_id": str(guild.id),
-        "name": channel.name,
-        "position": channel.position,
-        "permission_overwrites": [],
-        "nsfw": channel.nsfw,
-        "parent_id": str(channel.parent_id) if channel.parent_id else None,
-        "topic": None,
-        "last_message_id": None,
-        "rate_limit_per_user": 0,
-        "flags": 0,
-    }
-    if permissions is not None:
-        data["permissions"] = str(permissions.value)
-    return data
+def world_from_spec(guild: GuildSpec, *, app_id: int, bot_role_id: int) -> World:
+    """The stand-in's world for ``guild``: its roles, channels and members, the bot a member
+    holding its own role with ``guild.bot_permissions``."""
+    bot = User(id=app_id, username=BOT_NAME, bot=True)
+    everyone = Role(
+        id=guild.id, name="@everyone", permissions=guild.everyone_permissions.value, position=0
+    )
+    bot_role = Role(
+        id=bot_role_id, name=BOT_NAME, permissions=guild.bot_permissions.value, position=1
+    )
+    model = Guild(
+        id=guild.id,
+        name=guild.name,
+        owner_id=guild.owner_id,
+        roles=[everyone, bot_role, *(_role(r) for r in guild.roles)],
+        channels=[
+            Channel(
+                id=c.id,
+                name=c.name,
+                guild_id=guild.id,
+                type=c.type.value,
+                position=c.position,
+                parent_id=c.parent_id,
+                nsfw=c.nsfw,
+            )
+            for c in guild.channels
+        ],
+        preferred_locale=guild.locale,
+    )
+    model.members.append(Member(user=bot, roles=[bot_role.id], joined_at=_JOINED_AT))
+    users = {spec.name: _user(spec) for spec in guild.members}
+    for spec in guild.members:
+        roles = [role.id for role in spec.roles]
+        model.members.append(Member(user=users[spec.name], roles=roles, joined_at=_JOINED_AT))
+    owner = next((u for u in users.values() if u.id == guild.owner_id), None)
+    owner = owner or User(id=guild.owner_id, username="owner")
+    application = Application(id=app_id, name=BOT_NAME, owner=owner, bot=bot)
+    return World(application=application, users=users, guilds=[model])
 
 
-def dm_channel_payload(channel_id: int, recipient: UserSpec) -> dict[str, Any]:
-    return {
-        "id": str(channel_id),
-        "type": discord.ChannelType.private.value,
-        "last_message_id": None,
-        "recipients": [user_payload(recipient)],
-        "flags": 0,
-    }
-
-
-def guild_create_payload(
-    guild: GuildSpec, bot_user: UserSpec, bot_role: RoleSpec
-) -> dict[str, Any]:
-    """The GUILD_CREATE a bot receives for a guild it is in, with every member already listed.
-
-    Listing all members and setting ``member_count`` to match makes the guild count as chunked,
-    so a bot with the members intent does not try to request chunks over a gateway it lacks.
-    """
-    bot_member = UserSpec(id=bot_user.id, name=bot_user.name, roles=(bot_role,), bot=True)
-    members = [member_payload(bot_member, guild)]
-    members += [member_payload(user, guild) for user in guild.members if user.id != bot_user.id]
-    for member in members:
-        del member["permissions"]  # only interaction payloads carry it
-    roles = [everyone_role_payload(guild), role_payload(bot_role)]
-    roles += [role_payload(role) for role in guild.roles]
-    return {
-        "id": str(guild.id),
-        "name": guild.name,
-        "icon": None,
-        "splash": None,
-        "discovery_splash": None,
-        "banner": None,
-        "description": None,
-        "owner_id": str(guild.owner_id),
-        "afk_channel_id": None,
-        "afk_timeout": 300,
-        "verification_level": 0,
-        "default_message_notifications": 0,
-        "explicit_content_filter": 0,
-        "mfa_level": 0,
-        "nsfw_level": 0,
-        "premium_tier": 0,
-        "premium_progress_bar_enabled": False,
-        "preferred_locale": guild.locale,
-        "features": [],
-        "roles": roles,
-        "emojis": [],
-        "stickers": [],
-        "system_channel_id": None,
-        "system_channel_flags": 0,
-        "rules_channel_id": None,
-        "public_updates_channel_id": None,
-        "vanity_url_code": None,
-        "application_id": None,
-        "joined_at": _JOINED_AT,
-        "large": False,
-        "unavailable": False,
-        "member_count": len(members),
-        "members": members,
-        "channels": [channel_payload(channel, guild) for channel in guild.channels],
-        "threads": [],
-        "voice_states": [],
-        "presences": [],
-        "stage_instances": [],
-        "guild_scheduled_events": [],
-        "soundboard_sounds": [],
-    }
+def ensure_member(world: World, spec: UserSpec) -> tuple[User, list[Role]]:
+    """The world's user for ``spec``, made a member of the first guild (with ``spec.roles``) if
+    the test invented it; returns it and the roles that were new to the guild."""
+    guild = world.guild
+    new_roles = []
+    for role in spec.roles:
+        if not any(r.id == role.id for r in guild.roles):
+            new_roles.append(_role(role))
+            guild.roles.append(new_roles[-1])
+    user = world.user_by_id(spec.id)
+    if user is None:
+        user = _user(spec)
+        name = spec.name if spec.name not in world.users else f"{spec.name}-{spec.id}"
+        world.users[name] = user
+        guild.members.append(
+            Member(user=user, roles=[role.id for role in spec.roles], joined_at=_JOINED_AT)
+        )
+    return user, new_roles

@@ -9,8 +9,9 @@ would be a test bug, not a bot bug.
 
 from __future__ import annotations
 
+import copy
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,8 +123,16 @@ def _context_of(channel: Channel) -> int:
     return CONTEXT_BOT_DM if channel.type == DM_CHANNEL else CONTEXT_GUILD
 
 
-def check_visible(world: World, command: dict[str, Any], user: User, channel: Channel) -> None:
-    """Discord's client only offers a command where and to whom it is visible."""
+def check_visible(
+    world: World,
+    command: dict[str, Any],
+    user: User,
+    channel: Channel,
+    *,
+    permissions: bool = True,
+) -> None:
+    """Discord's client only offers a command where it is visible and, unless a server admin
+    changed the command's permissions (``permissions=False``), to whom."""
     context = _context_of(channel)
     contexts = command.get("contexts")
     if contexts is None and context == CONTEXT_BOT_DM and command.get("dm_permission") is False:
@@ -134,7 +143,7 @@ def check_visible(world: World, command: dict[str, Any], user: User, channel: Ch
     if command.get("guild_id") and str(channel.guild_id) != str(command["guild_id"]):
         raise ScenarioError(f"/{command['name']} is registered for another guild only")
     required = command.get("default_member_permissions")
-    if required is not None and context == CONTEXT_GUILD:
+    if permissions and required is not None and context == CONTEXT_GUILD:
         guild = _guild_of(world, channel)
         have = guild.base_permissions(user.id)
         if int(required) == 0 or (have & int(required)) != int(required):
@@ -183,11 +192,11 @@ def _convert(
     elif kind in (INTEGER, NUMBER):
         ok = isinstance(value, int) if kind == INTEGER else isinstance(value, int | float)
         if not ok or isinstance(value, bool):
-            raise ScenarioError(f"option {name!r} takes a number, got {value!r}")
-        if "min_value" in schema and value < schema["min_value"]:
-            raise ScenarioError(f"option {name!r} must be >= {schema['min_value']}")
-        if "max_value" in schema and value > schema["max_value"]:
-            raise ScenarioError(f"option {name!r} must be <= {schema['max_value']}")
+            wanted = "an integer" if kind == INTEGER else "a number"
+            raise ScenarioError(f"option {name!r} takes {wanted}, got {value!r}")
+        low, high = schema.get("min_value"), schema.get("max_value")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ScenarioError(f"option {name!r} must be in [{low}, {high}]; got {value}")
     elif kind == BOOLEAN:
         if not isinstance(value, bool):
             raise ScenarioError(f"option {name!r} takes a bool, got {value!r}")
@@ -262,10 +271,7 @@ def command_interaction(
     user has filled in so far and ``focused`` names the option being typed; its value is sent
     as the raw typed string, as Discord does.
     """
-    if not bypass_permissions:
-        check_visible(world, command, user, channel)
-    elif command.get("guild_id") and str(channel.guild_id) != str(command["guild_id"]):
-        raise ScenarioError(f"/{command['name']} is registered for another guild only")
+    check_visible(world, command, user, channel, permissions=not bypass_permissions)
     options = dict(options or {})
     schema_options: list[dict[str, Any]] = command.get("options") or []
     path = subcommand.split() if subcommand else []
@@ -334,7 +340,7 @@ def command_interaction(
 
 def component_interaction(
     world: World,
-    message: dict[str, Any],
+    message: Mapping[str, Any],
     *,
     custom_id: str,
     user: User,
@@ -349,8 +355,9 @@ def component_interaction(
     """
     component = find_component(message, custom_id)
     if component is None:
+        present = [c["custom_id"] for c in walk_components(message) if "custom_id" in c]
         raise ScenarioError(
-            f"message {message['id']} has no component with custom_id {custom_id!r}"
+            f"message {message['id']} has no component {custom_id!r}; it has {present}"
         )
     if component.get("disabled"):
         raise ScenarioError(f"component {custom_id!r} is disabled: Discord's client won't send it")
@@ -360,52 +367,92 @@ def component_interaction(
     if component["type"] != 2:
         if values is None:
             raise ScenarioError(f"{custom_id!r} is a select menu: pass values=[...]")
-        allowed = {o["value"] for o in component.get("options") or []}
-        if component["type"] == 3 and not set(values) <= allowed:
-            raise ScenarioError(f"values {values} not among the menu's options {sorted(allowed)}")
-        data["values"] = values
+        offered = [o["value"] for o in component.get("options") or []]
+        unknown = [v for v in values if v not in offered]
+        if component["type"] == 3 and unknown:
+            raise ScenarioError(
+                f"select {custom_id!r} offers {offered}; {unknown} are not among them"
+            )
+        low, high = component.get("min_values", 1), component.get("max_values", 1)
+        if not low <= len(values) <= high:
+            raise ScenarioError(
+                f"select {custom_id!r} takes {low}..{high} values, got {len(values)}"
+            )
+        data["values"] = list(values)
     elif values is not None:
         raise ScenarioError(f"{custom_id!r} is a button: it has no values")
     payload = base_interaction(
         world, kind=MESSAGE_COMPONENT, user=user, channel=channel, locale=locale
     )
     payload["data"] = data
-    payload["message"] = message
+    payload["message"] = copy.deepcopy(dict(message))
     return payload
 
 
 def modal_submit_interaction(
     world: World,
+    modal: Mapping[str, Any],
+    values: Mapping[str, str | Sequence[str]],
     *,
-    custom_id: str,
-    fields: Mapping[str, str],
     user: User,
     channel: Channel,
     locale: str = "en-US",
 ) -> dict[str, Any]:
-    """A type 5 interaction submitting a modal's text inputs (``fields``: custom_id -> value)."""
+    """A type 5 interaction submitting the ``modal`` the bot opened, filled in from ``values``
+    (by custom id: text for a text input, a list for a select); untouched inputs keep their
+    prefilled value."""
+    remaining = dict(values)
+    submitted = [_submitted(component, remaining) for component in modal["components"]]
+    if remaining:
+        raise ScenarioError(f"modal {modal['custom_id']!r} has no inputs {sorted(remaining)}")
     payload = base_interaction(world, kind=MODAL_SUBMIT, user=user, channel=channel, locale=locale)
-    payload["data"] = {
-        "custom_id": custom_id,
-        "components": [
-            {
-                "type": 1,
-                "id": index + 1,
-                "components": [{"type": 4, "id": index + 2, "custom_id": key, "value": value}],
-            }
-            for index, (key, value) in enumerate(fields.items())
-        ],
-    }
+    payload["data"] = {"custom_id": modal["custom_id"], "components": submitted}
     return payload
 
 
-def find_component(message: dict[str, Any], custom_id: str) -> dict[str, Any] | None:
-    stack = list(message.get("components") or [])
+def _submitted(
+    component: Mapping[str, Any], values: dict[str, str | Sequence[str]]
+) -> dict[str, Any]:
+    """The modal-submit echo of one modal component, filled from ``values`` (consumed)."""
+    kind = component["type"]
+    if kind == 1:  # action row
+        return {"type": 1, "components": [_submitted(c, values) for c in component["components"]]}
+    if kind == 18:  # a label wraps one input
+        return {
+            "type": 18,
+            "id": component.get("id"),
+            "component": _submitted(component["component"], values),
+        }
+    custom_id = component.get("custom_id")
+    if kind == 4:  # text input
+        value = values.pop(custom_id, component.get("value") or "")
+        if component.get("required", True) and not value:
+            raise ScenarioError(f"modal text input {custom_id!r} is required")
+        return {"type": 4, "id": component.get("id"), "custom_id": custom_id, "value": value}
+    if kind == 3:  # string select
+        picked = values.pop(custom_id, [])
+        return {
+            "type": 3,
+            "id": component.get("id"),
+            "custom_id": custom_id,
+            "values": list(picked),
+        }
+    return {"type": kind, "id": component.get("id")}
+
+
+def walk_components(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every component of ``message``, nested ones too, in display order."""
+    found: list[dict[str, Any]] = []
+    stack = list(reversed(message.get("components") or []))
     while stack:
         component = stack.pop()
-        if component.get("custom_id") == custom_id:
-            return component
-        stack.extend(component.get("components") or [])
-        if component.get("accessory"):
-            stack.append(component["accessory"])
-    return None
+        found.append(component)
+        stack.extend(reversed(component.get("components") or []))
+        for key in ("component", "accessory"):
+            if isinstance(component.get(key), Mapping):
+                stack.append(component[key])
+    return found
+
+
+def find_component(message: Mapping[str, Any], custom_id: str) -> dict[str, Any] | None:
+    return next((c for c in walk_components(message) if c.get("custom_id") == custom_id), None)

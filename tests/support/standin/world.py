@@ -330,15 +330,19 @@ class Guild:
             perms = (perms & ~member_ow.deny) | member_ow.allow
         return perms
 
-    def to_gateway_payload(self) -> dict[str, Any]:
-        """The GUILD_CREATE payload: the REST guild plus the gateway-only state."""
+    def to_gateway_payload(self, *, bot_id: int, members_intent: bool) -> dict[str, Any]:
+        """The GUILD_CREATE payload: the REST guild plus the gateway-only state.
+
+        With the members intent every member is listed (``member_count`` matching, so the
+        guild counts as chunked); without it Discord sends only the bot's own member."""
         payload = self.to_rest_payload()
+        members = [m for m in self.members if members_intent or m.user.id == bot_id]
         payload.update(
             joined_at=iso_now(),
             large=False,
             unavailable=False,
             member_count=len(self.members),
-            members=[member.to_payload() for member in self.members],
+            members=[member.to_payload() for member in members],
             channels=[self._channel_in_guild_create(c) for c in self.channels if not c.is_thread],
             # Active threads come in their own list, each with its guild_id.
             threads=[c.to_payload() for c in self.channels if c.is_thread],
