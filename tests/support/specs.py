@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import discord
 
-from .standin.world import Application, Channel, Guild, Member, Role, User, World
+from .standin.world import Application, Channel, Guild, Member, Overwrite, Role, User, World
 
 # Fixed, realistic-length snowflakes so failures print recognisable ids.
 DEFAULT_APP_ID = 1_300_000_000_000_000_001
@@ -125,7 +125,9 @@ def _role(spec: RoleSpec) -> Role:
 
 def world_from_spec(guild: GuildSpec, *, app_id: int, bot_role_id: int) -> World:
     """The stand-in's world for ``guild``: its roles, channels and members, the bot a member
-    holding its own role with ``guild.bot_permissions``."""
+    holding its own role with ``guild.bot_permissions``. What @everyone may do beyond that is
+    denied to the bot by a member overwrite in each channel, so ``bot_permissions`` is exactly
+    what Discord computes for the bot there (``app_permissions``)."""
     bot = User(id=app_id, username=BOT_NAME, bot=True)
     everyone = Role(
         id=guild.id, name="@everyone", permissions=guild.everyone_permissions.value, position=0
@@ -133,6 +135,7 @@ def world_from_spec(guild: GuildSpec, *, app_id: int, bot_role_id: int) -> World
     bot_role = Role(
         id=bot_role_id, name=BOT_NAME, permissions=guild.bot_permissions.value, position=1
     )
+    denied = guild.everyone_permissions.value & ~guild.bot_permissions.value
     model = Guild(
         id=guild.id,
         name=guild.name,
@@ -147,6 +150,7 @@ def world_from_spec(guild: GuildSpec, *, app_id: int, bot_role_id: int) -> World
                 position=c.position,
                 parent_id=c.parent_id,
                 nsfw=c.nsfw,
+                overwrites=[Overwrite(id=app_id, type=1, deny=denied)] if denied else [],
             )
             for c in guild.channels
         ],
