@@ -47,12 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = args.command or "run"
     try:
         settings = load_settings()
+        # Only the serving commands write LOG_FILE: a `check` run by another user must not
+        # leave it owned by them.
+        configure_logging(
+            settings.log_level,
+            log_file=settings.log_file if command in ("run", "sync") else None,
+            secrets=[settings.discord_token or ""],
+        )
     except ConfigError as error:
         print(f"embargo: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
     try:
         return dispatch(args, settings)
     except StorageError as error:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +21,13 @@ DEFAULT_CONTENT_DIR = "data"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The longest SOURCE_URL accepted: /about shows it whole.
 SOURCE_URL_MAX_LENGTH = 200
+# LOG_FILE rotation: the file is renamed to .1 (older ones shift up to .5) when it would pass
+# the size, so the logs never take more than six times that on disk.
+LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
+LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+# discord.py warns about these at every start; Embargo never joins a voice channel.
+_VOICE_WARNINGS = ("PyNaCl is not installed", "davey is not installed")
 
 
 class ConfigError(Exception):
@@ -35,6 +44,7 @@ class Settings:
     dev_guild_id: int | None
     # Where /about sends people for the source code; None: not published.
     source_url: str | None = None
+    log_file: Path | None = None
 
     def require_token(self) -> str:
         if not self.discord_token:
@@ -85,6 +95,11 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
             "e.g. https://github.com/you/embargo, or empty"
         )
 
+    raw_log_file = env.get("LOG_FILE", "").strip()
+    log_file = Path(raw_log_file) if raw_log_file else None
+    if log_file is not None and not log_file.is_absolute():
+        log_file = PROJECT_DIR / log_file
+
     return Settings(
         discord_token=token,
         database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -92,6 +107,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         log_level=log_level,
         dev_guild_id=dev_guild_id,
         source_url=source_url,
+        log_file=log_file,
     )
 
 
@@ -103,8 +119,60 @@ def embargo_version() -> str:
         return "unknown"
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-8s %(name)s: %(message)s",
-    )
+class RedactingFormatter(logging.Formatter):
+    """Formats records with every secret replaced, in the message and in any traceback."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__(LOG_FORMAT)
+        self.secrets = tuple(secret for secret in secrets if secret)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def _not_a_voice_warning(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(_VOICE_WARNINGS))
+
+
+def configure_logging(
+    level: str, *, log_file: Path | None = None, secrets: Iterable[str] = ()
+) -> None:
+    """Log to stderr and, with ``log_file``, to a rotating file as well.
+
+    ``secrets`` (the token) are replaced wherever they would appear in a log line. Raises
+    :class:`ConfigError` when the log file can't be opened.
+    """
+    formatter = RedactingFormatter(secrets)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    log_file,
+                    maxBytes=LOG_FILE_MAX_BYTES,
+                    backupCount=LOG_FILE_BACKUPS,
+                    encoding="utf-8",
+                )
+            )
+        except OSError as error:
+            raise ConfigError(
+                f"LOG_FILE={str(log_file)!r} can't be written ({error.strerror or error}): "
+                "point it at a writable file or leave it empty"
+            ) from None
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    root = logging.getLogger()
+    # Replace only what an earlier call installed: other handlers (a test runner's) stay.
+    for old in [h for h in root.handlers if isinstance(h.formatter, RedactingFormatter)]:
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(getattr(logging, level, logging.INFO))
+    voice = logging.getLogger("discord.client")
+    if _not_a_voice_warning not in voice.filters:
+        voice.addFilter(_not_a_voice_warning)

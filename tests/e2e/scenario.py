@@ -47,7 +47,15 @@ SITECUSTOMIZE_DIR = Path(__file__).resolve().parent / "sitecustomize"
 EMBARGO_ARGV: tuple[str, ...] = (sys.executable, "-m", "bot")
 DEMO_ARGV: tuple[str, ...] = (sys.executable, "-m", "tests.e2e.demo_bot")
 # Variables of .env.example: set them all so a developer's .env cannot leak into a test run.
-BOT_ENV_KEYS = ("DISCORD_TOKEN", "DATABASE_URL", "CONTENT_DIR", "LOG_LEVEL", "DEV_GUILD_ID")
+BOT_ENV_KEYS = (
+    "DISCORD_TOKEN",
+    "DATABASE_URL",
+    "CONTENT_DIR",
+    "LOG_LEVEL",
+    "DEV_GUILD_ID",
+    "LOG_FILE",
+    "SOURCE_URL",
+)
 
 T = TypeVar("T")
 
@@ -101,6 +109,8 @@ class BotProcess:
             CONTENT_DIR=str(self.content_dir),
             LOG_LEVEL="INFO",
             DEV_GUILD_ID="",
+            LOG_FILE="",
+            SOURCE_URL="",
             PYTHONPATH=os.pathsep.join(python_path),
             PYTHONUNBUFFERED="1",
             PYTHONDONTWRITEBYTECODE="1",
