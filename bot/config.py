@@ -26,8 +26,13 @@ SOURCE_URL_MAX_LENGTH = 200
 LOG_FILE_MAX_BYTES = 10 * 1024 * 1024
 LOG_FILE_BACKUPS = 5
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
-# discord.py warns about these at every start; Embargo never joins a voice channel.
-_VOICE_WARNINGS = ("PyNaCl is not installed", "davey is not installed")
+# discord.py lines Embargo drops: voice warnings at every start (Embargo never joins a voice
+# channel), and a line per login attempt that bot.connect's own line replaces.
+_DROPPED_DISCORD_LINES = (
+    "PyNaCl is not installed",
+    "davey is not installed",
+    "logging in using static token",
+)
 
 
 class ConfigError(Exception):
@@ -133,8 +138,8 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
-def _not_a_voice_warning(record: logging.LogRecord) -> bool:
-    return not (isinstance(record.msg, str) and record.msg.startswith(_VOICE_WARNINGS))
+def _not_dropped(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(_DROPPED_DISCORD_LINES))
 
 
 def configure_logging(
@@ -173,6 +178,6 @@ def configure_logging(
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(getattr(logging, level, logging.INFO))
-    voice = logging.getLogger("discord.client")
-    if _not_a_voice_warning not in voice.filters:
-        voice.addFilter(_not_a_voice_warning)
+    discord_client = logging.getLogger("discord.client")
+    if _not_dropped not in discord_client.filters:
+        discord_client.addFilter(_not_dropped)

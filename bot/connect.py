@@ -1,0 +1,98 @@
+"""Logging in to Discord and serving, retrying while Discord can't be reached.
+
+A bot started (or restarted by its supervisor) during a network outage keeps trying with a
+capped exponential backoff, one log line per attempt, and comes up by itself once the network
+is back. Once connected, discord.py reconnects by itself. A rejected token is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+
+import aiohttp
+import discord
+
+from bot.client import EmbargoBot
+from bot.config import Settings
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+
+# What an unreachable Discord looks like to discord.py's HTTP client: no route, no DNS, a
+# refused or dropped connection, a timeout, or Discord's own servers failing (5xx).
+NETWORK_ERRORS = (
+    aiohttp.ClientConnectionError,
+    TimeoutError,
+    discord.DiscordServerError,
+    discord.GatewayNotFound,
+)
+REASON_MAX_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Seconds to wait after the n-th failed attempt: ``first``, doubling, never above ``cap``.
+
+    Hand-written rather than a retry library: it is one line of arithmetic, and the loop
+    around it must distinguish a bad token (stop) from a network error (retry) anyway.
+    """
+
+    first: float = 1.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.first * 2 ** min(attempt - 1, 32))
+
+
+BACKOFF = Backoff()
+
+
+def describe(error: BaseException) -> str:
+    """One short line saying why Discord could not be reached."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, TimeoutError) and not str(error):
+        text = "timed out"
+    return text if len(text) <= REASON_MAX_CHARS else text[: REASON_MAX_CHARS - 1] + "…"
+
+
+async def serve(
+    settings: Settings, storage: Storage, token: str, *, force_sync: bool = False
+) -> None:
+    """Log in (retrying while Discord is unreachable), then serve until closed.
+
+    With ``force_sync`` only log in, which registers the commands (setup_hook), and return.
+    Each attempt builds a fresh bot, so a start-up interrupted halfway (say, by a failed
+    command sync) never leaves half-loaded extensions behind for the next one.
+    """
+    attempt = 0
+    while True:
+        async with EmbargoBot(settings, storage, force_sync=force_sync) as bot:
+            try:
+                await bot.login(token)
+            except discord.LoginFailure:
+                # Retrying can't help: say what to do and stop at once.
+                print(
+                    "embargo: Discord rejected DISCORD_TOKEN: copy a fresh token from the "
+                    "developer portal (Bot -> Reset Token) into .env",
+                    file=sys.stderr,
+                )
+                raise SystemExit(2) from None
+            except NETWORK_ERRORS as error:
+                attempt += 1
+                delay = BACKOFF.delay(attempt)
+                log.warning(
+                    "can't reach Discord (%s): attempt %d failed, trying again in %gs",
+                    describe(error),
+                    attempt,
+                    delay,
+                )
+            else:
+                if attempt:
+                    log.info("reached Discord after %d failed attempt(s)", attempt)
+                if not force_sync:
+                    await bot.connect(reconnect=True)
+                return
+        await asyncio.sleep(delay)
