@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [run | check | preview | reload | sync]``."""
+"""Command line: ``python -m bot [run | check | preview | reload | sync | backup]``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--now", help="pretend it is this ISO time (default: now)")
     sub.add_parser("reload", help="tell the running bot to reload the content directory now")
     sub.add_parser("sync", help="register the slash commands with Discord now")
+    backup = sub.add_parser(
+        "backup", help="copy the live database to FILE (safe while the bot runs), verified"
+    )
+    backup.add_argument(
+        "file", type=Path, help="the new file, or a directory for a time-stamped file in it"
+    )
     return parser
 
 
@@ -81,6 +87,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return preview(settings, args)
     if command == "reload":
         return reload(settings)
+    if command == "backup":
+        return asyncio.run(backup(settings, args.file))
     try:
         token = settings.require_token()
     except ConfigError as error:
@@ -95,27 +103,11 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def run(settings: Settings, token: str, *, force_sync: bool) -> None:
     # Imported here so `check` and `preview` start fast and never need discord.py's gateway.
-    import discord
-
-    from bot.client import EmbargoBot
+    from bot.connect import serve
 
     storage = await Storage.open(settings.database_url, PROJECT_DIR)
     try:
-        bot = EmbargoBot(settings, storage, force_sync=force_sync)
-        async with bot:
-            if force_sync:
-                # login() runs setup_hook, which syncs; nothing else to do.
-                await bot.login(token)
-                return
-            try:
-                await bot.start(token)
-            except discord.LoginFailure:
-                print(
-                    "embargo: Discord rejected DISCORD_TOKEN: copy a fresh token from the "
-                    "developer portal (Bot -> Reset Token) into .env",
-                    file=sys.stderr,
-                )
-                raise SystemExit(2) from None
+        await serve(settings, storage, token, force_sync=force_sync)
     finally:
         await storage.close()
 
@@ -194,6 +186,36 @@ def reload(settings: Settings) -> int:
         f"asked Embargo (process {pid}) to reload {display_path(settings.content_dir)}: its "
         "log lists what changed and any problems; `python -m bot check` shows them here"
     )
+    return 0
+
+
+async def backup(settings: Settings, file: Path) -> int:
+    from bot.backup import BackupError, backup_database, source_path, target_path
+
+    try:
+        source = source_path(settings.database_url, PROJECT_DIR)
+        target = target_path(file, source, datetime.now(UTC))
+        result = await backup_database(source, target)
+    except (BackupError, StorageError) as error:
+        print(f"embargo: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"backed up {display_path(source)} to {display_path(result.path)}: "
+        f"{result.size} bytes, schema version {result.schema_version}, {result.votes} vote(s)"
+    )
+    if result.drift is None:
+        print("ok: integrity checked; votes not recounted (older schema than this code)")
+        return 0
+    for entry in result.drift:
+        print(f"drift: {entry.describe()}", file=sys.stderr)
+    if result.drift:
+        print(
+            f"{len(result.drift)} vote total(s) in the copy disagree with a recount "
+            "(so does the live database: run `python -m bot check --votes`)",
+            file=sys.stderr,
+        )
+        return 1
+    print("ok: integrity checked, every vote total matches a recount")
     return 0
 
 
