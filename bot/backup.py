@@ -52,7 +52,8 @@ def source_path(database_url: str, base_dir: Path) -> Path:
 
 
 def target_path(target: Path, source: Path, now: datetime) -> Path:
-    """``target`` itself, or a time-stamped file inside it when it is a directory."""
+    """``target`` itself, or a time-stamped file inside it when it is a directory; absolute."""
+    target = target.absolute()
     if target.is_dir():
         target = target / f"{source.stem}-{now.astimezone(UTC):%Y%m%d-%H%M%S}{source.suffix}"
     if target.resolve() == source.resolve():
@@ -103,6 +104,8 @@ def _integrity(path: Path) -> tuple[list[str], int]:
 
 
 async def _recount(path: Path) -> list[TotalsDrift]:
+    if not path.is_absolute():
+        raise ValueError(f"{path} is relative: Storage would resolve it elsewhere")
     storage = await Storage.open(f"sqlite:///{path}", path.parent)
     try:
         return await storage.check_vote_totals()

@@ -6,13 +6,14 @@ may word things freely but cannot drop an event, swap who did what to a differen
 of unrelated text, or bring back the claims the source contradicts.
 """
 
+import asyncio
 import re
 
 import pytest
 
 from bot.config import PROJECT_DIR
 from bot.content.models import Review
-from bot.content.parser import parse_content_dir
+from bot.content.sync import dry_run
 
 FLAGSHIP = "black-mirror/s07e06"
 
@@ -125,8 +126,9 @@ SPOILER_TERMS = (
 
 @pytest.fixture(scope="module")
 def flagship() -> Review:
-    parsed = parse_content_dir(PROJECT_DIR / "data")
-    return next(review for review in parsed.reviews if review.episode_key == FLAGSHIP)
+    report, loaded = asyncio.run(dry_run(PROJECT_DIR / "data"))
+    assert not [problem for problem in report.problems if problem.severity == "error"]
+    return loaded.reviews[FLAGSHIP]
 
 
 def paragraphs(text: str) -> list[str]:
