@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.support.standin import DiscordStandIn
+
 from .embargo_content import E2EContent
 from .scenario import BotProcess
-from .standin import DiscordStandIn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
