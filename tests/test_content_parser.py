@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -180,8 +181,8 @@ def test_unknown_timezone_is_reported_on_its_line_with_a_suggestion(tmp_path):
     assert show is None
     [problem] = problems
     assert problem.line == _line_of(text, "timezone")
-    assert "unknown timezone 'Europe/Londn'" in problem.message
-    assert "'Europe/London'" in problem.message
+    assert 'unknown timezone "Europe/Londn"' in problem.message
+    assert 'did you mean "Europe/London"?' in problem.message
 
 
 @pytest.mark.parametrize("zone", ["Europe", "../etc/passwd", ""])
@@ -280,7 +281,10 @@ def test_missing_top_level_fields(tmp_path):
     messages = [p.message for p in problems]
     assert any(m.startswith("'title' must be") for m in messages)
     assert any(m.startswith("'network' must be") for m in messages)
-    assert any(m.startswith("'timezone' must be") for m in messages)
+    assert (
+        "'timezone' is missing: it must be an IANA time zone name, like "
+        'timezone = "Europe/London"'
+    ) in messages
 
 
 def test_alias_with_a_newline_is_an_error(tmp_path):
@@ -362,7 +366,7 @@ def test_review_without_heading_has_no_ending(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("rating", "shown"), [(7, "7"), (4.3, "4.3"), (-0.5, "-0.5"), ("4", "'4'")]
+    ("rating", "shown"), [(7, "7"), (4.3, "4.3"), (-0.5, "-0.5"), ("4", '"4"'), (True, "true")]
 )
 def test_rating_out_of_range_or_not_a_half_step(tmp_path, rating, shown):
     show = _a_show(tmp_path)
@@ -371,7 +375,9 @@ def test_rating_out_of_range_or_not_a_half_step(tmp_path, rating, shown):
     assert review is None
     [problem] = problems
     assert problem.line == _line_of(text, "rating")
-    assert problem.message == f"rating must be between 0 and 5 in half steps, got {shown}"
+    assert problem.message == (
+        f"'rating' must be between 0 and 5 in half steps, like rating = 4.5, got {shown}"
+    )
 
 
 @pytest.mark.parametrize("rating", [0, 0.5, 3, 5.0])
@@ -577,8 +583,10 @@ def test_bad_order_and_non_code_entries(tmp_path):
     ranking, problems = _ranking(tmp_path, text, show)
     assert ranking is None
     messages = {p.line: p.message for p in _errors(problems)}
-    assert messages[_line_of(text, "order")].startswith("'order' must be one of 'worst-to-best'")
-    assert messages[_line_of(text, '"pilot"')] == "'pilot' is not an episode code like \"s07e06\""
+    assert messages[_line_of(text, "order")].startswith(
+        '\'order\' must be one of "worst-to-best" or "best-to-worst", got "'
+    )
+    assert messages[_line_of(text, '"pilot"')] == '"pilot" is not an episode code like "s07e06"'
 
 
 def test_normalise_code():
@@ -677,3 +685,73 @@ def test_heading_search_and_near_miss_check_match_the_regexes(lines):
     assert _find_ending_heading(text) == (old.span() if old else None)
     if any(_NEAR_ENDING_HEADING.match(line) for line in text.splitlines()):
         assert _may_hold_near(text)
+
+
+# Values a message quotes are written as TOML, so an owner can paste them back.
+_toml_scalars = (
+    st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.dates()
+    | st.datetimes(timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_toml_scalars, st.lists(_toml_scalars, max_size=3)))
+def test_quoted_values_are_toml_that_reads_back(value):
+    from bot.content.files.fields import SHOWN_VALUE_CHARS, toml_value
+
+    shown = toml_value(value)
+    assert len(shown) <= SHOWN_VALUE_CHARS
+    if not shown.endswith("…"):
+        assert tomllib.loads(f"v = {shown}")["v"] == value
+
+
+def test_quoted_values_are_bounded():
+    from bot.content.files.fields import SHOWN_VALUE_CHARS, toml_value
+
+    assert len(toml_value("x" * 100_000)) == SHOWN_VALUE_CHARS
+    assert len(toml_value(list(range(100_000)))) == SHOWN_VALUE_CHARS
+
+
+def test_missing_values_say_missing_and_wrong_ones_are_quoted_as_toml(tmp_path):
+    text = (
+        'title = "T"\nnetwork = "N"\ntimezone = "UTC"\n'
+        "[[episodes]]\nnumber = true\ntitle = 'x'\nreleased = 2024-01-01\n"
+        "[[episodes]]\nseason = 1\nnumber = 2\ntitle = 'y'\nreleased = 2024-01-01T08:00:00\n"
+        "[[episodes]]\nseason = 1\nnumber = 3\ntitle = 'z'\nreleased = 'last tuesday'\n"
+    )
+    _, problems = _show(tmp_path, text)
+    messages = [p.message for p in problems]
+    assert messages == [
+        "episode #1: 'season' is missing: it must be a whole number, 0 for specials",
+        "episode #1: 'number' must be a whole number from 1, got true",
+        "episode s01e02: 'released' 2024-01-01T08:00:00 has no UTC offset: add Z for UTC or an "
+        "offset, like released = 2024-01-01T08:00:00Z or released = 2024-01-01T08:00:00-05:00",
+        "episode s01e03: 'released' must be a TOML date, written without quotes, like "
+        'released = 2025-04-10, got "last tuesday"',
+    ]
+    assert not any("None" in m or "True" in m for m in messages)
+    # Every suggested line is TOML that reads as the kind of value asked for.
+    for fix in re.findall(r"released = [-0-9T:Z]+", " ".join(messages)):
+        assert isinstance(tomllib.loads(fix)["released"], datetime | date)
+
+
+def test_review_and_ranking_values_missing_or_python_typed(tmp_path):
+    show = _a_show(tmp_path)
+    text = "+++\nverdict = 'v'\nauthor = 'a'\npublished = 2025-04-12T00:00:00\n+++\nBody.\n"
+    review, problems = _review(tmp_path, text, show)
+    assert review is None
+    assert [p.message for p in problems] == [
+        "'rating' is missing: it must be between 0 and 5 in half steps, like rating = 4.5",
+        "'published' must be a date, like published = 2025-04-12, got 2025-04-12T00:00:00",
+    ]
+    path = write(tmp_path, "rankings/test-show.toml", "author = 'a'\nepisodes = ['s01e01', 5]\n")
+    _, problems = parse_ranking(path, "rankings/test-show.toml", show)
+    messages = [p.message for p in problems if p.severity == "error"]
+    assert messages == [
+        '\'order\' is missing: it must be one of "worst-to-best" or "best-to-worst"',
+        '5 is not an episode code like "s07e06"',
+    ]

@@ -237,7 +237,8 @@ async def test_bad_review_edit_keeps_the_last_good_review(store, content):
     report = await sync_content(store, content)
     assert report.loaded == ()
     assert [str(p) for p in report.errors] == [
-        "reviews/alpha/s01e01.md:2: rating must be between 0 and 5 in half steps, got 7"
+        "reviews/alpha/s01e01.md:2: 'rating' must be between 0 and 5 in half steps, like "
+        "rating = 4.5, got 7"
     ]
     assert await store.get_review("alpha/s01e01") == before
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from bot.content.files.fields import (
+    must_be,
     text_field,
+    toml_value,
 )
 from bot.content.files.layout import (
     SHOWS_DIR,
@@ -32,7 +34,7 @@ def normalise_code(text: str) -> str | None:
 
 
 _RANKING_KEYS = ("author", "order", "episodes")
-_ORDERS = ", ".join(f"{o.value!r}" for o in RankingOrder)
+_ORDERS = " or ".join(f'"{o.value}"' for o in RankingOrder)
 
 
 def parse_ranking_bytes(
@@ -55,7 +57,7 @@ def parse_ranking_bytes(
     try:
         order = RankingOrder(order_raw)
     except ValueError:
-        error(f"'order' must be one of {_ORDERS}, got {order_raw!r}", lines.key_line("order"))
+        error(must_be("order", f"one of {_ORDERS}", order_raw), lines.key_line("order"))
 
     listed = doc.get("episodes")
     episodes_line = lines.key_line("episodes")
@@ -77,7 +79,7 @@ def parse_ranking_bytes(
         code = normalise_code(item) if isinstance(item, str) else None
         if code is None:
             error(
-                f'{raw!r} is not an episode code like "s07e06"',
+                f'{toml_value(item)} is not an episode code like "s07e06"',
                 lines.literal_line(episodes_line, raw, nth),
             )
             continue

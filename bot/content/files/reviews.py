@@ -10,6 +10,7 @@ from datetime import date, datetime
 
 from bot.content.files.cross_file import review_episode_problem
 from bot.content.files.fields import (
+    must_be,
     text_field,
     unknown_keys,
 )
@@ -106,8 +107,10 @@ def _parse_review_text(
         and float(rating * 2).is_integer()
     )
     if not rating_ok:
-        shown = "nothing" if rating is None else f"{rating!r}"
-        error(f"rating must be between 0 and 5 in half steps, got {shown}", "rating")
+        error(
+            must_be("rating", "between 0 and 5 in half steps", rating, "rating = 4.5"),
+            "rating",
+        )
 
     verdict = front.get("verdict")
     if not isinstance(verdict, str) or not verdict.strip():
@@ -126,10 +129,7 @@ def _parse_review_text(
 
     published = front.get("published")
     if not isinstance(published, date) or isinstance(published, datetime):
-        error(
-            f"'published' must be a date like published = 2025-04-12, got {published!r}",
-            "published",
-        )
+        error(must_be("published", "a date", published, "published = 2025-04-12"), "published")
 
     for key in unknown_keys(front, _REVIEW_KEYS):
         problems.append(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date, datetime
 
 from bot.content.files.fields import (
     is_int,
+    must_be,
     release_instant,
     text_field,
     timezone_problem,
+    toml_value,
     unknown_keys,
 )
 from bot.content.files.problems import ContentProblem, has_errors
@@ -125,9 +128,9 @@ def _parse_episode(
         problems.append(ContentProblem(rel, line(key), f"{label}: {message}"))
 
     if not season_ok:
-        error(f"'season' must be a whole number, 0 for specials, got {season!r}", "season")
+        error(must_be("season", "a whole number, 0 for specials", season), "season")
     if not number_ok:
-        error(f"'number' must be a whole number from 1, got {number!r}", "number")
+        error(must_be("number", "a whole number from 1", number), "number")
     title = text_field(raw.get("title"))
     if title is None:
         error("'title' must be the episode's name (a non-empty string)", "title")
@@ -135,12 +138,17 @@ def _parse_episode(
     released = raw.get("released")
     release_at: datetime | None = None
     if released is None:
-        error("'released' is missing: add a date like released = 2025-04-10", "released")
+        error(
+            "'released' is missing: add a date or a time with an offset, like "
+            "released = 2025-04-10 or released = 2025-04-10T21:00:00Z",
+            "released",
+        )
     elif isinstance(released, datetime):
         if released.tzinfo is None:
+            local = released.isoformat()
             error(
-                f"'released' {released.isoformat()} has no UTC offset: add Z for UTC or an "
-                f"offset, like {released.isoformat()}Z or {released.isoformat()}-05:00",
+                f"'released' {local} has no UTC offset: add Z for UTC or an offset, like "
+                f"released = {local}Z or released = {local}-05:00",
                 "released",
             )
         else:
@@ -149,14 +157,21 @@ def _parse_episode(
         if timezone is not None:
             release_at = release_instant(released, timezone)
     elif isinstance(released, str):
-        error(
-            f"'released' must be a TOML date, written without quotes: released = {released}",
-            "released",
+        unquoted = _as_toml_date(released)
+        fix = (
+            f": released = {unquoted}"
+            if unquoted
+            else f", like released = 2025-04-10, got {toml_value(released)}"
         )
+        error(f"'released' must be a TOML date, written without quotes{fix}", "released")
     else:
         error(
-            "'released' must be a date like 2025-04-10 or a time with an offset like "
-            f"2025-04-10T21:00:00Z, got {released!r}",
+            must_be(
+                "released",
+                "a date or a time with an offset",
+                released,
+                "released = 2025-04-10 or released = 2025-04-10T21:00:00Z",
+            ),
             "released",
         )
 
@@ -168,7 +183,10 @@ def _parse_episode(
         for alias in aliases_raw:
             text = text_field(alias)
             if text is None or "\n" in text or "\r" in text:
-                error(f"each alias must be a non-empty one-line string, got {alias!r}", "aliases")
+                error(
+                    f"each alias must be a non-empty one-line string, got {toml_value(alias)}",
+                    "aliases",
+                )
             else:
                 aliases.append(text)
 
@@ -193,3 +211,15 @@ def _parse_episode(
         release_at=release_at,
         aliases=tuple(aliases),
     )
+
+
+def _as_toml_date(text: str) -> str | None:
+    """``text`` if it is a date or datetime TOML accepts unquoted, else None."""
+    stripped = text.strip()
+    if len(stripped) > 40 or "\n" in stripped:
+        return None
+    try:
+        value = tomllib.loads(f"v = {stripped}")["v"]
+    except tomllib.TOMLDecodeError:
+        return None
+    return stripped if isinstance(value, date) else None
