@@ -5,45 +5,111 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.config import PROJECT_DIR, ConfigError, Settings, configure_logging, load_settings
+from bot.content.files import REVIEWS_DIR, ContentProblem, count_summary
+from bot.content.models import Episode
 from bot.content.reload_signal import ReloadError, pid_file_for, signal_reload
-from bot.content.sync import dry_run, sync_content
+from bot.content.sync import SyncReport, dry_run, sync_content
 from bot.lookup import Catalogue
 from bot.messages import OutgoingMessage, ending_messages, review_message
 from bot.spoilers.durations import DurationError, parse_window
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings, decide
 from bot.storage import Storage, StorageError, sqlite_path_from_url
+from bot.terminal_times import readable_times
 
 log = logging.getLogger("bot")
 
 
+DESCRIPTION = """\
+Embargo: spoiler-safe TV episode discussion for Discord.
+
+commands:
+  run       connect to Discord and serve (the default when no command is given)
+  check     check the content files for problems, exactly as the bot would load them;
+            --apply also loads them into the database, --votes recounts every vote
+  preview   print what the bot would post for an episode, without Discord or a token
+  reload    tell the running bot to reload the content files now
+  sync      register the slash commands with Discord now, even if unchanged
+  backup    copy the live database to FILE, safe while the bot runs, and verify the copy
+
+Settings come from the environment and .env (see .env.example). For a command's own
+options: python -m bot COMMAND --help
+"""
+
+PREVIEW_EXAMPLES = """\
+examples:
+  python -m bot preview review "black mirror s7e6"
+  python -m bot preview ending "into infinity" --window 30d --mode tagged --now 2025-04-20T12:00Z
+"""
+
+NOW_EXAMPLE = "--now 2025-05-29T08:00Z (UTC), --now 2025-05-29T09:00+01:00 or --now 2025-05-29"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="connect to Discord and serve (the default)")
-    check = sub.add_parser("check", help="validate the content directory")
-    check.add_argument("--apply", action="store_true", help="also load it into the database")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        usage="python -m bot [-h] [COMMAND] [options]",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # The description lists the commands in words; argparse's own list would repeat it.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS)
+    sub.add_parser(
+        "run", prog="python -m bot run", description="Connect to Discord and serve (the default)."
+    )
+    check = sub.add_parser(
+        "check",
+        prog="python -m bot check",
+        description="Check the content files for problems: a dry run of the load the bot "
+        "does, printing each problem as file:line: message.",
+    )
+    check.add_argument("--apply", action="store_true", help="also load them into the database")
     check.add_argument(
         "--votes",
         action="store_true",
         help="instead: recount every vote and report totals that disagree (exit 1 if any)",
     )
-    preview = sub.add_parser("preview", help="print what the bot would post, without Discord")
-    preview.add_argument("kind", choices=("review", "ending"))
+    preview = sub.add_parser(
+        "preview",
+        prog="python -m bot preview",
+        description="Print what the bot would post for an episode, without Discord: the\n"
+        "message text as Discord markdown, then the embeds, with times written out in UTC.",
+        epilog=PREVIEW_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    preview.add_argument("kind", choices=("review", "ending"), help="which reply to preview")
     preview.add_argument("episode", help="title or code, e.g. 's7e6' or 'into infinity'")
     preview.add_argument("--window", default="7d", help="spoiler window, e.g. 30d, off, forever")
-    preview.add_argument("--mode", default="tagged", choices=[m.value for m in SpoilerMode])
-    preview.add_argument("--now", help="pretend it is this ISO time (default: now)")
-    sub.add_parser("reload", help="tell the running bot to reload the content directory now")
-    sub.add_parser("sync", help="register the slash commands with Discord now")
+    preview.add_argument(
+        "--mode",
+        default="tagged",
+        choices=[m.value for m in SpoilerMode],
+        help="how spoilers are shown inside the window (default: tagged)",
+    )
+    preview.add_argument(
+        "--now", help="pretend it is this time, e.g. 2025-05-29T08:00Z (default: now)"
+    )
+    sub.add_parser(
+        "reload",
+        prog="python -m bot reload",
+        description="Tell the running bot to reload the content files now.",
+    )
+    sub.add_parser(
+        "sync",
+        prog="python -m bot sync",
+        description="Register the slash commands with Discord now.",
+    )
     backup = sub.add_parser(
-        "backup", help="copy the live database to FILE (safe while the bot runs), verified"
+        "backup",
+        prog="python -m bot backup",
+        description="Copy the live database to FILE (safe while the bot runs), verified.",
     )
     backup.add_argument(
         "file", type=Path, help="the new file, or a directory for a time-stamped file in it"
@@ -142,11 +208,11 @@ async def check(settings: Settings, *, apply: bool) -> int:
         # Name the file as the owner would open it: the content directory plus its path there.
         shown = replace(problem, path=display_path(content_dir / problem.path))
         print(shown, file=sys.stderr if problem.severity == "error" else sys.stdout)
-    errors = sum(problem.severity == "error" for problem in problems)
-    if errors:
-        print(f"{errors} error(s) in {content_dir}", file=sys.stderr)
+    counts = count_summary(problems)
+    if any(problem.severity == "error" for problem in problems):
+        print(f"{counts} in {display_path(content_dir)}", file=sys.stderr)
         return 1
-    print(f"ok: {summary}")
+    print(f"ok: {summary} ({counts})")
     return 0
 
 
@@ -227,22 +293,49 @@ def display_path(path: Path) -> str:
 
 
 def preview(settings: Settings, args: argparse.Namespace) -> int:
-    _, loaded = asyncio.run(dry_run(settings.content_dir))
+    try:
+        window = parse_window(args.window)
+    except DurationError as error:
+        print(f"embargo: --window: {error}", file=sys.stderr)
+        return 1
+    now = parse_now(args.now)
+    if now is None:
+        print(
+            f"embargo: --now {shown_argument(args.now)} is not a time: use ISO 8601, like "
+            f"{NOW_EXAMPLE}",
+            file=sys.stderr,
+        )
+        return 1
+    content_dir = settings.content_dir
+    if not content_dir.is_dir():
+        print(f"{content_dir}: not a directory (set CONTENT_DIR in .env)", file=sys.stderr)
+        return 1
+    report, loaded = asyncio.run(dry_run(content_dir))
     catalogue = Catalogue(sorted(loaded.shows.values(), key=lambda show: show.slug))
     episode = catalogue.resolve(args.episode)
     if episode is None:
         names = ", ".join(e.label for e in catalogue.suggest(args.episode)) or "none"
-        print(f"unknown episode {args.episode!r}; closest: {names}", file=sys.stderr)
+        print(f"unknown episode {shown_argument(args.episode)}; closest: {names}", file=sys.stderr)
+        # Its show may be one whose file did not load: say so rather than leave it a mystery.
+        for path, problems in rejected_files(report, lambda rel: rel.startswith("shows/")):
+            print(
+                f"{display_path(content_dir / path)} has {count_summary(problems)}, so none of "
+                f"its episodes can be previewed: run `python -m bot check` for the details",
+                file=sys.stderr,
+            )
         return 1
-    try:
-        window = parse_window(args.window)
-        now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
-    except (DurationError, ValueError) as error:
-        print(f"embargo: {error}", file=sys.stderr)
-        return 1
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
     review = loaded.reviews.get(episode.key)
+    if review is None:
+        rejected = rejected_files(report, lambda rel: is_review_file_of(rel, episode))
+        for path, problems in rejected:
+            print(
+                f"{display_path(content_dir / path)} has {count_summary(problems)}, so "
+                f"{episode.label} has no review Embargo would load (a running bot keeps its "
+                "last good version): run `python -m bot check` for the details",
+                file=sys.stderr,
+            )
+        if rejected:
+            return 1
     if args.kind == "review":
         messages = [review_message(episode, review)]
         if review is not None and review.ending:
@@ -258,11 +351,63 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
         print(f"[policy] {decision.delivery.value}: {decision.reason}")
         messages = ending_messages(episode, review, decision)
     for number, message in enumerate(messages, start=1):
-        print(format_message(number, message))
+        print(format_message(number, message, now))
     return 0
 
 
-def format_message(number: int, message: OutgoingMessage) -> str:
+def parse_now(text: str | None) -> datetime | None:
+    """The moment ``--now`` names (UTC unless it has an offset), now if absent, None if bad."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def shown_argument(text: str, limit: int = 60) -> str:
+    """An argument quoted back, cut short: a pasted paragraph is not echoed whole."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def rejected_files(
+    report: SyncReport, wanted: Callable[[str], bool]
+) -> list[tuple[str, list[ContentProblem]]]:
+    """The files ``wanted`` picks that have errors, so did not load, with all their problems."""
+    by_path: dict[str, list[ContentProblem]] = {}
+    for problem in report.problems:
+        if wanted(problem.path):
+            by_path.setdefault(problem.path, []).append(problem)
+    return [
+        (path, problems)
+        for path, problems in sorted(by_path.items())
+        if any(problem.severity == "error" for problem in problems)
+    ]
+
+
+# A review file name as an owner might write it (s7e6.md, S07E06.md): the file is rejected
+# for its name, but it is still this episode's review.
+_LOOSE_REVIEW_NAME = re.compile(r"s0*(\d{1,6})e0*(\d{1,6})\.md", re.IGNORECASE)
+
+
+def is_review_file_of(rel: str, episode: Episode) -> bool:
+    folder, _, name = rel.rpartition("/")
+    if folder != f"{REVIEWS_DIR}/{episode.show_slug}":
+        return False
+    match = _LOOSE_REVIEW_NAME.fullmatch(name)
+    return match is not None and (int(match.group(1)), int(match.group(2))) == (
+        episode.season,
+        episode.number,
+    )
+
+
+def format_message(number: int, message: OutgoingMessage, now: datetime) -> str:
+    """A message for a terminal: its text and embeds, each Discord time tag written out."""
+    return readable_times(_message_lines(number, message), now)
+
+
+def _message_lines(number: int, message: OutgoingMessage) -> str:
     flags = [name for name, on in (("ephemeral", message.ephemeral),) if on]
     if message.suppress_embeds:
         flags.append("no link previews")

@@ -1,6 +1,8 @@
 """The command line, run as a real subprocess the way a server owner runs it."""
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -110,5 +112,169 @@ def test_check_reports_what_the_sync_reports(tmp_path):
     ]
     problems = checked.stdout.splitlines()
     assert problems == applied.stdout.splitlines()
-    assert any("shows/notes.txt: ignored" in line for line in problems)
+    assert any("shows/notes.txt: warning: ignored" in line for line in problems)
     assert "reviews/ghost: 2 reviews not loaded" in checked.stderr
+
+
+def _copy_data(tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(DATA, content, ignore=shutil.ignore_patterns("*.db*"))
+    return content
+
+
+def _edit(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+REVIEW = Path("reviews") / "black-mirror" / "s07e06.md"
+
+
+@pytest.mark.parametrize("kind", ["review", "ending"])
+def test_preview_of_a_review_check_rejects_names_it_and_points_to_check(tmp_path, kind):
+    content = _copy_data(tmp_path)
+    _edit(content / REVIEW, "rating = 4.0", "rating = 9")
+    # An unknown key is a warning: counted, but not what stops the file loading.
+    _edit(content / REVIEW, "+++\n", "+++\nmood = 'grim'\n")
+    result = run_cli("preview", kind, "s7e6", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"{content / REVIEW} has 1 error, 1 warning, so Black Mirror S7E6")
+    assert "python -m bot check" in line
+    assert result.stdout == ""  # not "no review yet": nothing is previewed
+    assert "unknown episode" not in result.stderr
+
+
+def test_preview_of_a_misnamed_review_names_that_file(tmp_path):
+    content = _copy_data(tmp_path)
+    misnamed = content / "reviews" / "black-mirror" / "S7E6.md"
+    (content / REVIEW).rename(misnamed)
+    result = run_cli("preview", "review", "into infinity", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{misnamed} has 1 error")
+
+
+def test_preview_of_an_episode_whose_show_check_rejects_names_the_show_file(tmp_path):
+    content = _copy_data(tmp_path)
+    show = content / "shows" / "black-mirror.toml"
+    _edit(show, 'timezone = "Europe/London"', 'timezone = "Europe/Londn"')
+    result = run_cli("preview", "ending", "into infinity", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("unknown episode 'into infinity'")
+    assert lines[1].startswith(f"{show} has 1 error, so none of its episodes can be previewed")
+    assert "python -m bot check" in lines[1]
+
+
+def test_preview_with_only_warnings_still_previews(tmp_path):
+    content = _copy_data(tmp_path)
+    _edit(content / REVIEW, "+++\n", "+++\nmood = 'grim'\n")
+    result = run_cli("preview", "review", "s7e6", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 0, result.stderr
+    assert "[field] Verdict" in result.stdout
+
+
+def test_preview_prints_times_in_utc_relative_to_now_and_no_tags():
+    now = ("--now", "2025-04-20T12:00Z")
+    review = run_cli("preview", "review", "s7e6", *now)
+    ending = run_cli("preview", "ending", "s7e6", "--window", "30d", *now)
+    refused = run_cli("preview", "ending", "s7e6", "--window", "30d", "--mode", "refuse", *now)
+    for result in (review, ending, refused):
+        assert result.returncode == 0, result.stderr
+        assert "<t:" not in result.stdout
+    # Released 2025-04-10T07:00:00Z; the 30-day window ends 2025-05-10 07:00 UTC.
+    assert "[field] Released: 2025-04-10 07:00 UTC (10 days ago)" in review.stdout
+    assert "hidden here until 2025-05-10 07:00 UTC (in 20 days)." in ending.stdout
+    assert "hidden here until 2025-05-10 07:00 UTC (in 20 days)." in refused.stdout
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2025-13-01", "29/05/2025", "x" * 5000])
+def test_bad_now_is_one_line_with_an_example(bad):
+    result = run_cli("preview", "review", "s7e6", "--now", bad)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"embargo: --now {bad[:20]!r}"[:-1])
+    assert "2025-05-29T08:00Z" in line
+    assert len(line) < 300  # a pasted paragraph is not echoed whole
+    assert result.stdout == ""
+
+
+def test_check_labels_warnings_and_counts_them_apart(tmp_path):
+    content = tmp_path / "content"
+    write_broken_tree(content)
+    result = run_cli("check", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 1
+    problems = [*result.stdout.splitlines(), *result.stderr.splitlines()[:-1]]
+    warnings = [line for line in problems if ": warning: " in line]
+    errors = [line for line in problems if ": warning: " not in line]
+    # Warnings go to stdout, errors to stderr, and each is counted as what it is.
+    assert warnings == result.stdout.splitlines()
+    assert warnings
+    assert len(errors) > 1
+    assert result.stderr.splitlines()[-1] == (
+        f"{len(errors)} errors, {len(warnings)} warning{'s' if len(warnings) > 1 else ''} "
+        f"in {content}"
+    )
+
+
+def test_check_with_only_warnings_passes_and_counts_them(tmp_path):
+    content = _copy_data(tmp_path)
+    _edit(content / REVIEW, "+++\n", "+++\nmood = 'grim'\n")
+    result = run_cli("check", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.splitlines()[0]
+        == f"{content / REVIEW}:2: warning: unknown key 'mood' (ignored)"
+    )
+    assert result.stdout.splitlines()[-1].endswith("critic ranking(s) (1 warning)")
+
+
+def test_help_is_plain_text_that_explains_every_command():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    text = result.stdout
+    assert text.startswith("usage: python -m bot")
+    for command in ("run", "check", "preview", "reload", "sync"):
+        assert re.search(rf"^  {command} +\S", text, re.MULTILINE), command
+    for command in ("run", "check", "preview", "reload", "sync"):
+        sub = run_cli(command, "--help")
+        assert sub.returncode == 0
+        assert sub.stdout.startswith(f"usage: python -m bot {command}")
+        text += sub.stdout
+    # No docstring or markdown markup, and argparse's {a,b,c} list of commands is not shown.
+    for artefact in ("``", "**", "{run,", ":func:", ":class:"):
+        assert artefact not in text
+
+
+def _readme_examples():
+    """The console examples of the README: each command and the lines shown for its output."""
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```console\n(.*?)```", readme, re.DOTALL):
+        command, *shown = block.splitlines()
+        assert command.startswith("$ python -m bot ")
+        yield shlex.split(command.removeprefix("$ python -m bot ")), shown
+
+
+def _matches(shown, printed):
+    """Whether ``printed`` reads as ``shown``: "…" alone stands for any lines, and a line
+    ending in "…" for any line that starts with what comes before it."""
+    if not shown:
+        return not printed
+    first, rest = shown[0], shown[1:]
+    if first == "…":
+        return any(_matches(rest, printed[skip:]) for skip in range(len(printed) + 1))
+    if not printed:
+        return False
+    line = printed[0]
+    fits = line.startswith(first[:-1]) if first.endswith("…") else line == first
+    return fits and _matches(rest, printed[1:])
+
+
+def test_readme_examples_print_what_the_readme_shows():
+    examples = list(_readme_examples())
+    assert examples  # the "Adding a show" preview at least
+    for args, shown in examples:
+        result = run_cli(*args)
+        assert result.returncode == 0, result.stderr
+        assert _matches(shown, result.stdout.splitlines()), (shown, result.stdout[:2000])

@@ -251,7 +251,7 @@ def test_check_refuses_oversized_text_and_faults_in_one_line_each(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = result.stderr.strip().splitlines()
-    assert errors[-1] == f"3 error(s) in {root}"
+    assert errors[-1] == f"3 errors in {root}"
     assert any("reviews/alpha/s01e01.md:" in line and "ending" in line for line in errors)
     assert any("reviews/alpha/s01e02.md: not a regular file" in line for line in errors)
     assert any("rankings/loop: " in line and "symlink loop" in line for line in errors)

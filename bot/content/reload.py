@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 from typing import Protocol
 
-from bot.content.files import SHOWS_DIR
+from bot.content.files import SHOWS_DIR, count_summary
 from bot.content.models import Show
 from bot.content.sync import SyncReport, sync_content
 from bot.lookup import Catalogue
@@ -92,10 +92,10 @@ def log_report(report: SyncReport, reason: str | None = None) -> None:
     for problem in report.problems:
         log.warning("content: %s", problem)
     log.info(
-        "%s: %d file(s) loaded, %d unchanged, %d removed, %d problem(s)",
+        "%s: %d file(s) loaded, %d unchanged, %d removed, %s",
         "content" if reason is None else f"content reload ({reason})",
         len(report.loaded),
         len(report.unchanged),
         len(report.removed),
-        len(report.problems),
+        count_summary(report.problems),
     )

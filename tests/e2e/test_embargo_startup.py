@@ -449,7 +449,7 @@ async def test_restart_keeps_settings_and_votes_without_resync_or_reload(
     assert len(standin.find_requests("PUT", r"/commands$")) == puts
     assert "commands unchanged since the last sync (global); not syncing" in run
     files = content_files(content)
-    assert f"content: 0 file(s) loaded, {files} unchanged, 0 removed, 0 problem(s)" in run
+    assert f"content: 0 file(s) loaded, {files} unchanged, 0 removed, no problems" in run
     settings_after = (
         await (await scenario.slash("embargo", "settings", as_user="mod")).reply()
     ).embeds
@@ -501,7 +501,7 @@ async def test_changed_content_is_reloaded_and_a_broken_file_keeps_the_last_good
 
     run = scenario.bot.last_run_output
     files = content_files(content)  # now one fewer
-    assert f"content: 2 file(s) loaded, {files - 3} unchanged, 1 removed, 1 problem(s)" in run
+    assert f"content: 2 file(s) loaded, {files - 3} unchanged, 1 removed, 1 error" in run
     problem = re.search(r"WARNING\s+bot\.content\.reload: content: (.*s01e02\.md:\d+: .+)", run)
     assert problem, run
     assert "rating" in problem[1]

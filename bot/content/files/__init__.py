@@ -28,7 +28,7 @@ from bot.content.files.layout import (
     scan_content_dir,
     sha256_hex,
 )
-from bot.content.files.problems import ContentProblem, Severity
+from bot.content.files.problems import ContentProblem, Severity, count_summary
 from bot.content.files.rankings import normalise_code, parse_ranking_bytes
 from bot.content.files.reviews import (
     ENDING_MAX_CHARS,
@@ -52,6 +52,7 @@ __all__ = [
     "Scan",
     "Severity",
     "classify",
+    "count_summary",
     "is_blocked",
     "normalise_code",
     "parse_ranking_bytes",
