@@ -442,7 +442,13 @@ def test_heading_with_nothing_under_it_is_an_error(tmp_path):
 
 @pytest.mark.parametrize(
     "heading",
-    ["### Ending explained", "# Ending Explained", "## Ending explained:", "**Ending explained**"],
+    [
+        "### Ending explained",
+        "# Ending Explained",
+        "## Ending explained:",
+        "**Ending explained**",
+        "## Ending explained: " + "and more " * 400,
+    ],
 )
 def test_near_miss_heading_would_leak_spoilers_so_it_is_an_error(tmp_path, heading):
     show = _a_show(tmp_path)
@@ -452,6 +458,9 @@ def test_near_miss_heading_would_leak_spoilers_so_it_is_an_error(tmp_path, headi
     [problem] = problems
     assert problem.line == _line_of(text, heading)
     assert "would be shown as spoiler-free" in problem.message
+    # The line is quoted, cut short if long.
+    assert problem.message.startswith(f'"{heading[:20]}')
+    assert len(problem.message) < 250
 
 
 def test_prose_mentioning_the_ending_is_not_a_heading(tmp_path):

@@ -12,6 +12,7 @@ from bot.content.files.cross_file import review_episode_problem
 from bot.content.files.fields import (
     must_be,
     text_field,
+    toml_value,
     unknown_keys,
 )
 from bot.content.files.layout import (
@@ -151,8 +152,8 @@ def _parse_review_text(
                 ContentProblem(
                     rel,
                     body_line + offset,
-                    f"{body_line_text.strip()!r} looks like the spoiler heading but is not "
-                    "'## Ending explained' (exactly two #): as written, the text under it "
+                    f"{toml_value(body_line_text.strip())} looks like the spoiler heading but "
+                    "is not '## Ending explained' (exactly two #): as written, the text under it "
                     "would be shown as spoiler-free",
                 )
             )
