@@ -112,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Copy the live database to FILE (safe while the bot runs), verified.",
     )
     backup.add_argument(
-        "file", type=Path, help="the new file, or a directory for a time-stamped file in it"
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="the new file, or a directory for a time-stamped file in it",
     )
     return parser
 

@@ -235,9 +235,9 @@ def test_help_is_plain_text_that_explains_every_command():
     assert result.returncode == 0
     text = result.stdout
     assert text.startswith("usage: python -m bot")
-    for command in ("run", "check", "preview", "reload", "sync"):
+    for command in ("run", "check", "preview", "reload", "sync", "backup"):
         assert re.search(rf"^  {command} +\S", text, re.MULTILINE), command
-    for command in ("run", "check", "preview", "reload", "sync"):
+    for command in ("run", "check", "preview", "reload", "sync", "backup"):
         sub = run_cli(command, "--help")
         assert sub.returncode == 0
         assert sub.stdout.startswith(f"usage: python -m bot {command}")

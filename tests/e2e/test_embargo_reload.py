@@ -81,7 +81,7 @@ async def test_a_broken_edit_keeps_the_last_good_version_and_logs_file_and_line(
     rel = review_rel(content)
     await scenario.wait(
         lambda: (
-            f"{rel}:2: rating must be between 0 and 5" in scenario.bot.output
+            f"{rel}:2: 'rating' must be between 0 and 5" in scenario.bot.output
             and f"{show_rel}:" in scenario.bot.output
         ),
         what="the log to name the broken files and their lines",
