@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -163,9 +164,11 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as error:
         print(f"embargo: {error}", file=sys.stderr)
         return 2
-    try:
+    # Ctrl+C while serving closes the bot (bot.connect.close_on_signals); before that, during
+    # start-up or a retry's wait, it interrupts asyncio.run.
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, token, force_sync=command == "sync"))
-    except KeyboardInterrupt:
+    if command != "sync":
         log.info("stopped")
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -93,6 +94,40 @@ async def serve(
                 if attempt:
                     log.info("reached Discord after %d failed attempt(s)", attempt)
                 if not force_sync:
-                    await bot.connect(reconnect=True)
+                    await connect_until_signalled(bot)
                 return
         await asyncio.sleep(delay)
+
+
+async def connect_until_signalled(bot: EmbargoBot) -> None:
+    """Serve until the connection ends or Ctrl+C (SIGINT) or SIGTERM arrives.
+
+    The gateway loop runs in a task of its own that a signal cancels; ``bot.close()`` then
+    runs once that loop has stopped, so the gateway is closed with a clean close frame. The
+    loop's own signal handling also wakes it whichever thread the signal lands on. Left to
+    asyncio's default (cancelling the main task), a bot that had retried its login could
+    ignore Ctrl+C once connected.
+    """
+    loop = asyncio.get_running_loop()
+    serving = loop.create_task(bot.connect(reconnect=True), name="embargo-gateway")
+
+    def stop(signum: signal.Signals) -> None:
+        log.info("%s received: closing the connection to Discord", signum.name)
+        serving.cancel()
+
+    handled: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (NotImplementedError, RuntimeError):  # no loop signal handling (Windows)
+            continue
+        handled.append(signum)
+    try:
+        await serving
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # this task itself was cancelled, not only the gateway loop by stop()
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)

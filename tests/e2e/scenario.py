@@ -218,17 +218,18 @@ class BotProcess:
         await process.wait()
         self.standin.notify()
 
-    async def stop(self, *, within: float = 10.0) -> int:
-        """SIGINT (what Ctrl+C sends), SIGKILL after ``within`` seconds; returns the exit code."""
+    async def stop(self, *, within: float = 10.0, signum: signal.Signals = signal.SIGINT) -> int:
+        """``signum`` (SIGINT: what Ctrl+C sends), SIGKILL after ``within`` seconds; returns
+        the exit code."""
         process = self._process
         if process is None:
             raise RuntimeError("bot was never started")
         if process.returncode is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
             try:
                 await asyncio.wait_for(process.wait(), within)
             except TimeoutError:
-                self.lines.append(f"=== bot ignored SIGINT for {within}s: killed")
+                self.lines.append(f"=== bot ignored {signum.name} for {within}s: killed")
                 process.kill()
                 await process.wait()
         await asyncio.gather(*self._readers, *([self._watcher] if self._watcher else []))

@@ -170,11 +170,6 @@ async def test_a_rejected_token_exits_2_at_once_without_retrying(
     assert "not.the.token" not in bot.output
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect, intermittent: after failed login attempts the bot can ignore Ctrl+C "
-    "(SIGINT) once connected; a bot that connects at once stops cleanly (test_embargo_startup)",
-)
 async def test_a_bot_that_came_up_after_retries_stops_cleanly(
     standin: DiscordStandIn, offline: BotProcess, port: int
 ) -> None:

@@ -11,6 +11,7 @@ content, ``python -m bot sync``, ``DEV_GUILD_ID``).
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -519,6 +520,17 @@ async def test_changed_content_is_reloaded_and_a_broken_file_keeps_the_last_good
     (unknown,) = await (await scenario.slash("review", episode=content.upcoming.key)).messages()
     assert unknown.content.startswith("I couldn't find an episode matching")
     scenario.assert_clean()
+
+
+async def test_sigterm_closes_the_gateway_and_exits_cleanly(scenario: Scenario) -> None:
+    # What systemd and container runtimes send by default.
+    standin = scenario.standin
+    connection = standin.current_session.connection if standin.current_session else None
+    assert await scenario.bot.stop(signum=signal.SIGTERM) == 0
+    assert connection is not None
+    assert connection.ws.close_code == 1000
+    assert "SIGTERM received: closing the connection to Discord" in scenario.bot.tail()
+    await scenario.bot.start()
 
 
 async def test_sync_command_registers_even_when_unchanged(
