@@ -62,6 +62,26 @@ def test_check_names_file_and_line_of_a_broken_file(tmp_path):
     assert f"black-mirror.toml:{target + 1}" in result.stderr, result.stderr
 
 
+def test_check_refuses_a_title_spoils_that_is_not_a_boolean(tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(DATA, content, ignore=shutil.ignore_patterns("*.db*"))
+    show = content / "shows" / "black-mirror.toml"
+    lines = show.read_text(encoding="utf-8").splitlines()
+    target = next(i for i, line in enumerate(lines) if line == 'title = "Eulogy"')
+    lines.insert(target + 1, 'title_spoils = "yes"')
+    show.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("check", env={"CONTENT_DIR": str(content)})
+    assert result.returncode == 1
+    assert (
+        f"black-mirror.toml:{target + 2}: episode s07e05: 'title_spoils' must be true or false"
+        in result.stderr
+    ), result.stderr
+
+    lines[target + 1] = "title_spoils = true"
+    show.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run_cli("check", env={"CONTENT_DIR": str(content)}).returncode == 0
+
+
 @pytest.mark.parametrize(
     ("window", "needle", "absent"),
     [("1000d", "||", None), ("off", "Ending explained", "||")],

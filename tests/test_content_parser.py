@@ -294,6 +294,36 @@ def test_alias_with_a_newline_is_an_error(tmp_path):
     assert problems[0].line == _line_of(text, "aliases")
 
 
+def test_title_spoils_marks_an_episode_and_defaults_to_false(tmp_path):
+    text = show_toml(
+        episodes=[
+            {**episode_table(1, 1, "The Twist"), "title_spoils": True},
+            {**episode_table(1, 2), "title_spoils": False},
+            episode_table(1, 3),
+        ]
+    )
+    show, problems = _show(tmp_path, text)
+    assert show is not None, problems
+    assert problems == []
+    assert [e.title_spoils for e in show.episodes] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("yes", "'yes'"), ("true", "'true'"), (1, "1"), ([True], "[True]")]
+)
+def test_title_spoils_must_be_a_boolean_on_its_line(tmp_path, value, shown):
+    text = show_toml(episodes=[episode_table(1, 1), {**episode_table(1, 2), "title_spoils": value}])
+    show, problems = _show(tmp_path, text)
+    assert show is None
+    [problem] = problems
+    assert problem.severity == "error"
+    assert problem.line == _line_of(text, "title_spoils")
+    assert problem.message == (
+        "episode s01e02: 'title_spoils' must be true or false (without quotes), like "
+        f"title_spoils = true, got {shown}"
+    )
+
+
 def test_unknown_key_is_a_warning_and_the_show_still_loads(tmp_path):
     text = show_toml(episodes=[{**episode_table(1, 1), "relased": date(2024, 1, 1)}])
     show, problems = _show(tmp_path, text)

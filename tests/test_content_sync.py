@@ -17,7 +17,7 @@ from bot.content.models import CriticRanking, Review, Show
 from bot.content.sync import dry_run, sync_content
 from bot.storage import content as content_store_module
 from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore
-from bot.storage.database import Database
+from bot.storage.database import Database, _migrations, _statements
 from tests.content_factory import (
     episode_table,
     ranking_toml,
@@ -199,6 +199,65 @@ async def test_changed_show_replaces_its_episodes(store, content):
         ("s01e01", "Renamed", "Beta!"),
         ("s01e02", "Episode 1.2", "Beta!"),
     ]
+
+
+async def test_title_spoils_survives_storage_and_a_change_to_it_alone_is_loaded(store, content):
+    path = content / "shows/alpha.toml"
+    marked = show_toml(
+        title="Alpha",
+        episodes=[{**episode_table(1, 1, "Pilot"), "title_spoils": True}, episode_table(1, 2)],
+    )
+    path.write_text(marked)
+    await sync_content(store, content)
+    alpha = (await _shows(store))["alpha"]
+    assert [e.title_spoils for e in alpha.episodes] == [True, False]
+
+    path.write_text(marked.replace("title_spoils = true", "title_spoils = false"))
+    report = await sync_content(store, content)
+    assert report.loaded == ("shows/alpha.toml",)
+    alpha = (await _shows(store))["alpha"]
+    assert [e.title_spoils for e in alpha.episodes] == [False, False]
+
+
+async def test_show_files_loaded_before_title_spoils_existed_are_loaded_again(tmp_path):
+    """A file that already said ``title_spoils = true`` (ignored then, as an unknown key) is
+    unchanged on disk after the upgrade, yet must be loaded again to take the mark."""
+    root = tmp_path / "data"
+    marked = show_toml(title="Alpha", episodes=[{**episode_table(1, 1), "title_spoils": True}])
+    write(root, "shows/alpha.toml", marked)
+    write(root, "reviews/alpha/s01e01.md", review_md("Fine."))
+    _age(root)
+    path = tmp_path / "before.db"
+    version = next(n for n, name, _ in _migrations() if "title_spoils" in name) - 1
+    with sqlite3.connect(path) as old:
+        for number, _, script in _migrations()[:version]:
+            for statement in _statements(script):
+                old.execute(statement)
+            old.execute(f"PRAGMA user_version = {number}")
+        old.execute("INSERT INTO shows VALUES ('alpha', 'Alpha', 'Test Network', 'Europe/London')")
+        old.execute(
+            "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at) "
+            "VALUES ('alpha/s01e01', 'alpha', 1, 1, 'Episode 1.1', 0)"
+        )
+        for rel in ("shows/alpha.toml", "reviews/alpha/s01e01.md"):
+            info = (root / rel).stat()
+            old.execute(
+                "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
+                "stat_checked_ns) VALUES (?, ?, 0, ?, ?, ?)",
+                (rel, _sha(root / rel), info.st_size, info.st_mtime_ns, time.time_ns()),
+            )
+    old.close()
+    db = Database(path)
+    await db.open()
+    try:
+        store = _Store(db)
+        report = await sync_content(store, root)
+        assert report.loaded == ("shows/alpha.toml",)
+        assert report.unchanged == ("reviews/alpha/s01e01.md",)
+        [episode] = (await _shows(store))["alpha"].episodes
+        assert episode.title_spoils
+    finally:
+        await db.close()
 
 
 async def test_bad_show_edit_keeps_the_last_good_version(store, content):

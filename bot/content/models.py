@@ -39,6 +39,9 @@ class Episode:
     title: str
     release_at: datetime  # timezone-aware, UTC
     aliases: tuple[str, ...] = ()
+    # The title itself gives something away ("X is killed"): it is spoiler content until the
+    # episode's spoiler window ends where it is shown (bot.spoilers.policy.title_visible).
+    title_spoils: bool = False
     # Derived once: keys are looked up on every vote, ranking row and button click.
     code: str = field(init=False, repr=False, compare=False)
     key: str = field(init=False, repr=False, compare=False)

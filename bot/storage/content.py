@@ -129,7 +129,10 @@ class ContentStore:
 
     async def _load_shows(self, slug: str | None) -> list[Show]:
         show_sql = "SELECT slug, title, network, timezone FROM shows"
-        episode_sql = "SELECT show_slug, season, number, title, release_at, aliases FROM episodes"
+        episode_sql = (
+            "SELECT show_slug, season, number, title, release_at, aliases, title_spoils "
+            "FROM episodes"
+        )
         params: tuple[str, ...] = ()
         if slug is not None:
             show_sql += " WHERE slug = ?"
@@ -154,6 +157,7 @@ class ContentStore:
                     title=row["title"],
                     release_at=_from_unix(row["release_at"]),
                     aliases=tuple(a for a in row["aliases"].split("\n") if a),
+                    title_spoils=bool(row["title_spoils"]),
                 )
             )
         return [
@@ -389,9 +393,10 @@ def _replace_show(show: Show, conn: sqlite3.Connection) -> None:
     if show.episodes:
         conn.executemany(
             "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at, "
-            "aliases) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "aliases, title_spoils) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (episode_key) DO UPDATE SET title = excluded.title, "
-            "release_at = excluded.release_at, aliases = excluded.aliases",
+            "release_at = excluded.release_at, aliases = excluded.aliases, "
+            "title_spoils = excluded.title_spoils",
             _episode_rows(show.episodes),
         )
 
@@ -406,6 +411,7 @@ def _episode_rows(episodes: Iterable[Episode]) -> list[tuple[object, ...]]:
             e.title,
             _to_unix(e.release_at),
             "\n".join(e.aliases),
+            e.title_spoils,
         )
         for e in episodes
     ]

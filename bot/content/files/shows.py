@@ -23,7 +23,7 @@ from bot.content.models import (
 )
 
 _SHOW_KEYS = ("title", "network", "timezone", "episodes")
-_EPISODE_KEYS = ("season", "number", "title", "released", "aliases")
+_EPISODE_KEYS = ("season", "number", "title", "released", "aliases", "title_spoils")
 
 
 def parse_show_bytes(data: bytes, rel: str) -> tuple[Show | None, list[ContentProblem]]:
@@ -190,6 +190,14 @@ def _parse_episode(
             else:
                 aliases.append(text)
 
+    title_spoils = raw.get("title_spoils", False)
+    if not isinstance(title_spoils, bool):
+        error(
+            "'title_spoils' must be true or false (without quotes), like title_spoils = true, "
+            f"got {title_spoils!r}",
+            "title_spoils",
+        )
+
     for key in unknown_keys(raw, _EPISODE_KEYS):
         problems.append(
             ContentProblem(rel, line(key), f"{label}: unknown key {key!r} (ignored)", "warning")
@@ -210,6 +218,7 @@ def _parse_episode(
         title=title,
         release_at=release_at,
         aliases=tuple(aliases),
+        title_spoils=title_spoils is True,
     )
 
 
