@@ -19,9 +19,15 @@ from bot.content.models import Episode
 from bot.content.reload_signal import ReloadError, pid_file_for, signal_reload
 from bot.content.sync import SyncReport, dry_run, sync_content
 from bot.lookup import Catalogue
-from bot.messages import OutgoingMessage, ending_messages, review_message
+from bot.messages import (
+    OutgoingMessage,
+    Surface,
+    ending_messages,
+    episode_label,
+    review_message,
+)
 from bot.spoilers.durations import DurationError, parse_window
-from bot.spoilers.policy import SpoilerMode, SpoilerSettings, decide
+from bot.spoilers.policy import SpoilerMode, SpoilerSettings, TitleRule, decide
 from bot.storage import Storage, StorageError, sqlite_path_from_url
 from bot.terminal_times import readable_times
 
@@ -318,9 +324,13 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     report, loaded = asyncio.run(dry_run(content_dir))
     catalogue = Catalogue(sorted(loaded.shows.values(), key=lambda show: show.slug))
-    episode = catalogue.resolve(args.episode)
+    # Found and shown as a member would find and see it under these rules.
+    spoiler_settings = SpoilerSettings(window=window, mode=SpoilerMode(args.mode))
+    titles = TitleRule(spoiler_settings, now)
+    episode = catalogue.resolve(args.episode, titles=titles)
     if episode is None:
-        names = ", ".join(e.label for e in catalogue.suggest(args.episode)) or "none"
+        suggestions = catalogue.suggest(args.episode, titles=titles)
+        names = ", ".join(episode_label(e, titles, Surface.PLAIN) for e in suggestions) or "none"
         print(f"unknown episode {shown_argument(args.episode)}; closest: {names}", file=sys.stderr)
         # Its show may be one whose file did not load: say so rather than leave it a mystery.
         for path, problems in rejected_files(report, lambda rel: rel.startswith("shows/")):
@@ -336,18 +346,18 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
         for path, problems in rejected:
             print(
                 f"{display_path(content_dir / path)} has {count_summary(problems)}, so "
-                f"{episode.label} has no review Embargo would load (a running bot keeps its "
-                "last good version): run `python -m bot check` for the details",
+                f"{episode_label(episode, titles, Surface.PLAIN)} has no review Embargo would "
+                "load (a running bot keeps its last good version): run `python -m bot check` "
+                "for the details",
                 file=sys.stderr,
             )
         if rejected:
             return 1
     if args.kind == "review":
-        messages = [review_message(episode, review)]
+        messages = [review_message(episode, review, titles)]
         if review is not None and review.ending:
             print("[button] Ending explained")
     else:
-        spoiler_settings = SpoilerSettings(window=window, mode=SpoilerMode(args.mode))
         decision = decide(
             release_at=episode.release_at,
             now=now,
@@ -355,7 +365,7 @@ def preview(settings: Settings, args: argparse.Namespace) -> int:
             show_slug=episode.show_slug,
         )
         print(f"[policy] {decision.delivery.value}: {decision.reason}")
-        messages = ending_messages(episode, review, decision)
+        messages = ending_messages(episode, review, decision, titles)
     for number, message in enumerate(messages, start=1):
         print(format_message(number, message, now))
     return 0

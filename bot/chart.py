@@ -15,7 +15,9 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.messages import Surface, episode_title
 from bot.ranking import MAX_SCORE, CommunityRow, CriticRow, Order, Ranking
+from bot.spoilers.policy import TitleRule
 
 WIDTH = 800
 PADDING = 20
@@ -188,9 +190,10 @@ def render_chart(
     return buffer.getvalue()
 
 
-def ranking_bars(ranking: Ranking, order: Order) -> list[Bar]:
+def ranking_bars(ranking: Ranking, order: Order, titles: TitleRule) -> list[Bar]:
     """One bar per row, in display order. Community bars are weighted scores out of 10;
-    critic bars grow with the critic's place (longest for their number one)."""
+    critic bars grow with the critic's place (longest for their number one). An image can't
+    hide text: a title ``titles`` hides is left out."""
     bars = []
     for row in ranking.ordered(order):
         if isinstance(row, CommunityRow):
@@ -200,7 +203,9 @@ def ranking_bars(ranking: Ranking, order: Order) -> list[Bar]:
         bars.append(
             Bar(
                 code=row.episode.short_code,
-                title=row.episode.title,
+                title=episode_title(
+                    row.episode, shown=titles.shows(row.episode), surface=Surface.PLAIN
+                ),
                 value=value,
                 value_text=label,
                 best=row.rank == 1,
@@ -210,10 +215,16 @@ def ranking_bars(ranking: Ranking, order: Order) -> list[Bar]:
 
 
 def ranking_chart(
-    ranking: Ranking, order: Order, title: str, subtitle: str, *, use_system_fonts: bool = True
+    ranking: Ranking,
+    order: Order,
+    title: str,
+    subtitle: str,
+    titles: TitleRule,
+    *,
+    use_system_fonts: bool = True,
 ) -> bytes:
     """The chart for ``ranking`` as the reply lists it (same rows, same order)."""
-    bars = ranking_bars(ranking, order)
+    bars = ranking_bars(ranking, order, titles)
     if any(isinstance(row, CriticRow) for row in ranking.rows):
         listed = max(row.listed for row in ranking.rows if isinstance(row, CriticRow))
         return render_chart(

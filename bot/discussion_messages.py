@@ -24,21 +24,25 @@ from bot.calendar import (
     PostState,
 )
 from bot.content.models import Episode
-from bot.messages import EMBARGO_COLOUR, OutgoingMessage, escape_inline, timestamp
+from bot.messages import (
+    EMBARGO_COLOUR,
+    TITLE_LIMIT,
+    OutgoingMessage,
+    Surface,
+    episode_title,
+    escape_inline,
+    timestamp,
+)
 from bot.spoilers.durations import format_timedelta
-from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, spoiler_messages, truncate
+from bot.spoilers.policy import title_open
+from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, truncate
 
 # Discord's limit on a thread's (and a forum post's) name.
 THREAD_NAME_LIMIT = 100
 UPCOMING_PAGE_SIZE = 10
-# Titles are content-file text of any length; a post shows at most this much of one.
-TITLE_LIMIT = 200
 _THREAD_SUFFIX = " · spoilers"
 # A thread name keeps the title only if at least this much of it fits.
 _MIN_TITLE_IN_NAME = 12
-# Line starts read as a list item or heading (by bot.spoilers.render, or by Discord).
-_BLOCK_START = re.compile(r"(?:-#|[-*+]|\d{1,3}[.)]|#{1,3}) ")
-_MARKER = re.compile(r"[-*+.)#]")
 # Characters a channel name cannot usefully show: controls, and line or paragraph separators.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
@@ -67,7 +71,7 @@ class ReleasePost:
 def title_hidden(title_spoils: bool, window_ends_at: datetime | None, now: datetime) -> bool:
     """Whether the episode's title must stay out of plain sight here now: a spoiling title is
     hidden until the episode's spoiler window in this server ends (forever: always)."""
-    return title_spoils and (window_ends_at is None or now < window_ends_at)
+    return not title_open(title_spoils=title_spoils, window_ends_at=window_ends_at, now=now)
 
 
 def _heading(episode: Episode) -> str:
@@ -76,17 +80,10 @@ def _heading(episode: Episode) -> str:
 
 def _title_line(episode: Episode, hidden: bool) -> str:
     """The episode title for message content: escaped, or inside spoiler tags when hidden."""
-    title = truncate(" ".join(episode.title.split()), TITLE_LIMIT)
-    if not title:
+    if not episode.title.strip():
         return ""
-    if hidden:
-        # The title sits mid-line: a leading "- " or "# " must not be read as block markup,
-        # which the renderer would keep outside the tags.
-        if _BLOCK_START.match(title) and (marker := _MARKER.search(title)):
-            title = f"{title[: marker.start()]}\\{title[marker.start() :]}"
-        (tagged,) = spoiler_messages(title)
-        return f"Title (spoiler): {tagged}"
-    return f"*{escape_inline(title)}*"
+    title = episode_title(episode, shown=not hidden, surface=Surface.CONTENT)
+    return f"Title (spoiler): {title}" if hidden else f"*{title}*"
 
 
 def _spoilers_phrase(window_ends_at: datetime | None, now: datetime) -> str:
@@ -240,11 +237,7 @@ def _upcoming_row(row: UpcomingRow, now: datetime, where: str) -> str:
     episode = row.episode
     hidden = title_hidden(row.title_spoils, row.window_ends_at, now)
     # Embeds never hold spoiler text, so a hidden title is left out rather than tagged.
-    title = (
-        "*title hidden until spoilers open*"
-        if hidden
-        else escape_inline(truncate(" ".join(episode.title.split()), TITLE_LIMIT))
-    )
+    title = episode_title(episode, shown=not hidden, surface=Surface.EMBED)
     release = episode.release_at
     ends = row.window_ends_at
     if ends is None:

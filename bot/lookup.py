@@ -8,6 +8,9 @@ Everything here takes text straight from members, so every step is linear in its
 pattern can backtrack over a long input, and only the first ``MAX_QUERY`` characters are
 looked at in any case. Text that normalises to nothing (emoji, control characters) matches
 nothing; only genuinely blank text lists everything (an autocomplete before any typing).
+
+An episode whose title spoils is found by its show and code only while the ``TitleRule`` of
+the request hides its title: a match on the title or an alias would confirm a member's guess.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from bot.content.models import Episode, Show
+from bot.spoilers.policy import HIDE_SPOILING_TITLES, TitleRule
 
 MAX_CHOICES = 25  # Discord's limit on autocomplete choices
 MAX_PREFIX = 12  # longer query words are checked against the full word list
@@ -74,6 +78,8 @@ class Catalogue:
         self._by_name: dict[str, list[Episode]] = defaultdict(list)
         self._postings: dict[str, list[int]] = defaultdict(list)
         self._words: list[frozenset[str]] = []
+        # Episodes whose title spoils, by position: the words they match while it is hidden.
+        self._code_only_words: dict[int, frozenset[str]] = {}
         position = 0
         for show in self.shows:
             # Everything about the show is worked out once, not once per episode.
@@ -94,6 +100,10 @@ class Catalogue:
                     )
                 )
                 self._words.append(words)
+                if episode.title_spoils:
+                    self._code_only_words[position] = frozenset(
+                        show_words.union(_code_words(episode.season, episode.number))
+                    )
                 for prefix in set().union(*(prefixes_of(word) for word in words)):
                     self._postings[prefix].append(position)
                 position += 1
@@ -116,8 +126,14 @@ class Catalogue:
 
     # -- episodes ---------------------------------------------------------------------------
 
-    def search(self, text: str, limit: int = MAX_CHOICES) -> list[Episode]:
-        """Episodes whose words start with every word typed, in catalogue order."""
+    def _hidden(self, episode: Episode, titles: TitleRule) -> bool:
+        return episode.title_spoils and not titles.shows(episode)
+
+    def search(
+        self, text: str, limit: int = MAX_CHOICES, *, titles: TitleRule = HIDE_SPOILING_TITLES
+    ) -> list[Episode]:
+        """Episodes whose words start with every word typed, in catalogue order; one whose title
+        ``titles`` hides, only on its show's words and its code."""
         raw = _bounded(text)
         if not raw:
             return [self.episodes[i] for i in self._newest[:limit]]
@@ -139,13 +155,22 @@ class Catalogue:
                 for token in long_tokens
             ):
                 continue
-            found.append(self.episodes[position])
+            episode = self.episodes[position]
+            code_only = self._code_only_words.get(position)
+            if (
+                code_only is not None
+                and self._hidden(episode, titles)
+                and not all(any(word.startswith(t) for word in code_only) for t in tokens)
+            ):
+                continue
+            found.append(episode)
             if len(found) >= limit:
                 break
         return found
 
-    def resolve(self, text: str) -> Episode | None:
-        """The one episode the text means, or None when it is unknown or ambiguous."""
+    def resolve(self, text: str, *, titles: TitleRule = HIDE_SPOILING_TITLES) -> Episode | None:
+        """The one episode the text means, or None when it is unknown or ambiguous. An episode
+        whose title ``titles`` hides is meant only by its key or its code."""
         raw = text.strip()
         if raw in self.by_key:  # an autocomplete choice's value
             return self.by_key[raw]
@@ -154,15 +179,16 @@ class Catalogue:
         query = normalise(raw)
         if not query:
             return None
-        if query in self._by_label:
-            return self._by_label[query]
+        labelled = self._by_label.get(query)
+        if labelled is not None and not self._hidden(labelled, titles):
+            return labelled
         by_code = self._resolve_code(query)
         if by_code is not None:
             return by_code
-        named = self._by_name.get(query, [])
+        named = [e for e in self._by_name.get(query, ()) if not self._hidden(e, titles)]
         if len(named) == 1:
             return named[0]
-        matches = self.search(raw, limit=2)
+        matches = self.search(raw, limit=2, titles=titles)
         return matches[0] if len(matches) == 1 else None
 
     def _resolve_code(self, query: str) -> Episode | None:
@@ -181,17 +207,22 @@ class Catalogue:
         candidates = self._by_code.get((season, number), [])
         return candidates[0] if len(candidates) == 1 else None
 
-    def suggest(self, text: str, limit: int = 5) -> list[Episode]:
-        """Closest episodes for an error message: prefix matches first, then fuzzy titles."""
+    def suggest(
+        self, text: str, limit: int = 5, *, titles: TitleRule = HIDE_SPOILING_TITLES
+    ) -> list[Episode]:
+        """Closest episodes for an error message: prefix matches first, then fuzzy titles (never
+        a title ``titles`` hides)."""
         raw = _bounded(text)
         query = normalise(raw)
         if not query:
             return []
-        found = self.search(raw, limit=limit)
+        found = self.search(raw, limit=limit, titles=titles)
         if len(found) < limit:
             seen = {episode.key for episode in found}
             for name in difflib.get_close_matches(query, self._suggest_names, n=limit, cutoff=0.4):
                 for episode in self._by_name[name]:
+                    if self._hidden(episode, titles):
+                        continue
                     if episode.key not in seen and len(found) < limit:
                         seen.add(episode.key)
                         found.append(episode)

@@ -3,26 +3,32 @@
 Cogs turn an ``OutgoingMessage`` into a Discord call without looking inside it. Spoiler text
 only ever reaches message *content* through ``bot.spoilers.render`` (never an embed, title,
 footer, field name or button label), which is where the leak rules live and are tested.
+
+An episode's title is named only through :func:`episode_title` (and the labels built on it),
+which asks the ``TitleRule`` of the request whether it may be shown: a title that spoils is
+spoiler content until the episode's window ends there.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from bot.content.models import Episode, Review, Show
 from bot.guild_settings import GuildSettings
 from bot.spoilers.durations import SpoilerWindow
-from bot.spoilers.policy import Decision, Delivery, SpoilerSettings
+from bot.spoilers.policy import Decision, Delivery, SpoilerSettings, TitleRule
 from bot.spoilers.render import (
     EMBED_DESCRIPTION_LIMIT,
     EMBED_FIELD_VALUE_LIMIT,
     EMBED_FOOTER_LIMIT,
     EMBED_TITLE_LIMIT,
     EMBED_TOTAL_LIMIT,
+    escape_inline,
     plain_messages,
+    spoiler_inline,
     spoiler_messages,
     truncate,
 )
@@ -30,9 +36,8 @@ from bot.spoilers.render import (
 EMBARGO_COLOUR = 0xC0392B
 # The most of a member's own text an error repeats back to them.
 ECHO_LIMIT = 100
-# Characters that start markup, links, mentions or spoilers when they appear in content-file
-# text; ':' and '-' are safe mid-line, where titles always sit.
-_MARKDOWN_SPECIALS = re.compile(r"([\\*_~`|>#\[\]<@])")
+# Titles are content-file text of any length; a message shows at most this much of one.
+TITLE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +51,6 @@ class OutgoingMessage:
         # Link previews are suppressed on every text-only message; a message that carries our
         # own embed can't set the flag (it would hide that embed), and holds no spoiler text.
         return not self.embeds
-
-
-def escape_inline(text: str) -> str:
-    """Content-file text (titles, authors) shown as literal text, never as markup."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(text.split()))
 
 
 def echo(text: str, limit: int = ECHO_LIMIT) -> str:
@@ -76,14 +76,49 @@ def stars(rating: float) -> str:
     return "★" * full + ("½" if half else "") + "☆" * (5 - full - (1 if half else 0))
 
 
-def episode_heading(episode: Episode) -> str:
-    return f"**{escape_inline(episode.label)}**"
+class Surface(Enum):
+    """Where an episode's title is written, which decides how a hidden one is shown."""
+
+    CONTENT = "content"  # message content: Markdown; a hidden title goes inside spoiler tags
+    EMBED = "embed"  # embed text: Markdown, but never spoiler text; a hidden title is left out
+    # No Markdown at all (embed titles, autocomplete choices, thread names, images): shown as
+    # written; a hidden title is left out.
+    PLAIN = "plain"
 
 
-def _plain_title(episode: Episode) -> str:
+HIDDEN_TITLE = "title hidden"
+
+
+def episode_title(episode: Episode, *, shown: bool, surface: Surface) -> str:
+    """The episode's title for ``surface``: as written (escaped where Markdown renders), or,
+    when it may not be ``shown``, inside spoiler tags in message content and left out
+    everywhere else. The one place a title is turned into text."""
+    title = truncate(" ".join(episode.title.split()), TITLE_LIMIT)
+    if shown:
+        return title if surface is Surface.PLAIN else escape_inline(title)
+    if surface is Surface.CONTENT:
+        return spoiler_inline(title)
+    return f"*{HIDDEN_TITLE}*" if surface is Surface.EMBED else HIDDEN_TITLE
+
+
+def episode_label(episode: Episode, titles: TitleRule, surface: Surface) -> str:
+    """``Black Mirror S7E6 · USS Callister: Into Infinity``, the title as ``titles`` allows."""
+    show = " ".join(episode.show_title.split())
+    if surface is not Surface.PLAIN:
+        show = escape_inline(show)
+    title = episode_title(episode, shown=titles.shows(episode), surface=surface)
+    return f"{show} {episode.short_code} · {title}"
+
+
+def episode_heading(episode: Episode, titles: TitleRule, surface: Surface = Surface.CONTENT) -> str:
+    return f"**{episode_label(episode, titles, surface)}**"
+
+
+def _plain_title(episode: Episode, titles: TitleRule) -> str:
     # Embed titles don't render markdown reliably; keep the raw text but bounded.
+    title = episode_title(episode, shown=titles.shows(episode), surface=Surface.PLAIN)
     return truncate(
-        f"{episode.show_title} · S{episode.season}E{episode.number} · {episode.title}",
+        f"{episode.show_title} · S{episode.season}E{episode.number} · {title}",
         EMBED_TITLE_LIMIT,
     )
 
@@ -91,12 +126,13 @@ def _plain_title(episode: Episode) -> str:
 # -- /review ----------------------------------------------------------------------------------
 
 
-def review_message(episode: Episode, review: Review | None) -> OutgoingMessage:
+def review_message(episode: Episode, review: Review | None, titles: TitleRule) -> OutgoingMessage:
     released = f"{timestamp(episode.release_at, 'D')} ({timestamp(episode.release_at, 'R')})"
     if review is None:
         return OutgoingMessage(
             content=(
-                f"There's no review of {episode_heading(episode)} yet. It was released {released}."
+                f"There's no review of {episode_heading(episode, titles)} yet. "
+                f"It was released {released}."
             ),
             ephemeral=True,
         )
@@ -112,7 +148,7 @@ def review_message(episode: Episode, review: Review | None) -> OutgoingMessage:
     footer = truncate(
         f"Review by {review.author} · {review.published.isoformat()}", EMBED_FOOTER_LIMIT
     )
-    title = _plain_title(episode)
+    title = _plain_title(episode, titles)
     used = len(title) + len(footer) + sum(len(f["name"]) + len(f["value"]) for f in fields)  # type: ignore[arg-type]
     budget = min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - used)
     embed: dict[str, object] = {
@@ -136,10 +172,10 @@ def _window_phrase(decision: Decision) -> str:
 
 
 def ending_messages(
-    episode: Episode, review: Review | None, decision: Decision
+    episode: Episode, review: Review | None, decision: Decision, titles: TitleRule
 ) -> list[OutgoingMessage]:
     """The reply to /ending (or the reveal button) for a decision the policy already made."""
-    heading = episode_heading(episode)
+    heading = episode_heading(episode, titles)
     if decision.delivery is Delivery.UNRELEASED:
         release = decision.release_at
         return [
@@ -230,11 +266,13 @@ def spoiler_rules_message(
     in_guild: bool,
     episode: Episode | None = None,
     decision: Decision | None = None,
+    titles: TitleRule,
 ) -> OutgoingMessage:
     where = "this server" if in_guild else "direct messages (the default rules)"
     description = f"How Embargo hides endings in {where}."
     if episode is not None and decision is not None:
-        description = f"{episode_heading(episode)}: {_episode_status(decision)}\n\n{description}"
+        heading = episode_heading(episode, titles, Surface.EMBED)
+        description = f"{heading}: {_episode_status(decision)}\n\n{description}"
     embed = {
         "title": "Spoiler rules",
         "description": description,
@@ -288,11 +326,11 @@ def change_message(setting: str, old: str, new: str) -> OutgoingMessage:
     return OutgoingMessage(content=text, ephemeral=True)
 
 
-def unknown_episode_text(query: str, suggestions: Sequence[Episode]) -> str:
+def unknown_episode_text(query: str, suggestions: Sequence[Episode], titles: TitleRule) -> str:
     shown = echo(query)
     if not suggestions:
         return f"I couldn't find an episode matching “{shown}”. Try a title or a code like `s7e6`."
-    lines = "\n".join(f"- {escape_inline(e.label)}" for e in suggestions)
+    lines = "\n".join(f"- {episode_label(e, titles, Surface.CONTENT)}" for e in suggestions)
     return f"I couldn't find an episode matching “{shown}”. Did you mean:\n{lines}"
 
 

@@ -1,7 +1,8 @@
 """What /vote, /unvote, /myvotes and /rankings show, built as plain data.
 
 Titles, codes and numbers only: nothing here ever reads a review, so no review or ending text
-can reach a ranking. Content-file text (titles, a critic's name) is escaped as literal text.
+can reach a ranking. Content-file text (titles, a critic's name) is escaped as literal text, and
+a title that spoils is shown only as the request's ``TitleRule`` allows (``episode_title``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from datetime import datetime
 from typing import NamedTuple, overload
 
 from bot.content.models import Episode, Show
-from bot.messages import EMBARGO_COLOUR, OutgoingMessage, episode_heading, escape_inline, timestamp
+from bot.messages import (
+    EMBARGO_COLOUR,
+    OutgoingMessage,
+    Surface,
+    episode_heading,
+    episode_title,
+    escape_inline,
+    timestamp,
+)
 from bot.ranking import (
     CommunityRow,
     CriticRow,
@@ -32,6 +41,7 @@ from bot.ranking_choice import (
     SourceReason,
     seasons_of,
 )
+from bot.spoilers.policy import TitleRule
 from bot.spoilers.render import EMBED_FOOTER_LIMIT, EMBED_TITLE_LIMIT, truncate
 
 CHART_FILENAME = "ranking.png"
@@ -52,10 +62,10 @@ def _score(value: float) -> str:
 # -- /vote and /unvote -------------------------------------------------------------------------
 
 
-def unreleased_text(episode: Episode) -> str:
+def unreleased_text(episode: Episode, titles: TitleRule) -> str:
     release = episode.release_at
     return (
-        f"{episode_heading(episode)} isn't out yet: it's released {timestamp(release)} "
+        f"{episode_heading(episode, titles)} isn't out yet: it's released {timestamp(release)} "
         f"({timestamp(release, 'R')}). Voting opens then."
     )
 
@@ -100,12 +110,12 @@ def _standing_line(standing: Standing | None, show_title: str) -> str:
 
 
 def vote_message(
-    episode: Episode, old: int | None, new: int, standing: Standing | None
+    episode: Episode, old: int | None, new: int, standing: Standing | None, titles: TitleRule
 ) -> OutgoingMessage:
     """The ephemeral reply to /vote, after the vote is committed: ``old`` is the score it
     replaced, if any; ``standing`` is the episode's place in the show's community ranking in
     this server, including the vote."""
-    heading = episode_heading(episode)
+    heading = episode_heading(episode, titles)
     if old is None:
         first = f"Saved: **{new}/10** for {heading}."
     elif old == new:
@@ -117,9 +127,11 @@ def vote_message(
     )
 
 
-def unvote_message(episode: Episode, old: int | None, standing: Standing | None) -> OutgoingMessage:
+def unvote_message(
+    episode: Episode, old: int | None, standing: Standing | None, titles: TitleRule
+) -> OutgoingMessage:
     """The reply to /unvote: ``old`` is the score withdrawn (None: there was no vote)."""
-    heading = episode_heading(episode)
+    heading = episode_heading(episode, titles)
     if old is None:
         return OutgoingMessage(
             content=f"You haven't voted on {heading} in this server; nothing to withdraw.",
@@ -146,18 +158,21 @@ class VoteLine(NamedTuple):
     episode: Episode | None
 
 
-def _vote_row(vote: VoteLine, *, with_show: bool) -> str:
+def _vote_row(vote: VoteLine, *, with_show: bool, titles: TitleRule) -> str:
     episode = vote.episode
     if episode is None:
         # Voted on an episode that has since left the catalogue: the key is all there is.
         label = f"`{escape_inline(vote.episode_key)}`"
     else:
         show = f"{escape_inline(episode.show_title)} " if with_show else ""
-        label = f"{show}`{episode.short_code}` {escape_inline(episode.title)}"
+        title = episode_title(episode, shown=titles.shows(episode), surface=Surface.EMBED)
+        label = f"{show}`{episode.short_code}` {title}"
     return f"{label} · **{vote.score}**/10 · {timestamp(vote.voted_at, 'R')}"
 
 
-def my_votes_pages(votes: Sequence[VoteLine], show: Show | None) -> list[OutgoingMessage]:
+def my_votes_pages(
+    votes: Sequence[VoteLine], show: Show | None, titles: TitleRule
+) -> list[OutgoingMessage]:
     """One ephemeral message per page of the member's votes in this server."""
     subject = f"Your {show.title} votes" if show is not None else "Your votes"
     if not votes:
@@ -171,7 +186,9 @@ def my_votes_pages(votes: Sequence[VoteLine], show: Show | None) -> list[Outgoin
     pages = []
     total = page_count(len(votes))
     for number in range(total):
-        rows = [_vote_row(vote, with_show=show is None) for vote in page(votes, number)]
+        rows = [
+            _vote_row(vote, with_show=show is None, titles=titles) for vote in page(votes, number)
+        ]
         embed = {
             "title": truncate(f"{subject} in this server", EMBED_TITLE_LIMIT),
             "description": "\n".join(rows),
@@ -202,9 +219,10 @@ def ranking_subtitle(request: RankingRequest, ranking: Ranking) -> str:
     return f"{order} · {len(ranking.rows)} episodes"
 
 
-def _ranking_row(row: CommunityRow | CriticRow) -> str:
+def _ranking_row(row: CommunityRow | CriticRow, titles: TitleRule) -> str:
     episode = row.episode
-    label = f"**{row.rank}.** `{episode.short_code}` {escape_inline(episode.title)}"
+    title = episode_title(episode, shown=titles.shows(episode), surface=Surface.EMBED)
+    label = f"**{row.rank}.** `{episode.short_code}` {title}"
     if isinstance(row, CommunityRow):
         return (
             f"{label} — **{_score(float(row.score))}** · {_votes(row.tally.count)} · "
@@ -249,6 +267,7 @@ def ranking_pages(
     request: RankingRequest,
     ranking: Ranking,
     reason: str,
+    titles: TitleRule,
     *,
     critic_author: str | None = None,
 ) -> Sequence[OutgoingMessage]:
@@ -272,7 +291,7 @@ def ranking_pages(
     subtitle = ranking_subtitle(request, ranking)
 
     def build(number: int) -> OutgoingMessage:
-        lines = [_ranking_row(row) for row in page(rows, number)]
+        lines = [_ranking_row(row, titles) for row in page(rows, number)]
         embed = {
             "title": title,
             "description": intro + "\n\n" + "\n".join(lines),

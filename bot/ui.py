@@ -16,13 +16,15 @@ from bot.help_messages import CommandHelp, CommandOption
 from bot.lookup import MAX_CHOICES, Catalogue
 from bot.messages import (
     OutgoingMessage,
+    Surface,
+    episode_label,
     missing_permissions_text,
     permissions_needed,
     too_long_text,
     unknown_episode_text,
     unknown_show_text,
 )
-from bot.spoilers.policy import Decision, decide
+from bot.spoilers.policy import Decision, TitleRule, decide
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
@@ -203,6 +205,12 @@ async def decide_here(
     )
 
 
+async def titles_here(bot: EmbargoBot, guild_id: int | None) -> TitleRule:
+    """Which titles may be shown in plain sight in this server (the defaults in DMs), now."""
+    settings = await bot.storage.get_guild_settings(guild_id)
+    return TitleRule(settings.spoilers, bot.clock())
+
+
 def _runs_here(command: app_commands.Command[Any, ..., Any] | app_commands.Group, dm: bool) -> bool:
     contexts = command.allowed_contexts
     if dm:
@@ -265,9 +273,12 @@ DURATION_MAX_LENGTH = 40
 EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 
 
+def _bot(interaction: discord.Interaction) -> EmbargoBot:
+    return interaction.client  # type: ignore[return-value]
+
+
 def _catalogue(interaction: discord.Interaction) -> Catalogue:
-    bot: EmbargoBot = interaction.client  # type: ignore[assignment]
-    return bot.catalogue
+    return _bot(interaction).catalogue
 
 
 def _choice_name(text: str) -> str:
@@ -309,9 +320,11 @@ class EpisodeOption(Text):
     async def transform(self, interaction: discord.Interaction, value: str, /) -> Episode:
         catalogue = _catalogue(interaction)
         text = self.bounded(value)
-        episode = catalogue.resolve(text)
+        titles = await titles_here(_bot(interaction), interaction.guild_id)
+        episode = catalogue.resolve(text, titles=titles)
         if episode is None:
-            raise UserError(unknown_episode_text(text, catalogue.suggest(text)))
+            suggestions = catalogue.suggest(text, titles=titles)
+            raise UserError(unknown_episode_text(text, suggestions, titles))
         return episode
 
     async def autocomplete(  # type: ignore[override]
@@ -319,10 +332,13 @@ class EpisodeOption(Text):
     ) -> list[app_commands.Choice[str]]:
         if len(value) > self.max_length:
             return []
-        # Labels carry no spoilers (titles only), since choice names can't render spoiler tags.
+        titles = await titles_here(_bot(interaction), interaction.guild_id)
+        # Choice names can't render spoiler tags: a hidden title is left out of them.
         return [
-            app_commands.Choice(name=_choice_name(episode.label), value=episode.key)
-            for episode in _catalogue(interaction).search(value, limit=MAX_CHOICES)
+            app_commands.Choice(
+                name=_choice_name(episode_label(episode, titles, Surface.PLAIN)), value=episode.key
+            )
+            for episode in _catalogue(interaction).search(value, limit=MAX_CHOICES, titles=titles)
         ]
 
 

@@ -33,7 +33,8 @@ from bot.ranking_messages import (
     unvote_message,
     vote_message,
 )
-from bot.ui import EPISODE_HELP, EpisodeArg, OneOf, ShowArg, send_messages, send_paged
+from bot.spoilers.policy import TitleRule
+from bot.ui import EPISODE_HELP, EpisodeArg, OneOf, ShowArg, send_messages, send_paged, titles_here
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
@@ -96,16 +97,17 @@ class Rankings(commands.Cog):
         if not MIN_SCORE <= score <= MAX_SCORE:  # Discord enforces the range; so do we.
             raise UserError(score_range_text(MIN_SCORE, MAX_SCORE))
         now = self.bot.clock()
-        if episode.release_at > now:
-            raise UserError(unreleased_text(episode))
         settings = await self.bot.storage.get_guild_settings(guild_id)
+        titles = TitleRule(settings.spoilers, now)
+        if episode.release_at > now:
+            raise UserError(unreleased_text(episode, titles))
         check_member_age(interaction.user, settings.min_member_days, now)
         # Returns only once the vote and its totals are committed.
         change = await self.bot.storage.cast_vote(
             guild_id, interaction.user.id, episode.key, score, now=now
         )
         standing = await self._standing(episode, guild_id, settings.min_votes)
-        message = vote_message(episode, change.old_score, score, standing)
+        message = vote_message(episode, change.old_score, score, standing, titles)
         await send_messages(interaction, [message])
 
     @app_commands.command(name="unvote", description="Withdraw your vote on an episode.")
@@ -121,8 +123,10 @@ class Rankings(commands.Cog):
         guild_id = guild_id_of(interaction)
         change = await self.bot.storage.withdraw_vote(guild_id, interaction.user.id, episode.key)
         settings = await self.bot.storage.get_guild_settings(guild_id)
+        titles = TitleRule(settings.spoilers, self.bot.clock())
         standing = await self._standing(episode, guild_id, settings.min_votes)
-        await send_messages(interaction, [unvote_message(episode, change.old_score, standing)])
+        message = unvote_message(episode, change.old_score, standing, titles)
+        await send_messages(interaction, [message])
 
     # -- /myvotes -------------------------------------------------------------------------------
 
@@ -145,7 +149,8 @@ class Rankings(commands.Cog):
             VoteLine(vote.episode_key, vote.score, vote.voted_at, by_key.get(vote.episode_key))
             for vote in votes
         ]
-        await send_paged(interaction, my_votes_pages(lines, show))
+        titles = await titles_here(self.bot, guild_id)
+        await send_paged(interaction, my_votes_pages(lines, show, titles))
 
     # -- /rankings ------------------------------------------------------------------------------
 
@@ -173,6 +178,9 @@ class Rankings(commands.Cog):
         chart: bool = False,
     ) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
+        now = self.bot.clock()
+        # The titles shown follow the rules where the ranking is shown, whatever its scope.
+        titles = TitleRule(settings.spoilers, now)
         try:
             answer = await rank_show(
                 self.bot.storage,
@@ -183,7 +191,7 @@ class Rankings(commands.Cog):
                 requested_scope=Scope(scope) if scope else None,
                 guild_id=interaction.guild_id,
                 min_votes=settings.min_votes,
-                now=self.bot.clock(),
+                now=now,
             )
         except RankingRefused as refused:
             raise UserError(refusal_text(refused)) from None
@@ -192,7 +200,7 @@ class Rankings(commands.Cog):
             await send_messages(interaction, [no_ranking_message(answer)])
             return
         reason = source_reason_text(answer.choice)
-        pages = ranking_pages(request, ranking, reason, critic_author=answer.critic_author)
+        pages = ranking_pages(request, ranking, reason, titles, critic_author=answer.critic_author)
         file = None
         if chart:
             # Pillow releases the GIL while it encodes; keep the event loop free meanwhile.
@@ -202,6 +210,7 @@ class Rankings(commands.Cog):
                 request.order,
                 ranking_title(request, ranking.source),
                 ranking_subtitle(request, ranking),
+                titles,
             )
             file = discord.File(io.BytesIO(png), filename=CHART_FILENAME)
         await send_paged(interaction, pages, file=file)

@@ -13,7 +13,7 @@ from bot.content.models import Episode
 from bot.errors import ErrorRoutedView, errors_reported
 from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
 from bot.spoilers.policy import Delivery
-from bot.ui import EPISODE_HELP, EpisodeArg, decide_here, send_messages
+from bot.ui import EPISODE_HELP, EpisodeArg, decide_here, send_messages, titles_here
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
@@ -23,10 +23,11 @@ async def ending_for(
     bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
 ) -> list[OutgoingMessage]:
     decision = await decide_here(bot, interaction, episode)
+    titles = await titles_here(bot, interaction.guild_id)
     # Nothing about an unreleased episode's ending is read, not even whether it has one.
     released = decision.delivery is not Delivery.UNRELEASED
     review = await bot.storage.get_review(episode.key) if released else None
-    return ending_messages(episode, review, decision)
+    return ending_messages(episode, review, decision, titles)
 
 
 class EndingButton(
@@ -106,8 +107,9 @@ class Reviews(commands.Cog):
         episode: EpisodeArg,
     ) -> None:
         review = await self.bot.storage.get_review(episode.key)
+        titles = await titles_here(self.bot, interaction.guild_id)
         view = ending_view(episode.key) if review is not None and review.ending else None
-        await send_messages(interaction, [review_message(episode, review)], view=view)
+        await send_messages(interaction, [review_message(episode, review, titles)], view=view)
 
     @app_commands.command(
         name="ending",

@@ -20,6 +20,7 @@ from bot.ui import (
     ShowArg,
     decide_here,
     send_messages,
+    titles_here,
 )
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class Spoilers(commands.Cog):
             in_guild=interaction.guild_id is not None,
             episode=episode,
             decision=decision,
+            titles=await titles_here(self.bot, interaction.guild_id),
         )
         await send_messages(interaction, [message])
 

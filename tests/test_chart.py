@@ -19,8 +19,12 @@ from bot.chart import (
 )
 from bot.content.models import CriticRanking, Episode
 from bot.ranking import Order, Tally, combined, community_ranking, critic_ranking
+from bot.spoilers.policy import HIDE_SPOILING_TITLES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# None of these episodes has a title that spoils: every title is drawn.
+ALL = HIDE_SPOILING_TITLES
 
 
 def episode(season, number, title):
@@ -83,7 +87,7 @@ def test_bars_are_drawn_in_the_ranking_order_with_lengths_matching_their_scores(
     ranking = season_ranking()
     for order in Order:
         rows = ranking.ordered(order)
-        image = open_png(ranking_chart(ranking, order, "Black Mirror", "Season 7"))
+        image = open_png(ranking_chart(ranking, order, "Black Mirror", "Season 7", ALL))
         assert image.size == chart_size(6)
         ends = bar_ends(image, len(rows))
         span = chart.WIDTH - 2 * chart.PADDING - chart.LABEL_WIDTH - chart.VALUE_WIDTH
@@ -100,11 +104,11 @@ def test_bars_are_drawn_in_the_ranking_order_with_lengths_matching_their_scores(
 
 def test_bars_follow_the_rows_they_chart():
     ranking = season_ranking()
-    bars = ranking_bars(ranking, Order.BEST_FIRST)
+    bars = ranking_bars(ranking, Order.BEST_FIRST, ALL)
     assert [b.code for b in bars] == [r.episode.short_code for r in ranking.rows]
     assert [b.title for b in bars] == [r.episode.title for r in ranking.rows]
     assert [b.value_text for b in bars] == [f"{float(r.score):.2f}" for r in ranking.rows]
-    worst_first = ranking_bars(ranking, Order.WORST_FIRST)
+    worst_first = ranking_bars(ranking, Order.WORST_FIRST, ALL)
     assert [b.code for b in worst_first] == [b.code for b in reversed(bars)]
 
 
@@ -115,11 +119,11 @@ def test_critic_chart_bars_grow_with_the_critics_place():
         best_first=("s07e06", "s07e03", "s07e05", "s07e02", "s07e01", "s07e04"),
     )
     ranking = critic_ranking(SEASON_7, critic)
-    image = open_png(ranking_chart(ranking, Order.BEST_FIRST, "Black Mirror", "critic"))
+    image = open_png(ranking_chart(ranking, Order.BEST_FIRST, "Black Mirror", "critic", ALL))
     lengths = [x for x, _ in bar_ends(image, 6)]
     assert lengths == sorted(lengths, reverse=True)
     assert len(set(lengths)) == 6
-    assert [b.value_text for b in ranking_bars(ranking, Order.BEST_FIRST)] == [
+    assert [b.value_text for b in ranking_bars(ranking, Order.BEST_FIRST, ALL)] == [
         "#1",
         "#2",
         "#3",

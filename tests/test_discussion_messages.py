@@ -170,7 +170,7 @@ def test_upcoming_rows_show_times_and_hide_spoiling_titles():
     (embed,) = message.embeds
     description = embed["description"]
     assert SPOILER_TITLE not in str(embed)
-    assert "title hidden until spoilers open" in description
+    assert "*title hidden*" in description
     assert "USS Callister" in description
     assert f"{ts(NOW + WEEK)} ({ts(NOW + WEEK, 'R')})" in description
     assert f"spoilers open in this server {ts(NOW + 2 * WEEK)}" in description

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from bot.client import EmbargoBot
 from bot.config import PROJECT_DIR, Settings
 from bot.messages import ECHO_LIMIT, echo, unknown_episode_text, unknown_show_text
+from bot.spoilers.policy import HIDE_SPOILING_TITLES
 from bot.storage import Storage
 from bot.ui import DURATION_MAX_LENGTH as DURATION_LIMIT
 from bot.ui import EPISODE_MAX_LENGTH as NAME_LIMIT
@@ -59,7 +60,10 @@ def test_bidi_overrides_and_invisible_characters_are_dropped():
 
 @pytest.mark.parametrize("text", ["x" * 6000, HOSTILE, "\n" * 6000 + "@everyone"])
 def test_unknown_episode_and_show_replies_stay_well_under_the_limit(text):
-    for reply in (unknown_episode_text(text, []), unknown_show_text(text, [])):
+    for reply in (
+        unknown_episode_text(text, [], HIDE_SPOILING_TITLES),
+        unknown_show_text(text, []),
+    ):
         assert len(reply) < 400
         assert unescaped_specials(reply.replace("`s7e6`", "")) == []
 

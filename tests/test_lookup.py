@@ -4,6 +4,8 @@ import pytest
 
 from bot.content.models import Episode, Show
 from bot.lookup import MAX_CHOICES, Catalogue, normalise
+from bot.messages import Surface, episode_label
+from bot.spoilers.policy import HIDE_SPOILING_TITLES
 
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -40,7 +42,8 @@ def catalogue():
 
 
 def test_label_format():
-    assert BLACK_MIRROR.episodes[4].label == "Black Mirror S7E6 · USS Callister: Into Infinity"
+    label = episode_label(BLACK_MIRROR.episodes[4], HIDE_SPOILING_TITLES, Surface.PLAIN)
+    assert label == "Black Mirror S7E6 · USS Callister: Into Infinity"
 
 
 @pytest.mark.parametrize(

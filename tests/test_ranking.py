@@ -37,6 +37,7 @@ from bot.ranking_choice import (
     rank_show,
 )
 from bot.ranking_messages import LazyPages, ranking_pages, source_reason_text, vote_message
+from bot.spoilers.policy import HIDE_SPOILING_TITLES
 from bot.storage import Storage
 
 RELEASE = datetime(2020, 1, 1, tzinfo=UTC)
@@ -436,7 +437,7 @@ def test_vote_reply_numbers_are_the_exact_values_rounded(tally, min_votes):
         ep.key, EPISODES, {ep.key: tally}, min_votes=min_votes, prior=prior
     )
     assert standing is not None
-    text = vote_message(ep, None, 5, standing).content
+    text = vote_message(ep, None, 5, standing, HIDE_SPOILING_TITLES).content
     mean = Fraction(tally.total, tally.count)
     score = weighted_score(tally, min_votes, prior.mean)
     assert f"**{float(score):.2f}** from " in text
@@ -471,7 +472,7 @@ def test_ranking_pages_show_every_row_in_the_order_asked():
     ranking = community_ranking(EPISODES, tallies, min_votes=3, prior=combined(tallies.values()))
     show = Show(slug="show", title="Show", network="N", timezone="UTC", episodes=tuple(EPISODES))
     request = RankingRequest(show=show, season=None, order=Order.WORST_FIRST, scope=Scope.GLOBAL)
-    pages = ranking_pages(request, ranking, "Because.")
+    pages = ranking_pages(request, ranking, "Because.", HIDE_SPOILING_TITLES)
     assert len(pages) == 2  # 18 rows
     lines = [
         line

@@ -20,6 +20,7 @@ from bot.spoilers.render import (
     DISCORD_MESSAGE_LIMIT,
     MIN_LIMIT,
     plain_messages,
+    spoiler_inline,
     spoiler_messages,
     truncate,
 )
@@ -252,6 +253,37 @@ def test_a_line_that_fits_renders_as_its_units_join(text):
         for style in (render._SPOILER, render._MESSAGE, render._EMBED):
             units = render._rstrip(render._units(line, style))
             assert render._body(line, style) == "".join(unit[0] for unit in units), (line, style)
+
+
+@PROPERTY
+@given(secret_texts(max_parts=12))
+@example(("SECRET0Q\\", ["SECRET0Q"]))
+@example(("SECRET0Q |", ["SECRET0Q"]))
+@example(("- SECRET0Q", ["SECRET0Q"]))
+@example(("https://SECRET0Q.com/", ["SECRET0Q"]))
+def test_an_inline_spoiler_hides_exactly_its_literal_text_mid_line(case):
+    """P7: a title that spoils, tagged mid-line in a bold heading: both judges see only the
+    heading outside the tag, in it the title exactly as written (whitespace collapsed), no
+    markup, link or mention of its own, and no hazard."""
+    text, sentinels = case
+    if not text.split():
+        with pytest.raises(ValueError, match="nothing visible"):
+            spoiler_inline(text)
+        return
+    tagged = spoiler_inline(text)
+    message = f"## Ending explained: **Show S1E1 · {tagged}**"
+    reading = oracle.read(message)
+    assert reading.hazards == ()
+    assert reading.visible == "## Ending explained: **Show S1E1 · **"
+    assert reading.hidden.strip() == " ".join(text.split())
+    outside, inside = library_text(message)
+    assert outside == "Ending explained: Show S1E1 · "  # it reads the heading and bold too
+    assert all(sentinel in inside for sentinel in sentinels)
+    assert bare_urls(message) == []
+    assert "\n" not in tagged
+    # With every escaped pair removed, what is left is what Discord would act on.
+    unescaped = re.sub(r"\\[^0-9A-Za-z\s]", "", tagged)
+    assert not re.search(r"<[@#:t]|[*_~`>]|\|\|.*\|\|.", unescaped), tagged
 
 
 # --- properties of the plain helpers ------------------------------------------------------

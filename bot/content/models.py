@@ -56,11 +56,6 @@ class Episode:
         """Human form used in labels: ``S7E6``."""
         return f"S{self.season}E{self.number}"
 
-    @property
-    def label(self) -> str:
-        """Autocomplete/display label: ``Black Mirror S7E6 · USS Callister: Into Infinity``."""
-        return f"{self.show_title} {self.short_code} · {self.title}"
-
 
 @dataclass(frozen=True, slots=True)
 class Show:

@@ -1,4 +1,5 @@
-"""The spoiler policy: may this episode's ending be shown here, now, and how?
+"""The spoiler policy: may this episode's ending be shown here, now, and how? And may its
+title be shown in plain sight?
 
 Pure: takes plain values (release instant, the server's settings, a channel id, the current
 time) and returns a Decision. Every branch is tested directly.
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from bot.spoilers.durations import DEFAULT_SPOILER_WINDOW, SpoilerWindow
+
+if TYPE_CHECKING:
+    from bot.content.models import Episode
 
 
 class SpoilerMode(StrEnum):
@@ -101,3 +106,51 @@ def decide(
     if settings.mode is SpoilerMode.PRIVATE:
         return result(Delivery.PRIVATE, "spoiler window running; shown privately")
     return result(Delivery.TAGGED, "spoiler window running")
+
+
+# -- titles that spoil ---------------------------------------------------------------------------
+
+
+def title_open(*, title_spoils: bool, window_ends_at: datetime | None, now: datetime) -> bool:
+    """Whether an episode's title may be shown in plain sight: always, unless the title itself
+    spoils; then only once the episode's spoiler window has ended (never, for ``forever``).
+
+    Half-open like :func:`decide`: at the instant the window ends the title is open. With the
+    window ``off`` it ends at release, so a spoiling title stays hidden until the episode is out.
+    """
+    return not title_spoils or (window_ends_at is not None and now >= window_ends_at)
+
+
+def title_visible(episode: Episode, settings: SpoilerSettings, now: datetime) -> bool:
+    """Whether ``episode``'s title may be shown in plain sight under ``settings`` (a server's,
+    or the defaults in DMs and for the global scope) at ``now``.
+
+    Only the server's window counts, not spoilers-ok channels: the same title reaches places
+    that belong to no channel (autocomplete, a member's own votes), so it is shown or hidden
+    alike across a server.
+    """
+    if not episode.title_spoils:
+        return True
+    window = settings.window_for(episode.show_slug)
+    return title_open(
+        title_spoils=True, window_ends_at=window_end(episode.release_at, window), now=now
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TitleRule:
+    """Which titles may be shown in plain sight where a request came from, at one instant: the
+    server's spoiler settings (the defaults in DMs) and the time. Passed to everything that
+    finds or shows episodes for that request."""
+
+    settings: SpoilerSettings
+    now: datetime
+
+    def shows(self, episode: Episode) -> bool:
+        return title_visible(episode, self.settings, self.now)
+
+
+# Where nothing says which server or time applies: every spoiling title stays hidden.
+HIDE_SPOILING_TITLES = TitleRule(
+    SpoilerSettings(window=SpoilerWindow(None)), datetime.min.replace(tzinfo=UTC)
+)

@@ -86,6 +86,9 @@ _TOKEN = re.compile(
     re.DOTALL,
 )
 # What a line without "<" or a ZWJ can hold that does not render as written (see _body).
+# Characters that start markup, links, mentions or spoilers in literal text; ':' and '-' are
+# safe mid-line, where such text always sits.
+_LITERAL_SPECIAL = re.compile(r"([\\*_~`|>#\[\]<@])")
 _SPOILER_SPECIAL = re.compile(rf"\\(?:[^0-9A-Za-z\s])?|[|`]|{_SCHEME_PATTERN}")
 _PLAIN_SPECIAL = re.compile(rf"\\(?:[^0-9A-Za-z\s])?|{_SCHEME_PATTERN}")
 
@@ -145,6 +148,25 @@ def plain_messages(text: str, *, header: str = "", limit: int = DISCORD_MESSAGE_
     URLs are wrapped as ``<url>`` so they do not unfurl. Raises ValueError for blank text.
     """
     return _messages(text, header=header, limit=limit, style=_MESSAGE)
+
+
+def escape_inline(text: str) -> str:
+    """Literal one-line text (titles, names, authors) to show as written, never as markup: on one
+    line, with every character that starts markup, a link, a mention or a spoiler escaped."""
+    return _LITERAL_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def spoiler_inline(text: str) -> str:
+    """Literal one-line text (a title that spoils) as a single spoiler tag, to sit mid-line.
+
+    Escaped as :func:`escape_inline` does, so no character can close the tag or turn into
+    markup, and a URL's scheme is broken (``https\\://``) so nothing inside links or unfurls.
+    Raises ValueError for text with nothing visible.
+    """
+    body = _SCHEME.sub(lambda scheme: scheme[0].replace(":", "\\:"), escape_inline(text))
+    if not body:
+        raise ValueError("text has nothing visible to render")
+    return _render("", body, _SPOILER)
 
 
 def truncate(text: str, limit: int, *, ellipsis: str = "…") -> str:

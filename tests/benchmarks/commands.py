@@ -66,6 +66,11 @@ EPHEMERAL = 1 << 6
 _ROW_CODE = re.compile(r"^\*\*(\d+)\.\*\* `(S\d+E\d+)`", re.MULTILINE)
 
 
+def _label(episode: Episode) -> str:
+    """The label replies show for the benchmark's episodes (none has a title that spoils)."""
+    return f"{episode.show_title} {episode.short_code} · {episode.title}"
+
+
 def noop_command() -> app_commands.Command[Any, ..., None]:
     async def noop(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(NOOP_REPLY)
@@ -239,7 +244,7 @@ class CommandBench:
             contents = [m.get("content") or "" for m in sent]
             if len(contents) < 2:
                 return f"/ending {key}: a long ending came in {len(contents)} message(s)"
-            if not contents[0].startswith(f"## Ending explained: **{episode.label}**\n-# "):
+            if not contents[0].startswith(f"## Ending explained: **{_label(episode)}**\n-# "):
                 return f"/ending {key}: first message starts {contents[0][:120]!r}"
             if any(len(c) > 2000 or "||" not in c for c in contents):
                 return f"/ending {key}: a message is over 2000 characters or not tagged"
@@ -300,7 +305,7 @@ class CommandBench:
         show = self.world.show(episode.show_slug)
         ranking = expected_ranking(show, self.votes, guild_id, BENCH_MIN_VOTES)
         rank = next(i for i, (e, _, _) in enumerate(ranking, start=1) if e.key == episode.key)
-        heading = f"**{episode.label}**"
+        heading = f"**{_label(episode)}**"
         if old is None:
             first = f"Saved: **{score}/10** for {heading}."
         elif old == score:
