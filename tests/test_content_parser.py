@@ -309,7 +309,7 @@ def test_title_spoils_marks_an_episode_and_defaults_to_false(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"), [("yes", "'yes'"), ("true", "'true'"), (1, "1"), ([True], "[True]")]
+    ("value", "shown"), [("yes", '"yes"'), ("true", '"true"'), (1, "1"), ([True], "[true]")]
 )
 def test_title_spoils_must_be_a_boolean_on_its_line(tmp_path, value, shown):
     text = show_toml(episodes=[episode_table(1, 1), {**episode_table(1, 2), "title_spoils": value}])
@@ -319,7 +319,7 @@ def test_title_spoils_must_be_a_boolean_on_its_line(tmp_path, value, shown):
     assert problem.severity == "error"
     assert problem.line == _line_of(text, "title_spoils")
     assert problem.message == (
-        "episode s01e02: 'title_spoils' must be true or false (without quotes), like "
+        "episode s01e02: 'title_spoils' must be true or false, without quotes, like "
         f"title_spoils = true, got {shown}"
     )
 

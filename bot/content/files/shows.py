@@ -192,9 +192,9 @@ def _parse_episode(
 
     title_spoils = raw.get("title_spoils", False)
     if not isinstance(title_spoils, bool):
+        requirement = "true or false, without quotes"
         error(
-            "'title_spoils' must be true or false (without quotes), like title_spoils = true, "
-            f"got {title_spoils!r}",
+            must_be("title_spoils", requirement, title_spoils, "title_spoils = true"),
             "title_spoils",
         )
 
