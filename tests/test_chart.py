@@ -1,6 +1,7 @@
 import io
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image, ImageFont
@@ -19,7 +20,7 @@ from bot.chart import (
 )
 from bot.content.models import CriticRanking, Episode
 from bot.ranking import Order, Tally, combined, community_ranking, critic_ranking
-from bot.spoilers.policy import HIDE_SPOILING_TITLES
+from bot.spoilers.policy import HIDE_SPOILING_TITLES, SpoilerSettings, TitleRule
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -179,3 +180,26 @@ def test_a_chart_needs_bars_and_a_positive_maximum():
         render_chart("T", "S", [], maximum=10)
     with pytest.raises(ValueError, match="positive"):
         render_chart("T", "S", [Bar("S1E1", "A", 1, "1")], maximum=0)
+
+
+def test_a_hidden_title_is_not_drawn_and_an_open_one_is():
+    """An image can't hide text: the chart of a hidden title is the same image whatever the
+    title is, and once the window has ended it draws the title."""
+
+    def chart_with(title: str, titles: TitleRule) -> bytes:
+        finale = replace(SEASON_7[5], title=title, title_spoils=True)
+        episodes = [*SEASON_7[:5], finale]
+        tallies = {e.key: Tally(10, 80 + e.number) for e in episodes}
+        ranking = community_ranking(
+            episodes, tallies, min_votes=5, prior=combined(tallies.values())
+        )
+        return ranking_chart(ranking, Order.BEST_FIRST, "Black Mirror", "Season 7", titles)
+
+    release = SEASON_7[5].release_at
+    hidden = TitleRule(SpoilerSettings(), release + timedelta(days=1))
+    assert chart_with("Nanette Dies", hidden) == chart_with("Everyone Lives", hidden)
+    opened = TitleRule(SpoilerSettings(), release + timedelta(days=7))
+    assert chart_with("Nanette Dies", opened) != chart_with("Everyone Lives", opened)
+    # Titles that don't spoil are drawn whatever the rule.
+    drawn = {bar.title for bar in ranking_bars(season_ranking(), Order.BEST_FIRST, hidden)}
+    assert drawn == {e.title for e in SEASON_7}
