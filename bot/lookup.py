@@ -111,7 +111,16 @@ class Catalogue:
         for show in self.shows:
             for name in (show.title, show.slug.replace("-", " "), _initials(show.title)):
                 self._show_names.setdefault(normalise(name), show)
-        self._suggest_names = list(self._by_name)
+        # Names of episodes whose title spoils are offered only while it is shown: otherwise
+        # a hidden name could take a place among the closest and change what is suggested.
+        self._suggest_names = [
+            name for name, named in self._by_name.items() if not all(e.title_spoils for e in named)
+        ]
+        self._spoiling_names = [
+            (name, named)
+            for name, named in self._by_name.items()
+            if all(e.title_spoils for e in named)
+        ]
         self._show_words = [
             (show, _initials(show.title), normalise(f"{show.title} {show.slug}").split())
             for show in self.shows
@@ -219,7 +228,12 @@ class Catalogue:
         found = self.search(raw, limit=limit, titles=titles)
         if len(found) < limit:
             seen = {episode.key for episode in found}
-            for name in difflib.get_close_matches(query, self._suggest_names, n=limit, cutoff=0.4):
+            names = self._suggest_names + [
+                name
+                for name, named in self._spoiling_names
+                if not all(self._hidden(episode, titles) for episode in named)
+            ]
+            for name in difflib.get_close_matches(query, names, n=limit, cutoff=0.4):
                 for episode in self._by_name[name]:
                     if self._hidden(episode, titles):
                         continue

@@ -61,6 +61,9 @@ class Seen:
     hazards: list[str] = field(default_factory=list)
     files: list[bytes] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # hypothesis prints the fixtures of a failing example
+        return f"<Seen {len(self.visible)} visible, {len(self.hidden)} hidden parts>"
+
     def shows(self, text: str) -> bool:
         return any(text.casefold() in part.casefold() for part in self.visible)
 

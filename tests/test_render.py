@@ -258,6 +258,8 @@ def test_a_line_that_fits_renders_as_its_units_join(text):
 @PROPERTY
 @given(secret_texts(max_parts=12))
 @example(("SECRET0Q\\", ["SECRET0Q"]))
+@example(("\\", []))  # all the tag holds is an escaped backslash
+@example(("`", []))
 @example(("SECRET0Q |", ["SECRET0Q"]))
 @example(("- SECRET0Q", ["SECRET0Q"]))
 @example(("https://SECRET0Q.com/", ["SECRET0Q"]))
@@ -281,6 +283,15 @@ def test_an_inline_spoiler_hides_exactly_its_literal_text_mid_line(case):
     assert all(sentinel in inside for sentinel in sentinels)
     assert bare_urls(message) == []
     assert "\n" not in tagged
+    # As the header of a tagged ending, it pairs with nothing in the body.
+    (first,) = spoiler_messages("SECRET9Q ends it.", header=message)
+    reading = oracle.read(first)
+    assert reading.hazards == ()
+    assert reading.visible == "## Ending explained: **Show S1E1 · **\n"
+    assert "SECRET9Q" in reading.hidden
+    outside, inside = library_text(first)
+    assert MARKUP_ONLY.fullmatch(outside.removeprefix("Ending explained: Show S1E1 · ")), outside
+    assert "SECRET9Q" in inside
     # With every escaped pair removed, what is left is what Discord would act on.
     unescaped = re.sub(r"\\[^0-9A-Za-z\s]", "", tagged)
     assert not re.search(r"<[@#:t]|[*_~`>]|\|\|.*\|\|.", unescaped), tagged

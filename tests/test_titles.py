@@ -208,3 +208,12 @@ def test_a_fuzzy_suggestion_never_offers_a_hidden_title():
     # "ashfrod betrays" is close to the hidden title alone.
     assert CATALOGUE.suggest("ashfrod betrays everyone", titles=HIDDEN) == []
     assert CATALOGUE.suggest("ashfrod betrays everyone", titles=OPEN) == [SPOILER]
+
+
+def test_a_hidden_title_takes_no_place_among_the_closest_suggestions():
+    names = ("Winters", "Wintry", "Winner", "Writer", "Wintered")
+    opened = [episode(name, spoils=False, number=n) for n, name in enumerate(names, start=1)]
+    hidden = episode("Wintre", number=9)
+    catalogue = Catalogue([Show("the-pact", "The Pact", "Net", "UTC", (*opened, hidden))])
+    assert set(catalogue.suggest("wintre", titles=HIDDEN)) == set(opened)
+    assert hidden in catalogue.suggest("wintre", titles=OPEN)

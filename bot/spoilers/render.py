@@ -211,8 +211,11 @@ def _check_header(header: str) -> None:
     first opening tag, and an unclosed backtick would pair with an escaped one in the body (the
     lazy code rule reads raw text too) and swallow tags.
     """
-    leftover = re.sub(r"`[^`\n]+`", "", header)
-    leftover = re.sub(r"\|\|[^|\n]+\|\|", "", leftover)
+    # Escaped backticks (as in a tagged title) are literal, as they are in the body.
+    leftover = re.sub(r"\\[\\`]", "_", header)
+    leftover = re.sub(r"`[^`\n]+`", "", leftover)
+    # A tag may hold single pipes (escaped ones, "\|"), never two in a row.
+    leftover = re.sub(r"\|\|(?:[^|\n]|\|(?!\|))+\|\|", "", leftover)
     if "`" in leftover or "||" in leftover:
         raise ValueError("header has an unclosed code span or spoiler tag")
 
