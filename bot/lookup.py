@@ -228,11 +228,13 @@ class Catalogue:
         found = self.search(raw, limit=limit, titles=titles)
         if len(found) < limit:
             seen = {episode.key for episode in found}
-            names = self._suggest_names + [
-                name
-                for name, named in self._spoiling_names
-                if not all(self._hidden(episode, titles) for episode in named)
-            ]
+            names = self._suggest_names
+            if self._spoiling_names:
+                names = names + [
+                    name
+                    for name, named in self._spoiling_names
+                    if not all(self._hidden(episode, titles) for episode in named)
+                ]
             for name in difflib.get_close_matches(query, names, n=limit, cutoff=0.4):
                 for episode in self._by_name[name]:
                     if self._hidden(episode, titles):

@@ -131,4 +131,6 @@ async def tour(harness: Harness, *, in_dm: bool = False) -> list[RecordedRequest
         await harness.slash("myvotes")
         await harness.slash("myvotes", show=SLUG)
         await harness.slash("rankings", show=SLUG, source="community", chart=True)
+        # Every server's votes, shown here: this server's window still decides.
+        await harness.slash("rankings", show=SLUG, source="community", scope="global")
     return harness.requests[start:]

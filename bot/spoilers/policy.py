@@ -122,8 +122,9 @@ def title_open(*, title_spoils: bool, window_ends_at: datetime | None, now: date
 
 
 def title_visible(episode: Episode, settings: SpoilerSettings, now: datetime) -> bool:
-    """Whether ``episode``'s title may be shown in plain sight under ``settings`` (a server's,
-    or the defaults in DMs and for the global scope) at ``now``.
+    """Whether ``episode``'s title may be shown in plain sight under ``settings`` (those of the
+    server it is shown in, even for a ranking of every server's votes; the defaults in DMs) at
+    ``now``.
 
     Only the server's window counts, not spoilers-ok channels: the same title reaches places
     that belong to no channel (autocomplete, a member's own votes), so it is shown or hidden
