@@ -37,9 +37,9 @@ HOSTILE = {
 }
 
 
-def one_show(slug: str, title: str, count: int) -> Show:
+def one_show(slug: str, title: str, count: int, *, spoils: bool = False) -> Show:
     episodes = tuple(
-        Episode(slug, title, 1 + i // 20, 1 + i % 20, f"Episode {i} of {title}", BASE)
+        Episode(slug, title, 1 + i // 20, 1 + i % 20, f"Episode {i} of {title}", BASE, (), spoils)
         for i in range(count)
     )
     return Show(slug, title, "Net", "UTC", episodes)
@@ -62,9 +62,13 @@ _WORST_CASE_SCRIPT = textwrap.dedent(
     shipped = Catalogue(sorted(loaded.shows.values(), key=lambda show: show.slug))
     # 200 shows x 100 episodes, every one sharing the same common words.
     large = Catalogue([one_show(f"show-{n}", f"Show {n}", 100) for n in range(200)])
+    # The same with every title a spoiler, hidden: matched on show and code words only.
+    hidden = Catalogue(
+        [one_show(f"show-{n}", f"Show {n}", 100, spoils=True) for n in range(200)]
+    )
     worst = {}
     for name, text in HOSTILE.items():
-        for catalogue in (shipped, large):
+        for catalogue in (shipped, large, hidden):
             calls = (catalogue.resolve, catalogue.search, catalogue.suggest,
                      catalogue.resolve_show, catalogue.search_shows, catalogue.suggest_shows)
             for call in calls:
