@@ -17,7 +17,7 @@ from bot.content.models import CriticRanking, Review, Show
 from bot.content.sync import dry_run, sync_content
 from bot.storage import content as content_store_module
 from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore
-from bot.storage.database import Database
+from bot.storage.sqlite.database import Database
 from tests.content_factory import (
     episode_table,
     ranking_toml,

@@ -15,8 +15,9 @@ from bot.calendar import (
     PostKind,
     PostState,
 )
-from bot.storage import Database, Storage
+from bot.storage import Storage
 from bot.storage.discussion import MAX_ERROR_LENGTH
+from bot.storage.sqlite.database import Database
 
 GUILD = 1234
 OTHER = 99

@@ -11,8 +11,9 @@ from bot.content.models import Episode
 from bot.progress import RoleSyncFailure, RoleSyncProblem, WatchRole
 from bot.ranking import Tally, combined, community_ranking
 from bot.storage import Storage
-from bot.storage.database import _migrations, _statements
+from bot.storage.migrations import migrations, statements
 from bot.storage.progress import PROGRESS_CACHE_SIZE
+from bot.storage.sqlite import votes as sqlite_votes
 from bot.storage.votes import TalliesCache
 from bot.storage.watch_roles import (
     MAX_WATCH_ROLES,
@@ -302,17 +303,18 @@ async def test_cached_totals_stay_exact_while_forgets_and_votes_race(storage, mo
         assert await storage.vote_tallies(show, guild) == await stored_tallies(storage, show, guild)
 
 
-async def test_forget_me_is_one_transaction_a_failure_deletes_nothing(storage):
+async def test_forget_me_is_one_transaction_a_failure_deletes_nothing(storage, monkeypatch):
     await storage.mark_watched(MEMBER, [E1], now=NOW)
     await storage.cast_vote(G1, MEMBER, E1, 7, now=NOW)
     assert await storage.vote_tallies("bm", G1) == {E1: Tally(1, 7)}
 
-    def progress_then_fail(conn):
-        conn.execute("DELETE FROM watched_episodes WHERE user_id = ?", (MEMBER,))
+    def progress_then_fail(user_id, conn):
+        conn.execute("DELETE FROM watched_episodes WHERE user_id = ?", (user_id,))
         raise sqlite3.OperationalError("disk full")
 
+    monkeypatch.setattr(sqlite_votes, "delete_member_progress", progress_then_fail)
     with pytest.raises(sqlite3.OperationalError):
-        await storage.forget_voter(MEMBER, also=progress_then_fail)
+        await storage.forget_member(MEMBER)
     assert await stored_score(storage, G1, MEMBER, E1) == 7
     assert await storage.watched_keys(MEMBER) == {E1}
     assert await storage.vote_tallies("bm", G1) == {E1: Tally(1, 7)}
@@ -445,17 +447,17 @@ async def test_watch_role_settings_are_cached_and_dropped_on_every_write(storage
 
 async def test_the_migration_adds_progress_to_a_database_with_votes(tmp_path):
     path = tmp_path / "old.db"
-    progress = next(m[0] for m in _migrations() if "watch_progress" in m[1])
-    previous = [m for m in _migrations() if m[0] < progress]
+    progress = next(m[0] for m in migrations("sqlite") if "watch_progress" in m[1])
+    previous = [m for m in migrations("sqlite") if m[0] < progress]
     with sqlite3.connect(path) as old:
         for number, _, script in previous:
-            for statement in _statements(script):
+            for statement in statements(script):
                 old.execute(statement)
             old.execute(f"PRAGMA user_version = {number}")
     old.close()
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
-        assert await store.db.schema_version() == len(_migrations())
+        assert await store.db.schema_version() == len(migrations("sqlite"))
         await store.mark_watched(MEMBER, [E1], now=NOW)
         assert await store.watched_keys(MEMBER) == {E1}
     finally:

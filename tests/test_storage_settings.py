@@ -7,8 +7,9 @@ from bot.guild_settings import DEFAULT_GUILD_SETTINGS
 from bot.spoilers.durations import DEFAULT_SPOILER_WINDOW as DEFAULT_WINDOW
 from bot.spoilers.durations import SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
-from bot.storage import Database, Storage, StorageError, sqlite_path_from_url
-from bot.storage.database import _migrations
+from bot.storage import Storage, StorageError
+from bot.storage.migrations import migrations
+from bot.storage.sqlite.database import Database, sqlite_path_from_url
 
 GUILD = 1234
 
@@ -24,7 +25,7 @@ async def test_migrates_from_empty_to_latest(tmp_path):
     db = Database(tmp_path / "fresh.db")
     await db.open()
     try:
-        assert await db.schema_version() == len(_migrations())
+        assert await db.schema_version() == len(migrations("sqlite"))
         async with db.conn.execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone())[0] == "wal"
         async with db.conn.execute("PRAGMA foreign_keys") as cursor:
@@ -37,7 +38,7 @@ async def test_reopening_does_not_reapply_migrations(tmp_path):
     for _ in range(2):
         db = Database(tmp_path / "again.db")
         await db.open()
-        assert await db.schema_version() == len(_migrations())
+        assert await db.schema_version() == len(migrations("sqlite"))
         await db.close()
 
 

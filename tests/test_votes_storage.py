@@ -12,7 +12,7 @@ import pytest
 from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage
-from bot.storage.database import _migrations, _statements
+from bot.storage.migrations import migrations, statements
 from bot.storage.votes import TalliesCache
 
 GUILD = 111
@@ -38,8 +38,8 @@ async def test_clustering_the_totals_keeps_every_total_and_votes_keep_adding_to_
     # A database at schema 4 (totals in rowid tables) with votes already counted.
     path = tmp_path / "v4.db"
     with sqlite3.connect(path) as old:
-        for number, _, script in _migrations()[:4]:
-            for statement in _statements(script):
+        for number, _, script in migrations("sqlite")[:4]:
+            for statement in statements(script):
                 old.execute(statement)
             old.execute(f"PRAGMA user_version = {number}")
         old.execute(
@@ -60,7 +60,7 @@ async def test_clustering_the_totals_keeps_every_total_and_votes_keep_adding_to_
     old.close()
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
-        assert await store.db.schema_version() == len(_migrations())
+        assert await store.db.schema_version() == len(migrations("sqlite"))
         assert await store.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 7)}
         assert await store.vote_tallies("black-mirror", None) == {EP: Tally(2, 11)}
         await store.cast_vote(GUILD, 3, EP, 10, now=NOW)

@@ -1,30 +1,33 @@
 """All SQL lives in this package, behind the one ``Storage`` class.
 
-``Storage`` is composed of one mixin per area (content, settings, ...), each in its own module,
-all sharing the single ``Database`` connection owner.
+``Storage`` combines one class per area (content, settings, votes, ...), each in its own
+module, over one backend (``bot/storage/backend.py``): a ``Database`` that owns the
+connections, plus the engine-specific writes of votes and watch progress. ``DATABASE_URL``
+picks the backend: ``sqlite:///path`` (the default) or ``postgresql://...``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
+from bot.storage.backend import Database
 from bot.storage.content import ContentStore
-from bot.storage.database import (
-    Database,
+from bot.storage.discussion import DiscussionStore
+from bot.storage.errors import (
     StorageBusy,
+    StorageDamaged,
     StorageError,
     StorageFull,
     StorageReadOnly,
-    sqlite_path_from_url,
 )
-from bot.storage.discussion import DiscussionStore
-from bot.storage.progress import ProgressStore, delete_member_progress
+from bot.storage.progress import ProgressBackend, ProgressStore
 from bot.storage.retention import RetentionStore
 from bot.storage.settings import SettingsStore
-from bot.storage.votes import VoteStore
+from bot.storage.votes import VoteBackend, VoteStore
 from bot.storage.watch_roles import WatchRoleStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,12 @@ class Storage(
     WatchRoleStore,
     RetentionStore,
 ):
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, vote_backend: VoteBackend, progress_backend: ProgressBackend
+    ) -> None:
         self.db = db
+        self.vote_backend = vote_backend
+        self.progress_backend = progress_backend
         self._init_settings_cache()
         self._init_progress_cache()
         self._init_watch_role_cache()
@@ -54,18 +61,23 @@ class Storage(
     @classmethod
     async def open(cls, database_url: str, base_dir: Path) -> Storage:
         """Open (creating and migrating if needed) the database named by ``DATABASE_URL``."""
-        db = Database(sqlite_path_from_url(database_url, base_dir))
+        if database_url.startswith(POSTGRES_SCHEMES):
+            from bot.storage import postgres
+
+            db, votes, progress = postgres.backend(database_url)
+        else:
+            from bot.storage import sqlite
+
+            db, votes, progress = sqlite.backend(database_url, base_dir)
         await db.open()
-        return cls(db)
+        return cls(db, votes, progress)
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in
         every server, with the vote totals moved back, in one transaction committed before
         this returns."""
         try:
-            votes, watched = await self.forget_voter(
-                user_id, also=partial(delete_member_progress, user_id)
-            )
+            votes, watched = await self.forget_voter(user_id)
         finally:
             self._progress_changed(user_id)
         return MemberForgotten(
@@ -88,8 +100,8 @@ __all__ = [
     "MemberForgotten",
     "Storage",
     "StorageBusy",
+    "StorageDamaged",
     "StorageError",
     "StorageFull",
     "StorageReadOnly",
-    "sqlite_path_from_url",
 ]

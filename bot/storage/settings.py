@@ -7,12 +7,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import aiosqlite
-
 from bot.guild_settings import DEFAULT_GUILD_SETTINGS, GuildSettings
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode
-from bot.storage.database import Database
+from bot.storage.backend import Database, Transaction
 
 
 class SettingsStore:
@@ -82,7 +80,7 @@ class SettingsStore:
             min_member_days=int(row["min_member_days"]),
         )
 
-    async def _ensure_guild_row(self, conn: aiosqlite.Connection, guild_id: int) -> None:
+    async def _ensure_guild_row(self, conn: Transaction, guild_id: int) -> None:
         defaults = DEFAULT_GUILD_SETTINGS
         await conn.execute(
             "INSERT INTO guild_settings "
@@ -109,10 +107,9 @@ class SettingsStore:
             raise ValueError(f"unknown settings column {column}")
         async with self.db.transaction() as conn:
             await self._ensure_guild_row(conn, guild_id)
-            async with conn.execute(
+            row = await conn.fetch_one(
                 f"SELECT {column} FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             await conn.execute(
                 f"UPDATE guild_settings SET {column} = ?, updated_at = ? WHERE guild_id = ?",
                 (value, int(time.time()), guild_id),
@@ -139,11 +136,10 @@ class SettingsStore:
     ) -> SpoilerWindow | None:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            row = await conn.fetch_one(
                 "SELECT spoiler_window_s FROM show_windows WHERE guild_id = ? AND show_slug = ?",
                 (guild_id, show_slug),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if window is None:
                 await conn.execute(
                     "DELETE FROM show_windows WHERE guild_id = ? AND show_slug = ?",
@@ -162,11 +158,13 @@ class SettingsStore:
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
         async with self.db.transaction() as conn:
-            async with conn.execute(
-                "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
-                (guild_id, channel_id),
-            ) as cursor:
-                was_ok = await cursor.fetchone() is not None
+            was_ok = (
+                await conn.fetch_one(
+                    "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                )
+                is not None
+            )
             if ok:
                 await conn.execute(
                     "INSERT INTO spoiler_channels (guild_id, channel_id) VALUES (?, ?) "
@@ -182,11 +180,8 @@ class SettingsStore:
         return was_ok
 
     async def get_meta(self, key: str) -> str | None:
-        async with self.db.conn.execute(
-            "SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else str(row[0])
+        rows = await self.db.read("SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
         async with self.db.transaction() as conn:

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.progress import RoleSyncFailure, RoleSyncProblem, WatchRole
-from bot.storage.database import Database
+from bot.storage.backend import Database, Transaction
 
 # Stored for a role that covers a whole show (season 0 is the specials).
 WHOLE_SHOW = -1
@@ -136,10 +134,9 @@ class WatchRoleStore:
                 if holder is not None and holder != old:
                     raise WatchRoleInUseError(holder)
                 if old is None:
-                    async with conn.execute(
+                    count_row = await conn.fetch_one(
                         "SELECT COUNT(*) FROM watch_roles WHERE guild_id = ?", (guild_id,)
-                    ) as cursor:
-                        count_row = await cursor.fetchone()
+                    )
                     if count_row is not None and count_row[0] >= MAX_WATCH_ROLES:
                         raise TooManyWatchRolesError
                 await conn.execute(
@@ -198,10 +195,7 @@ class WatchRoleStore:
             self._watch_roles_changed(guild_id)
 
 
-async def _one_role(
-    conn: aiosqlite.Connection, where: str, params: tuple[object, ...]
-) -> WatchRole | None:
+async def _one_role(conn: Transaction, where: str, params: tuple[object, ...]) -> WatchRole | None:
     # where is one of the fixed conditions above, never member input.
-    async with conn.execute(f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE {where}", params) as c:
-        row = await c.fetchone()
+    row = await conn.fetch_one(f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE {where}", params)
     return None if row is None else _role(row)
