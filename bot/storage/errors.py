@@ -59,6 +59,11 @@ class StorageDamaged(StorageError):
     """The file is not an SQLite database, or its pages are damaged."""
 
 
+class StorageOutcomeUnknown(StorageError):
+    """The connection was lost while a transaction was committing: it may or may not have
+    been saved. Caches that the commit would have moved can no longer be trusted."""
+
+
 class FaultLog:
     """Logs storage faults for the operator, each kind at most once per ``interval`` seconds
     (the ones left out are counted in the next line), and once when a kind stops failing."""

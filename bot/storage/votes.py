@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 from bot.content.models import show_slug_of
 from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
 from bot.storage.backend import Database
-from bot.storage.errors import WRITE_TIMEOUT_S, StorageBusy, StorageError
+from bot.storage.errors import WRITE_TIMEOUT_S, StorageBusy, StorageError, StorageOutcomeUnknown
 
 if TYPE_CHECKING:
     from bot.storage.retention import GuildDeleted
@@ -181,6 +181,10 @@ class TalliesCache:
             return None
         self._entries.move_to_end((guild_id, show_slug))
         return dict(entry)  # a copy: the entry keeps moving with later votes
+
+    def clear(self) -> None:
+        """Forget every entry (they are filled again from the database)."""
+        self._entries.clear()
 
     def disable(self) -> None:
         """Forget every entry and keep none from now on."""
@@ -333,6 +337,10 @@ class _GroupCommitter:
         cache.writing += 1
         try:
             results, deltas = await work(wait_s)
+        except StorageOutcomeUnknown:
+            # The batch may have been committed: the cached totals can't say.
+            cache.clear()
+            raise
         except asyncio.CancelledError:
             # Only a shutdown cancels the flusher; the transaction may still commit (on
             # SQLite's writer thread, or in the server) without its deltas reaching the

@@ -1,0 +1,354 @@
+"""The one owner of the PostgreSQL connections: a pool, transactions, migrations, faults.
+
+SQL shared with SQLite is written with ``?`` placeholders; each statement is translated once
+to asyncpg's ``$1, $2, ...`` (our SQL has no ``?`` inside a literal). Every pooled connection
+bounds its lock waits (``lock_timeout``), so a write that waits for another process's row
+lock gives up within ``WRITE_TIMEOUT_S`` with StorageBusy, as it does on SQLite.
+
+Migrations run on a connection of their own holding a session advisory lock, so two
+processes starting together apply each migration once: the second waits, then finds the
+schema current. The schema version is kept in ``embargo_schema``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bot.storage.backend import Params
+from bot.storage.errors import (
+    WRITE_TIMEOUT_S,
+    FaultLog,
+    StorageBusy,
+    StorageDamaged,
+    StorageError,
+    StorageFull,
+    StorageOutcomeUnknown,
+    StorageReadOnly,
+)
+from bot.storage.migrations import MigrationsBroken, migrations
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Connections per process: the group commit keeps writes to one at a time, so these serve
+# concurrent reads. Each PostgreSQL connection is a server process: keep N processes x this
+# under the server's max_connections.
+POOL_SIZE = 10
+# An arbitrary constant naming Embargo's migration lock among advisory locks.
+MIGRATION_LOCK = 0x456D_6261_7267_6F01
+# A transaction that deadlocked or failed to serialise is run again this many times at most.
+RETRIES = 5
+_PLACEHOLDER = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=1024)
+def to_postgres(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2, ...``."""
+    counter = iter(range(1, 100_000))
+    return _PLACEHOLDER.sub(lambda _: f"${next(counter)}", sql)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, to name the database in messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{parts.path}"
+
+
+def postgres_fault(error: BaseException, where: str) -> StorageError | None:
+    """The StorageError an asyncpg or OS error means for the database ``where``, or None
+    when it is not a fault of the storage itself (a bug in a query, a constraint)."""
+    if isinstance(error, StorageError):
+        return error
+    said = f"(PostgreSQL: {error})"
+    match error:
+        case asyncpg.DiskFullError():
+            return StorageFull(
+                f"the disk holding {where} is full {said}: free some space; nothing that "
+                "failed was saved, and Embargo carries on once there is room"
+            )
+        case asyncpg.ReadOnlySQLTransactionError():
+            return StorageReadOnly(
+                f"{where} is read-only {said}: point DATABASE_URL at the primary server, "
+                "not a standby, or let Embargo's user write"
+            )
+        case (
+            asyncpg.LockNotAvailableError()
+            | asyncpg.QueryCanceledError()
+            | asyncpg.DeadlockDetectedError()
+            | asyncpg.SerializationError()
+        ):
+            return StorageBusy(
+                f"{where} stayed locked for more than {WRITE_TIMEOUT_S:g} s {said}: if a "
+                "maintenance job holds the tables, wait for it to finish"
+            )
+        case asyncpg.DataCorruptedError() | asyncpg.IndexCorruptedError():
+            return StorageDamaged(f"{where} is damaged {said}: restore the latest backup")
+        case asyncpg.InvalidPasswordError() | asyncpg.InvalidAuthorizationSpecificationError():
+            return StorageError(
+                f"PostgreSQL refused the login to {where} {said}: check the user and password "
+                "in DATABASE_URL and the server's pg_hba.conf"
+            )
+        case asyncpg.InvalidCatalogNameError():
+            return StorageError(
+                f"{where} does not exist {said}: create it (createdb) or fix DATABASE_URL"
+            )
+        case asyncpg.TooManyConnectionsError():
+            return StorageError(
+                f"{where} has no connection free {said}: raise max_connections or run fewer "
+                "processes"
+            )
+        case asyncpg.InsufficientPrivilegeError():
+            return StorageError(
+                f"Embargo's user may not do this in {where} {said}: let it own the database "
+                "(ALTER DATABASE ... OWNER TO ...)"
+            )
+        case (
+            asyncpg.PostgresConnectionError()
+            | asyncpg.CannotConnectNowError()
+            | asyncpg.AdminShutdownError()
+            | asyncpg.InterfaceError()
+            | ConnectionError()
+            | OSError()
+        ):
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            return StorageError(
+                f"cannot reach PostgreSQL at {where} ({reason}): check that the server is "
+                "running and DATABASE_URL names it"
+            )
+    return None
+
+
+class PostgresTransaction:
+    """Statements inside one transaction on one pooled connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        await self.conn.execute(to_postgres(sql), *params)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            await self.conn.executemany(to_postgres(sql), rows)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
+        return await self.conn.fetch(to_postgres(sql), *params)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(to_postgres(sql), *params)
+
+
+class Database:
+    """Owns the PostgreSQL connection pool (see the module docstring)."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = POOL_SIZE, faults: FaultLog | None = None
+    ) -> None:
+        self.dialect = "postgres"
+        self.url = url
+        self.where = redacted(url)
+        self.pool_size = pool_size
+        self.faults = faults or FaultLog()
+        self.report_faults = True
+        self._opening = False
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StorageError("storage is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        """Connect, migrate and fill the pool, or raise StorageError saying what is wrong."""
+        self._opening = True
+        try:
+            async with asyncio.timeout(30):
+                await self.migrate()
+                self._pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.pool_size,
+                    server_settings={
+                        "lock_timeout": str(int(WRITE_TIMEOUT_S * 1000)),
+                        "application_name": "embargo",
+                    },
+                )
+        except BaseException as error:
+            await self.close()
+            if isinstance(error, TimeoutError):
+                raise StorageError(
+                    f"PostgreSQL at {self.where} did not answer within 30 s: check that the "
+                    "server is up and reachable, and that no other Embargo is stuck migrating"
+                ) from error
+            fault = postgres_fault(error, self.where)
+            if fault is None or fault is error:
+                raise
+            raise fault from error
+        finally:
+            self._opening = False
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                async with asyncio.timeout(10):
+                    await pool.close()
+            except TimeoutError:  # a connection still busy after 10 s: drop it
+                pool.terminate()
+
+    async def read(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
+        try:
+            return await self.pool.fetch(to_postgres(sql), *params)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+            raise self._fault(error) from error
+
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, tuples: bool = False
+    ) -> list[asyncpg.Record] | list[tuple[object, ...]]:
+        rows = await self.read(sql, params)
+        return [tuple(row) for row in rows] if tuples else rows
+
+    async def read_together(
+        self, queries: Sequence[tuple[str, Params]]
+    ) -> list[list[asyncpg.Record]]:
+        try:
+            async with (
+                self.pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                return [await conn.fetch(to_postgres(sql), *params) for sql, params in queries]
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+            raise self._fault(error) from error
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, wait_s: float = WRITE_TIMEOUT_S
+    ) -> AsyncIterator[PostgresTransaction]:
+        """``async with db.transaction() as tx:`` commits on success, rolls back on error."""
+        async with self._connection(wait_s) as conn:
+            try:
+                async with conn.transaction():
+                    yield PostgresTransaction(conn)
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+                raise self._fault(error) from error
+
+    async def run_transaction(
+        self,
+        work: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        wait_s: float = WRITE_TIMEOUT_S,
+    ) -> T:
+        """Run ``work(connection)`` as one transaction; run it again from the start when it
+        deadlocked or could not be serialised with another process's (``RETRIES`` times at
+        most). A connection lost while committing raises StorageOutcomeUnknown."""
+        async with self._connection(wait_s) as conn:
+            for attempt in range(RETRIES + 1):
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    result = await work(conn)
+                except BaseException as error:
+                    with contextlib.suppress(Exception):
+                        await transaction.rollback()
+                    if attempt < RETRIES and isinstance(
+                        error, asyncpg.DeadlockDetectedError | asyncpg.SerializationError
+                    ):
+                        log.info("retrying a transaction after %s", type(error).__name__)
+                        continue
+                    if isinstance(error, asyncpg.PostgresError | OSError | asyncpg.InterfaceError):
+                        raise self._fault(error) from error
+                    raise
+                try:
+                    await transaction.commit()
+                except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as error:
+                    raise StorageOutcomeUnknown(
+                        f"the connection to {self.where} was lost while committing "
+                        f"({error}): the last write may or may not be saved"
+                    ) from error
+                except asyncpg.PostgresError as error:
+                    raise self._fault(error) from error
+                return result
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    @asynccontextmanager
+    async def _connection(self, wait_s: float) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, waiting ``wait_s`` at most for one."""
+        try:
+            conn = await self.pool.acquire(timeout=wait_s)
+        except TimeoutError:
+            raise self._fault(self.busy()) from None
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+            raise self._fault(error) from error
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    async def schema_version(self) -> int:
+        rows = await self.read("SELECT version FROM embargo_schema")
+        return int(rows[0][0]) if rows else 0
+
+    async def migrate(self) -> None:
+        """Apply every migration newer than the stored version, each in one transaction,
+        holding the migration lock (see the module docstring)."""
+        try:
+            shipped = migrations(self.dialect)
+        except MigrationsBroken as error:
+            raise StorageError(str(error)) from error
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS embargo_schema (version INTEGER NOT NULL)"
+            )
+            current = await conn.fetchval("SELECT version FROM embargo_schema") or 0
+            if current > len(shipped):
+                raise StorageError(
+                    f"the database is at schema version {current}, newer than this code "
+                    f"({len(shipped)}): upgrade Embargo or point DATABASE_URL elsewhere"
+                )
+            for migration in shipped:
+                if migration.number <= current:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.script)
+                    await conn.execute("DELETE FROM embargo_schema")
+                    await conn.execute(
+                        "INSERT INTO embargo_schema (version) VALUES ($1)", migration.number
+                    )
+                log.info("applied migration %s", migration.name)
+        finally:
+            # Closing the session releases the advisory lock too.
+            await conn.close()
+
+    def busy(self) -> StorageBusy:
+        return StorageBusy(
+            f"no connection to {self.where} came free within {WRITE_TIMEOUT_S:g} s: the "
+            "database is overloaded or unreachable"
+        )
+
+    def _fault(self, error: BaseException) -> BaseException:
+        """What to raise for ``error``: the StorageError it means (logged for the operator,
+        at most once a minute per kind), or ``error`` itself when it is a bug."""
+        fault = postgres_fault(error, self.where)
+        if fault is None:
+            return error
+        if self.report_faults and not self._opening:
+            self.faults.failed(f"database ({type(fault).__name__})", str(fault))
+        return fault
