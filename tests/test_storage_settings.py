@@ -15,8 +15,8 @@ GUILD = 1234
 
 
 @pytest.fixture
-async def storage(tmp_path):
-    store = await Storage.open(f"sqlite:///{tmp_path}/t.db", tmp_path)
+async def storage(database_url, tmp_path):
+    store = await Storage.open(database_url, tmp_path)
     yield store
     await store.close()
 
@@ -56,8 +56,8 @@ async def test_untouched_guild_and_dms_get_defaults(storage):
     assert await storage.get_guild_settings(None) == DEFAULT_GUILD_SETTINGS
 
 
-async def test_settings_survive_reopening(tmp_path):
-    url = f"sqlite:///{tmp_path}/keep.db"
+async def test_settings_survive_reopening(database_url, tmp_path):
+    url = database_url
     store = await Storage.open(url, tmp_path)
     await store.set_spoiler_window(GUILD, parse_window("1000d"))
     await store.set_spoiler_mode(GUILD, SpoilerMode.PRIVATE)
@@ -189,8 +189,8 @@ async def test_two_moderators_at_once_are_each_told_the_value_they_replaced(stor
     assert sorted(channel_olds) == [False, True]
 
 
-async def test_a_second_process_is_told_the_value_the_first_one_set(tmp_path):
-    url = f"sqlite:///{tmp_path}/shared.db"
+async def test_a_second_process_is_told_the_value_the_first_one_set(database_url, tmp_path):
+    url = database_url
     one, other = await Storage.open(url, tmp_path), await Storage.open(url, tmp_path)
     try:
         await other.get_guild_settings(GUILD)  # the other process has the defaults cached

@@ -36,6 +36,12 @@ class Transaction(Protocol):
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
 
+    async def serialize(self, key: str) -> None:
+        """Wait until no other transaction that serialised on ``key`` is in progress, and
+        keep them out until this one ends: a read-then-write on that key sees the last
+        committed value. (SQLite already runs one writer at a time; PostgreSQL takes a
+        transaction-scoped advisory lock, which also covers rows that don't exist yet.)"""
+
 
 class Database(Protocol):
     """One owner of a database's connections."""

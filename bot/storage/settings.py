@@ -106,6 +106,7 @@ class SettingsStore:
         if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
             raise ValueError(f"unknown settings column {column}")
         async with self.db.transaction() as conn:
+            await conn.serialize(_settings_key(guild_id))
             await self._ensure_guild_row(conn, guild_id)
             row = await conn.fetch_one(
                 f"SELECT {column} FROM guild_settings WHERE guild_id = ?", (guild_id,)
@@ -136,6 +137,7 @@ class SettingsStore:
     ) -> SpoilerWindow | None:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
         async with self.db.transaction() as conn:
+            await conn.serialize(_settings_key(guild_id))
             row = await conn.fetch_one(
                 "SELECT spoiler_window_s FROM show_windows WHERE guild_id = ? AND show_slug = ?",
                 (guild_id, show_slug),
@@ -158,6 +160,7 @@ class SettingsStore:
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
         async with self.db.transaction() as conn:
+            await conn.serialize(_settings_key(guild_id))
             was_ok = (
                 await conn.fetch_one(
                     "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
@@ -190,3 +193,9 @@ class SettingsStore:
                 "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
                 (key, value),
             )
+
+
+def _settings_key(guild_id: int) -> str:
+    """What a settings write serialises on: every setting of one server (each setter reads
+    the value it replaces)."""
+    return f"settings:{guild_id}"

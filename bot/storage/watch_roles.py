@@ -125,6 +125,8 @@ class WatchRoleStore:
         season_value = _season_column(season)
         try:
             async with self.db.transaction() as conn:
+                # Each write reads what it replaces (and the server's count of roles).
+                await conn.serialize(f"watch_roles:{guild_id}")
                 old = await _one_role(
                     conn,
                     "guild_id = ? AND show_slug = ? AND season = ?",
@@ -160,6 +162,8 @@ class WatchRoleStore:
         season_value = _season_column(season)
         try:
             async with self.db.transaction() as conn:
+                # Each write reads what it replaces (and the server's count of roles).
+                await conn.serialize(f"watch_roles:{guild_id}")
                 old = await _one_role(
                     conn,
                     "guild_id = ? AND show_slug = ? AND season = ?",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -50,6 +51,12 @@ MIGRATION_LOCK = 0x456D_6261_7267_6F01
 # A transaction that deadlocked or failed to serialise is run again this many times at most.
 RETRIES = 5
 _PLACEHOLDER = re.compile(r"\?")
+
+
+def lock_id(key: str) -> int:
+    """A 64-bit advisory lock id for ``key`` (a collision only serialises two keys)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -151,6 +158,9 @@ class PostgresTransaction:
 
     async def fetch_one(self, sql: str, params: Params = ()) -> asyncpg.Record | None:
         return await self.conn.fetchrow(to_postgres(sql), *params)
+
+    async def serialize(self, key: str) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
 
 
 class Database:

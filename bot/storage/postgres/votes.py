@@ -11,14 +11,13 @@ serialisation failure nonetheless reruns the whole batch (``Database.run_transac
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from functools import partial
 
 import asyncpg
 
 from bot.storage.errors import StorageBusy
-from bot.storage.postgres.database import Database
+from bot.storage.postgres.database import Database, lock_id
 from bot.storage.votes import (
     ForgottenVotes,
     TotalsDeltas,
@@ -29,11 +28,9 @@ from bot.storage.votes import (
 )
 
 
-def lock_id(key: VoteKey) -> int:
-    """A 64-bit advisory lock id for one vote key (a collision only serialises two keys)."""
+def vote_lock_id(key: VoteKey) -> int:
     guild_id, user_id, episode_key = key
-    digest = hashlib.blake2b(f"{guild_id}:{user_id}:{episode_key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return lock_id(f"vote:{guild_id}:{user_id}:{episode_key}")
 
 
 class PostgresVotes:
@@ -57,7 +54,7 @@ class PostgresVotes:
 
 
 async def _lock(conn: asyncpg.Connection, keys: Sequence[VoteKey]) -> None:
-    ids = sorted({lock_id(key) for key in keys})
+    ids = sorted({vote_lock_id(key) for key in keys})
     await conn.execute(
         "SELECT pg_advisory_xact_lock(id) FROM (SELECT unnest($1::bigint[]) AS id) AS sorted "
         "ORDER BY id",

@@ -149,6 +149,9 @@ class SqliteTransaction:
         rows = await self.conn.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
+    async def serialize(self, key: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE made this the only writer."""
+
 
 class Database:
     """Owns the database's connections (see the module docstring).
