@@ -22,7 +22,8 @@ from bot.lookup import Catalogue
 from bot.messages import OutgoingMessage, ending_messages, review_message
 from bot.spoilers.durations import DurationError, parse_window
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings, decide
-from bot.storage import Storage, StorageError, sqlite_path_from_url
+from bot.storage import POSTGRES_SCHEMES, Storage, StorageError
+from bot.storage.sqlite.database import sqlite_path_from_url
 from bot.terminal_times import readable_times
 
 log = logging.getLogger("bot")
@@ -241,6 +242,13 @@ async def check_votes(settings: Settings) -> int:
 
 def reload(settings: Settings) -> int:
     """Ask the bot running on this database to reload its content (see reload_signal)."""
+    if settings.database_url.startswith(POSTGRES_SCHEMES):
+        print(
+            "embargo: `reload` finds the bot by its SQLite file; on PostgreSQL each process "
+            "reloads when the content files change",
+            file=sys.stderr,
+        )
+        return 2
     try:
         database = sqlite_path_from_url(settings.database_url, PROJECT_DIR)
     except StorageError as error:

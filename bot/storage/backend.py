@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.storage.errors import StorageBusy
@@ -50,6 +51,10 @@ class Database(Protocol):
     # Whether write faults are logged: off in one-shot CLI commands, which print the fault
     # as one line instead.
     report_faults: bool
+
+    @property
+    def local_file(self) -> Path | None:
+        """The file the database lives in, when it is a local file (SQLite), else None."""
 
     async def open(self) -> None:
         """Connect, check and migrate, or raise StorageError saying what is wrong."""

@@ -20,12 +20,13 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
-from bot.storage.backend import Params
+from bot.storage.backend import Params, Statement
 from bot.storage.errors import (
     WRITE_TIMEOUT_S,
     FaultLog,
@@ -179,6 +180,10 @@ class Database:
         self._pool: asyncpg.Pool | None = None
 
     @property
+    def local_file(self) -> Path | None:
+        return None
+
+    @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise StorageError("storage is not open")
@@ -295,6 +300,17 @@ class Database:
                     raise self._fault(error) from error
                 return result
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def run_statements(
+        self, statements: Sequence[Statement], *, wait_s: float = WRITE_TIMEOUT_S
+    ) -> None:
+        """Run each statement once per row, in order, as one transaction."""
+
+        async def run(conn: asyncpg.Connection) -> None:
+            for sql, rows in statements:
+                await conn.executemany(to_postgres(sql), rows)
+
+        await self.run_transaction(run, wait_s=wait_s)
 
     @asynccontextmanager
     async def _connection(self, wait_s: float) -> AsyncIterator[asyncpg.Connection]:

@@ -183,6 +183,10 @@ class Database:
         self._reader: sqlite3.Connection | None = None
 
     @property
+    def local_file(self) -> Path | None:
+        return self.path if isinstance(self.path, Path) else None
+
+    @property
     def conn(self) -> aiosqlite.Connection:
         if self._conn is None:
             raise StorageError("storage is not open")
