@@ -52,6 +52,19 @@ MIGRATION_LOCK = 0x456D_6261_7267_6F01
 # A transaction that deadlocked or failed to serialise is run again this many times at most.
 RETRIES = 5
 _PLACEHOLDER = re.compile(r"\?")
+# The connection is gone (the server restarted, a network fault, a session terminated).
+CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+    OSError,
+)
+# Anything that may mean the database, not our code, failed.
+DATABASE_ERRORS = (asyncpg.PostgresError, *CONNECTION_LOST)
+# Another process's transaction got in the way: running this one again will work.
+CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
 def lock_id(key: str) -> int:
@@ -130,6 +143,7 @@ def postgres_fault(error: BaseException, where: str) -> StorageError | None:
             | asyncpg.CannotConnectNowError()
             | asyncpg.AdminShutdownError()
             | asyncpg.InterfaceError()
+            | asyncpg.InternalClientError()
             | ConnectionError()
             | OSError()
         ):
@@ -230,7 +244,7 @@ class Database:
     async def read(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
         try:
             return await self.pool.fetch(to_postgres(sql), *params)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+        except DATABASE_ERRORS as error:
             raise self._fault(error) from error
 
     async def fetch_all(
@@ -248,7 +262,7 @@ class Database:
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
                 return [await conn.fetch(to_postgres(sql), *params) for sql, params in queries]
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+        except DATABASE_ERRORS as error:
             raise self._fault(error) from error
 
     @asynccontextmanager
@@ -260,7 +274,7 @@ class Database:
             try:
                 async with conn.transaction():
                     yield PostgresTransaction(conn)
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+            except DATABASE_ERRORS as error:
                 raise self._fault(error) from error
 
     async def run_transaction(
@@ -269,29 +283,32 @@ class Database:
         *,
         wait_s: float = WRITE_TIMEOUT_S,
     ) -> T:
-        """Run ``work(connection)`` as one transaction; run it again from the start when it
-        deadlocked or could not be serialised with another process's (``RETRIES`` times at
-        most). A connection lost while committing raises StorageOutcomeUnknown."""
-        async with self._connection(wait_s) as conn:
-            for attempt in range(RETRIES + 1):
+        """Run ``work(connection)`` as one transaction. It is run again from the start, on a
+        fresh connection if need be, when it deadlocked or could not be serialised with
+        another process's transaction, or when the connection was lost before COMMIT (then
+        nothing of it was saved); ``RETRIES`` times at most. A connection lost during COMMIT
+        raises StorageOutcomeUnknown: the write may or may not be saved."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        for attempt in range(RETRIES + 1):
+            async with self._connection(max(0.001, deadline - loop.time())) as conn:
                 transaction = conn.transaction()
-                await transaction.start()
                 try:
+                    await transaction.start()
                     result = await work(conn)
                 except BaseException as error:
-                    with contextlib.suppress(Exception):
-                        await transaction.rollback()
-                    if attempt < RETRIES and isinstance(
-                        error, asyncpg.DeadlockDetectedError | asyncpg.SerializationError
-                    ):
-                        log.info("retrying a transaction after %s", type(error).__name__)
+                    if not conn.is_closed():
+                        with contextlib.suppress(*DATABASE_ERRORS):
+                            await transaction.rollback()
+                    if attempt < RETRIES and isinstance(error, CONFLICTS + CONNECTION_LOST):
+                        log.info("running a transaction again after %s", type(error).__name__)
                         continue
-                    if isinstance(error, asyncpg.PostgresError | OSError | asyncpg.InterfaceError):
+                    if isinstance(error, DATABASE_ERRORS):
                         raise self._fault(error) from error
                     raise
                 try:
                     await transaction.commit()
-                except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as error:
+                except CONNECTION_LOST as error:
                     raise StorageOutcomeUnknown(
                         f"the connection to {self.where} was lost while committing "
                         f"({error}): the last write may or may not be saved"
@@ -299,7 +316,7 @@ class Database:
                 except asyncpg.PostgresError as error:
                     raise self._fault(error) from error
                 return result
-        raise AssertionError("unreachable")  # the loop returns or raises
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def run_statements(
         self, statements: Sequence[Statement], *, wait_s: float = WRITE_TIMEOUT_S
@@ -319,7 +336,7 @@ class Database:
             conn = await self.pool.acquire(timeout=wait_s)
         except TimeoutError:
             raise self._fault(self.busy()) from None
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as error:
+        except DATABASE_ERRORS as error:
             raise self._fault(error) from error
         try:
             yield conn

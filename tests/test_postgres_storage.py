@@ -1,0 +1,172 @@
+"""The PostgreSQL backend's own behaviour: several processes on one database, migrations under
+a lock, faults as one line. (Everything else storage does runs on both backends in the other
+storage tests.)"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.ranking import Tally
+from bot.storage import Storage, StorageError
+from bot.storage.migrations import migrations
+from bot.storage.postgres.database import redacted, to_postgres
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+GUILDS = (101, 202, 303)
+EPISODES = ("bm/s01e01", "bm/s01e02", "sev/s01e01")
+
+
+async def open_processes(url: str, count: int) -> list[Storage]:
+    """``count`` storages on one database, opened together as processes starting at once."""
+    return list(await asyncio.gather(*(Storage.open(url, Path(".")) for _ in range(count))))
+
+
+async def close_all(stores: list[Storage]) -> None:
+    await asyncio.gather(*(store.close() for store in stores))
+
+
+async def test_processes_starting_together_apply_each_migration_once(postgres_url):
+    # Without the migration lock the second process runs 001 too and fails on a table that
+    # already exists.
+    stores = await open_processes(postgres_url, 4)
+    try:
+        for store in stores:
+            assert await store.db.schema_version() == len(migrations("postgres"))
+        rows = await stores[0].db.fetch_all("SELECT version FROM embargo_schema")
+        assert [tuple(row) for row in rows] == [(len(migrations("postgres")),)]
+    finally:
+        await close_all(stores)
+
+
+async def test_a_database_newer_than_the_code_is_refused(postgres_url):
+    store = await Storage.open(postgres_url, Path("."))
+    async with store.db.transaction() as tx:
+        await tx.execute("UPDATE embargo_schema SET version = 999")
+    await store.close()
+    with pytest.raises(StorageError, match="schema version 999, newer than this code"):
+        await Storage.open(postgres_url, Path("."))
+
+
+async def test_no_server_there_is_one_clear_line(tmp_path):
+    url = f"postgresql://embargo:secret-password@/embargo?host={tmp_path}"
+    with pytest.raises(StorageError) as caught:
+        await Storage.open(url, tmp_path)
+    message = str(caught.value)
+    assert message.startswith("cannot reach PostgreSQL at postgresql://embargo@")
+    assert "\n" not in message
+    assert "secret-password" not in message
+
+
+async def test_a_database_that_does_not_exist_is_named(postgres_server):
+    url = postgres_server.url("no_such_database")
+    with pytest.raises(StorageError, match="no_such_database does not exist"):
+        await Storage.open(url, Path("."))
+
+
+def test_placeholders_and_urls():
+    assert to_postgres("SELECT a FROM t WHERE b = ? AND c IN (?, ?)") == (
+        "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
+    )
+    assert redacted("postgresql://bot:hunter2@db.example:5433/embargo?sslmode=require") == (
+        "postgresql://bot@db.example:5433/embargo"
+    )
+
+
+async def test_votes_from_three_processes_stay_exactly_once_and_totals_exact(postgres_url):
+    """Three processes vote on the same keys at once. For every key the replies form one
+    chain (each reports the score the one before it set), the stored score is the chain's
+    end, and every total (per server and pooled) equals a recount."""
+    stores = await open_processes(postgres_url, 3)
+    rng = random.Random(7)
+    try:
+        ops = []
+        for guild in GUILDS:
+            for user in range(1, 9):
+                for episode in EPISODES:
+                    # Distinct scores per key, so the chain of replies can be followed.
+                    for score in rng.sample(range(1, 11), rng.randint(1, 5)):
+                        ops.append((rng.randrange(3), (guild, user, episode), score))
+        rng.shuffle(ops)
+        results = await asyncio.gather(
+            *(stores[process].cast_vote(*key, score, now=NOW) for process, key, score in ops)
+        )
+        chains: dict[tuple[int, int, str], dict[int | None, int]] = {}
+        for (_, key, _), result in zip(ops, results, strict=True):
+            follows = chains.setdefault(key, {})
+            assert result.old_score not in follows, f"two votes replaced one score: {key}"
+            follows[result.old_score] = result.new_score
+        for key, follows in chains.items():
+            score, walked = None, 0
+            while score in follows:
+                score, walked = follows[score], walked + 1
+            assert walked == len(follows), f"the replies for {key} are not one chain"
+            rows = await stores[0].db.read(
+                "SELECT score FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?",
+                key,
+            )
+            assert rows[0][0] == score
+        assert await stores[1].check_vote_totals() == []
+        pooled: dict[str, Tally] = {}
+        for (_, _, episode), follows in chains.items():
+            final = next(new for new in follows.values() if new not in follows)
+            pooled[episode] = pooled.get(episode, Tally()) + Tally(1, final)
+        assert await stores[2].vote_tallies("bm", None) == {
+            key: tally for key, tally in pooled.items() if key.startswith("bm/")
+        }
+    finally:
+        await close_all(stores)
+
+
+async def test_forgetting_a_member_while_other_processes_vote_keeps_totals_exact(postgres_url):
+    stores = await open_processes(postgres_url, 3)
+    try:
+        await asyncio.gather(
+            *(
+                stores[user % 3].cast_vote(guild, user, episode, 5, now=NOW)
+                for guild in GUILDS
+                for user in range(1, 6)
+                for episode in EPISODES
+            )
+        )
+        jobs = [
+            stores[(user + guild) % 3].cast_vote(guild, user, episode, 9, now=NOW)
+            for guild in GUILDS
+            for user in range(1, 6)
+            for episode in EPISODES
+        ]
+        jobs.insert(20, stores[0].forget_member(3))
+        jobs.insert(40, stores[1].forget_member(4))
+        await asyncio.gather(*jobs)
+        assert await stores[2].check_vote_totals() == []
+    finally:
+        await close_all(stores)
+
+
+async def test_writes_after_the_server_dropped_every_connection_go_through(postgres_url):
+    store = await Storage.open(postgres_url, Path("."))
+    try:
+        await store.cast_vote(GUILDS[0], 1, EPISODES[0], 4, now=NOW)
+        assert await store.vote_tallies("bm", GUILDS[0]) == {EPISODES[0]: Tally(1, 4)}
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            # The server ends every other session, as a restart or a failover would.
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        # Written on a fresh connection (nothing of it reached a COMMIT on the dead one).
+        await store.cast_vote(GUILDS[0], 2, EPISODES[0], 6, now=NOW)
+        await store.set_min_votes(GUILDS[0], 3)
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 3
+        assert await store.check_vote_totals() == []
+        assert await store.vote_tallies("bm", GUILDS[0]) == await store.vote_tallies("bm", None)
+    finally:
+        await store.close()
