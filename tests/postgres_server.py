@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REQUIRE_VARIABLE = "EMBARGO_REQUIRE_POSTGRES"
+# A folder holding initdb, pg_ctl, createdb and dropdb, for installs outside Debian's layout.
+BIN_VARIABLE = "EMBARGO_POSTGRES_BIN"
 SUPERUSER = "embargo"
 
 
@@ -30,6 +32,11 @@ class PostgresMissing(Exception):
 
 def server_binaries() -> Path:
     """The newest installed PostgreSQL's bin folder (Debian: /usr/lib/postgresql/N/bin)."""
+    chosen = os.environ.get(BIN_VARIABLE)
+    if chosen:
+        if not (Path(chosen) / "initdb").is_file():
+            raise PostgresMissing(f"{BIN_VARIABLE}={chosen} holds no initdb")
+        return Path(chosen)
     found = sorted(
         (Path(path).parent for path in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
         key=lambda folder: int(folder.parent.name) if folder.parent.name.isdigit() else 0,

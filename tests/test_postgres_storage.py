@@ -5,17 +5,22 @@ storage tests.)"""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage, StorageError
 from bot.storage.migrations import migrations
 from bot.storage.postgres.database import redacted, to_postgres
+from tests.postgres_server import BIN_VARIABLE, REQUIRE_VARIABLE
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 GUILDS = (101, 202, 303)
@@ -170,3 +175,37 @@ async def test_writes_after_the_server_dropped_every_connection_go_through(postg
         assert await store.vote_tallies("bm", GUILDS[0]) == await store.vote_tallies("bm", None)
     finally:
         await store.close()
+
+
+def run_settings_test(**env: str) -> subprocess.CompletedProcess[str]:
+    """One storage test, on both backends, in a pytest of its own with ``env``."""
+    clean = {k: v for k, v in os.environ.items() if k not in {REQUIRE_VARIABLE, BIN_VARIABLE}}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "tests/test_storage_settings.py::test_meta_round_trip",
+        ],
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        cwd=PROJECT_DIR,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_without_postgres_its_runs_are_skipped_saying_why_unless_required(tmp_path):
+    missing = run_settings_test(**{BIN_VARIABLE: str(tmp_path)})
+    assert missing.returncode == 0, missing.stdout
+    assert "1 passed, 1 skipped" in missing.stdout
+    assert f"{BIN_VARIABLE}={tmp_path} holds no initdb" in missing.stdout
+
+    required = run_settings_test(**{BIN_VARIABLE: str(tmp_path), REQUIRE_VARIABLE: "1"})
+    assert required.returncode == 1, required.stdout
+    assert f"{REQUIRE_VARIABLE}=1 makes this a failure" in required.stdout
+    assert "1 passed, 1 error" in required.stdout
