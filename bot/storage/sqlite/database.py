@@ -116,8 +116,10 @@ def sqlite_path_from_url(url: str, base_dir: Path) -> Path | str:
     """
     prefix = "sqlite://"
     if not url.startswith(prefix):
+        # Whatever follows the scheme may hold a password: not echoed.
+        shown = url.split("://", 1)[0] + "://…" if "://" in url else url
         raise StorageError(
-            f"DATABASE_URL {url!r} is not supported: use sqlite:///path/to/embargo.db or "
+            f"DATABASE_URL {shown!r} is not supported: use sqlite:///path/to/embargo.db or "
             "postgresql://user@host/dbname"
         )
     rest = url[len(prefix) :]
