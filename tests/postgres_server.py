@@ -83,7 +83,9 @@ class PostgresServer:
         return f"postgresql://{SUPERUSER}@/{database}?host={self.socket_dir}"
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, *, durable: bool = False) -> PostgresServer:
+        """Start a server; ``durable`` keeps PostgreSQL's own durability (every commit
+        flushed to disk), for benchmarks; tests run without it, to spare the disk."""
         binaries = server_binaries()
         prefix, uid = _runner()
         # Short: a Unix socket's path must fit in about a hundred bytes.
@@ -100,10 +102,13 @@ class PostgresServer:
             "-U",
             SUPERUSER,
             "--auth=trust",
-            "--no-sync",
+            *(() if durable else ("--no-sync",)),
             "--encoding=UTF8",
             "--locale=C",
         )
+        settings = f"-k {folder / 'socket'} -c listen_addresses='' -c max_connections=200"
+        if not durable:
+            settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         server._run(
             "pg_ctl",
             "-D",
@@ -112,9 +117,7 @@ class PostgresServer:
             str(folder / "server.log"),
             "-w",
             "-o",
-            # A throwaway server: durability off, so tests don't wait for the disk.
-            f"-k {folder / 'socket'} -c listen_addresses='' -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            settings,
             "start",
         )
         return server
