@@ -18,6 +18,7 @@ import asyncpg
 
 from bot.storage.errors import StorageBusy
 from bot.storage.postgres.database import Database, lock_id
+from bot.storage.retention import GUILD_TABLES, GuildDeleted
 from bot.storage.votes import (
     ForgottenVotes,
     TotalsDeltas,
@@ -48,6 +49,11 @@ class PostgresVotes:
         self, user_id: int, wait_s: float
     ) -> tuple[tuple[ForgottenVotes, int], TotalsDeltas]:
         return await self.db.run_transaction(partial(_forget_member, user_id), wait_s=wait_s)
+
+    async def delete_departed_guild(
+        self, guild_id: int, now_s: int, wait_s: float
+    ) -> tuple[GuildDeleted | None, TotalsDeltas]:
+        return await self.db.run_transaction(partial(_delete_guild, guild_id, now_s), wait_s=wait_s)
 
     def busy(self) -> StorageBusy:
         return self.db.busy()
@@ -141,6 +147,35 @@ async def _forget_member(
         votes=len(deleted), guild_ids=frozenset(guild_id for guild_id, _, _ in deleted)
     )
     return (forgotten, int(status.split()[-1])), deltas
+
+
+async def _delete_guild(
+    guild_id: int, now_s: int, conn: asyncpg.Connection
+) -> tuple[GuildDeleted | None, TotalsDeltas]:
+    """See ``VoteBackend.delete_departed_guild``. The departure row is locked first, so a
+    re-invite (which deletes it) either lands before and wins, or waits for this."""
+    delete_at = await conn.fetchval(
+        "SELECT delete_at FROM departed_guilds WHERE guild_id = $1 FOR UPDATE", guild_id
+    )
+    if delete_at is None or delete_at > now_s:
+        return None, {}
+    # Votes being cast in this server by another process wait on their keys' locks; the
+    # server's votes are read and deleted in one statement, and the totals moved by them.
+    deleted = await conn.fetch(
+        "DELETE FROM votes WHERE guild_id = $1 RETURNING episode_key, score", guild_id
+    )
+    deltas: TotalsDeltas = {}
+    for episode_key, score in deleted:
+        delta = deltas.setdefault((guild_id, episode_key), [0, 0])
+        delta[0] -= 1
+        delta[1] -= score
+    await _write_totals(conn, deltas)
+    # Totals left over without votes (only if they had drifted) go with the server too.
+    await conn.execute("DELETE FROM vote_totals WHERE guild_id = $1", guild_id)
+    for table in GUILD_TABLES:  # fixed names, never input
+        await conn.execute(f"DELETE FROM {table} WHERE guild_id = $1", guild_id)
+    await conn.execute("DELETE FROM departed_guilds WHERE guild_id = $1", guild_id)
+    return GuildDeleted(guild_id=guild_id, votes=len(deleted)), deltas
 
 
 async def _write_totals(conn: asyncpg.Connection, deltas: TotalsDeltas) -> None:
