@@ -19,7 +19,7 @@ from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage, StorageError
 from bot.storage.migrations import migrations
-from bot.storage.postgres.database import redacted, to_postgres
+from bot.storage.postgres.database import announcement, redacted, to_postgres
 from tests.postgres_server import BIN_VARIABLE, REQUIRE_VARIABLE
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -81,6 +81,12 @@ def test_placeholders_and_urls():
     assert redacted("postgresql://bot:hunter2@db.example:5433/embargo?sslmode=require") == (
         "postgresql://bot@db.example:5433/embargo"
     )
+    assert announcement("me", ["settings:1", "tallies:bm", "settings:1"]) == (
+        "me settings:1 tallies:bm"
+    )
+    # NOTIFY takes 8000 bytes at most: a longer list becomes one change nobody knows, on
+    # which every cache empties.
+    assert announcement("me", [f"tallies:show-{n}" for n in range(1000)]) == "me everything"
 
 
 async def test_votes_from_three_processes_stay_exactly_once_and_totals_exact(postgres_url):
@@ -209,3 +215,115 @@ def test_without_postgres_its_runs_are_skipped_saying_why_unless_required(tmp_pa
     assert required.returncode == 1, required.stdout
     assert f"{REQUIRE_VARIABLE}=1 makes this a failure" in required.stdout
     assert "1 passed, 1 error" in required.stdout
+
+
+async def eventually(check, within_s: float = 1.0) -> float:
+    """Seconds until ``check()`` (a coroutine function) is true; fails after ``within_s``."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not await check():
+        assert loop.time() - started < within_s, "not within the time allowed"
+        await asyncio.sleep(0.005)
+    return loop.time() - started
+
+
+async def cache_everything(store: Storage, guild: int, member: int) -> None:
+    await store.get_guild_settings(guild)
+    await store.watched_keys(member)
+    await store.watch_role_settings(guild)
+    await store.vote_tallies("bm", guild)
+    await store.vote_tallies("bm", None)
+
+
+async def test_a_change_in_one_process_reaches_the_others_caches_within_a_second(postgres_url):
+    one, other = await open_processes(postgres_url, 2)
+    guild, member = GUILDS[0], 42
+    try:
+        await cache_everything(other, guild, member)
+        assert guild in other._settings_cache  # cached: only an announcement can refresh it
+        await one.set_min_votes(guild, 17)
+        await one.mark_watched(member, [EPISODES[0]], now=NOW)
+        await one.set_watch_role(guild, "bm", None, 555)
+        await one.cast_vote(guild, member, EPISODES[0], 8, now=NOW)
+
+        async def settings_seen() -> bool:
+            return (await other.get_guild_settings(guild)).min_votes == 17
+
+        async def progress_seen() -> bool:
+            return await other.watched_keys(member) == {EPISODES[0]}
+
+        async def roles_seen() -> bool:
+            return [r.role_id for r in (await other.watch_role_settings(guild)).roles] == [555]
+
+        async def tallies_seen() -> bool:
+            expected = {EPISODES[0]: Tally(1, 8)}
+            return (
+                await other.vote_tallies("bm", guild) == expected
+                and await other.vote_tallies("bm", None) == expected
+            )
+
+        for seen in (settings_seen, progress_seen, roles_seen, tallies_seen):
+            await eventually(seen)
+        # Forgetting the member in one process empties the other's view of them too.
+        await cache_everything(other, guild, member)
+        await one.forget_member(member)
+
+        async def forgotten() -> bool:
+            return (
+                await other.watched_keys(member) == frozenset()
+                and await other.vote_tallies("bm", None) == {}
+            )
+
+        await eventually(forgotten)
+    finally:
+        await close_all([one, other])
+
+
+async def test_a_process_that_cannot_hear_changes_trusts_no_cache_until_it_can(postgres_url):
+    one, other = await open_processes(postgres_url, 2)
+    guild = GUILDS[1]
+    try:
+        await other.get_guild_settings(guild)
+        listener_pid = other.db._listener.get_server_pid()
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", listener_pid)
+        finally:
+            await admin.close()
+
+        async def untrusting() -> bool:
+            return not other._caching
+
+        await eventually(untrusting)
+        # Nothing cached is used meanwhile: a change is seen at once, without an announcement.
+        await one.set_min_votes(guild, 11)
+        assert (await other.get_guild_settings(guild)).min_votes == 11
+        assert guild not in other._settings_cache
+
+        async def listening_again() -> bool:
+            return other._caching
+
+        await eventually(listening_again, within_s=5)
+        assert other.db._listener.get_server_pid() != listener_pid
+        await other.get_guild_settings(guild)
+        assert guild in other._settings_cache
+        await one.set_min_votes(guild, 12)
+
+        async def heard() -> bool:
+            return (await other.get_guild_settings(guild)).min_votes == 12
+
+        await eventually(heard)
+    finally:
+        await close_all([one, other])
+
+
+async def test_an_unknown_change_empties_every_cache(postgres_url):
+    (store,) = await open_processes(postgres_url, 1)
+    try:
+        await cache_everything(store, GUILDS[0], 42)
+        store.changed_elsewhere(["everything"])
+        assert store._settings_cache == {}
+        assert store._vote_tallies_cache().entries() == {}
+        assert store._caching
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ picks the backend: ``sqlite:///path`` (the default) or ``postgresql://...``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class Storage(
         self.db = db
         self.vote_backend = vote_backend
         self.progress_backend = progress_backend
+        self._caching = True
         self._init_settings_cache()
         self._init_progress_cache()
         self._init_watch_role_cache()
@@ -70,7 +72,47 @@ class Storage(
 
             db, votes, progress = sqlite.backend(database_url, base_dir)
         await db.open()
-        return cls(db, votes, progress)
+        storage = cls(db, votes, progress)
+        try:
+            await db.listen(storage.changed_elsewhere, storage.trust_caches)
+        except BaseException:
+            await db.close()
+            raise
+        return storage
+
+    def changed_elsewhere(self, changes: Sequence[str]) -> None:
+        """Another process committed these changes (``bot/storage/backend.py``: change
+        names): drop what the caches hold of them, and any fill racing them."""
+        for change in changes:
+            kind, _, key = change.partition(":")
+            if kind == "settings":
+                self._settings_changed(int(key))
+            elif kind == "watch_roles":
+                self._watch_roles_changed(int(key))
+            elif kind == "progress":
+                self._progress_changed(int(key))
+            elif kind == "tallies":
+                self._vote_tallies_cache().invalidate(None if key == "*" else [key])
+            elif kind == "guild":
+                self._guild_forgotten(int(key))
+            else:  # a change this version doesn't know: trust nothing cached
+                self.trust_caches(True)
+
+    def trust_caches(self, trusted: bool) -> None:
+        """Empty every cache, and keep them empty unless ``trusted``: while other processes'
+        changes may go unannounced (the backend's listener is down), every read asks the
+        database."""
+        self._caching = trusted
+        for cache, counter in (
+            (self._settings_cache, "_settings_writes"),
+            (self._progress_cache, "_progress_writes"),
+            (self._watch_role_cache, "_watch_role_writes"),
+        ):
+            cache.clear()
+            setattr(self, counter, getattr(self, counter) + 1)
+        tallies = self._vote_tallies_cache()
+        tallies.trusted = trusted
+        tallies.invalidate(None)
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in

@@ -6,13 +6,18 @@ Areas whose SQL is portable (settings, discussion, watch roles, content) are wri
 against ``Database``: SQL uses ``?`` placeholders, which a backend translates if its driver
 spells them otherwise, and rows are read by position or by column name.
 
+Changes that other processes' caches must hear of are named ``kind:key``:
+``settings:<guild_id>``, ``watch_roles:<guild_id>``, ``progress:<user_id>``,
+``tallies:<show_slug>`` (``tallies:*`` for any show) and ``guild:<guild_id>`` (everything of
+a server).
+
 Two backends: ``bot/storage/sqlite`` (the default, ``sqlite:///path``) and
 ``bot/storage/postgres`` (``postgresql://...``, through asyncpg).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +41,10 @@ class Transaction(Protocol):
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def announce(self, changes: Sequence[str]) -> None:
+        """Tell the other processes on this database, once this transaction commits, what
+        it changed (their caches drop it; see ``Database.listen``). Nothing on SQLite."""
 
     async def serialize(self, key: str) -> None:
         """Wait until no other transaction that serialised on ``key`` is in progress, and
@@ -77,6 +86,16 @@ class Database(Protocol):
 
     async def run_statements(self, statements: Sequence[Statement], *, wait_s: float = ...) -> None:
         """Run each statement once per row, in order, as one transaction."""
+
+    async def listen(
+        self,
+        on_change: Callable[[Sequence[str]], None],
+        on_trust: Callable[[bool], None],
+    ) -> None:
+        """Call ``on_change`` with the changes other processes announce as they commit; call
+        ``on_trust(False)`` when announcements may be missed (the listening connection was
+        lost) and ``on_trust(True)`` once listening again. Nothing to do for SQLite, where
+        one process owns the file."""
 
     async def schema_version(self) -> int: ...
 

@@ -47,6 +47,7 @@ class ProgressStore:
     progress_backend: ProgressBackend
     _progress_cache: OrderedDict[int, frozenset[str]]
     _progress_writes: int  # committed progress writes so far
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
     def _init_progress_cache(self) -> None:
         self._progress_cache = OrderedDict()
@@ -59,7 +60,7 @@ class ProgressStore:
 
     async def watched_keys(self, user_id: int) -> frozenset[str]:
         """Every episode key the member has marked watched, as committed."""
-        cached = self._progress_cache.get(user_id)
+        cached = self._progress_cache.get(user_id) if self._caching else None
         if cached is not None:
             self._progress_cache.move_to_end(user_id)
             return cached
@@ -69,7 +70,7 @@ class ProgressStore:
         )
         keys = frozenset(row[0] for row in rows)
         # A write that committed while this read ran may have been missed: don't cache then.
-        if writes == self._progress_writes:
+        if writes == self._progress_writes and self._caching:
             self._progress_cache[user_id] = keys
             while len(self._progress_cache) > PROGRESS_CACHE_SIZE:
                 self._progress_cache.popitem(last=False)

@@ -20,6 +20,7 @@ class SettingsStore:
     db: Database
     _settings_cache: dict[int, GuildSettings]
     _settings_writes: int  # committed settings writes so far
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
     def _init_settings_cache(self) -> None:
         self._settings_cache = {}
@@ -34,13 +35,13 @@ class SettingsStore:
         """Settings for a server; DMs (``None``) and untouched servers get the defaults."""
         if guild_id is None:
             return DEFAULT_GUILD_SETTINGS
-        cached = self._settings_cache.get(guild_id)
+        cached = self._settings_cache.get(guild_id) if self._caching else None
         if cached is not None:
             return cached
         writes = self._settings_writes
         settings = await self._read_guild_settings(guild_id)
         # A write that committed while this read ran may have been missed: don't cache then.
-        if writes == self._settings_writes:
+        if writes == self._settings_writes and self._caching:
             self._settings_cache[guild_id] = settings
         return settings
 
@@ -107,6 +108,7 @@ class SettingsStore:
             raise ValueError(f"unknown settings column {column}")
         async with self.db.transaction() as conn:
             await conn.serialize(_settings_key(guild_id))
+            await conn.announce([f"settings:{guild_id}"])
             await self._ensure_guild_row(conn, guild_id)
             row = await conn.fetch_one(
                 f"SELECT {column} FROM guild_settings WHERE guild_id = ?", (guild_id,)
@@ -138,6 +140,7 @@ class SettingsStore:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
         async with self.db.transaction() as conn:
             await conn.serialize(_settings_key(guild_id))
+            await conn.announce([f"settings:{guild_id}"])
             row = await conn.fetch_one(
                 "SELECT spoiler_window_s FROM show_windows WHERE guild_id = ? AND show_slug = ?",
                 (guild_id, show_slug),
@@ -161,6 +164,7 @@ class SettingsStore:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
         async with self.db.transaction() as conn:
             await conn.serialize(_settings_key(guild_id))
+            await conn.announce([f"settings:{guild_id}"])
             was_ok = (
                 await conn.fetch_one(
                     "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -173,9 +173,13 @@ class TalliesCache:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[int | None, str], dict[str, Tally]] = OrderedDict()
         self.writing = 0  # vote batches between their start and their deltas being applied
-        self.generation = 0  # batches finished (committed or not)
+        self.generation = 0  # batches finished (committed or not), and invalidations
+        # False while changes made by other processes may go unannounced (see Storage).
+        self.trusted = True
 
     def get(self, guild_id: int | None, show_slug: str) -> dict[str, Tally] | None:
+        if not self.trusted:
+            return None
         entry = self._entries.get((guild_id, show_slug))
         if entry is None:
             return None
@@ -185,6 +189,17 @@ class TalliesCache:
     def clear(self) -> None:
         """Forget every entry (they are filled again from the database)."""
         self._entries.clear()
+
+    def invalidate(self, show_slugs: Iterable[str] | None) -> None:
+        """Another process changed these shows' totals (None: any show's): drop their entries,
+        and any fill that was reading while the change was committed."""
+        self.generation += 1
+        if show_slugs is None:
+            self._entries.clear()
+            return
+        shows = set(show_slugs)
+        for key in [key for key in self._entries if key[1] in shows]:
+            del self._entries[key]
 
     def disable(self) -> None:
         """Forget every entry and keep none from now on."""
@@ -200,7 +215,7 @@ class TalliesCache:
     ) -> None:
         """Keep ``tallies``, read from the database when ``generation`` was current, unless a
         batch was being written then or has finished since (the read may miss or include it)."""
-        if self.writing or generation != self.generation:
+        if self.writing or generation != self.generation or not self.trusted:
             return
         self._entries[(guild_id, show_slug)] = dict(tallies)
         self._entries.move_to_end((guild_id, show_slug))

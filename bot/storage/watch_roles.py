@@ -65,6 +65,7 @@ class WatchRoleStore:
     db: Database
     _watch_role_cache: dict[int, WatchRoleSettings]
     _watch_role_writes: int
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
     def _init_watch_role_cache(self) -> None:
         self._watch_role_cache = {}
@@ -76,7 +77,7 @@ class WatchRoleStore:
 
     async def watch_role_settings(self, guild_id: int) -> WatchRoleSettings:
         """The server's watch roles and last role failure, as committed."""
-        cached = self._watch_role_cache.get(guild_id)
+        cached = self._watch_role_cache.get(guild_id) if self._caching else None
         if cached is not None:
             return cached
         writes = self._watch_role_writes
@@ -103,7 +104,7 @@ class WatchRoleStore:
                 failed_at=datetime.fromtimestamp(int(failed_at), tz=UTC),
             )
         settings = WatchRoleSettings(tuple(_role(row) for row in role_rows), failure)
-        if writes == self._watch_role_writes:
+        if writes == self._watch_role_writes and self._caching:
             self._watch_role_cache[guild_id] = settings
         return settings
 
@@ -127,6 +128,7 @@ class WatchRoleStore:
             async with self.db.transaction() as conn:
                 # Each write reads what it replaces (and the server's count of roles).
                 await conn.serialize(f"watch_roles:{guild_id}")
+                await conn.announce([f"watch_roles:{guild_id}"])
                 old = await _one_role(
                     conn,
                     "guild_id = ? AND show_slug = ? AND season = ?",
@@ -164,6 +166,7 @@ class WatchRoleStore:
             async with self.db.transaction() as conn:
                 # Each write reads what it replaces (and the server's count of roles).
                 await conn.serialize(f"watch_roles:{guild_id}")
+                await conn.announce([f"watch_roles:{guild_id}"])
                 old = await _one_role(
                     conn,
                     "guild_id = ? AND show_slug = ? AND season = ?",
@@ -188,6 +191,7 @@ class WatchRoleStore:
         """Remember the server's latest watch-role failure (replacing the one before)."""
         try:
             async with self.db.transaction() as conn:
+                await conn.announce([f"watch_roles:{guild_id}"])
                 await conn.execute(
                     "INSERT INTO watch_role_failures (guild_id, role_id, problem, failed_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "

@@ -5,6 +5,11 @@ to asyncpg's ``$1, $2, ...`` (our SQL has no ``?`` inside a literal). Every pool
 bounds its lock waits (``lock_timeout``), so a write that waits for another process's row
 lock gives up within ``WRITE_TIMEOUT_S`` with StorageBusy, as it does on SQLite.
 
+Other processes on the database hear of every change their caches hold: a write sends the
+names of what it changed (``announce``, a NOTIFY in the same transaction, so it is delivered
+only if and when the transaction commits) and each process listens on a connection of its
+own (``listen``). While that connection is down the process trusts no cache.
+
 Migrations run on a connection of their own holding a session advisory lock, so two
 processes starting together apply each migration once: the second waits, then finds the
 schema current. The schema version is kept in ``embargo_schema``.
@@ -16,8 +21,10 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import itertools
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,6 +58,12 @@ POOL_SIZE = 10
 MIGRATION_LOCK = 0x456D_6261_7267_6F01
 # A transaction that deadlocked or failed to serialise is run again this many times at most.
 RETRIES = 5
+# The NOTIFY channel of cache announcements; a payload is "<sender> <change> <change>...".
+CHANNEL = "embargo_changes"
+# NOTIFY payloads stop at 8000 bytes: longer lists of changes are sent as "everything".
+MAX_PAYLOAD = 7900
+# Waits between tries to listen again after the listening connection was lost.
+RELISTEN_DELAYS_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 _PLACEHOLDER = re.compile(r"\?")
 # The connection is gone (the server restarted, a network fault, a session terminated).
 CONNECTION_LOST = (
@@ -65,6 +78,12 @@ CONNECTION_LOST = (
 DATABASE_ERRORS = (asyncpg.PostgresError, *CONNECTION_LOST)
 # Another process's transaction got in the way: running this one again will work.
 CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+def announcement(sender: str, changes: Sequence[str]) -> str:
+    """The NOTIFY payload for ``changes`` (an unknown change, "everything", if too long)."""
+    payload = " ".join([sender, *dict.fromkeys(changes)])
+    return payload if len(payload.encode()) <= MAX_PAYLOAD else f"{sender} everything"
 
 
 def lock_id(key: str) -> int:
@@ -158,8 +177,9 @@ def postgres_fault(error: BaseException, where: str) -> StorageError | None:
 class PostgresTransaction:
     """Statements inside one transaction on one pooled connection."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, sender: str) -> None:
         self.conn = conn
+        self.sender = sender
 
     async def execute(self, sql: str, params: Params = ()) -> None:
         await self.conn.execute(to_postgres(sql), *params)
@@ -177,6 +197,9 @@ class PostgresTransaction:
     async def serialize(self, key: str) -> None:
         await self.conn.execute("SELECT pg_advisory_xact_lock($1)", lock_id(key))
 
+    async def announce(self, changes: Sequence[str]) -> None:
+        await announce(self.conn, self.sender, changes)
+
 
 class Database:
     """Owns the PostgreSQL connection pool (see the module docstring)."""
@@ -192,6 +215,13 @@ class Database:
         self.report_faults = True
         self._opening = False
         self._pool: asyncpg.Pool | None = None
+        # Names this process in its announcements, so it skips its own.
+        self.sender = secrets.token_hex(6)
+        self._listener: asyncpg.Connection | None = None
+        self._on_change: Callable[[Sequence[str]], None] | None = None
+        self._on_trust: Callable[[bool], None] | None = None
+        self._relisten_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def local_file(self) -> Path | None:
@@ -233,6 +263,16 @@ class Database:
             self._opening = False
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten_task is not None:
+            self._relisten_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten_task
+            self._relisten_task = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await listener.close(timeout=5)
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -240,6 +280,60 @@ class Database:
                     await pool.close()
             except TimeoutError:  # a connection still busy after 10 s: drop it
                 pool.terminate()
+
+    async def listen(
+        self,
+        on_change: Callable[[Sequence[str]], None],
+        on_trust: Callable[[bool], None],
+    ) -> None:
+        self._on_change, self._on_trust = on_change, on_trust
+        try:
+            await self._start_listening()
+        except DATABASE_ERRORS as error:
+            raise self._fault(error) from error
+
+    async def _start_listening(self) -> None:
+        conn = await asyncpg.connect(self.url, server_settings={"application_name": "embargo"})
+        try:
+            await conn.add_listener(CHANNEL, self._heard)
+        except BaseException:
+            await conn.close()
+            raise
+        conn.add_termination_listener(self._listener_lost)
+        self._listener = conn
+
+    def _heard(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        sender, *changes = payload.split(" ")
+        if sender != self.sender and self._on_change is not None:
+            self._on_change(changes)
+
+    def _listener_lost(self, _conn: object) -> None:
+        if self._closing or self._on_trust is None:
+            return
+        self._listener = None
+        # Changes committed from now until listening again would go unheard.
+        self._on_trust(False)
+        log.warning(
+            "lost the connection that hears other processes' changes to %s: caches are off "
+            "until it is back",
+            self.where,
+        )
+        self._relisten_task = asyncio.create_task(self._relisten(), name="embargo-relisten")
+
+    async def _relisten(self) -> None:
+        for attempt in itertools.count():
+            await asyncio.sleep(RELISTEN_DELAYS_S[min(attempt, len(RELISTEN_DELAYS_S) - 1)])
+            try:
+                await self._start_listening()
+            except DATABASE_ERRORS:
+                continue
+            assert self._on_trust is not None  # set before the listener was first started
+            # Listening: whatever was cached may predate changes unheard meanwhile, so the
+            # caches start empty (and fills in flight are dropped).
+            self._on_trust(True)
+            log.warning("hearing other processes' changes to %s again: caches are on", self.where)
+            self._relisten_task = None
+            return
 
     async def read(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
         try:
@@ -273,7 +367,7 @@ class Database:
         async with self._connection(wait_s) as conn:
             try:
                 async with conn.transaction():
-                    yield PostgresTransaction(conn)
+                    yield PostgresTransaction(conn, self.sender)
             except DATABASE_ERRORS as error:
                 raise self._fault(error) from error
 
@@ -395,3 +489,9 @@ class Database:
         if self.report_faults and not self._opening:
             self.faults.failed(f"database ({type(fault).__name__})", str(fault))
         return fault
+
+
+async def announce(conn: asyncpg.Connection, sender: str, changes: Sequence[str]) -> None:
+    """NOTIFY the other processes of ``changes`` when the current transaction commits."""
+    if changes:
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, announcement(sender, changes))

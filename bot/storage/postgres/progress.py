@@ -17,6 +17,7 @@ class PostgresProgress:
 
     async def mark(self, user_id: int, keys: Sequence[str], watched_at: int) -> frozenset[str]:
         async with self.db.transaction() as tx:
+            await tx.announce([f"progress:{user_id}"])
             rows = await tx.conn.fetch(
                 "INSERT INTO watched_episodes (user_id, show_slug, episode_key, watched_at) "
                 "SELECT $1, show_slug, episode_key, $4 FROM unnest($2::text[], $3::text[]) "
@@ -31,6 +32,7 @@ class PostgresProgress:
 
     async def unmark(self, user_id: int, keys: Sequence[str]) -> frozenset[str]:
         async with self.db.transaction() as tx:
+            await tx.announce([f"progress:{user_id}"])
             rows = await tx.conn.fetch(
                 "DELETE FROM watched_episodes AS e USING unnest($2::text[], $3::text[]) "
                 "AS w (show_slug, episode_key) WHERE e.user_id = $1 "

@@ -11,13 +11,15 @@ serialisation failure nonetheless reruns the whole batch (``Database.run_transac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import TypeVar
 
 import asyncpg
 
+from bot.content.models import show_slug_of
 from bot.storage.errors import StorageBusy
-from bot.storage.postgres.database import Database, lock_id
+from bot.storage.postgres.database import Database, announce, lock_id
 from bot.storage.retention import GUILD_TABLES, GuildDeleted
 from bot.storage.votes import (
     ForgottenVotes,
@@ -27,6 +29,8 @@ from bot.storage.votes import (
     plan_batch,
     totals_rows,
 )
+
+T = TypeVar("T")
 
 
 def vote_lock_id(key: VoteKey) -> int:
@@ -43,20 +47,50 @@ class PostgresVotes:
     async def apply_votes(
         self, wanted: Sequence[tuple[VoteKey, int | None, int]], wait_s: float
     ) -> tuple[list[VoteChange], TotalsDeltas]:
-        return await self.db.run_transaction(partial(_apply_batch, wanted), wait_s=wait_s)
+        return await self.db.run_transaction(
+            partial(_announced, self.db.sender, partial(_apply_batch, wanted)), wait_s=wait_s
+        )
 
     async def forget_member(
         self, user_id: int, wait_s: float
     ) -> tuple[tuple[ForgottenVotes, int], TotalsDeltas]:
-        return await self.db.run_transaction(partial(_forget_member, user_id), wait_s=wait_s)
+        return await self.db.run_transaction(
+            partial(_announced, self.db.sender, partial(_forget_member, user_id), user=user_id),
+            wait_s=wait_s,
+        )
 
     async def delete_departed_guild(
         self, guild_id: int, now_s: int, wait_s: float
     ) -> tuple[GuildDeleted | None, TotalsDeltas]:
-        return await self.db.run_transaction(partial(_delete_guild, guild_id, now_s), wait_s=wait_s)
+        return await self.db.run_transaction(
+            partial(
+                _announced, self.db.sender, partial(_delete_guild, guild_id, now_s), guild=guild_id
+            ),
+            wait_s=wait_s,
+        )
 
     def busy(self) -> StorageBusy:
         return self.db.busy()
+
+
+async def _announced(
+    sender: str,
+    work: Callable[[asyncpg.Connection], Awaitable[tuple[T, TotalsDeltas]]],
+    conn: asyncpg.Connection,
+    *,
+    user: int | None = None,
+    guild: int | None = None,
+) -> tuple[T, TotalsDeltas]:
+    """Run ``work`` and announce, in the same transaction, the shows whose totals it moved
+    (and the member or server it was about)."""
+    result, deltas = await work(conn)
+    changes = [f"tallies:{show}" for show in sorted({show_slug_of(key) for _, key in deltas})]
+    if user is not None:
+        changes.append(f"progress:{user}")
+    if guild is not None:
+        changes.append(f"guild:{guild}")
+    await announce(conn, sender, changes)
+    return result, deltas
 
 
 async def _lock(conn: asyncpg.Connection, keys: Sequence[VoteKey]) -> None:

@@ -154,6 +154,9 @@ class SqliteTransaction:
     async def serialize(self, key: str) -> None:
         """Nothing to do: BEGIN IMMEDIATE made this the only writer."""
 
+    async def announce(self, changes: Sequence[str]) -> None:
+        """Nothing to do: one process owns the file and its caches."""
+
 
 class Database:
     """Owns the database's connections (see the module docstring).
@@ -324,6 +327,13 @@ class Database:
             return [reader.execute(q, p).fetchall() for q, p in queries]
         finally:
             reader.execute("COMMIT")
+
+    async def listen(
+        self,
+        on_change: Callable[[Sequence[str]], None],
+        on_trust: Callable[[bool], None],
+    ) -> None:
+        """Nothing to listen to: one process owns the file and its caches."""
 
     async def fetch_all(
         self, sql: str, params: Params = (), *, tuples: bool = False
