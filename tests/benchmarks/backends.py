@@ -124,6 +124,34 @@ def run_processes(url: str, processes: int, voters: int, votes: int, seed: int) 
     }
 
 
+async def invalidation_delays(url: str, changes: int) -> list[float]:
+    """Seconds from a setting's commit in one process until another process, which had the
+    old value cached, serves the new one (its cache dropped on hearing the announcement)."""
+    writer = await Storage.open(url, PROJECT_DIR)
+    reader = await Storage.open(url, PROJECT_DIR)
+    loop = asyncio.get_running_loop()
+    delays = []
+    try:
+        for change in range(changes):
+            await reader.get_guild_settings(1)  # cached
+            await writer.set_min_votes(1, 2 + change % 2)
+            committed = loop.time()
+            while (await reader.get_guild_settings(1)).min_votes != 2 + change % 2:
+                if loop.time() - committed > 5:
+                    raise RuntimeError("a change was not heard within 5 s")
+                await asyncio.sleep(0)
+            delays.append(loop.time() - committed)
+    finally:
+        await writer.close()
+        await reader.close()
+    return delays
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
 async def totals_drift(url: str) -> int:
     storage = await Storage.open(url, PROJECT_DIR)
     try:
@@ -138,6 +166,7 @@ def main() -> int:
     parser.add_argument("--votes", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=3)
+    parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -180,6 +209,13 @@ def main() -> int:
                     f"({', '.join(f'{rate:,.0f}' for rate in rates)}); "
                     f"{votes / batches:.1f} votes per commit; lost {lost}; totals drift {drift}"
                 )
+            delays = asyncio.run(invalidation_delays(server.create_database(), args.changes))
+            p50, p99 = (percentile(delays, fraction) * 1000 for fraction in (0.5, 0.99))
+            print(
+                f"cache invalidation across processes (PostgreSQL, {len(delays)} setting "
+                f"changes): commit to the other process serving the new value p50 {p50:.2f} "
+                f"ms, p99 {p99:.2f} ms, max {max(delays) * 1000:.2f} ms"
+            )
     finally:
         server.stop()
     return 1 if failed else 0
