@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the new file, or a directory for a time-stamped file in it",
     )
+    migrate = sub.add_parser(
+        "migrate-to",
+        prog="python -m bot migrate-to",
+        description="Copy the SQLite database (DATABASE_URL) into an empty PostgreSQL "
+        "database, then check the copy.",
+    )
+    migrate.add_argument("target", help="postgresql://user:password@host/dbname")
     return parser
 
 
@@ -160,6 +167,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return reload(settings)
     if command == "backup":
         return asyncio.run(backup(settings, args.file))
+    if command == "migrate-to":
+        return asyncio.run(migrate(settings, args.target))
     try:
         token = settings.require_token()
     except ConfigError as error:
@@ -237,6 +246,21 @@ async def check_votes(settings: Settings) -> int:
         print(f"{len(drift)} vote total(s) disagree with a recount of the votes", file=sys.stderr)
         return 1
     print("ok: every vote total matches a recount of the votes")
+    return 0
+
+
+async def migrate(settings: Settings, target: str) -> int:
+    """Copy the database into an empty PostgreSQL database and check the copy."""
+    from bot.storage.migrate_to import migrate_to
+    from bot.storage.postgres.database import redacted
+
+    copied = await migrate_to(settings.database_url, target, PROJECT_DIR)
+    rows = sum(copied.rows.values())
+    print(
+        f"ok: copied {rows:,} row(s) of {len(copied.rows)} tables into {redacted(target)}, "
+        f"{copied.rows.get('votes', 0):,} of them votes; every table's rows counted again "
+        f"and every vote total matches a recount. Set DATABASE_URL to it to use it."
+    )
     return 0
 
 
