@@ -1,4 +1,4 @@
-"""Community votes: all their SQL, the running totals, and the consistency check.
+"""Community votes: the queue, the running totals, their cache, and the consistency check.
 
 Every vote, change and withdrawal updates ``vote_totals`` (per server and episode) and
 ``vote_totals_global`` (per episode) in the same transaction as the ``votes`` row, so rankings
@@ -164,9 +164,10 @@ class TalliesCache:
     /vote and /rankings read a show's totals on every call: a hundred rows turned into
     objects, most of a command's own time. The most recently used ``capacity`` (scope, show)
     entries stay in memory. Every committed vote batch moves them by the same deltas it moved
-    the stored totals by (the group committer is the only writer of votes), and an entry is
-    filled from the database only when no batch is being written, so a committed batch can
-    never be counted twice or missed.
+    the stored totals by (the group committer is this process's only writer of votes), and an
+    entry is filled from the database only when no batch is being written, so a committed
+    batch can never be counted twice or missed. Other processes' batches (PostgreSQL) drop the
+    entries of the shows they touched (``invalidate``), as they are heard of.
     """
 
     def __init__(self, capacity: int = TALLIES_CACHE_SIZE) -> None:
