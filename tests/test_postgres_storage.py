@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import asyncpg.transaction
 import pytest
 
 from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage, StorageError
+from bot.storage.errors import StorageOutcomeUnknown
 from bot.storage.migrations import migrations
 from bot.storage.postgres.database import announcement, redacted, to_postgres
 from tests.postgres_server import BIN_VARIABLE, REQUIRE_VARIABLE
@@ -325,5 +327,62 @@ async def test_an_unknown_change_empties_every_cache(postgres_url):
         assert store._settings_cache == {}
         assert store._vote_tallies_cache().entries() == {}
         assert store._caching
+    finally:
+        await store.close()
+
+
+async def test_a_deadlock_between_two_transactions_reruns_one_and_both_commit(postgres_url):
+    store = await Storage.open(postgres_url, Path("."))
+    try:
+        async with store.db.transaction() as tx:
+            await tx.execute("INSERT INTO bot_meta VALUES ('a', '0'), ('b', '0')")
+        tries: list[str] = []
+        both_locked_one = asyncio.Barrier(2)
+
+        def crossing(first: str, second: str):
+            async def work(conn: asyncpg.Connection) -> None:
+                tries.append(first)
+                await conn.execute("UPDATE bot_meta SET meta_value = $1 WHERE meta_key = $1", first)
+                if len(tries) <= 2:  # the first tries wait for each other: a deadlock
+                    await both_locked_one.wait()
+                await conn.execute(
+                    "UPDATE bot_meta SET meta_value = $1 WHERE meta_key = $2", first, second
+                )
+
+            return work
+
+        await asyncio.gather(
+            store.db.run_transaction(crossing("a", "b"), wait_s=10),
+            store.db.run_transaction(crossing("b", "a"), wait_s=10),
+        )
+        assert len(tries) == 3  # PostgreSQL cancelled one; it ran again and committed
+        rows = dict(tuple(row) for row in await store.db.fetch_all("SELECT * FROM bot_meta"))
+        assert rows in ({"a": "a", "b": "a"}, {"a": "b", "b": "b"})
+    finally:
+        await store.close()
+
+
+async def test_a_connection_lost_while_committing_empties_the_cached_totals(
+    postgres_url, monkeypatch
+):
+    store = await Storage.open(postgres_url, Path("."))
+    try:
+        await store.cast_vote(GUILDS[0], 1, EPISODES[0], 4, now=NOW)
+        assert await store.vote_tallies("bm", GUILDS[0]) == {EPISODES[0]: Tally(1, 4)}
+        assert store._vote_tallies_cache().entries()  # cached
+        real_commit = asyncpg.transaction.Transaction.commit
+
+        async def committed_then_lost(transaction):
+            await real_commit(transaction)  # the server has it...
+            raise asyncpg.ConnectionDoesNotExistError("connection was closed")  # ...we don't
+
+        monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", committed_then_lost)
+        with pytest.raises(StorageOutcomeUnknown, match="may or may not be saved"):
+            await store.cast_vote(GUILDS[0], 2, EPISODES[0], 6, now=NOW)
+        monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", real_commit)
+        # The cache could not know whether the vote counted: it was emptied, not guessed.
+        assert store._vote_tallies_cache().entries() == {}
+        assert await store.vote_tallies("bm", GUILDS[0]) == {EPISODES[0]: Tally(2, 10)}
+        assert await store.check_vote_totals() == []
     finally:
         await store.close()
