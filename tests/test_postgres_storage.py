@@ -342,6 +342,9 @@ async def test_a_deadlock_between_two_transactions_reruns_one_and_both_commit(po
         def crossing(first: str, second: str):
             async def work(conn: asyncpg.Connection) -> None:
                 tries.append(first)
+                # Past the deadlock detector's second, however loaded the machine: the lock
+                # wait must end as a deadlock, not as the 2 s lock timeout (StorageBusy).
+                await conn.execute("SET LOCAL lock_timeout = '20s'")
                 await conn.execute("UPDATE bot_meta SET meta_value = $1 WHERE meta_key = $1", first)
                 if len(tries) <= 2:  # the first tries wait for each other: a deadlock
                     await both_locked_one.wait()
