@@ -28,7 +28,8 @@ from bot.messages import (
 )
 from bot.spoilers.durations import DurationError, parse_window
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings, TitleRule, decide
-from bot.storage import Storage, StorageError, sqlite_path_from_url
+from bot.storage import POSTGRES_SCHEMES, Storage, StorageError
+from bot.storage.sqlite.database import sqlite_path_from_url
 from bot.terminal_times import readable_times
 
 log = logging.getLogger("bot")
@@ -124,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the new file, or a directory for a time-stamped file in it",
     )
+    migrate = sub.add_parser(
+        "migrate-to",
+        prog="python -m bot migrate-to",
+        description="Copy the SQLite database (DATABASE_URL) into an empty PostgreSQL "
+        "database, then check the copy.",
+    )
+    migrate.add_argument("target", help="postgresql://user:password@host/dbname")
     return parser
 
 
@@ -165,6 +173,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return reload(settings)
     if command == "backup":
         return asyncio.run(backup(settings, args.file))
+    if command == "migrate-to":
+        return asyncio.run(migrate(settings, args.target))
     try:
         token = settings.require_token()
     except ConfigError as error:
@@ -245,8 +255,30 @@ async def check_votes(settings: Settings) -> int:
     return 0
 
 
+async def migrate(settings: Settings, target: str) -> int:
+    """Copy the database into an empty PostgreSQL database and check the copy."""
+    from bot.storage.migrate_to import migrate_to
+    from bot.storage.postgres.database import redacted
+
+    copied = await migrate_to(settings.database_url, target, PROJECT_DIR)
+    rows = sum(copied.rows.values())
+    print(
+        f"ok: copied {rows:,} row(s) of {len(copied.rows)} tables into {redacted(target)}, "
+        f"{copied.rows.get('votes', 0):,} of them votes; every table's rows counted again "
+        f"and every vote total matches a recount. Set DATABASE_URL to it to use it."
+    )
+    return 0
+
+
 def reload(settings: Settings) -> int:
     """Ask the bot running on this database to reload its content (see reload_signal)."""
+    if settings.database_url.startswith(POSTGRES_SCHEMES):
+        print(
+            "embargo: `reload` finds the bot by its SQLite file; on PostgreSQL each process "
+            "reloads when the content files change",
+            file=sys.stderr,
+        )
+        return 2
     try:
         database = sqlite_path_from_url(settings.database_url, PROJECT_DIR)
     except StorageError as error:

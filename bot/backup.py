@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.storage import Storage, StorageError, sqlite_path_from_url
-from bot.storage.database import _migrations
+from bot.storage import POSTGRES_SCHEMES, Storage, StorageError
+from bot.storage.migrations import migrations
+from bot.storage.sqlite.database import sqlite_path_from_url
 from bot.storage.votes import TotalsDrift
 
 # The bot writes in bursts; the copy waits this long for a moment's lock, never forever.
@@ -40,6 +41,11 @@ class BackupResult:
 
 
 def source_path(database_url: str, base_dir: Path) -> Path:
+    if database_url.startswith(POSTGRES_SCHEMES):
+        raise BackupError(
+            "backup copies an SQLite file; back a PostgreSQL database up with the server's "
+            "own tools (pg_dump, or continuous archiving)"
+        )
     try:
         path = sqlite_path_from_url(database_url, base_dir)
     except StorageError as error:
@@ -130,7 +136,7 @@ async def backup_database(source: Path, target: Path) -> BackupResult:
     partial = target.with_name(target.name + ".partial")
     try:
         schema = await asyncio.to_thread(_copy, source, partial)
-        code_schema = len(_migrations())
+        code_schema = len(migrations("sqlite"))
         if schema > code_schema:
             raise BackupError(
                 f"the database is at schema version {schema}, newer than this code "

@@ -12,7 +12,6 @@ import pkgutil
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import discord
@@ -101,9 +100,9 @@ class EmbargoBot(commands.Bot):
                 self._content_stop,
             )
         )
-        database = self.storage.db.path
-        if not isinstance(database, Path):
-            return  # an in-memory database: no file to put the pid beside
+        database = self.storage.db.local_file
+        if database is None:
+            return  # in memory, or on a database server: no file to put the pid beside
         try:
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP,

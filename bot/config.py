@@ -43,7 +43,8 @@ class ConfigError(Exception):
 class Settings:
     # repr=False keeps the token out of every repr, log line and traceback that prints Settings.
     discord_token: str | None = field(repr=False)
-    database_url: str
+    # A PostgreSQL URL may carry a password: kept out of repr too.
+    database_url: str = field(repr=False)
     content_dir: Path
     log_level: str
     dev_guild_id: int | None

@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 
 from bot.messages import PERMISSION_NAMES, missing_permissions_text
-from bot.storage.database import StorageError
+from bot.storage.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot

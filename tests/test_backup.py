@@ -199,6 +199,7 @@ def test_an_older_schema_is_copied_and_integrity_checked_but_not_migrated(tmp_pa
         ("target is the database", "overwrite the live database"),
         ("in memory", "in-memory"),
         ("bad url", "DATABASE_URL"),
+        ("postgresql", "pg_dump"),
         ("newer schema", "newer than this code"),
     ],
 )
@@ -220,7 +221,8 @@ async def test_bad_paths_are_one_line_and_exit_2(tmp_path, case, needle):
     before = sorted(p.name for p in tmp_path.iterdir())
     database_url = {
         "in memory": "sqlite:///:memory:",
-        "bad url": "postgres://localhost/embargo",
+        "bad url": "mysql://localhost/embargo",
+        "postgresql": "postgresql://localhost/embargo",
     }.get(case)
     result = run_backup(live, target, cwd=tmp_path, database_url=database_url)
     assert result.returncode == 2, result.stdout + result.stderr

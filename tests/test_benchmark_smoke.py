@@ -7,7 +7,10 @@ its reply checked, vote ingestion and recount) on ten small shows; it times noth
 """
 
 import dataclasses
+import subprocess
+import sys
 
+from bot.config import PROJECT_DIR
 from tests.benchmarks.checks import Checks
 from tests.benchmarks.commands import COMMANDS, measure_commands
 from tests.benchmarks.content import measure_content
@@ -70,3 +73,26 @@ async def test_the_benchmark_runs_on_a_tiny_workload_and_checks_every_answer(tmp
     assert ingest.votes_cast == 2 * SMOKE.ingest_runs * SMOKE.voters * SMOKE.votes_per_voter
     assert ingest.synchronous == "FULL"
     assert len(ingest.runs_votes_per_s) == len(ingest.runs_normal_votes_per_s) == 1
+
+
+def test_the_backends_benchmark_runs_on_both_backends(postgres_server):
+    """``python -m tests.benchmarks.backends`` (SQLite beside PostgreSQL, one and several
+    processes), tiny: it starts a server of its own, so this one only decides the skip."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.backends",
+            *("--voters", "4", "--votes", "3", "--runs", "1", "--processes", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for name in ("SQLite, 1 process", "PostgreSQL, 1 process", "PostgreSQL, 2 processes"):
+        (line,) = [line for line in lines if name in line]
+        assert "lost 0; totals drift 0" in line

@@ -1,6 +1,8 @@
 import pytest
 
 from bot.config import PROJECT_DIR, ConfigError, load_settings
+from bot.storage import StorageError
+from bot.storage.sqlite.database import sqlite_path_from_url
 
 
 def test_defaults_resolve_against_the_project_directory():
@@ -24,6 +26,16 @@ def test_token_never_appears_in_repr():
     assert settings.require_token() == "abc.def.SECRET"
     assert "SECRET" not in repr(settings)
     assert "SECRET" not in str(settings)
+
+
+def test_a_database_password_never_appears_in_repr_or_errors(tmp_path):
+    url = "postgresql://embargo:PASSWORD@db.example/embargo"
+    settings = load_settings({"DATABASE_URL": url})
+    assert settings.database_url == url
+    assert "PASSWORD" not in repr(settings)
+    with pytest.raises(StorageError) as refused:
+        sqlite_path_from_url("mysql://embargo:PASSWORD@db.example/embargo", tmp_path)
+    assert "PASSWORD" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from bot.content import sync as sync_module
 from bot.content.models import CriticRanking, Review, Show
 from bot.content.sync import dry_run, sync_content
+from bot.storage import Storage
 from bot.storage import content as content_store_module
 from bot.storage.content import RECHECK_HASH, ContentChanges, ContentStore
-from bot.storage.database import Database, _migrations, _statements
+from bot.storage.migrations import migrations, statements
 from tests.content_factory import (
     episode_table,
     ranking_toml,
@@ -27,20 +29,26 @@ from tests.content_factory import (
     write_broken_tree,
 )
 
-
-class _Store(ContentStore):
-    def __init__(self, db: Database) -> None:
-        self.db = db
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[_Store]:
-    db = Database(tmp_path / "t.db")
-    await db.open()
+async def store(database_url: str, tmp_path: Path) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database_url, tmp_path)
     try:
-        yield _Store(db)
+        yield storage
     finally:
-        await db.close()
+        await storage.close()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Storage]:
+    """For tests that read the SQLite file through a connection of their own."""
+    storage = await Storage.open(f"sqlite:///{tmp_path}/t.db", tmp_path)
+    try:
+        yield storage
+    finally:
+        await storage.close()
 
 
 @pytest.fixture
@@ -228,10 +236,10 @@ async def test_show_files_loaded_before_title_spoils_existed_are_loaded_again(tm
     write(root, "reviews/alpha/s01e01.md", review_md("Fine."))
     _age(root)
     path = tmp_path / "before.db"
-    version = next(n for n, name, _ in _migrations() if "title_spoils" in name) - 1
+    version = next(n for n, name, _ in migrations("sqlite") if "title_spoils" in name) - 1
     with sqlite3.connect(path) as old:
-        for number, _, script in _migrations()[:version]:
-            for statement in _statements(script):
+        for number, _, script in migrations("sqlite")[:version]:
+            for statement in statements(script):
                 old.execute(statement)
             old.execute(f"PRAGMA user_version = {number}")
         old.execute("INSERT INTO shows VALUES ('alpha', 'Alpha', 'Test Network', 'Europe/London')")
@@ -247,17 +255,15 @@ async def test_show_files_loaded_before_title_spoils_existed_are_loaded_again(tm
                 (rel, _sha(root / rel), info.st_size, info.st_mtime_ns, time.time_ns()),
             )
     old.close()
-    db = Database(path)
-    await db.open()
+    store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
-        store = _Store(db)
         report = await sync_content(store, root)
         assert report.loaded == ("shows/alpha.toml",)
         assert report.unchanged == ("reviews/alpha/s01e01.md",)
         [episode] = (await _shows(store))["alpha"].episodes
         assert episode.title_spoils
     finally:
-        await db.close()
+        await store.close()
 
 
 async def test_bad_show_edit_keeps_the_last_good_version(store, content):
@@ -417,17 +423,18 @@ async def test_show_and_ranking_changed_together(store, content):
 async def test_sync_never_touches_votes(store, content):
     # The votes table arrives in a later migration; a stand-in with the same key proves
     # that replacing and deleting content rows leaves rows keyed by episode_key alone.
-    await store.db.conn.execute("CREATE TABLE votes_probe (episode_key TEXT, user_id BIGINT)")
-    await store.db.conn.execute(
-        "INSERT INTO votes_probe VALUES ('beta/s01e01', 1), ('alpha/s01e02', 2)"
-    )
+    async with store.db.transaction() as tx:
+        await tx.execute("CREATE TABLE votes_probe (episode_key TEXT, user_id BIGINT)")
+        await tx.execute("INSERT INTO votes_probe VALUES ('beta/s01e01', 1), ('alpha/s01e02', 2)")
     await sync_content(store, content)
     write(content, "shows/beta.toml", show_toml(episodes=[episode_table(1, 2)]))
     (content / "reviews/alpha/s01e02.md").unlink()
     await sync_content(store, content)
-    async with store.db.conn.execute("SELECT episode_key, user_id FROM votes_probe") as cursor:
-        rows = [tuple(row) for row in await cursor.fetchall()]
-    assert rows == [("beta/s01e01", 1), ("alpha/s01e02", 2)]
+    rows = [
+        tuple(row)
+        for row in await store.db.fetch_all("SELECT episode_key, user_id FROM votes_probe")
+    ]
+    assert sorted(rows) == [("alpha/s01e02", 2), ("beta/s01e01", 1)]
 
 
 async def test_misnamed_files_are_reported_every_sync(store, content):
@@ -451,7 +458,7 @@ async def test_a_failed_write_never_leaves_a_record_vouching_for_missing_rows(st
         reviews=(bad_review,),
         file_hashes={"shows/delta.toml": "abc", "reviews/delta/s01e01.md": "def"},
     )
-    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+    with pytest.raises(INTEGRITY_ERRORS, match=r"(?i)not.null"):
         await store.apply_content_changes(changes)
     assert [s.slug for s in await store.load_shows()] == ["delta"]
     assert await store.get_review("delta/s01e01") is None
@@ -568,9 +575,10 @@ async def test_records_without_a_stat_are_hashed_once(store, content, monkeypatc
     """Rows recorded before migration 003 have no stat: each file is hashed once more."""
     _age(content)
     await sync_content(store, content)
-    await store.db.conn.execute(
-        "UPDATE content_files SET size = NULL, mtime_ns = NULL, stat_checked_ns = NULL"
-    )
+    async with store.db.transaction() as tx:
+        await tx.execute(
+            "UPDATE content_files SET size = NULL, mtime_ns = NULL, stat_checked_ns = NULL"
+        )
     reads = _count_reads(monkeypatch)
     report = await sync_content(store, content)
     assert report.loaded == ()
@@ -595,8 +603,9 @@ async def test_reviews_in_batches_load_like_one(store, content, monkeypatch):
 
 
 async def test_readers_see_whole_files_and_no_record_ahead_of_its_rows(
-    store, content, tmp_path, monkeypatch
+    sqlite_store, content, tmp_path, monkeypatch
 ):
+    store = sqlite_store
     monkeypatch.setattr(sync_module, "REVIEW_BATCH", 1)
     monkeypatch.setattr(content_store_module, "TRANSACTION_BYTES", 1)
     real_parse = sync_module._parse_reviews

@@ -8,7 +8,7 @@ import sqlite3
 import aiosqlite
 import pytest
 
-from bot.storage import Database
+from bot.storage.sqlite.database import Database
 
 META = "SELECT meta_value FROM bot_meta WHERE meta_key = ?"
 

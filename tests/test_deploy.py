@@ -12,7 +12,8 @@ import pytest
 
 from bot import chart
 from bot.config import DEFAULT_DATABASE_URL, PROJECT_DIR
-from bot.storage import Storage, sqlite_path_from_url
+from bot.storage import Storage
+from bot.storage.sqlite.database import sqlite_path_from_url
 
 DEPLOY = PROJECT_DIR / "deploy"
 UNIT = DEPLOY / "embargo.service"

@@ -1,10 +1,12 @@
-"""The discussion store against a real SQLite file: announce settings, the ledger, threads."""
+"""The discussion store against a real SQLite file and a real PostgreSQL server: announce
+settings, the ledger, threads."""
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from bot.calendar import (
@@ -15,7 +17,7 @@ from bot.calendar import (
     PostKind,
     PostState,
 )
-from bot.storage import Database, Storage
+from bot.storage import Storage
 from bot.storage.discussion import MAX_ERROR_LENGTH
 
 GUILD = 1234
@@ -26,37 +28,31 @@ RELEASE_KEY = PostKey(GUILD, "show-a/s01e01", PostKind.RELEASE)
 CLOSE_KEY = PostKey(GUILD, "show-a/s01e01", PostKind.WINDOW_CLOSED)
 
 
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+
+
 @pytest.fixture
-async def storage(tmp_path):
-    store = await Storage.open(f"sqlite:///{tmp_path}/t.db", tmp_path)
+async def storage(database_url, tmp_path):
+    store = await Storage.open(database_url, tmp_path)
     yield store
     await store.close()
 
 
-async def test_migration_creates_the_tables_with_their_constraints(tmp_path):
-    db = Database(tmp_path / "fresh.db")
-    await db.open()
-    try:
-        await db.conn.execute(
-            "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, attempts, due_at, "
-            "created_at, updated_at) VALUES ('a/s01e01', 1, 'release', 'posted', 1, 0, 0, 0)"
-        )
-        # UNIQUE (guild, episode, kind).
-        with pytest.raises(sqlite3.IntegrityError):
-            await db.conn.execute(
-                "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, attempts, "
-                "due_at, created_at, updated_at) "
-                "VALUES ('a/s01e01', 1, 'release', 'failed', 1, 0, 0, 0)"
-            )
-        with pytest.raises(sqlite3.IntegrityError):
-            await db.conn.execute(
-                "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, attempts, "
-                "due_at, created_at, updated_at) "
-                "VALUES ('a/s01e01', 2, 'release', 'lost', 1, 0, 0, 0)"
-            )
-        await db.conn.rollback()
-    finally:
-        await db.close()
+async def test_migration_creates_the_tables_with_their_constraints(storage):
+    insert = (
+        "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, attempts, due_at, "
+        "created_at, updated_at) VALUES ('a/s01e01', ?, 'release', ?, 1, 0, 0, 0)"
+    )
+    async with storage.db.transaction() as tx:
+        await tx.execute(insert, (1, "posted"))
+    # UNIQUE (guild, episode, kind).
+    with pytest.raises(INTEGRITY_ERRORS):
+        async with storage.db.transaction() as tx:
+            await tx.execute(insert, (1, "failed"))
+    with pytest.raises(INTEGRITY_ERRORS):
+        async with storage.db.transaction() as tx:
+            await tx.execute(insert, (2, "lost"))
+    assert len(await storage.db.fetch_all("SELECT * FROM discussion_posts")) == 1
 
 
 async def test_untouched_server_announces_nothing(storage):
@@ -102,8 +98,8 @@ async def test_announce_off_for_the_server_clears_every_channel_of_that_server_o
     assert set(await storage.all_announce()) == {OTHER}
 
 
-async def test_settings_survive_reopening(tmp_path):
-    url = f"sqlite:///{tmp_path}/keep.db"
+async def test_settings_survive_reopening(database_url, tmp_path):
+    url = database_url
     store = await Storage.open(url, tmp_path)
     await store.set_announce(GUILD, 10, 20, now=T0)
     await store.record_posted(RELEASE_KEY, due_at=T0, channel_id=10, message_id=77, now=T0)

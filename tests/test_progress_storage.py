@@ -1,18 +1,21 @@
-"""Watch progress, forgetting a member, and watch-role settings, against real SQLite files."""
+"""Watch progress, forgetting a member, and watch-role settings, against real SQLite files and
+a real PostgreSQL server."""
 
 import asyncio
 import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from bot.content.models import Episode
 from bot.progress import RoleSyncFailure, RoleSyncProblem, WatchRole
 from bot.ranking import Tally, combined, community_ranking
-from bot.storage import Storage
-from bot.storage.database import _migrations, _statements
+from bot.storage import Storage, StorageError
+from bot.storage.migrations import migrations, statements
 from bot.storage.progress import PROGRESS_CACHE_SIZE
+from bot.storage.sqlite import votes as sqlite_votes
 from bot.storage.votes import TalliesCache
 from bot.storage.watch_roles import (
     MAX_WATCH_ROLES,
@@ -28,15 +31,26 @@ E1, E2, E3 = "bm/s01e01", "bm/s01e02", "bm/s01e03"
 SEV1 = "sev/s01e01"
 
 
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+
+
 @pytest.fixture
-async def storage(tmp_path):
+async def storage(database_url, tmp_path):
+    store = await Storage.open(database_url, tmp_path)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def sqlite_storage(tmp_path):
+    """For tests of the SQLite backend's own machinery (its writer, query plans)."""
     store = await Storage.open(f"sqlite:///{tmp_path}/progress.db", tmp_path)
     yield store
     await store.close()
 
 
 async def rows(storage, sql, params=()):
-    return [tuple(row) for row in await storage.db.conn.execute_fetchall(sql, params)]
+    return [tuple(row) for row in await storage.db.fetch_all(sql, params)]
 
 
 async def stored_tallies(storage, show, guild):
@@ -91,8 +105,8 @@ async def test_progress_belongs_to_the_member(storage):
     assert await storage.watched_keys(99) == frozenset()
 
 
-async def test_marks_survive_reopening(tmp_path):
-    url = f"sqlite:///{tmp_path}/reopen.db"
+async def test_marks_survive_reopening(database_url, tmp_path):
+    url = database_url
     store = await Storage.open(url, tmp_path)
     await store.mark_watched(MEMBER, [E1, E3], now=NOW)
     await store.close()
@@ -120,7 +134,7 @@ async def test_concurrent_marks_by_one_member_each_report_their_own_change(stora
 
 async def test_the_schema_allows_one_row_per_member_and_episode(storage):
     await storage.mark_watched(MEMBER, [E1], now=NOW)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         async with storage.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO watched_episodes (user_id, show_slug, episode_key, watched_at) "
@@ -132,7 +146,8 @@ async def test_the_schema_allows_one_row_per_member_and_episode(storage):
 # ---- the per-member cache --------------------------------------------------------------------
 
 
-async def test_marks_are_read_once_and_every_write_drops_the_entry(storage):
+async def test_marks_are_read_once_and_every_write_drops_the_entry(sqlite_storage):
+    storage = sqlite_storage
     await storage.mark_watched(MEMBER, [E1], now=NOW)
     statements: list[str] = []
     await storage.db.set_trace_callback(statements.append)
@@ -170,11 +185,11 @@ async def test_a_failed_write_leaves_no_stale_entry(storage, monkeypatch):
     await storage.mark_watched(MEMBER, [E1], now=NOW)
     assert await storage.watched_keys(MEMBER) == {E1}
 
-    async def fail(work):
-        raise sqlite3.OperationalError("disk I/O error")
+    async def fail(*args):
+        raise StorageError("disk I/O error")
 
-    monkeypatch.setattr(storage.db, "run_transaction", fail)
-    with pytest.raises(sqlite3.OperationalError):
+    monkeypatch.setattr(storage.progress_backend, "mark", fail)
+    with pytest.raises(StorageError):
         await storage.mark_watched(MEMBER, [E2], now=NOW)
     assert MEMBER not in storage._progress_cache
 
@@ -302,17 +317,19 @@ async def test_cached_totals_stay_exact_while_forgets_and_votes_race(storage, mo
         assert await storage.vote_tallies(show, guild) == await stored_tallies(storage, show, guild)
 
 
-async def test_forget_me_is_one_transaction_a_failure_deletes_nothing(storage):
+async def test_forget_me_is_one_transaction_a_failure_deletes_nothing(sqlite_storage, monkeypatch):
+    storage = sqlite_storage
     await storage.mark_watched(MEMBER, [E1], now=NOW)
     await storage.cast_vote(G1, MEMBER, E1, 7, now=NOW)
     assert await storage.vote_tallies("bm", G1) == {E1: Tally(1, 7)}
 
-    def progress_then_fail(conn):
-        conn.execute("DELETE FROM watched_episodes WHERE user_id = ?", (MEMBER,))
+    def progress_then_fail(user_id, conn):
+        conn.execute("DELETE FROM watched_episodes WHERE user_id = ?", (user_id,))
         raise sqlite3.OperationalError("disk full")
 
+    monkeypatch.setattr(sqlite_votes, "delete_member_progress", progress_then_fail)
     with pytest.raises(sqlite3.OperationalError):
-        await storage.forget_voter(MEMBER, also=progress_then_fail)
+        await storage.forget_member(MEMBER)
     assert await stored_score(storage, G1, MEMBER, E1) == 7
     assert await storage.watched_keys(MEMBER) == {E1}
     assert await storage.vote_tallies("bm", G1) == {E1: Tally(1, 7)}
@@ -322,9 +339,10 @@ async def test_forget_me_is_one_transaction_a_failure_deletes_nothing(storage):
 SCANNED = re.compile(r"^SCAN (\w+)")
 
 
-async def test_progress_and_forgetting_never_scan_a_table(storage):
+async def test_progress_and_forgetting_never_scan_a_table(sqlite_storage):
     """Every statement marking, reading and forgetting runs finds its rows by an index
     (SQLite plans without statistics as if every table were large)."""
+    storage = sqlite_storage
     await storage.cast_vote(G1, OTHER, E1, 3, now=NOW)
     await storage.cast_vote(G2, MEMBER, E1, 3, now=NOW)
     statements: list[str] = []
@@ -427,7 +445,8 @@ async def test_the_last_role_failure_is_kept_per_server_until_the_moderators_act
     assert (await storage.watch_role_settings(G1)).last_failure is None
 
 
-async def test_watch_role_settings_are_cached_and_dropped_on_every_write(storage):
+async def test_watch_role_settings_are_cached_and_dropped_on_every_write(sqlite_storage):
+    storage = sqlite_storage
     await storage.set_watch_role(G1, "bm", None, 501)
     statements: list[str] = []
     await storage.db.set_trace_callback(statements.append)
@@ -445,17 +464,17 @@ async def test_watch_role_settings_are_cached_and_dropped_on_every_write(storage
 
 async def test_the_migration_adds_progress_to_a_database_with_votes(tmp_path):
     path = tmp_path / "old.db"
-    progress = next(m[0] for m in _migrations() if "watch_progress" in m[1])
-    previous = [m for m in _migrations() if m[0] < progress]
+    progress = next(m[0] for m in migrations("sqlite") if "watch_progress" in m[1])
+    previous = [m for m in migrations("sqlite") if m[0] < progress]
     with sqlite3.connect(path) as old:
         for number, _, script in previous:
-            for statement in _statements(script):
+            for statement in statements(script):
                 old.execute(statement)
             old.execute(f"PRAGMA user_version = {number}")
     old.close()
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
-        assert await store.db.schema_version() == len(_migrations())
+        assert await store.db.schema_version() == len(migrations("sqlite"))
         await store.mark_watched(MEMBER, [E1], now=NOW)
         assert await store.watched_keys(MEMBER) == {E1}
     finally:

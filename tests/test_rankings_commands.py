@@ -75,8 +75,8 @@ def content_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, content_dir: Path):
-    url = f"sqlite:///{tmp_path}/embargo.db"
+async def world(database_url: str, tmp_path: Path, content_dir: Path):
+    url = database_url
     storage = await Storage.open(url, tmp_path)
     settings = Settings(
         discord_token=None,
@@ -122,10 +122,10 @@ def button(reply, label: str) -> dict:
 
 
 async def stored_votes(storage: Storage) -> list[tuple]:
-    async with storage.db.conn.execute(
+    rows = await storage.db.fetch_all(
         "SELECT user_id, episode_key, score FROM votes ORDER BY user_id, episode_key"
-    ) as cursor:
-        return [tuple(row) for row in await cursor.fetchall()]
+    )
+    return [tuple(row) for row in rows]
 
 
 def open_png(data: bytes) -> Image.Image:

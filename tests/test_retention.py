@@ -46,15 +46,17 @@ SERVER_ROWS = {
         "created_at, updated_at) VALUES ('black-mirror/s07e06', ?, 'release', 'posted', 1, 0, "
         "0, 0)"
     ),
-    "discussion_threads": "INSERT INTO discussion_threads VALUES (? + 7, ?, 'bm/s1e1', 45, 0)",
+    "discussion_threads": (
+        "INSERT INTO discussion_threads VALUES (CAST(? AS BIGINT) + 7, ?, 'bm/s1e1', 45, 0)"
+    ),
     "watch_roles": "INSERT INTO watch_roles VALUES (?, 'black-mirror', -1, 46)",
     "watch_role_failures": "INSERT INTO watch_role_failures VALUES (?, 46, 'missing', 0)",
 }
 
 
 @pytest.fixture
-async def storage(tmp_path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(f"sqlite:///{tmp_path}/embargo.db", tmp_path)
+async def storage(database_url, tmp_path) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database_url, tmp_path)
     try:
         yield storage
     finally:
@@ -186,7 +188,13 @@ async def test_votes_queued_before_the_deletion_are_deleted_with_the_server(stor
     assert await storage.check_vote_totals() == []
 
 
-async def test_every_per_server_table_is_deleted_with_the_server(storage):
+async def tables_with_a_guild_id(storage: Storage) -> set[str]:
+    if storage.db.dialect == "postgres":
+        rows = await storage.db.read(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND column_name = 'guild_id'"
+        )
+        return {row[0] for row in rows}
     tables = [
         row[0]
         for row in await storage.db.read(
@@ -198,6 +206,11 @@ async def test_every_per_server_table_is_deleted_with_the_server(storage):
         columns = {row[1] for row in await storage.db.read(f"PRAGMA table_info({table})")}
         if "guild_id" in columns:
             with_guild.add(table)
+    return with_guild
+
+
+async def test_every_per_server_table_is_deleted_with_the_server(storage):
+    with_guild = await tables_with_a_guild_id(storage)
     handled = {*GUILD_TABLES, "votes", "vote_totals", "departed_guilds"}
     assert with_guild == handled
     assert set(SERVER_ROWS) == set(GUILD_TABLES)

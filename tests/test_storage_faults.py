@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import PROJECT_DIR
-from bot.storage import Database, Storage
-from bot.storage.database import (
+from bot.storage import Storage
+from bot.storage.sqlite.database import (
+    Database,
     FaultLog,
     StorageBusy,
     StorageDamaged,
@@ -285,7 +286,7 @@ async def test_a_failing_checkpoint_warns_once_a_minute_and_once_when_it_recover
     db = Database(tmp_path / "x.db", checkpoint_interval=0, faults=FaultLog(60, clock))
     conn = FailingCheckpoints(clock)
     task = asyncio.create_task(db._checkpoint_loop(conn))  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="bot.storage.database"):
+    with caplog.at_level(logging.WARNING, logger="bot.storage.sqlite.database"):
         await conn.rounds(600)  # five minutes of rounds, twice a second
         conn.failing = False
         await conn.rounds(10)
@@ -307,7 +308,7 @@ _FULL_DISK_SCRIPT = textwrap.dedent(
     from datetime import UTC, datetime
     from pathlib import Path
     from bot.storage import Storage
-    from bot.storage.database import StorageError, StorageFull
+    from bot.storage.sqlite.database import StorageError, StorageFull
     from tests.stored import stored_score
 
     NOW = datetime(2026, 1, 1, tzinfo=UTC)

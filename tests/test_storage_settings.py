@@ -7,15 +7,16 @@ from bot.guild_settings import DEFAULT_GUILD_SETTINGS
 from bot.spoilers.durations import DEFAULT_SPOILER_WINDOW as DEFAULT_WINDOW
 from bot.spoilers.durations import SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
-from bot.storage import Database, Storage, StorageError, sqlite_path_from_url
-from bot.storage.database import _migrations
+from bot.storage import Storage, StorageError
+from bot.storage.migrations import migrations
+from bot.storage.sqlite.database import Database, sqlite_path_from_url
 
 GUILD = 1234
 
 
 @pytest.fixture
-async def storage(tmp_path):
-    store = await Storage.open(f"sqlite:///{tmp_path}/t.db", tmp_path)
+async def storage(database_url, tmp_path):
+    store = await Storage.open(database_url, tmp_path)
     yield store
     await store.close()
 
@@ -24,7 +25,7 @@ async def test_migrates_from_empty_to_latest(tmp_path):
     db = Database(tmp_path / "fresh.db")
     await db.open()
     try:
-        assert await db.schema_version() == len(_migrations())
+        assert await db.schema_version() == len(migrations("sqlite"))
         async with db.conn.execute("PRAGMA journal_mode") as cursor:
             assert (await cursor.fetchone())[0] == "wal"
         async with db.conn.execute("PRAGMA foreign_keys") as cursor:
@@ -37,7 +38,7 @@ async def test_reopening_does_not_reapply_migrations(tmp_path):
     for _ in range(2):
         db = Database(tmp_path / "again.db")
         await db.open()
-        assert await db.schema_version() == len(_migrations())
+        assert await db.schema_version() == len(migrations("sqlite"))
         await db.close()
 
 
@@ -55,8 +56,8 @@ async def test_untouched_guild_and_dms_get_defaults(storage):
     assert await storage.get_guild_settings(None) == DEFAULT_GUILD_SETTINGS
 
 
-async def test_settings_survive_reopening(tmp_path):
-    url = f"sqlite:///{tmp_path}/keep.db"
+async def test_settings_survive_reopening(database_url, tmp_path):
+    url = database_url
     store = await Storage.open(url, tmp_path)
     await store.set_spoiler_window(GUILD, parse_window("1000d"))
     await store.set_spoiler_mode(GUILD, SpoilerMode.PRIVATE)
@@ -188,8 +189,8 @@ async def test_two_moderators_at_once_are_each_told_the_value_they_replaced(stor
     assert sorted(channel_olds) == [False, True]
 
 
-async def test_a_second_process_is_told_the_value_the_first_one_set(tmp_path):
-    url = f"sqlite:///{tmp_path}/shared.db"
+async def test_a_second_process_is_told_the_value_the_first_one_set(database_url, tmp_path):
+    url = database_url
     one, other = await Storage.open(url, tmp_path), await Storage.open(url, tmp_path)
     try:
         await other.get_guild_settings(GUILD)  # the other process has the defaults cached

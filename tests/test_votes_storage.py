@@ -7,12 +7,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage
-from bot.storage.database import _migrations, _statements
+from bot.storage.migrations import migrations, statements
 from bot.storage.votes import TalliesCache
 
 GUILD = 111
@@ -22,24 +23,35 @@ EP2 = "black-mirror/s07e01"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 
 
+# What each backend raises when a row breaks a constraint.
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+
+
 @pytest.fixture
-async def storage(tmp_path):
+async def storage(database_url, tmp_path):
+    store = await Storage.open(database_url, tmp_path)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def sqlite_storage(tmp_path):
+    """For tests of the SQLite backend's own machinery (its writer thread, query plans)."""
     store = await Storage.open(f"sqlite:///{tmp_path}/votes.db", tmp_path)
     yield store
     await store.close()
 
 
 async def rows(storage, sql, params=()):
-    async with storage.db.conn.execute(sql, params) as cursor:
-        return [tuple(row) for row in await cursor.fetchall()]
+    return [tuple(row) for row in await storage.db.fetch_all(sql, params)]
 
 
 async def test_clustering_the_totals_keeps_every_total_and_votes_keep_adding_to_them(tmp_path):
     # A database at schema 4 (totals in rowid tables) with votes already counted.
     path = tmp_path / "v4.db"
     with sqlite3.connect(path) as old:
-        for number, _, script in _migrations()[:4]:
-            for statement in _statements(script):
+        for number, _, script in migrations("sqlite")[:4]:
+            for statement in statements(script):
                 old.execute(statement)
             old.execute(f"PRAGMA user_version = {number}")
         old.execute(
@@ -60,7 +72,7 @@ async def test_clustering_the_totals_keeps_every_total_and_votes_keep_adding_to_
     old.close()
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
-        assert await store.db.schema_version() == len(_migrations())
+        assert await store.db.schema_version() == len(migrations("sqlite"))
         assert await store.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 7)}
         assert await store.vote_tallies("black-mirror", None) == {EP: Tally(2, 11)}
         await store.cast_vote(GUILD, 3, EP, 10, now=NOW)
@@ -136,7 +148,7 @@ async def test_non_integer_scores_are_refused(storage, score):
 
 async def test_the_schema_allows_one_vote_per_member_episode_and_server(storage):
     await storage.cast_vote(GUILD, 1, EP, 7, now=NOW)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         async with storage.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO votes (guild_id, user_id, episode_key, show_slug, score, voted_at) "
@@ -257,7 +269,8 @@ async def stored_tallies(storage, show, guild):
 
 
 async def stored_tallies_now(storage, show, guild):
-    """Like stored_tallies, through the reader: no await that could let a batch commit."""
+    """Like stored_tallies, through the small-read path (on SQLite inline on the loop: no
+    await that could let a batch commit)."""
     if guild is None:
         found = await storage.db.read(
             "SELECT episode_key, vote_count, score_sum FROM vote_totals_global WHERE show_slug = ?",
@@ -314,11 +327,15 @@ async def test_cached_tallies_always_equal_the_stored_ones_while_votes_land(
             for show, guild in scopes:
                 await storage.vote_tallies(show, guild)
                 # With no batch in flight every committed batch has reached the cache: each
-                # entry must equal the database right now (the file's reader answers inline,
-                # so nothing commits between these reads).
+                # entry must equal the database right now. (SQLite's reader answers inline,
+                # so nothing commits between these reads; PostgreSQL's answer is compared
+                # only if no batch started meanwhile.)
                 if cache.writing == 0:
+                    generation = cache.generation
                     for (scope, slug), cached in cache.entries().items():
-                        assert cached == await stored_tallies_now(storage, slug, scope)
+                        stored = await stored_tallies_now(storage, slug, scope)
+                        if cache.writing == 0 and cache.generation == generation:
+                            assert cached == stored
                 await asyncio.sleep(0)
 
     for _ in range(25):
@@ -341,7 +358,10 @@ async def test_cached_tallies_always_equal_the_stored_ones_while_votes_land(
     assert await storage.check_vote_totals() == []
 
 
-async def test_a_cached_show_is_served_without_a_query_and_the_least_recent_is_dropped(storage):
+async def test_a_cached_show_is_served_without_a_query_and_the_least_recent_is_dropped(
+    sqlite_storage,
+):
+    storage = sqlite_storage
     storage._tallies_cache = TalliesCache(capacity=2)
     await storage.cast_vote(GUILD, 1, EP, 7, now=NOW)
     statements: list[str] = []
@@ -363,7 +383,8 @@ async def test_a_cached_show_is_served_without_a_query_and_the_least_recent_is_d
     assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(2, 10)}
 
 
-async def test_a_flusher_cancelled_mid_batch_leaves_no_cached_total_behind(storage):
+async def test_a_flusher_cancelled_mid_batch_leaves_no_cached_total_behind(sqlite_storage):
+    storage = sqlite_storage
     await storage.cast_vote(GUILD, 1, EP, 7, now=NOW)
     assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(1, 7)}  # cached
     vote = asyncio.create_task(storage.cast_vote(GUILD, 2, EP, 3, now=NOW))
@@ -386,7 +407,7 @@ async def test_a_bad_request_does_not_sink_the_rest_of_its_batch(storage):
     bad = committer.submit((GUILD, 99, EP), 11, 0)
     good = [storage.cast_vote(GUILD, user, EP, 6, now=NOW) for user in range(1, 6)]
     outcome = await asyncio.gather(bad, *good, return_exceptions=True)
-    assert isinstance(outcome[0], sqlite3.IntegrityError)
+    assert isinstance(outcome[0], INTEGRITY_ERRORS)
     assert all(r.new_score == 6 for r in outcome[1:])
     assert await storage.vote_tallies("black-mirror", GUILD) == {EP: Tally(5, 30)}
     assert (99, EP, 11) not in await member_scores(storage)
@@ -448,8 +469,8 @@ def run_check_votes(database_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_cli_check_votes_exits_1_on_drift_and_0_when_consistent(tmp_path):
-    url = f"sqlite:///{tmp_path}/cli.db"
+async def test_cli_check_votes_exits_1_on_drift_and_0_when_consistent(database_url, tmp_path):
+    url = database_url
     store = await Storage.open(url, tmp_path)
     try:
         await store.cast_vote(GUILD, 1, EP, 7, now=NOW)
@@ -493,11 +514,12 @@ async def test_a_batch_spanning_several_lookups_reports_every_old_score(storage)
 SCANNED = re.compile(r"^SCAN (\w+)")
 
 
-async def test_voting_and_reading_votes_never_scan_a_votes_table(storage):
+async def test_voting_and_reading_votes_never_scan_a_votes_table(sqlite_storage):
     """At a million votes a scan costs hundreds of milliseconds: every statement that casting,
     changing, withdrawing and reading votes runs must find its rows through an index.
     SQLite plans without statistics as if every table were large, so these plans are the ones
     a big database gets (the scan this guards against showed up here too)."""
+    storage = sqlite_storage
     conn = storage.db.conn
     await storage.cast_vote(GUILD, 1, EP2, 3, now=NOW)
     statements: list[str] = []

@@ -1,30 +1,34 @@
 """All SQL lives in this package, behind the one ``Storage`` class.
 
-``Storage`` is composed of one mixin per area (content, settings, ...), each in its own module,
-all sharing the single ``Database`` connection owner.
+``Storage`` combines one class per area (content, settings, votes, ...), each in its own
+module, over one backend (``bot/storage/backend.py``): a ``Database`` that owns the
+connections, plus the engine-specific writes of votes and watch progress. ``DATABASE_URL``
+picks the backend: ``sqlite:///path`` (the default) or ``postgresql://...``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
+from bot.storage.backend import Database
 from bot.storage.content import ContentStore
-from bot.storage.database import (
-    Database,
+from bot.storage.discussion import DiscussionStore
+from bot.storage.errors import (
     StorageBusy,
+    StorageDamaged,
     StorageError,
     StorageFull,
     StorageReadOnly,
-    sqlite_path_from_url,
 )
-from bot.storage.discussion import DiscussionStore
-from bot.storage.progress import ProgressStore, delete_member_progress
+from bot.storage.progress import ProgressBackend, ProgressStore
 from bot.storage.retention import RetentionStore
 from bot.storage.settings import SettingsStore
-from bot.storage.votes import VoteStore
+from bot.storage.votes import VoteBackend, VoteStore
 from bot.storage.watch_roles import WatchRoleStore
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +49,13 @@ class Storage(
     WatchRoleStore,
     RetentionStore,
 ):
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, vote_backend: VoteBackend, progress_backend: ProgressBackend
+    ) -> None:
         self.db = db
+        self.vote_backend = vote_backend
+        self.progress_backend = progress_backend
+        self._caching = True
         self._init_settings_cache()
         self._init_progress_cache()
         self._init_watch_role_cache()
@@ -54,18 +63,63 @@ class Storage(
     @classmethod
     async def open(cls, database_url: str, base_dir: Path) -> Storage:
         """Open (creating and migrating if needed) the database named by ``DATABASE_URL``."""
-        db = Database(sqlite_path_from_url(database_url, base_dir))
+        if database_url.startswith(POSTGRES_SCHEMES):
+            from bot.storage import postgres
+
+            db, votes, progress = postgres.backend(database_url)
+        else:
+            from bot.storage import sqlite
+
+            db, votes, progress = sqlite.backend(database_url, base_dir)
         await db.open()
-        return cls(db)
+        storage = cls(db, votes, progress)
+        try:
+            await db.listen(storage.changed_elsewhere, storage.trust_caches)
+        except BaseException:
+            await db.close()
+            raise
+        return storage
+
+    def changed_elsewhere(self, changes: Sequence[str]) -> None:
+        """Another process committed these changes (``bot/storage/backend.py``: change
+        names): drop what the caches hold of them, and any fill racing them."""
+        for change in changes:
+            kind, _, key = change.partition(":")
+            if kind == "settings":
+                self._settings_changed(int(key))
+            elif kind == "watch_roles":
+                self._watch_roles_changed(int(key))
+            elif kind == "progress":
+                self._progress_changed(int(key))
+            elif kind == "tallies":
+                self._vote_tallies_cache().invalidate(None if key == "*" else [key])
+            elif kind == "guild":
+                self._guild_forgotten(int(key))
+            else:  # a change this version doesn't know: trust nothing cached
+                self.trust_caches(True)
+
+    def trust_caches(self, trusted: bool) -> None:
+        """Empty every cache, and keep them empty unless ``trusted``: while other processes'
+        changes may go unannounced (the backend's listener is down), every read asks the
+        database."""
+        self._caching = trusted
+        for cache, counter in (
+            (self._settings_cache, "_settings_writes"),
+            (self._progress_cache, "_progress_writes"),
+            (self._watch_role_cache, "_watch_role_writes"),
+        ):
+            cache.clear()
+            setattr(self, counter, getattr(self, counter) + 1)
+        tallies = self._vote_tallies_cache()
+        tallies.trusted = trusted
+        tallies.invalidate(None)
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in
         every server, with the vote totals moved back, in one transaction committed before
         this returns."""
         try:
-            votes, watched = await self.forget_voter(
-                user_id, also=partial(delete_member_progress, user_id)
-            )
+            votes, watched = await self.forget_voter(user_id)
         finally:
             self._progress_changed(user_id)
         return MemberForgotten(
@@ -88,8 +142,8 @@ __all__ = [
     "MemberForgotten",
     "Storage",
     "StorageBusy",
+    "StorageDamaged",
     "StorageError",
     "StorageFull",
     "StorageReadOnly",
-    "sqlite_path_from_url",
 ]

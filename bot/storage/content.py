@@ -1,23 +1,23 @@
 """Content tables (shows, episodes, reviews, critic rankings, content_files): all their SQL.
 
-A mixin: the ``Storage`` class inherits it and provides ``self.db``. Queries are
-parameterised and portable (``INSERT ... ON CONFLICT (...) DO UPDATE`` exists in PostgreSQL
-too). Votes live in another table keyed by ``episode_key`` and are never touched here.
+A mixin: the ``Storage`` class inherits it and provides ``self.db``, on either backend.
+Queries are parameterised and portable (``INSERT ... ON CONFLICT (...) DO UPDATE`` exists in
+PostgreSQL too); writes are plain statements with their rows, which the backend runs as one
+transaction (on SQLite in one trip to the writer's thread). Votes live in another table keyed
+by ``episode_key`` and are never touched here.
 """
 
 from __future__ import annotations
 
-import functools
-import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import NamedTuple, Protocol
 
 from bot.content.models import CriticRanking, Episode, Review, Show, show_slug_of
-from bot.storage.database import Database
+from bot.storage.backend import Database, Params, Statement
 
 # Recorded for a file that must be parsed again on the next sync even though its bytes did
 # not change: no real sha256 equals it, so the file never counts as unchanged.
@@ -106,17 +106,15 @@ class ContentStore:
 
     async def content_file_hashes(self) -> dict[str, str]:
         """Path (relative to the content directory) -> sha256 of the version loaded."""
-        async with self.db.conn.execute("SELECT path, sha256 FROM content_files") as cursor:
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all("SELECT path, sha256 FROM content_files")
         return {row[0]: row[1] for row in rows}
 
     async def content_file_records(self) -> dict[str, FileRecord]:
         """Path (relative to the content directory) -> what was recorded of that file."""
-        async with self.db.conn.execute(
-            "SELECT path, sha256, size, mtime_ns, stat_checked_ns FROM content_files"
-        ) as cursor:
-            cursor.row_factory = None  # plain tuples: a third of the time of sqlite3.Row
-            rows = await cursor.fetchall()
+        rows = await self.db.fetch_all(
+            "SELECT path, sha256, size, mtime_ns, stat_checked_ns FROM content_files",
+            tuples=True,  # a third of the time of sqlite3.Row
+        )
         return {row[0]: row[1:] for row in rows}
 
     async def load_shows(self) -> list[Show]:
@@ -140,10 +138,8 @@ class ContentStore:
             params = (slug,)
         show_sql += " ORDER BY slug"
         episode_sql += " ORDER BY show_slug, season, number"
-        async with self.db.conn.execute(show_sql, params) as cursor:
-            show_rows = await cursor.fetchall()
-        async with self.db.conn.execute(episode_sql, params) as cursor:
-            episode_rows = await cursor.fetchall()
+        show_rows = await self.db.fetch_all(show_sql, params)
+        episode_rows = await self.db.fetch_all(episode_sql, params)
         titles = {row["slug"]: row["title"] for row in show_rows}
         episodes: dict[str, list[Episode]] = defaultdict(list)
         for row in episode_rows:
@@ -224,12 +220,12 @@ class ContentStore:
         size = 0
         for step in _steps(changes):
             if batch and size + step.size > TRANSACTION_BYTES:
-                await self.db.run_transaction(functools.partial(_run_steps, tuple(batch)))
+                await self.db.run_statements(_statements(batch))
                 batch, size = [], 0
             batch.append(step)
             size += step.size
         if batch:
-            await self.db.run_transaction(functools.partial(_run_steps, tuple(batch)))
+            await self.db.run_statements(_statements(batch))
 
 
 # About this many bytes of rows per write transaction: a few milliseconds of SQLite's time.
@@ -243,12 +239,15 @@ class _Step(NamedTuple):
     """Rows that must change together, and roughly how many bytes they write."""
 
     size: int
-    run: Callable[[sqlite3.Connection], None]
+    statements: tuple[Statement, ...]
 
 
-def _run_steps(steps: tuple[_Step, ...], conn: sqlite3.Connection) -> None:
-    for step in steps:
-        step.run(conn)
+def _statements(steps: list[_Step]) -> list[Statement]:
+    return [statement for step in steps for statement in step.statements]
+
+
+def _executemany(sql: str, rows: list[Params]) -> tuple[Statement, ...]:
+    return ((sql, rows),)
 
 
 def _steps(changes: ContentChanges) -> Iterator[_Step]:
@@ -262,39 +261,35 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
         for chunk in _chunks(marks):
             yield _Step(
                 len(chunk) * _ROW_BYTES,
-                functools.partial(
-                    _executemany, "UPDATE content_files SET sha256 = ? WHERE path = ?", chunk
-                ),
+                _executemany("UPDATE content_files SET sha256 = ? WHERE path = ?", chunk),
             )
     for slug in changes.removed_shows:
-        yield _Step(_ROW_BYTES, functools.partial(_delete_show, slug))
+        yield _Step(_ROW_BYTES, _delete_show(slug))
     for show in changes.shows:
-        yield _Step((1 + len(show.episodes)) * _ROW_BYTES, functools.partial(_replace_show, show))
+        yield _Step((1 + len(show.episodes)) * _ROW_BYTES, _replace_show(show))
     for slug in changes.removed_rankings:
         yield _Step(
             _ROW_BYTES,
-            functools.partial(
-                _executemany, "DELETE FROM critic_rankings WHERE show_slug = ?", [(slug,)]
-            ),
+            _executemany("DELETE FROM critic_rankings WHERE show_slug = ?", [(slug,)]),
         )
     for ranking in changes.rankings:
         yield _Step(
             (1 + len(ranking.best_first)) * _ROW_BYTES,
-            functools.partial(_replace_ranking, ranking),
+            _replace_ranking(ranking),
         )
     for chunk in _chunks([(key,) for key in changes.removed_reviews]):
         yield _Step(
             len(chunk) * _ROW_BYTES,
-            functools.partial(_executemany, "DELETE FROM reviews WHERE episode_key = ?", chunk),
+            _executemany("DELETE FROM reviews WHERE episode_key = ?", chunk),
         )
     for review in changes.reviews:
         size = _ROW_BYTES + len(review.body) + len(review.ending or "") + len(review.verdict)
-        yield _Step(size, functools.partial(_executemany, _UPSERT_REVIEW, [_review_row(review)]))
+        yield _Step(size, _executemany(_UPSERT_REVIEW, [_review_row(review)]))
     # Records last: after the rows they vouch for, and forgotten after the rows they owned.
     for chunk in _chunks([(path,) for path in changes.forget_files]):
         yield _Step(
             len(chunk) * _ROW_BYTES,
-            functools.partial(_executemany, "DELETE FROM content_files WHERE path = ?", chunk),
+            _executemany("DELETE FROM content_files WHERE path = ?", chunk),
         )
     now = int(time.time())
     stats = changes.file_stats
@@ -307,7 +302,7 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
         else:
             recorded.append((path, sha, now, stat.size, stat.mtime_ns, checked))
     for chunk in _chunks(recorded):
-        yield _Step(len(chunk) * _ROW_BYTES, functools.partial(_executemany, _UPSERT_RECORD, chunk))
+        yield _Step(len(chunk) * _ROW_BYTES, _executemany(_UPSERT_RECORD, chunk))
     restated = [
         (stat.size, stat.mtime_ns, checked, path)
         for path, stat in stats.items()
@@ -316,8 +311,7 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
     for chunk in _chunks(restated):
         yield _Step(
             len(chunk) * _ROW_BYTES,
-            functools.partial(
-                _executemany,
+            _executemany(
                 "UPDATE content_files SET size = ?, mtime_ns = ?, stat_checked_ns = ? "
                 "WHERE path = ?",
                 chunk,
@@ -325,15 +319,11 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
         )
 
 
-def _chunks(rows: list[tuple[object, ...]]) -> Iterator[list[tuple[object, ...]]]:
+def _chunks(rows: list[Params]) -> Iterator[list[Params]]:
     """Rows in runs that each fit one transaction."""
     per_chunk = max(1, TRANSACTION_BYTES // _ROW_BYTES)
     for start in range(0, len(rows), per_chunk):
         yield rows[start : start + per_chunk]
-
-
-def _executemany(sql: str, rows: list[tuple[object, ...]], conn: sqlite3.Connection) -> None:
-    conn.executemany(sql, rows)
 
 
 _UPSERT_REVIEW = (
@@ -366,39 +356,43 @@ def _review_row(review: Review) -> tuple[object, ...]:
     )
 
 
-def _delete_show(slug: str, conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM episodes WHERE show_slug = ?", (slug,))
-    conn.execute("DELETE FROM shows WHERE slug = ?", (slug,))
+def _delete_show(slug: str) -> tuple[Statement, ...]:
+    return (
+        ("DELETE FROM episodes WHERE show_slug = ?", [(slug,)]),
+        ("DELETE FROM shows WHERE slug = ?", [(slug,)]),
+    )
 
 
-def _replace_show(show: Show, conn: sqlite3.Connection) -> None:
+def _replace_show(show: Show) -> tuple[Statement, ...]:
     """Upsert the show and its episodes; delete only the episodes the file no longer lists.
 
     Upserting rather than delete-and-reinsert keeps the rows of unchanged episodes in place,
     so nothing that refers to an episode_key sees it disappear and come back.
     """
-    conn.execute(
+    upsert_show = (
         "INSERT INTO shows (slug, title, network, timezone) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (slug) DO UPDATE SET title = excluded.title, "
         "network = excluded.network, timezone = excluded.timezone",
-        (show.slug, show.title, show.network, show.timezone),
+        [(show.slug, show.title, show.network, show.timezone)],
     )
-    rows = conn.execute("SELECT episode_key FROM episodes WHERE show_slug = ?", (show.slug,))
-    existing = {row[0] for row in rows}
-    gone = existing - {e.key for e in show.episodes}
-    if gone:
-        conn.executemany(
-            "DELETE FROM episodes WHERE episode_key = ?", [(key,) for key in sorted(gone)]
-        )
-    if show.episodes:
-        conn.executemany(
-            "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at, "
-            "aliases, title_spoils) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (episode_key) DO UPDATE SET title = excluded.title, "
-            "release_at = excluded.release_at, aliases = excluded.aliases, "
-            "title_spoils = excluded.title_spoils",
-            _episode_rows(show.episodes),
-        )
+    if not show.episodes:
+        return upsert_show, ("DELETE FROM episodes WHERE show_slug = ?", [(show.slug,)])
+    # The show's episodes found by its index, the ones still listed kept.
+    keys = sorted(e.key for e in show.episodes)
+    delete_gone = (
+        "DELETE FROM episodes WHERE show_slug = ? "
+        f"AND episode_key NOT IN ({', '.join('?' * len(keys))})",
+        [(show.slug, *keys)],
+    )
+    upsert_episodes = (
+        "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at, "
+        "aliases, title_spoils) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (episode_key) DO UPDATE SET title = excluded.title, "
+        "release_at = excluded.release_at, aliases = excluded.aliases, "
+        "title_spoils = excluded.title_spoils",
+        _episode_rows(show.episodes),
+    )
+    return upsert_show, delete_gone, upsert_episodes
 
 
 def _episode_rows(episodes: Iterable[Episode]) -> list[tuple[object, ...]]:
@@ -417,13 +411,15 @@ def _episode_rows(episodes: Iterable[Episode]) -> list[tuple[object, ...]]:
     ]
 
 
-def _replace_ranking(ranking: CriticRanking, conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM critic_rankings WHERE show_slug = ?", (ranking.show_slug,))
-    conn.executemany(
-        "INSERT INTO critic_rankings (show_slug, position, episode_code, author) "
-        "VALUES (?, ?, ?, ?)",
-        [
-            (ranking.show_slug, position, code, ranking.author)
-            for position, code in enumerate(ranking.best_first, start=1)
-        ],
+def _replace_ranking(ranking: CriticRanking) -> tuple[Statement, ...]:
+    return (
+        ("DELETE FROM critic_rankings WHERE show_slug = ?", [(ranking.show_slug,)]),
+        (
+            "INSERT INTO critic_rankings (show_slug, position, episode_code, author) "
+            "VALUES (?, ?, ?, ?)",
+            [
+                (ranking.show_slug, position, code, ranking.author)
+                for position, code in enumerate(ranking.best_first, start=1)
+            ],
+        ),
     )

@@ -24,7 +24,7 @@ from bot.calendar import (
     PostKind,
     PostState,
 )
-from bot.storage.database import Database
+from bot.storage.backend import Database
 
 # Discord's error texts are short, but a ledger row should never hold an unbounded string.
 MAX_ERROR_LENGTH = 300
@@ -72,11 +72,11 @@ class DiscussionStore:
 
     async def all_announce(self) -> dict[int, AnnounceSettings]:
         """Every server that set anything (the scheduler's view); others announce nothing."""
-        conn = self.db.conn
-        default_rows = await conn.execute_fetchall(
+        db = self.db
+        default_rows = await db.fetch_all(
             "SELECT guild_id, channel_id, ping_role_id, set_at FROM announce_channels"
         )
-        show_rows = await conn.execute_fetchall(
+        show_rows = await db.fetch_all(
             "SELECT guild_id, show_slug, channel_id, ping_role_id, set_at FROM announce_shows"
         )
         return _announce(default_rows, show_rows)
@@ -159,7 +159,7 @@ class DiscussionStore:
                 )
             else:
                 # Every server's rows of an episode: too many to read on the event loop.
-                rows = await self.db.conn.execute_fetchall(
+                rows = await self.db.fetch_all(
                     f"SELECT {_POST_COLUMNS} FROM discussion_posts WHERE episode_key = ?",
                     (episode_key,),
                 )
@@ -233,12 +233,12 @@ class DiscussionStore:
                 "WHERE discussion_posts.state = 'failed'",
                 (*_key_params(key), channel_id, _bounded(error), _to_unix(due_at), at, at),
             )
-            rows = await conn.execute_fetchall(
+            row = await conn.fetch_one(
                 f"SELECT {_POST_COLUMNS} FROM discussion_posts "
                 "WHERE episode_key = ? AND guild_id = ? AND kind = ?",
                 (key.episode_key, key.guild_id, key.kind.value),
             )
-        return _ledger_row(next(iter(rows)))[1]
+        return _ledger_row(row)[1]
 
     async def record_skipped(
         self, posts: Iterable[tuple[PostKey, datetime]], *, now: datetime | None = None

@@ -3,21 +3,19 @@
 Progress belongs to the person, not the server: rows are keyed by the member alone. A member's
 marks are read whole (one index range) and cached per member; the entry is dropped after every
 committed write, and a read that a write overtook is not cached, so a reply never shows a
-stale mark. Writes run as one transaction in one trip to the writer's thread
-(``Database.run_transaction``) and return what they actually changed, decided inside the
-transaction, so two concurrent commands by one member each report their own change.
+stale mark. Writes run as one transaction through the backend (``ProgressBackend``) and
+return what they actually changed, decided inside the transaction, so two concurrent commands
+by one member each report their own change.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import partial
+from typing import Protocol
 
-from bot.progress import show_slug_of_key
-from bot.storage.database import Database
+from bot.storage.backend import Database
 
 # Members whose marks stay in memory: the ones using commands right now.
 PROGRESS_CACHE_SIZE = 4096
@@ -31,54 +29,25 @@ def _check_keys(episode_keys: Iterable[str]) -> list[str]:
     return keys
 
 
-def _marked_among(conn: sqlite3.Connection, user_id: int, keys: Sequence[str]) -> set[str]:
-    """Which of ``keys`` the member has marked: one primary-key range per show involved."""
-    marked: set[str] = set()
-    for show_slug in dict.fromkeys(show_slug_of_key(key) for key in keys):
-        marked.update(
-            row[0]
-            for row in conn.execute(
-                "SELECT episode_key FROM watched_episodes WHERE user_id = ? AND show_slug = ?",
-                (user_id, show_slug),
-            )
-        )
-    return marked & set(keys)
+class ProgressBackend(Protocol):
+    """Watch progress writes, each one transaction returning what it actually changed
+    (decided inside the transaction)."""
 
+    async def mark(self, user_id: int, keys: Sequence[str], watched_at: int) -> frozenset[str]:
+        """Mark ``keys``; returns the ones that were not marked before."""
 
-def _mark(
-    user_id: int, keys: Sequence[str], watched_at: int, conn: sqlite3.Connection
-) -> frozenset[str]:
-    marked = _marked_among(conn, user_id, keys)
-    added = [key for key in keys if key not in marked]
-    conn.executemany(
-        "INSERT INTO watched_episodes (user_id, show_slug, episode_key, watched_at) "
-        "VALUES (?, ?, ?, ?)",
-        [(user_id, show_slug_of_key(key), key, watched_at) for key in added],
-    )
-    return frozenset(added)
-
-
-def _unmark(user_id: int, keys: Sequence[str], conn: sqlite3.Connection) -> frozenset[str]:
-    removed = _marked_among(conn, user_id, keys)
-    conn.executemany(
-        "DELETE FROM watched_episodes WHERE user_id = ? AND show_slug = ? AND episode_key = ?",
-        [(user_id, show_slug_of_key(key), key) for key in removed],
-    )
-    return frozenset(removed)
-
-
-def delete_member_progress(user_id: int, conn: sqlite3.Connection) -> int:
-    """Inside a transaction on the writer's thread: delete all of a member's marks; returns
-    how many there were."""
-    return conn.execute("DELETE FROM watched_episodes WHERE user_id = ?", (user_id,)).rowcount
+    async def unmark(self, user_id: int, keys: Sequence[str]) -> frozenset[str]:
+        """Unmark ``keys``; returns the ones that were marked."""
 
 
 class ProgressStore:
-    """Mixin for ``Storage``: expects ``self.db``. All of the watch progress SQL."""
+    """Mixin for ``Storage``: expects ``self.db`` and ``self.progress_backend``."""
 
     db: Database
+    progress_backend: ProgressBackend
     _progress_cache: OrderedDict[int, frozenset[str]]
     _progress_writes: int  # committed progress writes so far
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
     def _init_progress_cache(self) -> None:
         self._progress_cache = OrderedDict()
@@ -91,7 +60,7 @@ class ProgressStore:
 
     async def watched_keys(self, user_id: int) -> frozenset[str]:
         """Every episode key the member has marked watched, as committed."""
-        cached = self._progress_cache.get(user_id)
+        cached = self._progress_cache.get(user_id) if self._caching else None
         if cached is not None:
             self._progress_cache.move_to_end(user_id)
             return cached
@@ -101,7 +70,7 @@ class ProgressStore:
         )
         keys = frozenset(row[0] for row in rows)
         # A write that committed while this read ran may have been missed: don't cache then.
-        if writes == self._progress_writes:
+        if writes == self._progress_writes and self._caching:
             self._progress_cache[user_id] = keys
             while len(self._progress_cache) > PROGRESS_CACHE_SIZE:
                 self._progress_cache.popitem(last=False)
@@ -116,9 +85,7 @@ class ProgressStore:
         if not keys:
             return frozenset()
         try:
-            return await self.db.run_transaction(
-                partial(_mark, user_id, keys, int(now.timestamp()))
-            )
+            return await self.progress_backend.mark(user_id, keys, int(now.timestamp()))
         finally:
             # Also after a failure: the outcome may be unknown, so the next read asks again.
             self._progress_changed(user_id)
@@ -129,6 +96,6 @@ class ProgressStore:
         if not keys:
             return frozenset()
         try:
-            return await self.db.run_transaction(partial(_unmark, user_id, keys))
+            return await self.progress_backend.unmark(user_id, keys)
         finally:
             self._progress_changed(user_id)

@@ -3,7 +3,6 @@ and deleting everything stored about a server once its retention ran out."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,8 +10,8 @@ from functools import partial
 from typing import Any
 
 from bot.retention import Departure, departure
-from bot.storage.database import Database
-from bot.storage.votes import TotalsDeltas, delete_guild_votes
+from bot.storage.backend import Database
+from bot.storage.votes import ExclusiveWork, VoteBackend
 
 # Every table holding a server's own rows, deleted with it (votes and their totals apart:
 # they move the pooled totals too). tests/test_retention.py checks that every table with a
@@ -42,32 +41,13 @@ def _when(seconds: int) -> datetime:
     return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
-def _delete_guild(
-    guild_id: int, now_s: int, conn: sqlite3.Connection
-) -> tuple[GuildDeleted | None, TotalsDeltas]:
-    """On the writer's thread, in one transaction: if the server's deletion is (still) due,
-    delete its votes (moving the pooled totals), every row of it in ``GUILD_TABLES`` and its
-    departure. Checked here, in the transaction, so a re-invite that lands first wins."""
-    row = conn.execute(
-        "SELECT delete_at FROM departed_guilds WHERE guild_id = ?", (guild_id,)
-    ).fetchone()
-    if row is None or int(row[0]) > now_s:
-        return None, {}
-    votes, deltas = delete_guild_votes(guild_id, conn)
-    # Totals left over without votes (only if they had drifted) go with the server too.
-    conn.execute("DELETE FROM vote_totals WHERE guild_id = ?", (guild_id,))
-    for table in GUILD_TABLES:  # fixed names, never input
-        conn.execute(f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-    conn.execute("DELETE FROM departed_guilds WHERE guild_id = ?", (guild_id,))
-    return GuildDeleted(guild_id=guild_id, votes=votes), deltas
-
-
 class RetentionStore:
     """Mixin for ``Storage``: expects ``self.db`` and the votes' queue (``VoteStore``)."""
 
     db: Database
+    vote_backend: VoteBackend
     # From VoteStore, and Storage (which drops the server's cached settings).
-    votes_transaction: Callable[..., Awaitable[Any]]
+    votes_transaction: Callable[[ExclusiveWork], Awaitable[Any]]
     _guild_forgotten: Callable[[int], None]
 
     async def record_departure(self, guild_id: int, now: datetime) -> Departure:
@@ -80,10 +60,9 @@ class RetentionStore:
                 "ON CONFLICT (guild_id) DO NOTHING",
                 (guild_id, int(wanted.left_at.timestamp()), int(wanted.delete_at.timestamp())),
             )
-            async with conn.execute(
+            row = await conn.fetch_one(
                 "SELECT left_at, delete_at FROM departed_guilds WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         assert row is not None  # inserted above, or there before
         return Departure(guild_id, _when(row[0]), _when(row[1]))
 
@@ -91,12 +70,10 @@ class RetentionStore:
         """Embargo is back in the server: keep everything. Returns whether a deletion was
         pending."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM departed_guilds WHERE guild_id = ?", (guild_id,)
+            deleted = await conn.fetch_all(
+                "DELETE FROM departed_guilds WHERE guild_id = ? RETURNING guild_id", (guild_id,)
             )
-            cancelled = cursor.rowcount > 0
-            await cursor.close()
-        return cancelled
+        return bool(deleted)
 
     async def guilds_with_data(self) -> set[int]:
         """Every server something is stored about (a server with votes has vote totals)."""
@@ -104,8 +81,8 @@ class RetentionStore:
         # read an index; vote totals hold a row per server and voted episode, so their servers
         # are found by one index seek each (standard SQL, PostgreSQL too).
         sql = " UNION ".join(f"SELECT DISTINCT guild_id FROM {table}" for table in GUILD_TABLES)
-        rows = await self.db.conn.execute_fetchall(sql)
-        voted = await self.db.conn.execute_fetchall(
+        rows = await self.db.fetch_all(sql)
+        voted = await self.db.fetch_all(
             "WITH RECURSIVE servers (guild_id) AS ("
             "SELECT MIN(guild_id) FROM vote_totals "
             "UNION ALL SELECT (SELECT MIN(later.guild_id) FROM vote_totals AS later "
@@ -117,7 +94,7 @@ class RetentionStore:
 
     async def departures(self) -> list[Departure]:
         """Every pending deletion, the soonest first."""
-        rows = await self.db.conn.execute_fetchall(
+        rows = await self.db.fetch_all(
             "SELECT guild_id, left_at, delete_at FROM departed_guilds ORDER BY delete_at, guild_id"
         )
         return [Departure(int(row[0]), _when(row[1]), _when(row[2])) for row in rows]
@@ -127,7 +104,7 @@ class RetentionStore:
         in one transaction in the votes' queue, so the pooled totals (stored and cached) drop
         by exactly its votes. None when it was not due or Embargo was invited back."""
         deleted: GuildDeleted | None = await self.votes_transaction(
-            partial(_delete_guild, guild_id, int(now.timestamp()))
+            partial(self.vote_backend.delete_departed_guild, guild_id, int(now.timestamp()))
         )
         if deleted is not None:
             self._guild_forgotten(guild_id)

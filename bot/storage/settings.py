@@ -7,12 +7,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import aiosqlite
-
 from bot.guild_settings import DEFAULT_GUILD_SETTINGS, GuildSettings
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode
-from bot.storage.database import Database
+from bot.storage.backend import Database, Transaction
 
 
 class SettingsStore:
@@ -22,6 +20,7 @@ class SettingsStore:
     db: Database
     _settings_cache: dict[int, GuildSettings]
     _settings_writes: int  # committed settings writes so far
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
     def _init_settings_cache(self) -> None:
         self._settings_cache = {}
@@ -36,13 +35,13 @@ class SettingsStore:
         """Settings for a server; DMs (``None``) and untouched servers get the defaults."""
         if guild_id is None:
             return DEFAULT_GUILD_SETTINGS
-        cached = self._settings_cache.get(guild_id)
+        cached = self._settings_cache.get(guild_id) if self._caching else None
         if cached is not None:
             return cached
         writes = self._settings_writes
         settings = await self._read_guild_settings(guild_id)
         # A write that committed while this read ran may have been missed: don't cache then.
-        if writes == self._settings_writes:
+        if writes == self._settings_writes and self._caching:
             self._settings_cache[guild_id] = settings
         return settings
 
@@ -82,7 +81,7 @@ class SettingsStore:
             min_member_days=int(row["min_member_days"]),
         )
 
-    async def _ensure_guild_row(self, conn: aiosqlite.Connection, guild_id: int) -> None:
+    async def _ensure_guild_row(self, conn: Transaction, guild_id: int) -> None:
         defaults = DEFAULT_GUILD_SETTINGS
         await conn.execute(
             "INSERT INTO guild_settings "
@@ -108,11 +107,12 @@ class SettingsStore:
         if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
             raise ValueError(f"unknown settings column {column}")
         async with self.db.transaction() as conn:
+            await conn.serialize(_settings_key(guild_id))
+            await conn.announce([f"settings:{guild_id}"])
             await self._ensure_guild_row(conn, guild_id)
-            async with conn.execute(
+            row = await conn.fetch_one(
                 f"SELECT {column} FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             await conn.execute(
                 f"UPDATE guild_settings SET {column} = ?, updated_at = ? WHERE guild_id = ?",
                 (value, int(time.time()), guild_id),
@@ -139,11 +139,12 @@ class SettingsStore:
     ) -> SpoilerWindow | None:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            await conn.serialize(_settings_key(guild_id))
+            await conn.announce([f"settings:{guild_id}"])
+            row = await conn.fetch_one(
                 "SELECT spoiler_window_s FROM show_windows WHERE guild_id = ? AND show_slug = ?",
                 (guild_id, show_slug),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if window is None:
                 await conn.execute(
                     "DELETE FROM show_windows WHERE guild_id = ? AND show_slug = ?",
@@ -162,11 +163,15 @@ class SettingsStore:
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
         async with self.db.transaction() as conn:
-            async with conn.execute(
-                "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
-                (guild_id, channel_id),
-            ) as cursor:
-                was_ok = await cursor.fetchone() is not None
+            await conn.serialize(_settings_key(guild_id))
+            await conn.announce([f"settings:{guild_id}"])
+            was_ok = (
+                await conn.fetch_one(
+                    "SELECT 1 FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                )
+                is not None
+            )
             if ok:
                 await conn.execute(
                     "INSERT INTO spoiler_channels (guild_id, channel_id) VALUES (?, ?) "
@@ -182,11 +187,8 @@ class SettingsStore:
         return was_ok
 
     async def get_meta(self, key: str) -> str | None:
-        async with self.db.conn.execute(
-            "SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return None if row is None else str(row[0])
+        rows = await self.db.read("SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
         async with self.db.transaction() as conn:
@@ -195,3 +197,9 @@ class SettingsStore:
                 "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
                 (key, value),
             )
+
+
+def _settings_key(guild_id: int) -> str:
+    """What a settings write serialises on: every setting of one server (each setter reads
+    the value it replaces)."""
+    return f"settings:{guild_id}"

@@ -1,14 +1,14 @@
-"""Community votes: all their SQL, the running totals, and the consistency check.
+"""Community votes: the queue, the running totals, their cache, and the consistency check.
 
 Every vote, change and withdrawal updates ``vote_totals`` (per server and episode) and
 ``vote_totals_global`` (per episode) in the same transaction as the ``votes`` row, so rankings
 read the totals and never scan the votes.
 
-Writes are group-committed. Each aiosqlite call is a hop to the connection's thread, and a
-transaction per vote spends most of its time hopping, so concurrent requests are queued and
-one flusher task applies everything queued in a single transaction, in one trip to the
-writer's thread (``Database.run_transaction``) with a fixed number of statements
-(``executemany``), whatever the batch size. Each caller awaits its own future,
+Writes are group-committed. A transaction per vote spends most of its time on the round trips
+(SQLite: a hop to the writer's thread; PostgreSQL: the network and a WAL flush per commit), so
+concurrent requests are queued and one flusher task applies everything queued in a single
+transaction through the backend (``VoteBackend.apply_votes``: one trip to SQLite's writer
+thread, a fixed number of statements whatever the batch size). Each caller awaits its own future,
 which resolves only after COMMIT, so a vote is committed before anyone is told about it.
 Requests keep their arrival order inside a batch: 50 rapid changes by one member end on the
 last one, and each reports the score it replaced.
@@ -17,26 +17,29 @@ Forgetting a member (``forget_voter``) joins the same queue: it is committed on 
 every vote queued before it and before any queued after it, and moves the totals, stored and
 cached, by the same rule as a batch.
 
-Small reads (one vote, one show's totals) go through ``Database.read``, on the event loop;
-a member's whole list and the recount use ``execute_fetchall`` on the writer's thread, one hop
-instead of three (execute, fetch, close).
+Small reads (one show's totals) go through ``Database.read``; a member's whole list and the
+recount use ``Database.fetch_all``. This module is the same for every backend; the SQL of the
+writes is the backend's (``bot/storage/sqlite/votes.py``, ``bot/storage/postgres/votes.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 
 from bot.content.models import show_slug_of
 from bot.ranking import MAX_SCORE, MIN_SCORE, Tally
-from bot.storage.database import WRITE_TIMEOUT_S, Database, StorageError
+from bot.storage.backend import Database
+from bot.storage.errors import WRITE_TIMEOUT_S, StorageBusy, StorageError, StorageOutcomeUnknown
+
+if TYPE_CHECKING:
+    from bot.storage.retention import GuildDeleted
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +49,6 @@ T = TypeVar("T")
 MAX_BATCH = 2000
 # (scope, show) entries of TalliesCache: a hundred-episode show's entry is about 16 KB.
 TALLIES_CACHE_SIZE = 1024
-# Row keys per SELECT: 3 parameters each stays under SQLite's historic 999-parameter limit.
-_KEYS_PER_SELECT = 333
-
 VoteKey = tuple[int, int, str]  # (guild_id, user_id, episode_key)
 TotalsDeltas = dict[tuple[int, str], list[int]]  # (guild_id, episode_key) -> [count, total]
 
@@ -93,6 +93,39 @@ class ForgottenVotes:
     guild_ids: frozenset[int]
 
 
+class VoteWrites(NamedTuple):
+    """The rows a batch writes: upserts (guild_id, user_id, episode_key, show_slug, score,
+    voted_at) and deletes (guild_id, user_id, episode_key)."""
+
+    upserts: list[tuple[int, int, str, str, int, int]]
+    deletes: list[VoteKey]
+
+
+class VoteBackend(Protocol):
+    """The votes' writes, in the backend's own fast path. Each runs as one transaction and
+    returns its results with the net change of every total it moved."""
+
+    async def apply_votes(
+        self, wanted: Sequence[tuple[VoteKey, int | None, int]], wait_s: float
+    ) -> tuple[list[VoteChange], TotalsDeltas]:
+        """Apply the requests in arrival order (see ``plan_batch``) and move the totals."""
+
+    async def forget_member(
+        self, user_id: int, wait_s: float
+    ) -> tuple[tuple[ForgottenVotes, int], TotalsDeltas]:
+        """Delete the member's votes everywhere, moving the totals back, and their watch
+        progress, in one transaction; returns what went and how many episodes were marked."""
+
+    async def delete_departed_guild(
+        self, guild_id: int, now_s: int, wait_s: float
+    ) -> tuple[GuildDeleted | None, TotalsDeltas]:
+        """If the server's deletion is (still) due at ``now_s``, delete its votes (moving the
+        pooled totals), every row of it in ``GUILD_TABLES`` and its departure, in one
+        transaction; checked inside it, so a re-invite that lands first wins."""
+
+    def busy(self) -> StorageBusy: ...
+
+
 @dataclass(slots=True)
 class _Request:
     key: VoteKey
@@ -102,12 +135,17 @@ class _Request:
     deadline: float  # loop time by which it is committed or refused as busy
 
 
+# Work that runs as one transaction in the votes' queue: given the longest it may wait to
+# start, returns its result and the totals' deltas it wrote (see VoteBackend).
+ExclusiveWork = Callable[[float], Awaitable[tuple[Any, TotalsDeltas]]]
+
+
 @dataclass(slots=True)
 class _Exclusive:
     """A transaction of its own in the vote queue (forgetting a member, deleting a departed
-    server's votes): ``work`` returns its result and the totals' deltas it wrote."""
+    server's votes)."""
 
-    work: Callable[[sqlite3.Connection], tuple[Any, TotalsDeltas]]
+    work: ExclusiveWork
     future: asyncio.Future[Any]
 
 
@@ -126,23 +164,43 @@ class TalliesCache:
     /vote and /rankings read a show's totals on every call: a hundred rows turned into
     objects, most of a command's own time. The most recently used ``capacity`` (scope, show)
     entries stay in memory. Every committed vote batch moves them by the same deltas it moved
-    the stored totals by (the group committer is the only writer of votes), and an entry is
-    filled from the database only when no batch is being written, so a committed batch can
-    never be counted twice or missed.
+    the stored totals by (the group committer is this process's only writer of votes), and an
+    entry is filled from the database only when no batch is being written, so a committed
+    batch can never be counted twice or missed. Other processes' batches (PostgreSQL) drop the
+    entries of the shows they touched (``invalidate``), as they are heard of.
     """
 
     def __init__(self, capacity: int = TALLIES_CACHE_SIZE) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[tuple[int | None, str], dict[str, Tally]] = OrderedDict()
         self.writing = 0  # vote batches between their start and their deltas being applied
-        self.generation = 0  # batches finished (committed or not)
+        self.generation = 0  # batches finished (committed or not), and invalidations
+        # False while changes made by other processes may go unannounced (see Storage).
+        self.trusted = True
 
     def get(self, guild_id: int | None, show_slug: str) -> dict[str, Tally] | None:
+        if not self.trusted:
+            return None
         entry = self._entries.get((guild_id, show_slug))
         if entry is None:
             return None
         self._entries.move_to_end((guild_id, show_slug))
         return dict(entry)  # a copy: the entry keeps moving with later votes
+
+    def clear(self) -> None:
+        """Forget every entry (they are filled again from the database)."""
+        self._entries.clear()
+
+    def invalidate(self, show_slugs: Iterable[str] | None) -> None:
+        """Another process changed these shows' totals (None: any show's): drop their entries,
+        and any fill that was reading while the change was committed."""
+        self.generation += 1
+        if show_slugs is None:
+            self._entries.clear()
+            return
+        shows = set(show_slugs)
+        for key in [key for key in self._entries if key[1] in shows]:
+            del self._entries[key]
 
     def disable(self) -> None:
         """Forget every entry and keep none from now on."""
@@ -158,7 +216,7 @@ class TalliesCache:
     ) -> None:
         """Keep ``tallies``, read from the database when ``generation`` was current, unless a
         batch was being written then or has finished since (the read may miss or include it)."""
-        if self.writing or generation != self.generation:
+        if self.writing or generation != self.generation or not self.trusted:
             return
         self._entries[(guild_id, show_slug)] = dict(tallies)
         self._entries.move_to_end((guild_id, show_slug))
@@ -183,12 +241,11 @@ class TalliesCache:
 class _GroupCommitter:
     """Queues vote requests and applies them in batches, one transaction per batch."""
 
-    def __init__(self, db: Database, tallies: TalliesCache) -> None:
-        self.db = db
+    def __init__(self, backend: VoteBackend, tallies: TalliesCache) -> None:
+        self.backend = backend
         self.tallies = tallies
-        # Votes and exclusive work (a forget, a server's deletion) in arrival order; exclusive
-        # work is committed on its own, after every vote queued before it and before any
-        # queued after it.
+        # Votes and forgets in arrival order; a forget is committed on its own, after every
+        # vote queued before it and before any queued after it.
         self.pending: list[_Request | _Exclusive] = []
         self.flusher: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed, for measurements
@@ -203,10 +260,10 @@ class _GroupCommitter:
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
         return await future
 
-    async def exclusive(self, work: Callable[[sqlite3.Connection], tuple[T, TotalsDeltas]]) -> T:
+    async def exclusive(self, work: ExclusiveWork) -> Any:
         """Run ``work`` as a transaction of its own, after every vote queued before it and
         before any queued after it, moving the cached totals by the deltas it returns."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending.append(_Exclusive(work, future))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
@@ -226,7 +283,7 @@ class _GroupCommitter:
                 self.pending.pop(0)
                 await self._exclusive(head)
                 continue
-            # A batch of votes stops where exclusive work waits.
+            # A batch of votes stops where a forget waits.
             size = next(
                 (
                     index
@@ -242,7 +299,7 @@ class _GroupCommitter:
             now = loop.time()
             for request in batch:
                 if request.deadline <= now:
-                    _fail(request, self.db.busy())
+                    _fail(request, self.backend.busy())
             batch = [request for request in batch if request.deadline > now]
             if not batch:
                 continue
@@ -284,21 +341,26 @@ class _GroupCommitter:
         self, batch: Sequence[_Request], wait_s: float = WRITE_TIMEOUT_S
     ) -> list[VoteChange]:
         wanted = [(request.key, request.score, request.voted_at) for request in batch]
-        return await self._commit(partial(_apply_batch, wanted), wait_s)
+        return await self._commit(partial(self.backend.apply_votes, wanted), wait_s)
 
     async def _commit(
         self,
-        work: Callable[[sqlite3.Connection], tuple[T, TotalsDeltas]],
+        work: Callable[[float], Awaitable[tuple[T, TotalsDeltas]]],
         wait_s: float = WRITE_TIMEOUT_S,
     ) -> T:
-        """Run ``work`` as one transaction and move the cached totals by its deltas."""
+        """Run ``work(wait_s)``, one transaction, and move the cached totals by its deltas."""
         cache = self.tallies
         cache.writing += 1
         try:
-            results, deltas = await self.db.run_transaction(work, wait_s=wait_s)
+            results, deltas = await work(wait_s)
+        except StorageOutcomeUnknown:
+            # The batch may have been committed: the cached totals can't say.
+            cache.clear()
+            raise
         except asyncio.CancelledError:
-            # Only a shutdown cancels the flusher; the transaction may still commit on the
-            # writer's thread without its deltas reaching the cache, so stop trusting it.
+            # Only a shutdown cancels the flusher; the transaction may still commit (on
+            # SQLite's writer thread, or in the server) without its deltas reaching the
+            # cache, so stop trusting it.
             cache.disable()
             raise
         else:
@@ -311,82 +373,6 @@ class _GroupCommitter:
         return results
 
 
-def _apply_batch(
-    wanted: Sequence[tuple[VoteKey, int | None, int]], conn: sqlite3.Connection
-) -> tuple[list[VoteChange], TotalsDeltas]:
-    """On the writer's thread, inside one transaction: apply the votes in arrival order and
-    move the totals by their net change. Returns what each request replaced, and the net
-    change of each total."""
-    keys = list(dict.fromkeys(key for key, _, _ in wanted))
-    current = _current_scores(conn, keys)
-    initial = dict(current)
-    voted_at: dict[VoteKey, int] = {}
-    totals: TotalsDeltas = {}
-    results = []
-    for key, new, when in wanted:
-        old = current[key]
-        current[key] = new
-        if new is not None:
-            voted_at[key] = when
-        guild_id, _, episode_key = key
-        delta = totals.setdefault((guild_id, episode_key), [0, 0])
-        delta[0] += (new is not None) - (old is not None)
-        delta[1] += (new or 0) - (old or 0)
-        results.append(VoteChange(old_score=old, new_score=new))
-    _write_votes(conn, current, initial, voted_at)
-    _write_totals(conn, totals)
-    return results, totals
-
-
-def _forget_votes(
-    user_id: int, also: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
-) -> tuple[tuple[ForgottenVotes, T], TotalsDeltas]:
-    """On the writer's thread, inside one transaction: delete every vote of the member in
-    every server, move the totals back by them, then run ``also``."""
-    # The votes are keyed by server first and no index leads with the member (it would cost
-    # every vote a write): walk the servers that have votes, one index seek each, and look
-    # the member up in each by the primary key. Standard SQL (PostgreSQL too).
-    rows = conn.execute(
-        "WITH RECURSIVE servers (guild_id) AS ("
-        "SELECT MIN(guild_id) FROM votes "
-        "UNION ALL SELECT (SELECT MIN(later.guild_id) FROM votes AS later "
-        "WHERE later.guild_id > servers.guild_id) FROM servers "
-        "WHERE servers.guild_id IS NOT NULL) "
-        "SELECT v.guild_id, v.episode_key, v.score FROM servers "
-        "JOIN votes AS v ON v.guild_id = servers.guild_id AND v.user_id = ?",
-        (user_id,),
-    ).fetchall()
-    deltas: TotalsDeltas = {}
-    for guild_id, episode_key, score in rows:
-        deltas[(int(guild_id), episode_key)] = [-1, -int(score)]
-    conn.executemany(
-        "DELETE FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?",
-        [(guild_id, user_id, episode_key) for guild_id, episode_key, _ in rows],
-    )
-    _write_totals(conn, deltas)
-    forgotten = ForgottenVotes(
-        votes=len(rows), guild_ids=frozenset(int(guild_id) for guild_id, _, _ in rows)
-    )
-    return (forgotten, also(conn)), deltas
-
-
-def delete_guild_votes(guild_id: int, conn: sqlite3.Connection) -> tuple[int, TotalsDeltas]:
-    """On the writer's thread, inside a transaction: delete every vote in one server and move
-    the totals by them, the server's to zero (so its rows go) and the pooled ones down by as
-    much. Returns how many votes went, and the deltas for the cache."""
-    rows = conn.execute(
-        "SELECT episode_key, COUNT(*), SUM(score) FROM votes WHERE guild_id = ? "
-        "GROUP BY episode_key",
-        (guild_id,),
-    ).fetchall()
-    deltas: TotalsDeltas = {
-        (guild_id, episode_key): [-int(count), -int(total)] for episode_key, count, total in rows
-    }
-    conn.execute("DELETE FROM votes WHERE guild_id = ?", (guild_id,))
-    _write_totals(conn, deltas)
-    return sum(int(count) for _, count, _ in rows), deltas
-
-
 def _succeed(request: _Request | _Exclusive, result: Any) -> None:
     if not request.future.done():  # the caller may have been cancelled; the vote still stands
         request.future.set_result(result)
@@ -397,34 +383,26 @@ def _fail(request: _Request | _Exclusive, error: Exception) -> None:
         request.future.set_exception(error)
 
 
-def _current_scores(conn: sqlite3.Connection, keys: Sequence[VoteKey]) -> dict[VoteKey, int | None]:
-    scores: dict[VoteKey, int | None] = dict.fromkeys(keys)
-    for start in range(0, len(keys), _KEYS_PER_SELECT):
-        chunk = keys[start : start + _KEYS_PER_SELECT]
-        rows_sql = ", ".join("(?, ?, ?)" for _ in chunk)
-        params = [value for key in chunk for value in key]
-        # A join from the wanted keys looks each one up by the primary key. The row-value
-        # form "(guild_id, user_id, episode_key) IN (VALUES ...)" reads the same rows but
-        # SQLite plans it as a scan of every vote (185 ms for 200 keys at a million votes).
-        # Both are standard SQL (PostgreSQL too).
-        rows = conn.execute(
-            f"WITH wanted (guild_id, user_id, episode_key) AS (VALUES {rows_sql}) "
-            "SELECT v.guild_id, v.user_id, v.episode_key, v.score FROM wanted "
-            "JOIN votes AS v ON v.guild_id = wanted.guild_id AND v.user_id = wanted.user_id "
-            "AND v.episode_key = wanted.episode_key",
-            params,
-        ).fetchall()
-        for guild_id, user_id, episode_key, score in rows:
-            scores[(int(guild_id), int(user_id), episode_key)] = int(score)
-    return scores
-
-
-def _write_votes(
-    conn: sqlite3.Connection,
-    final: dict[VoteKey, int | None],
-    initial: dict[VoteKey, int | None],
-    voted_at: dict[VoteKey, int],
-) -> None:
+def plan_batch(
+    wanted: Sequence[tuple[VoteKey, int | None, int]], current: dict[VoteKey, int | None]
+) -> tuple[list[VoteChange], VoteWrites, TotalsDeltas]:
+    """Apply the votes in arrival order to ``current`` (each key's score before the batch):
+    what each request replaced, the rows to write, and the net change of each total."""
+    initial = dict(current)
+    final = dict(current)
+    voted_at: dict[VoteKey, int] = {}
+    totals: TotalsDeltas = {}
+    results = []
+    for key, new, when in wanted:
+        old = final[key]
+        final[key] = new
+        if new is not None:
+            voted_at[key] = when
+        guild_id, _, episode_key = key
+        delta = totals.setdefault((guild_id, episode_key), [0, 0])
+        delta[0] += (new is not None) - (old is not None)
+        delta[1] += (new or 0) - (old or 0)
+        results.append(VoteChange(old_score=old, new_score=new))
     # A key voted on in this batch gets its last score (and time); a key whose last request
     # was a withdrawal is deleted if it existed before the batch.
     upserts = [
@@ -433,23 +411,18 @@ def _write_votes(
         if score is not None
     ]
     deletes = [key for key, score in final.items() if score is None and initial[key] is not None]
-    if upserts:
-        conn.executemany(
-            "INSERT INTO votes (guild_id, user_id, episode_key, show_slug, score, voted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id, episode_key) "
-            "DO UPDATE SET score = excluded.score, voted_at = excluded.voted_at",
-            upserts,
-        )
-    if deletes:
-        conn.executemany(
-            "DELETE FROM votes WHERE guild_id = ? AND user_id = ? AND episode_key = ?", deletes
-        )
+    return results, VoteWrites(upserts, deletes), totals
 
 
-def _write_totals(conn: sqlite3.Connection, deltas: TotalsDeltas) -> None:
+def totals_rows(
+    deltas: TotalsDeltas,
+) -> tuple[list[tuple[int, str, str, int, int]], list[tuple[str, str, int, int]]]:
+    """The changes of ``vote_totals`` (guild_id, episode_key, show_slug, count, total) and of
+    ``vote_totals_global`` (episode_key, show_slug, count, total), in a fixed order (sorted
+    keys: writers that lock rows in the same order never deadlock); zero changes left out."""
     per_guild = [
         (guild_id, episode_key, show_slug_of(episode_key), count, total)
-        for (guild_id, episode_key), (count, total) in deltas.items()
+        for (guild_id, episode_key), (count, total) in sorted(deltas.items())
         if count or total
     ]
     global_deltas: dict[str, list[int]] = {}
@@ -459,52 +432,23 @@ def _write_totals(conn: sqlite3.Connection, deltas: TotalsDeltas) -> None:
         pooled[1] += total
     pooled_rows = [
         (episode_key, show_slug_of(episode_key), count, total)
-        for episode_key, (count, total) in global_deltas.items()
+        for episode_key, (count, total) in sorted(global_deltas.items())
         if count or total
     ]
-    if per_guild:
-        conn.executemany(
-            "INSERT INTO vote_totals (guild_id, episode_key, show_slug, vote_count, score_sum) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, show_slug, episode_key) DO UPDATE SET "
-            "vote_count = vote_totals.vote_count + excluded.vote_count, "
-            "score_sum = vote_totals.score_sum + excluded.score_sum",
-            per_guild,
-        )
-        # A total exists only while it counts at least one vote.
-        shrunk = [(row[0], row[2], row[1]) for row in per_guild if row[3] < 0]
-        if shrunk:
-            conn.executemany(
-                "DELETE FROM vote_totals WHERE guild_id = ? AND show_slug = ? "
-                "AND episode_key = ? AND vote_count = 0",
-                shrunk,
-            )
-    if pooled_rows:
-        conn.executemany(
-            "INSERT INTO vote_totals_global (episode_key, show_slug, vote_count, score_sum) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (show_slug, episode_key) DO UPDATE SET "
-            "vote_count = vote_totals_global.vote_count + excluded.vote_count, "
-            "score_sum = vote_totals_global.score_sum + excluded.score_sum",
-            pooled_rows,
-        )
-        shrunk_global = [(row[1], row[0]) for row in pooled_rows if row[2] < 0]
-        if shrunk_global:
-            conn.executemany(
-                "DELETE FROM vote_totals_global WHERE show_slug = ? AND episode_key = ? "
-                "AND vote_count = 0",
-                shrunk_global,
-            )
+    return per_guild, pooled_rows
 
 
 class VoteStore:
-    """Mixin for ``Storage``: expects ``self.db``. All of the votes' SQL."""
+    """Mixin for ``Storage``: expects ``self.db`` and ``self.vote_backend``."""
 
     db: Database
+    vote_backend: VoteBackend
 
     def _vote_committer(self) -> _GroupCommitter:
         # Created on first use: Storage's constructor belongs to the composed class.
         committer: _GroupCommitter | None = getattr(self, "_votes_group_committer", None)
         if committer is None:
-            committer = _GroupCommitter(self.db, self._vote_tallies_cache())
+            committer = _GroupCommitter(self.vote_backend, self._vote_tallies_cache())
             self._votes_group_committer = committer
         return committer
 
@@ -538,24 +482,22 @@ class VoteStore:
         _check_key(episode_key)
         return await self._vote_committer().submit((guild_id, user_id, episode_key), None, 0)
 
-    async def forget_voter(
-        self, user_id: int, also: Callable[[sqlite3.Connection], T]
-    ) -> tuple[ForgottenVotes, T]:
+    async def forget_voter(self, user_id: int) -> tuple[ForgottenVotes, int]:
         """Delete the member's votes in every server and move the totals (stored and cached)
-        back by them, running ``also(connection)`` in the same transaction; returns what was
-        removed and what ``also`` returned.
+        back by them, and delete their watch progress, in one transaction; returns what was
+        removed and how many episodes they had marked.
 
         Queued behind the votes already waiting, and ahead of any that come after, so a vote
         the member cast just before can't be written back after it.
         """
-        return await self._vote_committer().exclusive(partial(_forget_votes, user_id, also))
+        return await self._vote_committer().exclusive(
+            partial(self.vote_backend.forget_member, user_id)
+        )
 
-    async def votes_transaction(
-        self, work: Callable[[sqlite3.Connection], tuple[T, TotalsDeltas]]
-    ) -> T:
-        """Run ``work(connection)`` as one transaction in the votes' queue (after the votes
-        queued before it, before those after) and move the cached totals by the deltas it
-        returns with its result: for anything else that deletes votes."""
+    async def votes_transaction(self, work: ExclusiveWork) -> Any:
+        """Run ``work(wait_s)`` (one of the backend's transactions) in the votes' queue, after
+        the votes queued before it and before those after, and move the cached totals by the
+        deltas it returns with its result: for anything else that deletes votes."""
         return await self._vote_committer().exclusive(work)
 
     async def drain_votes(self) -> None:
@@ -575,7 +517,7 @@ class VoteStore:
         if show_slug is not None:
             sql += " AND show_slug = ?"
             params += (show_slug,)
-        rows = await self.db.conn.execute_fetchall(sql + " ORDER BY episode_key", params)
+        rows = await self.db.fetch_all(sql + " ORDER BY episode_key", params)
         return [
             MemberVote(
                 episode_key=row[0],
@@ -617,23 +559,23 @@ class VoteStore:
 
         The one read that scans ``votes``: a maintenance check, never used by rankings.
         """
-        conn = self.db.conn
+        db = self.db
         recount = {
             (int(row[0]), row[1]): Tally(int(row[2]), int(row[3]))
-            for row in await conn.execute_fetchall(
+            for row in await db.fetch_all(
                 "SELECT guild_id, episode_key, COUNT(*), SUM(score) FROM votes "
                 "GROUP BY guild_id, episode_key"
             )
         }
         stored = {
             (int(row[0]), row[1]): Tally(int(row[2]), int(row[3]))
-            for row in await conn.execute_fetchall(
+            for row in await db.fetch_all(
                 "SELECT guild_id, episode_key, vote_count, score_sum FROM vote_totals"
             )
         }
         stored_global = {
             row[0]: Tally(int(row[1]), int(row[2]))
-            for row in await conn.execute_fetchall(
+            for row in await db.fetch_all(
                 "SELECT episode_key, vote_count, score_sum FROM vote_totals_global"
             )
         }

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
-
 from bot.progress import RoleSyncFailure, RoleSyncProblem, WatchRole
-from bot.storage.database import Database
+from bot.storage.backend import Database, Transaction
 
 # Stored for a role that covers a whole show (season 0 is the specials).
 WHOLE_SHOW = -1
@@ -67,6 +65,7 @@ class WatchRoleStore:
     db: Database
     _watch_role_cache: dict[int, WatchRoleSettings]
     _watch_role_writes: int
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
     def _init_watch_role_cache(self) -> None:
         self._watch_role_cache = {}
@@ -78,7 +77,7 @@ class WatchRoleStore:
 
     async def watch_role_settings(self, guild_id: int) -> WatchRoleSettings:
         """The server's watch roles and last role failure, as committed."""
-        cached = self._watch_role_cache.get(guild_id)
+        cached = self._watch_role_cache.get(guild_id) if self._caching else None
         if cached is not None:
             return cached
         writes = self._watch_role_writes
@@ -105,7 +104,7 @@ class WatchRoleStore:
                 failed_at=datetime.fromtimestamp(int(failed_at), tz=UTC),
             )
         settings = WatchRoleSettings(tuple(_role(row) for row in role_rows), failure)
-        if writes == self._watch_role_writes:
+        if writes == self._watch_role_writes and self._caching:
             self._watch_role_cache[guild_id] = settings
         return settings
 
@@ -127,6 +126,9 @@ class WatchRoleStore:
         season_value = _season_column(season)
         try:
             async with self.db.transaction() as conn:
+                # Each write reads what it replaces (and the server's count of roles).
+                await conn.serialize(f"watch_roles:{guild_id}")
+                await conn.announce([f"watch_roles:{guild_id}"])
                 old = await _one_role(
                     conn,
                     "guild_id = ? AND show_slug = ? AND season = ?",
@@ -136,10 +138,9 @@ class WatchRoleStore:
                 if holder is not None and holder != old:
                     raise WatchRoleInUseError(holder)
                 if old is None:
-                    async with conn.execute(
+                    count_row = await conn.fetch_one(
                         "SELECT COUNT(*) FROM watch_roles WHERE guild_id = ?", (guild_id,)
-                    ) as cursor:
-                        count_row = await cursor.fetchone()
+                    )
                     if count_row is not None and count_row[0] >= MAX_WATCH_ROLES:
                         raise TooManyWatchRolesError
                 await conn.execute(
@@ -163,6 +164,9 @@ class WatchRoleStore:
         season_value = _season_column(season)
         try:
             async with self.db.transaction() as conn:
+                # Each write reads what it replaces (and the server's count of roles).
+                await conn.serialize(f"watch_roles:{guild_id}")
+                await conn.announce([f"watch_roles:{guild_id}"])
                 old = await _one_role(
                     conn,
                     "guild_id = ? AND show_slug = ? AND season = ?",
@@ -187,6 +191,7 @@ class WatchRoleStore:
         """Remember the server's latest watch-role failure (replacing the one before)."""
         try:
             async with self.db.transaction() as conn:
+                await conn.announce([f"watch_roles:{guild_id}"])
                 await conn.execute(
                     "INSERT INTO watch_role_failures (guild_id, role_id, problem, failed_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
@@ -198,10 +203,7 @@ class WatchRoleStore:
             self._watch_roles_changed(guild_id)
 
 
-async def _one_role(
-    conn: aiosqlite.Connection, where: str, params: tuple[object, ...]
-) -> WatchRole | None:
+async def _one_role(conn: Transaction, where: str, params: tuple[object, ...]) -> WatchRole | None:
     # where is one of the fixed conditions above, never member input.
-    async with conn.execute(f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE {where}", params) as c:
-        row = await c.fetchone()
+    row = await conn.fetch_one(f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE {where}", params)
     return None if row is None else _role(row)

@@ -36,7 +36,7 @@ ATTEMPT = re.compile(
 )
 # The only other lines a first start on a fresh database prints before it reaches Discord.
 EXPECTED_OTHERS = re.compile(
-    r"^\[err\] .* (bot\.storage\.database: applied migration |bot: stopped)"
+    r"^\[err\] .* (bot\.storage\.sqlite\.database: applied migration |bot: stopped)"
 )
 
 

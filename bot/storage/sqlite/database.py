@@ -20,18 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-import re
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
 import aiosqlite
+
+from bot.storage.backend import Params, Statement
+from bot.storage.errors import (
+    WRITE_TIMEOUT_S,
+    FaultLog,
+    StorageBusy,
+    StorageDamaged,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+)
+from bot.storage.migrations import MigrationsBroken, migrations, statements
 
 log = logging.getLogger(__name__)
 
@@ -41,52 +51,6 @@ CHECKPOINT_INTERVAL_S = 0.5
 # A WAL reader waits only in rare moments (another process recovering the WAL after a crash);
 # the loop may block that long, no longer.
 READER_BUSY_TIMEOUT_MS = 250
-# The longest a write waits for its turn (behind our own writers, then for another process's
-# lock), so that a command that writes can still answer within Discord's 3 s: past it, the
-# write gives up with StorageBusy and nothing is saved.
-WRITE_TIMEOUT_S = 2.0
-# A fault that repeats (a full disk under a stream of votes, the background checkpoint twice
-# a second) is logged once per this many seconds, with a count of the ones left out.
-FAULT_LOG_INTERVAL_S = 60.0
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-
-
-class StorageError(Exception):
-    """Storage can't do what was asked. ``str()`` is one line for the operator: what is wrong
-    and what to do. ``member_message`` is what a member who asked for a write is told."""
-
-    member_message = (
-        "Embargo can't reach its database right now, so nothing was saved. The server's "
-        "operators can see why in the log; please try again later."
-    )
-
-
-class StorageBusy(StorageError):
-    """Another program held the write lock past WRITE_TIMEOUT_S; nothing was written."""
-
-    member_message = "Embargo is busy: please try again in a moment. Nothing was saved."
-
-
-class StorageFull(StorageError):
-    """The disk (or the database's size limit) is full; the transaction was rolled back."""
-
-    member_message = (
-        "The server's disk is full, so nothing was saved. Please try again later: the "
-        "server's operators can see this in the log."
-    )
-
-
-class StorageReadOnly(StorageError):
-    """The database file, its folder or its disk can't be written."""
-
-    member_message = (
-        "Embargo's database is read-only right now, so nothing was saved. Please try again "
-        "later: the server's operators can see this in the log."
-    )
-
-
-class StorageDamaged(StorageError):
-    """The file is not an SQLite database, or its pages are damaged."""
 
 
 def storage_fault(error: BaseException, path: Path | str) -> StorageError | None:
@@ -144,35 +108,6 @@ def storage_fault(error: BaseException, path: Path | str) -> StorageError | None
     return None
 
 
-class FaultLog:
-    """Logs storage faults for the operator, each kind at most once per ``interval`` seconds
-    (the ones left out are counted in the next line), and once when a kind stops failing."""
-
-    def __init__(
-        self, interval: float = FAULT_LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.interval = interval
-        self.clock = clock
-        self._last: dict[str, float] = {}
-        self._left_out: dict[str, int] = {}
-
-    def failed(self, kind: str, message: str) -> None:
-        now = self.clock()
-        last = self._last.get(kind)
-        if last is not None and now - last < self.interval:
-            self._left_out[kind] = self._left_out.get(kind, 0) + 1
-            return
-        left_out = self._left_out.pop(kind, 0)
-        more = f" ({left_out} more like this since the last report)" if left_out else ""
-        log.warning("%s: %s%s", kind, message, more)
-        self._last[kind] = now
-
-    def recovered(self, kind: str) -> None:
-        if self._last.pop(kind, None) is not None:
-            self._left_out.pop(kind, None)
-            log.warning("%s works again", kind)
-
-
 def sqlite_path_from_url(url: str, base_dir: Path) -> Path | str:
     """Turn ``sqlite:///relative.db``, ``sqlite:////abs.db`` or ``sqlite://:memory:`` into a path.
 
@@ -181,8 +116,11 @@ def sqlite_path_from_url(url: str, base_dir: Path) -> Path | str:
     """
     prefix = "sqlite://"
     if not url.startswith(prefix):
+        # Whatever follows the scheme may hold a password: not echoed.
+        shown = url.split("://", 1)[0] + "://…" if "://" in url else url
         raise StorageError(
-            f"DATABASE_URL {url!r} is not supported: use sqlite:///path/to/embargo.db"
+            f"DATABASE_URL {shown!r} is not supported: use sqlite:///path/to/embargo.db or "
+            "postgresql://user@host/dbname"
         )
     rest = url[len(prefix) :]
     if rest in (":memory:", "/:memory:"):
@@ -194,24 +132,30 @@ def sqlite_path_from_url(url: str, base_dir: Path) -> Path | str:
     return path if path.is_absolute() else base_dir / path
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    """Every numbered migration shipped in ``bot/storage/migrations``, in order."""
-    found = []
-    for entry in resources.files("bot.storage.migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    numbers = [number for number, _, _ in found]
-    if numbers != list(range(1, len(found) + 1)):
-        raise StorageError(f"migrations are not numbered 001, 002, ... without gaps: {numbers}")
-    return found
+class SqliteTransaction:
+    """Statements inside one of the writer's transactions (``Database.transaction``)."""
 
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
 
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (our migrations contain no ';' inside literals)."""
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+    async def execute(self, sql: str, params: Params = ()) -> None:
+        await self.conn.execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        await self.conn.executemany(sql, rows)
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return list(await self.conn.execute_fetchall(sql, params))
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def serialize(self, key: str) -> None:
+        """Nothing to do: BEGIN IMMEDIATE made this the only writer."""
+
+    async def announce(self, changes: Sequence[str]) -> None:
+        """Nothing to do: one process owns the file and its caches."""
 
 
 class Database:
@@ -229,6 +173,7 @@ class Database:
         checkpoint_interval: float = CHECKPOINT_INTERVAL_S,
         faults: FaultLog | None = None,
     ) -> None:
+        self.dialect = "sqlite"
         self.path = path
         self.checkpoint_interval = checkpoint_interval
         self.faults = faults or FaultLog()
@@ -241,6 +186,10 @@ class Database:
         self._checkpointer: aiosqlite.Connection | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
+
+    @property
+    def local_file(self) -> Path | None:
+        return self.path if isinstance(self.path, Path) else None
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -379,6 +328,23 @@ class Database:
         finally:
             reader.execute("COMMIT")
 
+    async def listen(
+        self,
+        on_change: Callable[[Sequence[str]], None],
+        on_trust: Callable[[bool], None],
+    ) -> None:
+        """Nothing to listen to: one process owns the file and its caches."""
+
+    async def fetch_all(
+        self, sql: str, params: Params = (), *, tuples: bool = False
+    ) -> list[sqlite3.Row] | list[tuple[object, ...]]:
+        """Rows of a query too big for the event loop, read on the writer's thread."""
+        if not tuples:
+            return list(await self.conn.execute_fetchall(sql, params))
+        async with self.conn.execute(sql, params) as cursor:
+            cursor.row_factory = None  # plain tuples: a third of the time of sqlite3.Row
+            return list(await cursor.fetchall())
+
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Pass every SQL statement the writer and the reader run to ``callback`` (None: stop);
         for diagnostics and for tests that check query plans."""
@@ -400,21 +366,24 @@ class Database:
     async def migrate(self) -> None:
         """Apply every migration newer than ``PRAGMA user_version``, each in one transaction."""
         current = await self.schema_version()
-        migrations = _migrations()
-        if current > len(migrations):
+        try:
+            shipped = migrations(self.dialect)
+        except MigrationsBroken as error:
+            raise StorageError(str(error)) from error
+        if current > len(shipped):
             raise StorageError(
                 f"the database is at schema version {current}, newer than this code "
-                f"({len(migrations)}): upgrade Embargo or point DATABASE_URL elsewhere"
+                f"({len(shipped)}): upgrade Embargo or point DATABASE_URL elsewhere"
             )
-        for number, name, script in migrations:
-            if number <= current:
+        for migration in shipped:
+            if migration.number <= current:
                 continue
-            async with self.transaction() as conn:
-                for statement in _statements(script):
-                    await conn.execute(statement)
+            async with self.transaction() as tx:
+                for statement in statements(migration.script):
+                    await tx.execute(statement)
                 # PRAGMA takes no parameters; number is an int we parsed from a file name.
-                await conn.execute(f"PRAGMA user_version = {int(number)}")
-            log.info("applied migration %s", name)
+                await tx.execute(f"PRAGMA user_version = {int(migration.number)}")
+            log.info("applied migration %s", migration.name)
 
     async def run_transaction(
         self, work: Callable[[sqlite3.Connection], T], *, wait_s: float = WRITE_TIMEOUT_S
@@ -440,11 +409,18 @@ class Database:
             except sqlite3.Error as error:
                 raise self._fault(error) from error
 
+    async def run_statements(
+        self, statements: Sequence[Statement], *, wait_s: float = WRITE_TIMEOUT_S
+    ) -> None:
+        """Run each statement once per row, in order, as one transaction in one trip to the
+        writer's thread."""
+        await self.run_transaction(functools.partial(_executemanys, statements), wait_s=wait_s)
+
     @asynccontextmanager
     async def transaction(
         self, *, wait_s: float = WRITE_TIMEOUT_S
-    ) -> AsyncIterator[aiosqlite.Connection]:
-        """``async with db.transaction() as conn:`` commits on success, rolls back on error.
+    ) -> AsyncIterator[SqliteTransaction]:
+        """``async with db.transaction() as tx:`` commits on success, rolls back on error.
 
         Waiting for the write lock is bounded by ``wait_s``, and faults of the storage itself
         are raised as StorageError, as in :meth:`run_transaction`.
@@ -457,7 +433,7 @@ class Database:
             except sqlite3.Error as error:
                 raise self._fault(error) from error
             try:
-                yield conn
+                yield SqliteTransaction(conn)
                 await conn.commit()
             except BaseException as error:
                 if conn.in_transaction:
@@ -576,3 +552,8 @@ def _in_transaction(
             raw.execute("ROLLBACK")
         raise
     return result
+
+
+def _executemanys(statements: Sequence[Statement], conn: sqlite3.Connection) -> None:
+    for sql, rows in statements:
+        conn.executemany(sql, rows)
