@@ -82,7 +82,8 @@ class EmbargoBot(commands.Bot):
         # Local work only: never wait for the gateway or a guild here (it would deadlock).
         await self.sync_content()
         for name in extension_names():
-            await self.load_extension(name)
+            if name not in self.extensions:  # an extension may load the one it builds on
+                await self.load_extension(name)
         await self.sync_commands(force=self.force_sync)
         if not self.force_sync:
             self.start_content_reloads()

@@ -26,6 +26,7 @@ from bot.calendar import (
 from bot.content.models import Episode
 from bot.messages import (
     EMBARGO_COLOUR,
+    PERMISSION_NAMES,
     TITLE_LIMIT,
     OutgoingMessage,
     Surface,
@@ -285,3 +286,47 @@ def describe_announce_target(target: AnnounceTarget | None) -> str:
         return "off"
     ping = f", pinging <@&{target.ping_role_id}>" if target.ping_role_id is not None else ""
     return f"<#{target.channel_id}>{ping}"
+
+
+# -- where release posts can go ----------------------------------------------------------------
+
+# What Embargo needs in an announce channel, by discord.py's permission name: to post (in a
+# forum, Send Messages is what creates a post) and to open and greet the discussion thread.
+POST_PERMISSIONS = ("view_channel", "send_messages")
+THREAD_PERMISSIONS = ("create_public_threads", "send_messages_in_threads")
+FORUM_THREAD_PERMISSIONS = ("send_messages_in_threads",)
+ANNOUNCE_PERMISSIONS = ("view_channel", "send_messages", "embed_links", *THREAD_PERMISSIONS)
+FORUM_ANNOUNCE_PERMISSIONS = (
+    "view_channel",
+    "send_messages",
+    "embed_links",
+    "send_messages_in_threads",
+)
+
+
+def announce_permissions(*, forum: bool) -> tuple[str, ...]:
+    """Every channel permission ``/embargo announce`` checks (a forum post is a message)."""
+    return FORUM_ANNOUNCE_PERMISSIONS if forum else ANNOUNCE_PERMISSIONS
+
+
+def permission_list(names: Sequence[str]) -> str:
+    """``**View Channel**, **Send Messages** and **Embed Links**``."""
+    shown = [f"**{PERMISSION_NAMES.get(name, name.replace('_', ' ').title())}**" for name in names]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def missing_permissions_reason(missing: Sequence[str], what: str) -> str:
+    """Why a post or thread failed, as the ledger keeps it and ``/embargo settings`` shows it;
+    ``what`` is what could not be done ("post", "open the discussion thread")."""
+    plain = [PERMISSION_NAMES.get(name, name.replace("_", " ").title()) for name in missing]
+    listed = plain[0] if len(plain) == 1 else ", ".join(plain[:-1]) + " and " + plain[-1]
+    return f"Embargo needs {listed} in the announce channel to {what}."
+
+
+def announce_warning(missing: Sequence[str], channel_id: int) -> str:
+    """Added to ``/embargo announce``'s answer when Embargo can't yet do everything there."""
+    return (
+        f"⚠️ Embargo can't do everything it needs in <#{channel_id}> yet: give its role "
+        f"{permission_list(missing)} there (channel settings → Permissions). Until then "
+        "release posts or their threads will fail, and `/embargo settings` will say why."
+    )

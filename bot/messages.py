@@ -267,6 +267,7 @@ def spoiler_rules_message(
     episode: Episode | None = None,
     decision: Decision | None = None,
     titles: TitleRule,
+    extra_fields: Sequence[dict[str, object]] = (),
 ) -> OutgoingMessage:
     where = "this server" if in_guild else "direct messages (the default rules)"
     description = f"How Embargo hides endings in {where}."
@@ -277,7 +278,7 @@ def spoiler_rules_message(
         "title": "Spoiler rules",
         "description": description,
         "color": EMBARGO_COLOUR,
-        "fields": _settings_fields(spoilers, show_titles),
+        "fields": [*_settings_fields(spoilers, show_titles), *extra_fields],
     }
     return OutgoingMessage(embeds=(embed,), ephemeral=True)
 
@@ -299,7 +300,11 @@ def _episode_status(decision: Decision) -> str:
     return f"spoilers stay hidden here until {timestamp(ends)} ({timestamp(ends, 'R')})."
 
 
-def settings_message(settings: GuildSettings, show_titles: dict[str, str]) -> OutgoingMessage:
+def settings_message(
+    settings: GuildSettings,
+    show_titles: dict[str, str],
+    extra_fields: Sequence[dict[str, object]] = (),
+) -> OutgoingMessage:
     fields = _settings_fields(settings.spoilers, show_titles)
     fields.append({"name": "Minimum votes (m)", "value": str(settings.min_votes), "inline": True})
     fields.append(
@@ -309,6 +314,7 @@ def settings_message(settings: GuildSettings, show_titles: dict[str, str]) -> Ou
             "inline": True,
         }
     )
+    fields += extra_fields
     embed = {
         "title": "Embargo settings",
         "description": "Change these with `/embargo …` (Manage Server required).",
@@ -353,6 +359,7 @@ PERMISSION_NAMES = {
     "send_messages_in_threads": "Send Messages in Threads",
     "embed_links": "Embed Links",
     "attach_files": "Attach Files",
+    "create_public_threads": "Create Public Threads",
 }
 
 

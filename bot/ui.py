@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -196,10 +197,22 @@ async def decide_here(
     bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
 ) -> Decision:
     settings = await bot.storage.get_guild_settings(interaction.guild_id)
+    spoilers = settings.spoilers
+    # A discussion thread Embargo opened is spoilers-ok. Only threads are looked up (one
+    # primary-key read), so a command anywhere else costs nothing more.
+    thread_id = interaction.channel_id
+    if (
+        isinstance(interaction.channel, discord.Thread)
+        and thread_id is not None
+        and await bot.storage.is_discussion_thread(thread_id)
+    ):
+        spoilers = replace(
+            spoilers, spoilers_ok_channels=spoilers.spoilers_ok_channels | {thread_id}
+        )
     return decide(
         release_at=episode.release_at,
         now=bot.clock(),
-        settings=settings.spoilers,
+        settings=spoilers,
         show_slug=episode.show_slug,
         channel_ids=channel_ids(interaction),
     )

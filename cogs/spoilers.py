@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discussion_messages import announce_field
 from bot.errors import UserError
 from bot.guild_settings import MAX_MIN_MEMBER_DAYS, MAX_MIN_VOTES
 from bot.messages import change_message, settings_message, spoiler_rules_message
@@ -66,6 +67,12 @@ class Spoilers(commands.Cog):
     def _show_titles(self) -> dict[str, str]:
         return {show.slug: show.title for show in self.bot.catalogue.shows}
 
+    async def _announce_field(self, guild_id: int) -> dict[str, object]:
+        """Where release posts go, and why the last one failed if it did."""
+        storage = self.bot.storage
+        announce = await storage.get_announce(guild_id)
+        return announce_field(announce, self._show_titles(), await storage.last_post(guild_id))
+
     # -- everyone ---------------------------------------------------------------------------
 
     @app_commands.command(name="spoilers", description="This server's spoiler rules.")
@@ -81,6 +88,9 @@ class Spoilers(commands.Cog):
         decision = None
         if episode is not None:
             decision = await decide_here(self.bot, interaction, episode)
+        extra = []
+        if interaction.guild_id is not None:
+            extra.append(await self._announce_field(interaction.guild_id))
         message = spoiler_rules_message(
             settings.spoilers,
             self._show_titles(),
@@ -88,6 +98,7 @@ class Spoilers(commands.Cog):
             episode=episode,
             decision=decision,
             titles=await titles_here(self.bot, interaction.guild_id),
+            extra_fields=extra,
         )
         await send_messages(interaction, [message])
 
@@ -188,7 +199,9 @@ class Spoilers(commands.Cog):
     )
     async def settings(self, interaction: discord.Interaction) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
-        await send_messages(interaction, [settings_message(settings, self._show_titles())])
+        extra = [await self._announce_field(interaction.guild_id)]  # type: ignore[arg-type]
+        message = settings_message(settings, self._show_titles(), extra)
+        await send_messages(interaction, [message])
 
 
 async def setup(bot: EmbargoBot) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -46,6 +47,8 @@ class LiveContent:
         self._requested = 0  # reload requests so far
         self._covered = 0  # requests made before the start of the last finished reload
         self._last: SyncReport | None = None
+        # Called after each swap of the catalogue (the release calendar reschedules).
+        self.swap_listeners: list[Callable[[], None]] = []
 
     async def reload(self) -> SyncReport:
         """Sync the content directory into storage, then swap in the catalogue it serves.
@@ -64,6 +67,8 @@ class LiveContent:
                 # Indexing every episode is CPU work: off the event loop.
                 self.catalogue = await asyncio.to_thread(Catalogue, shows)
                 self._built = True
+                for listener in self.swap_listeners:
+                    listener()
             self._covered = started
             self._last = report
             return report

@@ -4,6 +4,7 @@ ranking settings, and small bot metadata (the synced command-tree hash)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -22,14 +23,21 @@ class SettingsStore:
     _settings_writes: int  # committed settings writes so far
     _caching: bool  # whether caches may be used (see Storage.trust_caches)
 
+    # Called with the server's id after each committed settings write (the release calendar
+    # reschedules that server's window-closed posts).
+    settings_listeners: list[Callable[[int], None]]
+
     def _init_settings_cache(self) -> None:
         self._settings_cache = {}
         self._settings_writes = 0
+        self.settings_listeners = []
 
     def _settings_changed(self, guild_id: int) -> None:
-        """After a committed write: drop the guild's cached settings."""
+        """After a committed write: drop the guild's cached settings, tell the listeners."""
         self._settings_writes += 1
         self._settings_cache.pop(guild_id, None)
+        for listener in self.settings_listeners:
+            listener(guild_id)
 
     async def get_guild_settings(self, guild_id: int | None) -> GuildSettings:
         """Settings for a server; DMs (``None``) and untouched servers get the defaults."""

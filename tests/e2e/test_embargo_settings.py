@@ -61,6 +61,7 @@ async def test_new_server_defaults_and_the_readme_example_change(scenario: Scena
         "Spoilers-ok channels": "none",
         "Minimum votes (m)": "5",
         "Member age to vote": "0 days",
+        "Release posts": "Default: off",
     }
     example = re.search(r"\(`(Spoiler window: .+? Saved\.)`\)", README)
     assert example, "the README's example reply is gone"

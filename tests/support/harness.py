@@ -291,6 +291,11 @@ class Harness:
                 self._previous_base = None
             await self.standin.stop()
 
+    def mark_ready(self) -> None:
+        """Let what waits for ``wait_until_ready`` (background tasks) start, as after READY
+        and the guilds' GUILD_CREATE. Touches ``Client._ready``, the event READY sets."""
+        self.bot._ready.set()
+
     # -- inspection --------------------------------------------------------------------------
 
     @property
@@ -516,6 +521,8 @@ class Harness:
         return user
 
     def _channel(self, channel: ChannelSpec | int) -> Channel:
+        if isinstance(channel, int) and (thread := self.world.find_channel(channel)) is not None:
+            return thread  # a thread started while the test ran (not in the guild spec)
         spec = self.guild.channel(channel)
         found = self.world.find_channel(spec.id)
         assert found is not None

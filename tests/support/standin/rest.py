@@ -14,6 +14,7 @@ answer Discord's 404 (405 for a known path with another method) and are listed i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import logging
@@ -32,6 +33,7 @@ from .world import (
     DM_CHANNEL,
     MANAGE_MESSAGES,
     SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
     VIEW_CHANNEL,
     Channel,
     Guild,
@@ -48,6 +50,8 @@ DEFAULT_TOKEN = "MTE3.e2e-stand-in.not-a-real-token"  # fake: only ever sent to 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 SUPPRESS_EMBEDS = 1 << 2
+# How long Discord remembers a message nonce for enforce_nonce ("a few minutes").
+NONCE_WINDOW_S = 300.0
 
 # Which callback types Discord accepts for which interaction type.
 ALLOWED_CALLBACKS = {
@@ -241,6 +245,13 @@ class DiscordApi:
         self.unknown_routes: list[RecordedRequest] = []
         self.internal_errors: list[str] = []  # the stand-in's own bugs, never the bot's
         self.faults: list[FaultRule] = []
+        # Discord's global limit on a bot's requests (per second; None: no limit), the
+        # requests it refused, and the times of those it let through in the last second.
+        self.global_limit: int | None = None
+        self.globally_limited: list[RecordedRequest] = []
+        self._recent: collections.deque[float] = collections.deque()
+        # (channel id, nonce) -> (message id, when), for enforce_nonce.
+        self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # None: global commands
         self.messages: dict[int, StoredMessage] = {}
         self.attachments: dict[int, bytes] = {}
@@ -248,6 +259,9 @@ class DiscordApi:
         self._by_token: dict[str, InteractionRecord] = {}
         self._changed = asyncio.Event()
         self._routes = [_Route(m, _compile(p), h) for m, p, h in self._builtin_routes()]
+        from .threads import thread_routes  # threads.py builds on this module
+
+        self._routes += [_Route(m, _compile(p), h) for m, p, h in thread_routes(self)]
 
     # ------------------------------------------------------------------ waiting
 
@@ -340,7 +354,19 @@ class DiscordApi:
         request.interaction_id = self._interaction_of(request.path)
         self.requests.append(request)
         rule = next((r for r in self.faults if r.matches(request)), None)
-        if rule is not None:
+        retry_after = self._over_global_limit(request)
+        if retry_after is not None:
+            self.globally_limited.append(request)
+            status, body = (
+                429,
+                {
+                    "message": "You are being rate limited.",
+                    "retry_after": retry_after,
+                    "global": True,
+                    "code": 0,
+                },
+            )
+        elif rule is not None:
             rule.hits.append(request)
             request.injected = True
             status, body = rule.status, self._fault_body(rule)
@@ -361,6 +387,19 @@ class DiscordApi:
         request.status, request.response = status, copy.deepcopy(body)
         self.notify()
         return body
+
+    def _over_global_limit(self, request: RecordedRequest) -> float | None:
+        """Seconds to wait if ``request`` breaks the global limit, else None (and it counts).
+        Interaction callbacks and webhook-token routes are exempt, as on Discord."""
+        if self.global_limit is None or request.path.startswith(("/interactions/", "/webhooks/")):
+            return None
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.global_limit:
+            return round(self._recent[0] + 1.0 - now, 3)
+        self._recent.append(now)
+        return None
 
     def _route(self, request: RecordedRequest) -> Reply:
         allowed: list[str] = []
@@ -994,14 +1033,27 @@ class DiscordApi:
         perms = self._bot_permissions(channel)
         if not perms & VIEW_CHANNEL:
             raise ApiError(403, 50001, "Missing Access")
-        if not perms & SEND_MESSAGES or (request.files and not perms & ATTACH_FILES):
+        send = SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES
+        if not perms & send or (request.files and not perms & ATTACH_FILES):
             raise ApiError(403, 50013, "Missing Permissions")
         body = dict(request.json or {})
+        # enforce_nonce: the same nonce in the same channel within minutes returns the first
+        # message instead of making a second.
+        nonce = str(body["nonce"]) if body.get("nonce") is not None else None
+        if nonce is not None and body.get("enforce_nonce"):
+            seen = self._nonces.get((channel.id, nonce))
+            earlier = self.messages.get(seen[0]) if seen else None
+            if seen and earlier and time.monotonic() - seen[1] < NONCE_WINDOW_S:
+                request.message_id = earlier.id
+                return 200, earlier.payload
         # Only interaction responses can be ephemeral; Discord drops the flag elsewhere.
         body["flags"] = int(body.get("flags") or 0) & ~EPHEMERAL
         message = self._new_message(
             channel_id=channel.id, body=body, files=request.files, request=request
         )
+        if nonce is not None:
+            message.payload["nonce"] = nonce
+            self._nonces[(channel.id, nonce)] = (message.id, time.monotonic())
         return 200, message.payload
 
     def _get_message(self, request: RecordedRequest, channel_id: str, message_id: str) -> Reply:

@@ -106,7 +106,9 @@ class DiscordStandIn(DiscordApi):
         body = self.answer(request)
         headers: dict[str, str] = {}
         rule = next((r for r in self.faults if request in r.hits), None)
-        if rule is not None and rule.status == 429:
+        if self.globally_limited and request is self.globally_limited[-1]:
+            headers = _rate_limited_headers(request, float(body["retry_after"]), True)
+        elif rule is not None and rule.status == 429:
             headers = _rate_limited_headers(request, rule.retry_after, rule.is_global)
         elif rule is not None and isinstance(rule.body, str):
             return web.Response(text=rule.body, status=rule.status, content_type="text/html")

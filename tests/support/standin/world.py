@@ -31,6 +31,7 @@ MENTION_EVERYONE = 1 << 17
 USE_EXTERNAL_EMOJIS = 1 << 18
 CHANGE_NICKNAME = 1 << 26
 USE_APPLICATION_COMMANDS = 1 << 31
+CREATE_PUBLIC_THREADS = 1 << 35
 SEND_MESSAGES_IN_THREADS = 1 << 38
 # Every bit Discord defines today fits in 53 bits; an administrator gets all of them.
 ALL_PERMISSIONS = (1 << 53) - 1
@@ -53,7 +54,11 @@ EVERYONE_DEFAULT = (
 TEXT_CHANNEL = 0
 DM_CHANNEL = 1
 CATEGORY_CHANNEL = 4
+ANNOUNCEMENT_CHANNEL = 5
 PUBLIC_THREAD = 11
+FORUM_CHANNEL = 15
+# Text-like channels: they carry a topic, slow mode and a last message.
+_TEXT_LIKE = (TEXT_CHANNEL, ANNOUNCEMENT_CHANNEL, FORUM_CHANNEL)
 
 
 class SnowflakeFactory:
@@ -178,6 +183,7 @@ class Channel:
     recipients: list[User] = field(default_factory=list)
     last_message_id: int | None = None
     owner_id: int | None = None  # threads: who started it
+    auto_archive_duration: int = 1440  # threads: minutes of inactivity before archiving
 
     @property
     def mention(self) -> str:
@@ -185,7 +191,7 @@ class Channel:
 
     @property
     def is_thread(self) -> bool:
-        return self.type == PUBLIC_THREAD
+        return self.type in (10, PUBLIC_THREAD, 12)  # announcement, public, private threads
 
     def to_payload(self) -> dict[str, Any]:
         if self.type == DM_CHANNEL:
@@ -206,7 +212,7 @@ class Channel:
             "permission_overwrites": [ow.to_payload() for ow in self.overwrites],
             "flags": 0,
         }
-        if self.type == TEXT_CHANNEL:
+        if self.type in _TEXT_LIKE:
             payload.update(
                 topic=self.topic,
                 nsfw=self.nsfw,
@@ -215,6 +221,15 @@ class Channel:
                 last_pin_timestamp=None,
                 icon_emoji=None,
                 theme_color=None,
+            )
+        if self.type == FORUM_CHANNEL:
+            payload.update(
+                available_tags=[],
+                default_reaction_emoji=None,
+                default_thread_rate_limit_per_user=0,
+                default_sort_order=None,
+                default_forum_layout=0,
+                default_auto_archive_duration=1440,
             )
         elif self.is_thread:
             # A thread has no overwrites of its own: Discord applies its parent's.
@@ -228,7 +243,7 @@ class Channel:
                 total_message_sent=0,
                 thread_metadata={
                     "archived": False,
-                    "auto_archive_duration": 1440,
+                    "auto_archive_duration": self.auto_archive_duration,
                     "archive_timestamp": iso_now(),
                     "locked": False,
                     "create_timestamp": iso_now(),

@@ -1,0 +1,467 @@
+"""The discussion calendar's Discord side: one task that sleeps until the next post falls due,
+sends what is due (release posts and their threads, window-closed posts) and records each
+outcome in the ledger. What is due is decided by ``bot.calendar``; the words by
+``bot.discussion_messages``.
+
+- **Once.** Each post is recorded as soon as it is sent; a message is sent with a nonce derived
+  from its key and ``enforce_nonce``, so a retry after a crash between sending and recording
+  returns the first message instead of making a second. The watermark (``checked_through``)
+  moves only after a whole wake was settled, so a restart finishes what a crash cut short.
+- **Failures** (a deleted channel, a missing permission, a Discord error) are recorded with the
+  reason ``/embargo settings`` shows, logged once at WARNING, and retried by the calendar's
+  rules; they never stop the task or other servers' posts. A busy database ends the wake early
+  and it is tried again shortly.
+- **Fan-out** paces its own requests below Discord's global limit (about 50 a second per bot)
+  and sends a few at a time, so one release in many servers neither draws 429s nor delays
+  interactions, whose answers are not counted against that limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.calendar import (
+    Calendar,
+    DueItem,
+    GuildSchedule,
+    LedgerEntry,
+    PostKey,
+    PostKind,
+    ScheduleIndex,
+    earliest_wake,
+    post_nonce,
+    settle,
+)
+from bot.discussion_messages import (
+    FORUM_THREAD_PERMISSIONS,
+    POST_PERMISSIONS,
+    THREAD_PERMISSIONS,
+    missing_permissions_reason,
+    release_post,
+    thread_name,
+    window_closed_post,
+)
+from bot.messages import OutgoingMessage
+from bot.storage import StorageError
+from cogs.discussion._buttons import release_view
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+log = logging.getLogger(__name__)
+
+# Discord allows a bot about 50 requests a second in all; the fan-out keeps a margin for the
+# bot's other requests.
+FAN_OUT_REQUESTS_PER_S = 45.0
+# Posts in flight at once: enough to keep the pace with Discord's latency, few enough that
+# a slow answer never queues much behind it.
+FAN_OUT_CONCURRENCY = 8
+# A thread with no message for this long is archived (a week, Discord's longest).
+THREAD_ARCHIVE_MINUTES = 10080
+# The longest single sleep: the event loop's clock and the wall clock can drift apart.
+MAX_SLEEP_S = 6 * 3600.0
+# After a storage fault or an unexpected error, look again this much later.
+RETRY_AFTER_FAULT_S = 30.0
+
+
+class PostFailed(Exception):
+    """A post that can't be made now; the message is the reason kept in the ledger."""
+
+
+class Pacer:
+    """Spaces requests evenly at ``rate`` a second, across every task that asks."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class Scheduler:
+    def __init__(self, bot: EmbargoBot) -> None:
+        self.bot = bot
+        self.pacer = Pacer(FAN_OUT_REQUESTS_PER_S)
+        self._limit = asyncio.Semaphore(FAN_OUT_CONCURRENCY)
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while asleep with no wake asked for
+        self._task: asyncio.Task[None] | None = None
+        self._calendar: Calendar | None = None
+        self._calendar_source: object = None  # the catalogue the calendar was built from
+        self._index: ScheduleIndex | None = None
+        self._settings_dirty = True
+        self._content_changed = False
+        self._recheck: set[int] = set()
+        self.last_wake: datetime | None = None  # the instant the last finished wake ran at
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="embargo-discussion")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Look at the calendar again now (time moved, or something changed)."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Until the scheduler sleeps with nothing asked of it (for tests and shutdown)."""
+        await self._idle.wait()
+
+    def settings_changed(self, guild_id: int) -> None:
+        """A server's spoiler settings changed: its close posts may have moved."""
+        self._recheck.add(guild_id)
+        self._settings_dirty = True
+        self.wake()
+
+    def announce_changed(self) -> None:
+        self._settings_dirty = True
+        self.wake()
+
+    def content_changed(self) -> None:
+        self._content_changed = True
+        self.wake()
+
+    @property
+    def calendar(self) -> Calendar:
+        """The calendar of the catalogue served now (rebuilt after a content reload)."""
+        catalogue = self.bot.catalogue
+        if self._calendar is None or self._calendar_source is not catalogue:
+            self._calendar = Calendar(catalogue.episodes)
+            self._calendar_source = catalogue
+            self._index = None
+        return self._calendar
+
+    async def _run(self) -> None:
+        # Channels are resolved from the gateway's cache: start once it is filled.
+        await self.bot.wait_until_ready()
+        while True:
+            self._wake.clear()
+            try:
+                wake_at = await self.run_once()
+            except StorageError as error:
+                log.warning("release calendar: storage fault (%s); trying again shortly", error)
+                wake_at = self.bot.clock() + timedelta(seconds=RETRY_AFTER_FAULT_S)
+            except Exception:
+                log.exception("release calendar: unexpected error; trying again shortly")
+                wake_at = self.bot.clock() + timedelta(seconds=RETRY_AFTER_FAULT_S)
+            timeout = MAX_SLEEP_S
+            if wake_at is not None:
+                delay = (wake_at - self.bot.clock()).total_seconds()
+                timeout = min(max(delay, 0.0), MAX_SLEEP_S)
+            if not self._wake.is_set():
+                self._idle.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    # -- one wake ----------------------------------------------------------------------------
+
+    async def run_once(self) -> datetime | None:
+        """Send everything due now and record it; returns when to wake next (None: nothing is
+        scheduled under the current settings and catalogue)."""
+        storage = self.bot.storage
+        calendar = self.calendar
+        recheck, self._recheck = self._recheck, set()
+        content_changed, self._content_changed = self._content_changed, False
+        try:
+            index = await self._current_index(calendar)
+            now = self.bot.clock()
+            since = await storage.calendar_checked_through()
+            retry = await storage.retryable_posts()
+            found = calendar.candidates(
+                index,
+                now=now,
+                since=since,
+                content_changed=content_changed,
+                recheck=recheck,
+                retry=retry,
+            )
+            plan = settle(found, await storage.ledger_entries(c.key for c in found), now=now)
+            if plan.skip:
+                await storage.record_skipped([(c.key, c.due_at) for c in plan.skip], now=now)
+                log.info("release calendar: %d post(s) too late to make, skipped", len(plan.skip))
+            retry_at = await self.fan_out(plan.post)
+            await storage.set_calendar_checked_through(now)
+            self.last_wake = now
+        except BaseException:
+            # Nothing was lost: what this wake was asked to look at is looked at next time.
+            self._recheck |= recheck
+            self._content_changed |= content_changed
+            raise
+        return earliest_wake(calendar.next_due(index, after=now), plan.retry_at, retry_at)
+
+    async def _current_index(self, calendar: Calendar) -> ScheduleIndex:
+        if self._index is not None and not self._settings_dirty:
+            return self._index
+        self._settings_dirty = False
+        storage = self.bot.storage
+        guilds = []
+        for guild_id, announce in (await storage.all_announce()).items():
+            if announce.is_empty:
+                continue
+            settings = await storage.get_guild_settings(guild_id)
+            guilds.append(GuildSchedule(guild_id, announce, settings.spoilers))
+        self._index = calendar.index(guilds)
+        return self._index
+
+    async def fan_out(self, items: Sequence[DueItem]) -> datetime | None:
+        """Make the posts, a few at a time; returns the earliest retry of those that failed.
+        A storage fault is raised once every post in flight has finished."""
+        if not items:
+            return None
+        results = await asyncio.gather(
+            *(self._post(item) for item in items), return_exceptions=True
+        )
+        retry_at = None
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            retry_at = earliest_wake(retry_at, result)
+        return retry_at
+
+    async def _post(self, item: DueItem) -> datetime | None:
+        async with self._limit:
+            try:
+                if item.key.kind is PostKind.RELEASE:
+                    await self._release(item)
+                else:
+                    await self._window_closed(item)
+                return None
+            except PostFailed as failure:
+                reason = str(failure)
+            except discord.NotFound:
+                reason = "The announce channel no longer exists (or Embargo can't see it)."
+            except discord.Forbidden as error:
+                reason = f"Discord refused the post: {error.text or 'Missing Permissions'}."
+            except discord.HTTPException as error:
+                reason = f"Discord error {error.status}: {error.text or 'no details'}."
+            entry = await self.bot.storage.record_failed(
+                item.key,
+                due_at=item.due_at,
+                channel_id=item.channel_id,
+                error=reason,
+                now=self.bot.clock(),
+            )
+            _log_failure(item.key, entry, reason)
+            return entry.retry_at
+
+    # -- the posts -------------------------------------------------------------------------
+
+    async def _channel(self, channel_id: int) -> discord.abc.GuildChannel:
+        channel = self.bot.get_channel(channel_id)
+        if channel is None:
+            await self.pacer.wait()
+            channel = await self.bot.fetch_channel(channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.ForumChannel | discord.Thread):
+            raise PostFailed("The announce channel is not a text, announcement or forum channel.")
+        return channel
+
+    async def _release(self, item: DueItem) -> None:
+        storage = self.bot.storage
+        channel = await self._channel(item.channel_id)
+        forum = isinstance(channel, discord.ForumChannel)
+        perms = channel.permissions_for(channel.guild.me)
+        missing = [name for name in POST_PERMISSIONS if not getattr(perms, name)]
+        if missing:
+            raise PostFailed(missing_permissions_reason(missing, "post"))
+        episode = item.episode
+        post = release_post(
+            episode,
+            title_spoils=getattr(episode, "title_spoils", False),
+            window_ends_at=item.window_ends_at,
+            now=self.bot.clock(),
+            ping_role_id=item.ping_role_id,
+            late_by=item.late_by,
+            forum=forum,
+        )
+        view = release_view(episode.key)
+        mentions = _mentions(item.ping_role_id)
+        await self.pacer.wait()
+        if isinstance(channel, discord.ForumChannel):
+            # The forum post is the release post; its thread is the discussion.
+            created = await channel.create_thread(
+                name=post.thread_name,
+                content=post.message.content,
+                view=view,
+                allowed_mentions=mentions,
+                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                suppress_embeds=True,
+            )
+            await storage.record_posted(
+                item.key,
+                due_at=item.due_at,
+                channel_id=channel.id,
+                message_id=created.message.id,
+                now=self.bot.clock(),
+            )
+            await storage.record_thread(
+                item.key, thread_id=created.thread.id, parent_id=channel.id, now=self.bot.clock()
+            )
+            return
+        message = await channel.send(
+            post.message.content,
+            view=view,
+            allowed_mentions=mentions,
+            nonce=post_nonce(item.key),
+            suppress_embeds=True,
+        )
+        await storage.record_posted(
+            item.key,
+            due_at=item.due_at,
+            channel_id=channel.id,
+            message_id=message.id,
+            now=self.bot.clock(),
+        )
+        if isinstance(channel, discord.Thread):
+            return  # announcing into a thread: no thread can start from its messages
+        await self._open_thread(item, channel, message, post.thread_name, post.thread_message)
+
+    async def _open_thread(
+        self,
+        item: DueItem,
+        channel: discord.TextChannel,
+        message: discord.Message,
+        name: str,
+        first: OutgoingMessage | None,
+    ) -> None:
+        storage = self.bot.storage
+        perms = channel.permissions_for(channel.guild.me)
+        missing = [name for name in THREAD_PERMISSIONS if not getattr(perms, name)]
+        if missing:
+            reason = missing_permissions_reason(missing, "open the discussion thread")
+            await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
+            _log_thread_failure(item.key, reason)
+            return
+        try:
+            await self.pacer.wait()
+            thread = await message.create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as error:
+            reason = f"The discussion thread could not be opened: {error.text or error.status}."
+            await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
+            _log_thread_failure(item.key, reason)
+            return
+        await storage.record_thread(
+            item.key, thread_id=thread.id, parent_id=channel.id, now=self.bot.clock()
+        )
+        if first is None:
+            return
+        try:
+            await self.pacer.wait()
+            await thread.send(
+                first.content or "",
+                allowed_mentions=discord.AllowedMentions.none(),
+                suppress_embeds=True,
+            )
+        except discord.HTTPException as error:
+            reason = f"The thread's first message failed: {error.text or error.status}."
+            await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
+            _log_thread_failure(item.key, reason)
+
+    async def _window_closed(self, item: DueItem) -> None:
+        """In a text channel, a message; in a forum, a reply in the episode's release post
+        (a forum has no place for a loose message, and the post is where its readers are),
+        or a post of its own when there is no release post to reply in."""
+        storage = self.bot.storage
+        channel = await self._channel(item.channel_id)
+        post = window_closed_post(item.episode, closed_at=item.due_at, now=self.bot.clock())
+        target: discord.abc.Messageable
+        if isinstance(channel, discord.ForumChannel):
+            perms = channel.permissions_for(channel.guild.me)
+            wanted = ("view_channel", *FORUM_THREAD_PERMISSIONS)
+            missing = [name for name in wanted if not getattr(perms, name)]
+            if missing:
+                raise PostFailed(missing_permissions_reason(missing, "post"))
+            release = PostKey(item.key.guild_id, item.key.episode_key, PostKind.RELEASE)
+            entry = (await storage.ledger_entries([release])).get(release)
+            if entry is None or entry.thread_id is None or entry.channel_id != channel.id:
+                await self.pacer.wait()
+                created = await channel.create_thread(
+                    name=thread_name(item.episode, title_spoils=True),
+                    content=post.content,
+                    allowed_mentions=discord.AllowedMentions.none(),
+                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                    suppress_embeds=True,
+                )
+                await storage.record_posted(
+                    item.key,
+                    due_at=item.due_at,
+                    channel_id=channel.id,
+                    message_id=created.message.id,
+                    now=self.bot.clock(),
+                )
+                return
+            target = self.bot.get_partial_messageable(entry.thread_id, guild_id=channel.guild.id)
+        else:
+            perms = channel.permissions_for(channel.guild.me)
+            missing = [name for name in POST_PERMISSIONS if not getattr(perms, name)]
+            if missing:
+                raise PostFailed(missing_permissions_reason(missing, "post"))
+            target = channel
+        await self.pacer.wait()
+        message = await target.send(
+            post.content or "",
+            allowed_mentions=discord.AllowedMentions.none(),
+            nonce=post_nonce(item.key),
+            suppress_embeds=True,
+        )
+        await storage.record_posted(
+            item.key,
+            due_at=item.due_at,
+            channel_id=channel.id,
+            message_id=message.id,
+            now=self.bot.clock(),
+        )
+
+
+def _mentions(ping_role_id: int | None) -> discord.AllowedMentions:
+    """Nothing Embargo sends may ping anyone, apart from a release post's one chosen role."""
+    if ping_role_id is None:
+        return discord.AllowedMentions.none()
+    return discord.AllowedMentions(
+        everyone=False, users=False, roles=[discord.Object(ping_role_id)], replied_user=False
+    )
+
+
+def _describe(key: PostKey) -> str:
+    return f"{key.kind.value} post for {key.episode_key} in server {key.guild_id}"
+
+
+def _log_failure(key: PostKey, entry: LedgerEntry, reason: str) -> None:
+    if entry.settled:
+        log.warning(
+            "%s failed (%s); giving up after %d tries", _describe(key), reason, entry.attempts
+        )
+    else:
+        log.warning(
+            "%s failed (%s); try %d, next at %s",
+            _describe(key),
+            reason,
+            entry.attempts,
+            entry.retry_at.isoformat() if entry.retry_at else "?",
+        )
+
+
+def _log_thread_failure(key: PostKey, reason: str) -> None:
+    log.warning("%s went out without its thread: %s", _describe(key), reason)

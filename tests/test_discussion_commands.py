@@ -1,0 +1,368 @@
+"""Episode discussion end to end through discord.py and the Discord stand-in: release posts,
+their threads and buttons, window-closed posts, restarts, missing permissions, forums,
+``/embargo announce`` and ``/upcoming``.
+
+The bot's clock runs at real speed from a chosen instant (``MovingClock``), so the scheduler's
+real sleeps are exercised; ``jump`` moves it forward, as time passing while nothing was due.
+Each test gets its own small catalogue, so the only posts are the ones it sets up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import discord
+
+from bot.calendar import PostKey, PostKind, PostState
+from bot.client import EmbargoBot
+from bot.config import Settings
+from bot.storage import Storage
+from cogs.discussion import Discussion
+from tests.content_factory import episode_table, review_md, show_toml, write
+from tests.support import (
+    EPISODE_TALK,
+    GENERAL,
+    MEMBER,
+    MODERATOR,
+    ChannelSpec,
+    GuildSpec,
+    Harness,
+    RoleSpec,
+    reading,
+)
+from tests.support.specs import base_bot_permissions
+from tests.support.standin.threads import threads_of
+
+RELEASE = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+PILOT = "severed-ties/s01e01"
+ENDING = "The caller was her own twin, hiding in the lighthouse all along."
+FORUM = ChannelSpec(
+    id=1_300_000_000_000_000_230, name="episodes-forum", type=discord.ChannelType.forum
+)
+WITH_THREADS = base_bot_permissions() | discord.Permissions(create_public_threads=True)
+GUILD = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM), bot_permissions=WITH_THREADS)
+NO_THREADS = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM))
+FANS = RoleSpec(id=1_300_000_000_000_000_310, name="Severed fans")
+
+
+class MovingClock:
+    """The wall clock shifted to start at ``start``, running at real speed."""
+
+    def __init__(self, start: datetime) -> None:
+        self.offset = start - datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def jump(self, by: timedelta) -> None:
+        self.offset += by
+
+
+def write_content(root: Path) -> None:
+    episodes = [
+        episode_table(1, 1, "The Lighthouse Call", released=RELEASE),
+        episode_table(1, 2, "Low Tide", released=RELEASE + timedelta(days=7)),
+    ]
+    write(root, "shows/severed-ties.toml", show_toml(title="Severed Ties", episodes=episodes))
+    write(root, "reviews/severed-ties/s01e01.md", review_md("Taut and patient.", ENDING))
+
+
+@dataclass
+class Running:
+    harness: Harness
+    storage: Storage
+    clock: MovingClock
+
+    @property
+    def scheduler(self) -> Any:
+        # The extension's module is loaded apart from this test's import: no isinstance.
+        cog = self.harness.bot.get_cog(Discussion.__cog_name__)
+        assert cog is not None
+        return cog.scheduler
+
+    def posts(self, channel_id: int) -> list[dict[str, Any]]:
+        """What Embargo posted in the channel on its own (not answers to commands)."""
+        messages = self.harness.standin.channel_messages(channel_id)
+        return [m.payload for m in messages if m.interaction_id is None]
+
+    async def wait_posts(self, channel_id: int, count: int, within: float = 10.0) -> None:
+        await self.harness.standin.wait_for(
+            lambda: len(self.posts(channel_id)) >= count,
+            within=within,
+            what=f"{count} post(s) in channel {channel_id}",
+        )
+
+    async def settle(self) -> None:
+        """Wake the scheduler and wait until it has gone back to sleep."""
+        self.scheduler.wake()
+        await asyncio.wait_for(self.scheduler.wait_idle(), 20.0)
+
+    async def moderator(self, subcommand: str, **options: object) -> Any:
+        return await self.harness.slash(
+            "embargo", subcommand=subcommand, as_user=MODERATOR, **options
+        )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, clock: MovingClock, guild: GuildSpec = GUILD
+) -> AsyncIterator[Running]:
+    """The bot on the test's database and content (a second call is a restart)."""
+    content = tmp_path / "content"
+    if not content.exists():
+        write_content(content)
+    db_url = f"sqlite:///{tmp_path}/embargo.db"
+    storage = await Storage.open(db_url, tmp_path)
+    settings = Settings(
+        discord_token=None,
+        database_url=db_url,
+        content_dir=content,
+        log_level="INFO",
+        dev_guild_id=None,
+    )
+    try:
+        bot = EmbargoBot(settings, storage, clock=clock)
+        async with Harness(bot, guild=guild) as harness:
+            yield Running(harness, storage, clock)
+    finally:
+        await storage.close()
+
+
+async def test_release_post_thread_and_buttons(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=3))
+    async with running(tmp_path, clock) as bot:
+        set_up = await bot.moderator("announce", channel=EPISODE_TALK, ping=FANS)
+        assert "Release posts: **off** → **<#" in set_up.content
+        assert "⚠️" not in set_up.content  # Embargo has every permission it needs there
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        (post,) = bot.posts(EPISODE_TALK.id)
+        assert "Severed Ties S1E1" in post["content"]
+        assert "The Lighthouse Call" in post["content"]
+        assert f"<@&{FANS.id}>" in post["content"]
+        assert "spoilers stay hidden in this server until" in post["content"].lower()
+        assert ENDING.split()[1] not in post["content"]  # nothing of the ending
+        stored = bot.harness.standin.messages[int(post["id"])]
+        # The one role may be pinged, nobody else.
+        mentions = stored.allowed_mentions or {}
+        assert mentions.get("parse") == [], mentions
+        assert [int(role) for role in mentions["roles"]] == [FANS.id], mentions
+        assert post.get("nonce")
+
+        (thread,) = threads_of(bot.harness.standin, EPISODE_TALK.id)
+        assert thread.id == int(post["id"])  # started from the release post
+        assert thread.name == "Severed Ties S1E1 · The Lighthouse Call · spoilers"
+        assert thread.auto_archive_duration == 10080
+        await bot.wait_posts(thread.id, 1)
+        (welcome,) = bot.posts(thread.id)
+        assert "Spoilers are welcome here" in welcome["content"]
+
+        # The buttons: the review, privately; the ending, privately and hidden as /ending.
+        review = await bot.harness.click(f"embargo:review:{PILOT}", message=post, as_user=MEMBER)
+        assert not review.errors, review.describe()
+        assert review.ephemeral
+        assert "Taut and patient." in str(review.embeds)
+        ending = await bot.harness.click(f"embargo:ending:{PILOT}", message=post, as_user=MEMBER)
+        assert not ending.errors, ending.describe()
+        assert ending.ephemeral
+        reading.assert_all_hidden([m.get("content") or "" for m in ending.sent], ENDING)
+
+        # /ending: plain in the thread Embargo opened, tagged in the channel it came from.
+        inside = await bot.harness.slash("ending", episode=PILOT, in_channel=thread.id)
+        assert not inside.errors, inside.describe()
+        reading.assert_plain([m.get("content") or "" for m in inside.sent], ENDING)
+        outside = await bot.harness.slash("ending", episode=PILOT, in_channel=EPISODE_TALK)
+        reading.assert_all_hidden([m.get("content") or "" for m in outside.sent], ENDING)
+
+        await bot.settle()
+        assert len(bot.posts(EPISODE_TALK.id)) == 1
+        assert len(threads_of(bot.harness.standin, EPISODE_TALK.id)) == 1
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        entry = (await bot.storage.ledger_entries([key]))[key]
+        assert entry.state is PostState.POSTED
+        assert entry.thread_id == thread.id
+
+
+async def test_window_closed_post_once_and_restart_posts_nothing_again(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        await bot.moderator("window", duration="1h")
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        # An hour passes, less ten seconds: the window closes in ten.
+        clock.jump(timedelta(hours=1) - timedelta(seconds=10))
+        bot.scheduler.wake()
+        await bot.wait_posts(EPISODE_TALK.id, 2, within=20.0)
+        closed = bot.posts(EPISODE_TALK.id)[1]
+        assert closed["content"] == (
+            "Spoilers for **Severed Ties S1E1** are now open everywhere in this server."
+        )
+        await bot.settle()
+        assert len(bot.posts(EPISODE_TALK.id)) == 2
+
+    # A restart: the ledger says both went out; the new process sends nothing.
+    clock.jump(timedelta(minutes=1))
+    async with running(tmp_path, clock) as bot:
+        bot.harness.mark_ready()
+        await bot.settle()
+        sent = bot.harness.standin.find_requests("POST", r"^/channels/\d+/(messages|threads)")
+        assert sent == []
+
+
+async def test_post_due_while_stopped_is_posted_once_after_start(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(hours=1))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        bot.harness.mark_ready()
+        await bot.settle()
+        assert bot.posts(EPISODE_TALK.id) == []
+    clock.jump(timedelta(hours=3))  # down over the release
+    async with running(tmp_path, clock) as bot:
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        (post,) = bot.posts(EPISODE_TALK.id)
+        assert "Posted 2 hours late" in post["content"], post["content"]
+        assert len(threads_of(bot.harness.standin, EPISODE_TALK.id)) == 1
+
+
+async def test_post_due_too_long_ago_is_skipped(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(hours=1))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        bot.harness.mark_ready()
+        await bot.settle()
+    clock.jump(timedelta(hours=30))
+    async with running(tmp_path, clock) as bot:
+        bot.harness.mark_ready()
+        await bot.settle()
+        assert bot.posts(EPISODE_TALK.id) == []
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        assert (await bot.storage.ledger_entries([key]))[key].state is PostState.SKIPPED
+
+
+async def test_channel_without_create_public_threads(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock, NO_THREADS) as bot:
+        set_up = await bot.moderator("announce", channel=EPISODE_TALK)
+        assert "**Create Public Threads**" in set_up.content  # named when it is set
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        assert threads_of(bot.harness.standin, EPISODE_TALK.id) == []
+        settings = await bot.moderator("settings")
+        assert not settings.errors, settings.describe()
+        field = next(f for f in settings.embeds[0]["fields"] if f["name"] == "Release posts")
+        assert "Create Public Threads" in field["value"], field
+        # The task is alive: a later wake still runs.
+        await bot.settle()
+
+
+async def test_missing_send_permission_is_recorded_and_shown(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    guild = GuildSpec(
+        channels=(GENERAL, EPISODE_TALK),
+        bot_permissions=discord.Permissions(view_channel=True, read_message_history=True),
+    )
+    async with running(tmp_path, clock, guild) as bot:
+        set_up = await bot.moderator("announce", channel=EPISODE_TALK)
+        assert "**Send Messages**" in set_up.content
+        bot.harness.mark_ready()
+        await bot.harness.standin.wait_for(
+            lambda: bot.scheduler.last_wake is not None and bot.scheduler.last_wake >= RELEASE,
+            within=10.0,
+            what="the wake at release",
+        )
+        await bot.settle()
+        assert bot.posts(EPISODE_TALK.id) == []
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        entry = (await bot.storage.ledger_entries([key]))[key]
+        assert entry.state is PostState.FAILED
+        assert entry.retry_at is not None
+        assert "Send Messages" in (entry.last_error or "")
+        shown = await bot.moderator("settings")
+        field = next(f for f in shown.embeds[0]["fields"] if f["name"] == "Release posts")
+        assert "The last post failed" in field["value"]
+        assert "Send Messages" in field["value"]
+
+
+async def test_forum_release_is_a_forum_post_and_close_replies_in_it(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        set_up = await bot.moderator("announce", channel=FORUM)
+        assert "⚠️" not in set_up.content, set_up.content
+        await bot.moderator("window", duration="1h")
+        bot.harness.mark_ready()
+        await bot.harness.standin.wait_for(
+            lambda: threads_of(bot.harness.standin, FORUM.id),
+            within=10.0,
+            what="the forum post",
+        )
+        await bot.settle()
+        (post,) = threads_of(bot.harness.standin, FORUM.id)
+        assert post.name == "Severed Ties S1E1 · The Lighthouse Call · spoilers"
+        (first,) = bot.posts(post.id)
+        assert "Spoilers are welcome in the replies" in first["content"]
+        assert {c["custom_id"] for row in first["components"] for c in row["components"]} == {
+            f"embargo:review:{PILOT}",
+            f"embargo:ending:{PILOT}",
+        }
+        inside = await bot.harness.slash("ending", episode=PILOT, in_channel=post.id)
+        reading.assert_plain([m.get("content") or "" for m in inside.sent], ENDING)
+        clock.jump(timedelta(hours=1))
+        bot.scheduler.wake()
+        await bot.wait_posts(post.id, 2)
+        assert "are now open everywhere" in bot.posts(post.id)[1]["content"]
+        assert len(threads_of(bot.harness.standin, FORUM.id)) == 1
+
+
+async def test_announce_rules(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(days=1))
+    async with running(tmp_path, clock) as bot:
+        refused = await bot.harness.slash(
+            "embargo", subcommand="announce", as_user=MEMBER, channel=EPISODE_TALK
+        )
+        assert refused.ephemeral
+        assert "Manage Server" in (refused.content or ""), refused.content
+        assert (await bot.storage.get_announce(bot.harness.guild.id)).is_empty
+        everyone = RoleSpec(id=bot.harness.guild.id, name="@everyone")
+        pinged = await bot.moderator("announce", channel=EPISODE_TALK, ping=everyone)
+        assert "can't ping @everyone" in pinged.content
+        assert (await bot.storage.get_announce(bot.harness.guild.id)).default is None
+
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        for_show = await bot.moderator("announce", channel=FORUM, show="severed-ties")
+        assert f"Release posts for Severed Ties: **<#{EPISODE_TALK.id}>** → **<#{FORUM.id}>**" in (
+            for_show.content
+        )
+        off = await bot.moderator("announce-off", show="severed-ties")
+        assert f"**<#{FORUM.id}>** → **off**" in off.content
+        everything_off = await bot.moderator("announce-off")
+        assert f"**<#{EPISODE_TALK.id}>** → **off**" in everything_off.content
+        spoilers = await bot.harness.slash("spoilers", as_user=MEMBER)
+        field = next(f for f in spoilers.embeds[0]["fields"] if f["name"] == "Release posts")
+        assert "Default: off" in field["value"]
+
+
+async def test_upcoming(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(days=1))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("window", duration="2d")
+        shown = await bot.harness.slash("upcoming", as_user=MEMBER)
+        assert not shown.errors, shown.describe()
+        text = shown.embeds[0]["description"]
+        assert text.index("S1E1") < text.index("S1E2")
+        assert f"<t:{int(RELEASE.timestamp())}:f>" in text
+        opens = RELEASE + timedelta(days=2)
+        assert f"spoilers open in this server <t:{int(opens.timestamp())}:f>" in text
+        in_dm = await bot.harness.slash("upcoming", in_dm=True, show="severed-ties")
+        default_opens = RELEASE + timedelta(days=7)
+        assert f"<t:{int(default_opens.timestamp())}:f>" in in_dm.embeds[0]["description"]
