@@ -574,6 +574,7 @@ async def test_settings_view_shows_everything(embargo):
     await embargo.moderator("channel", channel=EPISODE_TALK, policy="spoilers-ok")
     await embargo.moderator("min-votes", count=12)
     await embargo.moderator("min-member-days", days=3)
+    await embargo.moderator("announce", channel=GENERAL)
     assert await settings_fields(embargo) == {
         "Spoiler window": "**2 weeks** after release",
         "Mode": "**private**",
@@ -581,6 +582,7 @@ async def test_settings_view_shows_everything(embargo):
         "Spoilers-ok channels": f"<#{EPISODE_TALK.id}>",
         "Minimum votes (m)": "12",
         "Member age to vote": "3 days",
+        "Release posts": f"Default: <#{GENERAL.id}>",
     }
 
 
@@ -750,6 +752,7 @@ async def test_spoilers_shows_rules_and_episode_opening(embargo):
         "Mode": "**private**",
         "Per-show windows": "Black Mirror: 1 day 12 hours",
         "Spoilers-ok channels": f"<#{EPISODE_TALK.id}>",
+        "Release posts": "Default: off",
     }
     there = await embargo.harness.slash("spoilers", episode=FINALE, in_channel=EPISODE_TALK)
     assert (

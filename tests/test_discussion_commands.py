@@ -45,9 +45,10 @@ ENDING = "The caller was her own twin, hiding in the lighthouse all along."
 FORUM = ChannelSpec(
     id=1_300_000_000_000_000_230, name="episodes-forum", type=discord.ChannelType.forum
 )
-WITH_THREADS = base_bot_permissions() | discord.Permissions(create_public_threads=True)
-GUILD = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM), bot_permissions=WITH_THREADS)
-NO_THREADS = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM))
+GUILD = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM))  # the invite's permissions
+WITHOUT_THREADS = discord.Permissions(base_bot_permissions().value)
+WITHOUT_THREADS.create_public_threads = False
+NO_THREADS = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM), bot_permissions=WITHOUT_THREADS)
 FANS = RoleSpec(id=1_300_000_000_000_000_310, name="Severed fans")
 
 

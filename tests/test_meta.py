@@ -18,6 +18,7 @@ EXPECTED_TOP_LEVEL = {
     "unvote",
     "myvotes",
     "rankings",
+    "upcoming",
     "help",
     "about",
 }

@@ -27,7 +27,7 @@ README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
 GUILDS_INTENT = 1 << 0
 MANAGE_GUILD = 1 << 5
 GUILD, BOT_DM, PRIVATE_CHANNEL = 0, 1, 2
-STRING, INTEGER, BOOLEAN, CHANNEL = 3, 4, 5, 7
+STRING, INTEGER, BOOLEAN, CHANNEL, ROLE = 3, 4, 5, 7, 8
 SUB_COMMAND = 1
 EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 DURATION_EXAMPLES = "e.g. `7d`, `36h`, `2w`, `1d12h`, `off` (no window) or `forever`"
@@ -101,6 +101,11 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
     ),
     "about": command(
         "Embargo's version, what it stores and for how long, its source.", contexts=EVERYWHERE
+    ),
+    "upcoming": command(
+        "The next releases, and when spoilers open.",
+        show_option("Optional: only this show", required=False),
+        contexts=EVERYWHERE,
     ),
     "vote": command(
         "Score an episode from 1 to 10. Voting again changes your score.",
@@ -216,6 +221,25 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             ),
         ),
         sub("settings", "Everything the moderators have set, in one view."),
+        sub(
+            "announce",
+            "Where release posts and spoiler threads go.",
+            option(
+                "channel",
+                CHANNEL,
+                "A text, announcement or forum channel",
+                channel_types=[0, 5, 15, 16],
+            ),
+            show_option(
+                "Optional: only for this show (otherwise the server's default)", required=False
+            ),
+            option("ping", ROLE, "Optional: a role to mention in release posts", required=False),
+        ),
+        sub(
+            "announce-off",
+            "Stop release posts (one show, or all).",
+            show_option("Optional: only this show (otherwise every show)", required=False),
+        ),
         contexts=SERVERS,
         permissions=str(MANAGE_GUILD),
     ),

@@ -37,11 +37,13 @@ def base_member_permissions() -> discord.Permissions:
 
 
 def base_bot_permissions() -> discord.Permissions:
-    """What Embargo's invite link asks for: everything it needs to post spoiler-safe replies."""
+    """What Embargo's invite link asks for: everything it needs to post spoiler-safe replies,
+    release posts and their discussion threads."""
     return discord.Permissions(
         view_channel=True,
         send_messages=True,
         send_messages_in_threads=True,
+        create_public_threads=True,
         read_message_history=True,
         embed_links=True,
         attach_files=True,
