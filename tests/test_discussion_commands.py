@@ -22,7 +22,7 @@ import discord
 from bot.calendar import PostKey, PostKind, PostState
 from bot.client import EmbargoBot
 from bot.config import Settings
-from bot.storage import Storage
+from bot.storage import Storage, StorageBusy
 from cogs.discussion import Discussion
 from tests.content_factory import episode_table, review_md, show_toml, write
 from tests.support import (
@@ -367,3 +367,36 @@ async def test_upcoming(tmp_path: Path) -> None:
         in_dm = await bot.harness.slash("upcoming", in_dm=True, show="severed-ties")
         default_opens = RELEASE + timedelta(days=7)
         assert f"<t:{int(default_opens.timestamp())}:f>" in in_dm.embeds[0]["description"]
+
+
+async def test_a_post_whose_record_was_lost_is_not_sent_twice(tmp_path: Path) -> None:
+    """Sent, then the ledger write failed (as if the bot died in between): the retry sends
+    the same nonce, and Discord (enforce_nonce) hands back the first message."""
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        record_posted = bot.storage.record_posted
+        calls = 0
+
+        async def lost_once(*args: Any, **kwargs: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise StorageBusy("the database is busy")
+            await record_posted(*args, **kwargs)
+
+        bot.storage.record_posted = lost_once  # type: ignore[method-assign]
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()  # the failed wake is over; try again now rather than in 30 s
+        await bot.settle()
+        sends = bot.harness.standin.find_requests(
+            "POST", rf"^/channels/{EPISODE_TALK.id}/messages$"
+        )
+        assert len(sends) == 2
+        assert {r.json["nonce"] for r in sends} == {sends[0].json["nonce"]}
+        assert all(r.json["enforce_nonce"] is True for r in sends)
+        assert len(bot.posts(EPISODE_TALK.id)) == 1
+        assert len(threads_of(bot.harness.standin, EPISODE_TALK.id)) == 1
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        assert (await bot.storage.ledger_entries([key]))[key].state is PostState.POSTED

@@ -66,6 +66,8 @@ FAN_OUT_REQUESTS_PER_S = 45.0
 FAN_OUT_CONCURRENCY = 8
 # A thread with no message for this long is archived (a week, Discord's longest).
 THREAD_ARCHIVE_MINUTES = 10080
+# Discord's error code for a second thread started from the same message.
+THREAD_EXISTS = 160004
 # The longest single sleep: the event loop's clock and the wall clock can drift apart.
 MAX_SLEEP_S = 6 * 3600.0
 # After a storage fault or an unexpected error, look again this much later.
@@ -358,6 +360,12 @@ class Scheduler:
                 name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
             )
         except discord.HTTPException as error:
+            if error.code == THREAD_EXISTS:
+                # A try cut short after opening it: the thread has the message's id.
+                await storage.record_thread(
+                    item.key, thread_id=message.id, parent_id=channel.id, now=self.bot.clock()
+                )
+                return
             reason = f"The discussion thread could not be opened: {error.text or error.status}."
             await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
             _log_thread_failure(item.key, reason)
