@@ -1,0 +1,161 @@
+"""``python -m tests.benchmarks.discussion [--servers N] [--limit R]``: one release fanned out
+to N servers through the Discord stand-in, with Discord's global rate limit enforced.
+
+Every server announces the show in its own channel, so at the release instant Embargo owes
+each a release post, a thread started from it and the thread's first message. Printed, side
+by side from one run: the fan-out's total time against the floor the global limit sets (the
+requests it needed ÷ R a second), the 429s Discord answered, and ``/review``'s p50 and p99
+while the fan-out runs against the same at rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.client import EmbargoBot
+from bot.config import Settings
+from bot.storage import Storage
+from tests.content_factory import episode_table, review_md, show_toml, write
+from tests.support import ChannelSpec, GuildSpec, Harness
+from tests.support.specs import world_from_spec
+from tests.support.standin.world import snowflake
+
+RELEASE = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+EPISODE = "fan-out/s01e01"
+LEAD_S = 4.0  # the bot starts this long before the release, to measure /review at rest
+
+
+class MovingClock:
+    def __init__(self, start: datetime) -> None:
+        self.offset = start - datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def _review_latencies(harness: Harness, stop: asyncio.Event, out: list[float]) -> None:
+    """``/review`` every 50 ms until ``stop``: the time from dispatch to the bot's answer."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        reply = await harness.slash("review", episode=EPISODE)
+        if not reply.acknowledged:
+            raise RuntimeError(f"/review went unanswered:\n{reply.describe()}")
+        out.append(time.perf_counter() - started)
+        await asyncio.sleep(0.05)
+
+
+async def measure(servers: int, limit: int, workdir: Path) -> dict[str, float]:
+    content = workdir / "content"
+    shows = show_toml(title="Fan Out", episodes=[episode_table(1, 1, "Wide", released=RELEASE)])
+    write(content, "shows/fan-out.toml", shows)
+    write(content, "reviews/fan-out/s01e01.md", review_md("Fine.", "It ends."))
+    db_url = f"sqlite:///{workdir}/embargo.db"
+    storage = await Storage.open(db_url, workdir)
+    clock = MovingClock(RELEASE - timedelta(seconds=LEAD_S))
+    settings = Settings(
+        discord_token=None,
+        database_url=db_url,
+        content_dir=content,
+        log_level="WARNING",
+        dev_guild_id=None,
+    )
+    try:
+        harness = Harness(EmbargoBot(settings, storage, clock=clock))
+        channels = [harness.world.guild.channel("general").id]
+        for _ in range(servers - 1):
+            channel = ChannelSpec(id=snowflake(), name="episodes")
+            spec = GuildSpec(id=snowflake(), channels=(channel,), members=())
+            world = world_from_spec(spec, app_id=harness.app_id, bot_role_id=snowflake())
+            harness.world.guilds.append(world.guilds[0])
+            channels.append(channel.id)
+        for guild, channel_id in zip(harness.world.guilds, channels, strict=True):
+            await storage.set_announce(guild.id, channel_id, None, now=clock() - timedelta(days=1))
+        harness.standin.global_limit = limit
+        async with harness:
+            harness.mark_ready()
+            cog = harness.bot.get_cog("Discussion")
+            assert cog is not None
+            rest: list[float] = []
+            stop = asyncio.Event()
+            until = RELEASE - timedelta(seconds=0.5)
+            resting = asyncio.create_task(_review_latencies(harness, stop, rest))
+            await asyncio.sleep(max(0.0, (until - clock()).total_seconds()))
+            stop.set()
+            await resting
+            before = len(harness.standin.requests)
+            during: list[float] = []
+            stop = asyncio.Event()
+            busy = asyncio.create_task(_review_latencies(harness, stop, during))
+            await asyncio.sleep(max(0.0, (RELEASE - clock()).total_seconds()))
+            started = time.perf_counter()
+            expected = 3 * servers  # post, thread, the thread's first message
+            await harness.standin.wait_for(
+                lambda: (
+                    sum(
+                        1
+                        for r in harness.standin.requests[before:]
+                        if r.interaction_id is None and r.status < 300 and r.method == "POST"
+                    )
+                    >= expected
+                ),
+                within=expected / limit * 3 + 60,
+                what="every post, thread and first message",
+            )
+            total = time.perf_counter() - started
+            stop.set()
+            await busy
+            fan_out = [
+                r
+                for r in harness.standin.requests[before:]
+                if r.interaction_id is None and not r.path.startswith("/interactions/")
+            ]
+            limited = len(harness.standin.globally_limited)
+    finally:
+        await storage.close()
+    floor = expected / limit
+    return {
+        "servers": servers,
+        "requests": len(fan_out),
+        "floor_s": floor,
+        "total_s": total,
+        "ratio": total / floor,
+        "429s": limited,
+        "review_p50_rest_ms": percentile(rest, 0.5) * 1000,
+        "review_p99_rest_ms": percentile(rest, 0.99) * 1000,
+        "review_p50_fanout_ms": percentile(during, 0.5) * 1000,
+        "review_p99_fanout_ms": percentile(during, 0.99) * 1000,
+        "review_samples_rest": len(rest),
+        "review_samples_fanout": len(during),
+        "review_mean_fanout_ms": statistics.fmean(during) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", type=int, default=2000)
+    parser.add_argument("--limit", type=int, default=50, help="global requests a second")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        result = asyncio.run(measure(args.servers, args.limit, Path(directory)))
+    for name, value in result.items():
+        print(f"{name:>24}: {value:,.2f}" if isinstance(value, float) else f"{name:>24}: {value}")
+    p99_ratio = result["review_p99_fanout_ms"] / result["review_p99_rest_ms"]
+    print(f"{'fan-out ÷ floor':>24}: {result['ratio']:.2f}x (target ≤ 1.2x)")
+    print(f"{'/review p99 fan-out ÷ rest':>24}: {p99_ratio:.2f}x (target ≤ 2x)")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
