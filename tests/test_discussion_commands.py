@@ -400,3 +400,22 @@ async def test_a_post_whose_record_was_lost_is_not_sent_twice(tmp_path: Path) ->
         assert len(threads_of(bot.harness.standin, EPISODE_TALK.id)) == 1
         key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
         assert (await bot.storage.ledger_entries([key]))[key].state is PostState.POSTED
+
+
+async def test_a_window_change_moves_the_close_post(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        clock.jump(timedelta(hours=2))
+        await bot.settle()
+        assert len(bot.posts(EPISODE_TALK.id)) == 1  # the default week is still running
+        # A window that has already ended posts at once, without a "late" notice.
+        await bot.moderator("window", duration="1h")
+        await bot.wait_posts(EPISODE_TALK.id, 2)
+        closed = bot.posts(EPISODE_TALK.id)[1]["content"]
+        assert closed.endswith("are now open everywhere in this server."), closed
+        await bot.moderator("window", duration="forever")
+        await bot.settle()
+        assert len(bot.posts(EPISODE_TALK.id)) == 2

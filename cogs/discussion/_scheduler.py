@@ -19,6 +19,7 @@ outcome in the ledger. What is due is decided by ``bot.calendar``; the words by
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -31,6 +32,7 @@ import discord
 from bot.calendar import (
     Calendar,
     DueItem,
+    DueReason,
     GuildSchedule,
     LedgerEntry,
     PostKey,
@@ -63,7 +65,7 @@ log = logging.getLogger(__name__)
 FAN_OUT_REQUESTS_PER_S = 45.0
 # Posts in flight at once: enough to keep the pace with Discord's latency, few enough that
 # a slow answer never queues much behind it.
-FAN_OUT_CONCURRENCY = 8
+FAN_OUT_CONCURRENCY = 16
 # A thread with no message for this long is archived (a week, Discord's longest).
 THREAD_ARCHIVE_MINUTES = 10080
 # Discord's error code for a second thread started from the same message.
@@ -79,18 +81,30 @@ class PostFailed(Exception):
 
 
 class Pacer:
-    """Spaces requests evenly at ``rate`` a second, across every task that asks."""
+    """At most ``rate`` requests in any one second, spaced evenly, across every task that asks.
+    A slot is taken only when it comes: a stalled event loop can't release a burst."""
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
-        self._next = 0.0
+        self.per_second = int(rate)
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._sent and self._sent[0] <= now - 1.0:
+                    self._sent.popleft()
+                due = now
+                if self._sent:
+                    due = max(due, self._sent[-1] + self.interval)
+                if len(self._sent) >= self.per_second:
+                    due = max(due, self._sent[0] + 1.0)
+                if due <= now:
+                    self._sent.append(now)
+                    return
+                await asyncio.sleep(due - now)
 
 
 class Scheduler:
@@ -393,7 +407,10 @@ class Scheduler:
         or a post of its own when there is no release post to reply in."""
         storage = self.bot.storage
         channel = await self._channel(item.channel_id)
-        post = window_closed_post(item.episode, closed_at=item.due_at, now=self.bot.clock())
+        now = self.bot.clock()
+        # A window shortened past its end opened spoilers now, not when it would have ended.
+        closed_at = now if item.reason is DueReason.WINDOW_CHANGED else item.due_at
+        post = window_closed_post(item.episode, closed_at=closed_at, now=now)
         target: discord.abc.Messageable
         if isinstance(channel, discord.ForumChannel):
             perms = channel.permissions_for(channel.guild.me)
