@@ -81,11 +81,12 @@ class PostFailed(Exception):
 
 
 class Pacer:
-    """At most ``rate`` requests in any one second, spaced evenly, across every task that asks.
-    A slot is taken only when it comes: a stalled event loop can't release a burst."""
+    """At most ``rate`` requests in any one second, across every task that asks, and never
+    closer together than half their even spacing: a request that slipped (a busy loop) can
+    catch up, but a stalled loop can't release a burst."""
 
     def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
+        self.interval = 0.5 / rate
         self.per_second = int(rate)
         self._sent: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
