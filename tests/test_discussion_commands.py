@@ -419,3 +419,37 @@ async def test_a_window_change_moves_the_close_post(tmp_path: Path) -> None:
         await bot.moderator("window", duration="forever")
         await bot.settle()
         assert len(bot.posts(EPISODE_TALK.id)) == 2
+
+
+async def test_a_thread_cut_short_by_a_stop_is_opened_at_the_next_start(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+
+        async def stopped_here(*args: Any, **kwargs: Any) -> None:
+            raise StorageBusy("the bot stopped between the post and its thread")
+
+        bot.scheduler._open_thread = stopped_here
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        assert threads_of(bot.harness.standin, EPISODE_TALK.id) == []
+    async with running(tmp_path, clock) as bot:
+        # The new stand-in has the post the first process made.
+        bot.harness.standin.post_message(
+            bot.harness.world.guild.channel(EPISODE_TALK.id), {"content": "release post"}
+        )
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        message_id = max(bot.harness.standin.messages)
+        async with bot.storage.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE discussion_posts SET message_id = ? WHERE episode_key = ?",
+                (message_id, key.episode_key),
+            )
+        bot.harness.mark_ready()
+        await bot.settle()
+        (thread,) = threads_of(bot.harness.standin, EPISODE_TALK.id)
+        assert thread.id == message_id
+        assert "Spoilers are welcome here" in bot.posts(thread.id)[0]["content"]
+        assert (await bot.storage.ledger_entries([key]))[key].thread_id == thread.id
+        assert len(bot.posts(EPISODE_TALK.id)) == 1  # no second release post

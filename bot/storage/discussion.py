@@ -288,6 +288,23 @@ class DiscussionStore:
                 (_bounded(error), at, key.episode_key, key.guild_id, key.kind.value),
             )
 
+    async def releases_without_thread(self) -> list[tuple[PostKey, int, int]]:
+        """Release posts sent whose thread was neither opened nor given up on (the bot stopped
+        in between), as (key, channel id, message id). Read once at start-up, off the loop."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT episode_key, guild_id, channel_id, message_id FROM discussion_posts "
+            "WHERE kind = 'release' AND state = 'posted' AND thread_id IS NULL "
+            "AND last_error IS NULL AND message_id IS NOT NULL"
+        )
+        return [
+            (
+                PostKey(int(guild_id), episode_key, PostKind.RELEASE),
+                int(channel_id),
+                int(message_id),
+            )
+            for episode_key, guild_id, channel_id, message_id in rows
+        ]
+
     # -- threads -------------------------------------------------------------------------------
 
     async def discussion_thread(self, thread_id: int) -> DiscussionThread | None:

@@ -48,10 +48,12 @@ from bot.discussion_messages import (
     THREAD_PERMISSIONS,
     missing_permissions_reason,
     release_post,
+    thread_message,
     thread_name,
     window_closed_post,
 )
 from bot.messages import OutgoingMessage
+from bot.spoilers.policy import window_end
 from bot.storage import StorageError
 from cogs.discussion._buttons import release_view
 
@@ -172,6 +174,10 @@ class Scheduler:
     async def _run(self) -> None:
         # Channels are resolved from the gateway's cache: start once it is filled.
         await self.bot.wait_until_ready()
+        try:
+            await self.finish_threads()
+        except StorageError as error:
+            log.warning("release calendar: storage fault (%s) finishing threads", error)
         while True:
             self._wake.clear()
             try:
@@ -226,6 +232,30 @@ class Scheduler:
             self._content_changed |= content_changed
             raise
         return earliest_wake(calendar.next_due(index, after=now), plan.retry_at, retry_at)
+
+    async def finish_threads(self) -> None:
+        """Open the threads of release posts sent just before the bot last stopped."""
+        for key, channel_id, message_id in await self.bot.storage.releases_without_thread():
+            episode = self.bot.catalogue.by_key.get(key.episode_key)
+            channel = self.bot.get_channel(channel_id)
+            if episode is None or channel is None:
+                continue
+            if isinstance(channel, discord.ForumChannel):
+                # A forum post is its own thread, with the post's id.
+                await self.bot.storage.record_thread(
+                    key, thread_id=message_id, parent_id=channel_id, now=self.bot.clock()
+                )
+            elif isinstance(channel, discord.TextChannel):
+                settings = await self.bot.storage.get_guild_settings(key.guild_id)
+                window = settings.spoilers.window_for(episode.show_slug)
+                title_spoils = getattr(episode, "title_spoils", False)
+                ends = window_end(episode.release_at, window)
+                first = thread_message(
+                    episode, title_spoils=title_spoils, window_ends_at=ends, now=self.bot.clock()
+                )
+                name = thread_name(episode, title_spoils=title_spoils)
+                message = channel.get_partial_message(message_id)
+                await self._open_thread(key, channel, message, name, first)
 
     async def _current_index(self, calendar: Calendar) -> ScheduleIndex:
         if self._index is not None and not self._settings_dirty:
@@ -351,13 +381,13 @@ class Scheduler:
         )
         if isinstance(channel, discord.Thread):
             return  # announcing into a thread: no thread can start from its messages
-        await self._open_thread(item, channel, message, post.thread_name, post.thread_message)
+        await self._open_thread(item.key, channel, message, post.thread_name, post.thread_message)
 
     async def _open_thread(
         self,
-        item: DueItem,
+        key: PostKey,
         channel: discord.TextChannel,
-        message: discord.Message,
+        message: discord.Message | discord.PartialMessage,
         name: str,
         first: OutgoingMessage | None,
     ) -> None:
@@ -366,8 +396,8 @@ class Scheduler:
         missing = [name for name in THREAD_PERMISSIONS if not getattr(perms, name)]
         if missing:
             reason = missing_permissions_reason(missing, "open the discussion thread")
-            await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
-            _log_thread_failure(item.key, reason)
+            await storage.record_thread_failed(key, error=reason, now=self.bot.clock())
+            _log_thread_failure(key, reason)
             return
         try:
             await self.pacer.wait()
@@ -378,15 +408,15 @@ class Scheduler:
             if error.code == THREAD_EXISTS:
                 # A try cut short after opening it: the thread has the message's id.
                 await storage.record_thread(
-                    item.key, thread_id=message.id, parent_id=channel.id, now=self.bot.clock()
+                    key, thread_id=message.id, parent_id=channel.id, now=self.bot.clock()
                 )
                 return
             reason = f"The discussion thread could not be opened: {error.text or error.status}."
-            await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
-            _log_thread_failure(item.key, reason)
+            await storage.record_thread_failed(key, error=reason, now=self.bot.clock())
+            _log_thread_failure(key, reason)
             return
         await storage.record_thread(
-            item.key, thread_id=thread.id, parent_id=channel.id, now=self.bot.clock()
+            key, thread_id=thread.id, parent_id=channel.id, now=self.bot.clock()
         )
         if first is None:
             return
@@ -399,8 +429,8 @@ class Scheduler:
             )
         except discord.HTTPException as error:
             reason = f"The thread's first message failed: {error.text or error.status}."
-            await storage.record_thread_failed(item.key, error=reason, now=self.bot.clock())
-            _log_thread_failure(item.key, reason)
+            await storage.record_thread_failed(key, error=reason, now=self.bot.clock())
+            _log_thread_failure(key, reason)
 
     async def _window_closed(self, item: DueItem) -> None:
         """In a text channel, a message; in a forum, a reply in the episode's release post
