@@ -159,7 +159,7 @@ class Discussion(commands.Cog):
         rows = [
             UpcomingRow(
                 episode,
-                getattr(episode, "title_spoils", False),
+                episode.title_spoils,
                 window_end(episode.release_at, settings.spoilers.window_for(episode.show_slug)),
             )
             for episode in episodes

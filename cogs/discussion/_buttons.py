@@ -11,7 +11,7 @@ import discord
 
 from bot.errors import ErrorRoutedView, errors_reported
 from bot.messages import OutgoingMessage, reveal_privately, review_message
-from bot.ui import send_messages
+from bot.ui import send_messages, titles_here
 from cogs.reviews import EndingButton
 
 if TYPE_CHECKING:
@@ -54,8 +54,10 @@ class ReviewButton(
                 await send_messages(interaction, [gone])
                 return
             review = await bot.storage.get_review(episode.key)
+            titles = await titles_here(bot, interaction.guild_id)
             # The spoiler-free review, seen by the clicker alone.
-            await send_messages(interaction, reveal_privately([review_message(episode, review)]))
+            reply = review_message(episode, review, titles)
+            await send_messages(interaction, reveal_privately([reply]))
 
 
 def release_view(episode_key: str) -> discord.ui.View:

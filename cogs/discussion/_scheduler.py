@@ -248,7 +248,7 @@ class Scheduler:
             elif isinstance(channel, discord.TextChannel):
                 settings = await self.bot.storage.get_guild_settings(key.guild_id)
                 window = settings.spoilers.window_for(episode.show_slug)
-                title_spoils = getattr(episode, "title_spoils", False)
+                title_spoils = episode.title_spoils
                 ends = window_end(episode.release_at, window)
                 first = thread_message(
                     episode, title_spoils=title_spoils, window_ends_at=ends, now=self.bot.clock()
@@ -334,7 +334,7 @@ class Scheduler:
         episode = item.episode
         post = release_post(
             episode,
-            title_spoils=getattr(episode, "title_spoils", False),
+            title_spoils=episode.title_spoils,
             window_ends_at=item.window_ends_at,
             now=self.bot.clock(),
             ping_role_id=item.ping_role_id,
