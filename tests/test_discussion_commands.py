@@ -453,3 +453,32 @@ async def test_a_thread_cut_short_by_a_stop_is_opened_at_the_next_start(tmp_path
         assert "Spoilers are welcome here" in bot.posts(thread.id)[0]["content"]
         assert (await bot.storage.ledger_entries([key]))[key].thread_id == thread.id
         assert len(bot.posts(EPISODE_TALK.id)) == 1  # no second release post
+
+
+async def test_a_spoiling_title_stays_out_of_sight_everywhere_the_calendar_posts(
+    tmp_path: Path,
+) -> None:
+    spoiler = "Marguerite Dies at the Lighthouse"
+    content = tmp_path / "content"
+    table = {**episode_table(1, 1, spoiler, released=RELEASE), "title_spoils": True}
+    write(content, "shows/severed-ties.toml", show_toml(title="Severed Ties", episodes=[table]))
+    clock = MovingClock(RELEASE - timedelta(days=1))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        await bot.moderator("window", duration="1h")
+        upcoming = await bot.harness.slash("upcoming", as_user=MEMBER)
+        assert "Severed Ties S1E1" in str(upcoming.embeds)
+        clock.jump(timedelta(days=1) - timedelta(seconds=2))
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        (post,) = bot.posts(EPISODE_TALK.id)
+        visible = reading.markdown_oracle.read(post["content"]).visible
+        assert "Marguerite" not in visible
+        assert f"||{spoiler}||" in post["content"]  # there, but behind a spoiler tag
+        (thread,) = threads_of(bot.harness.standin, EPISODE_TALK.id)
+        assert thread.name == "Severed Ties S1E1 · spoilers"
+        # Every request the bot sent, apart from the tagged title in the posts' text.
+        for request in bot.harness.standin.requests:
+            text = str(request.json).replace(f"||{spoiler}||", "")
+            assert "Marguerite" not in text, request
