@@ -291,10 +291,11 @@ class DiscussionStore:
     async def releases_without_thread(self) -> list[tuple[PostKey, int, int]]:
         """Release posts sent whose thread was neither opened nor given up on (the bot stopped
         in between), as (key, channel id, message id). Read once at start-up, off the loop."""
-        rows = await self.db.conn.execute_fetchall(
+        rows = await self.db.fetch_all(
             "SELECT episode_key, guild_id, channel_id, message_id FROM discussion_posts "
             "WHERE kind = 'release' AND state = 'posted' AND thread_id IS NULL "
-            "AND last_error IS NULL AND message_id IS NOT NULL"
+            "AND last_error IS NULL AND message_id IS NOT NULL",
+            tuples=True,
         )
         return [
             (
