@@ -28,6 +28,9 @@ from bot.storage import Storage
 
 log = logging.getLogger(__name__)
 
+# The extension that defines the /embargo group (see extension_names).
+EMBARGO_GROUP_OWNER = f"{cogs.__name__}.spoilers"
+
 INTENTS = discord.Intents.none()
 # Guilds only: channel and role caches for permission maths. No privileged intents: member
 # join dates come with each interaction, and Embargo never reads message content.
@@ -39,12 +42,14 @@ def utc_now() -> datetime:
 
 
 def extension_names() -> list[str]:
-    """Every module in ``cogs/``: adding a feature is adding a file."""
-    return sorted(
+    """Every module in ``cogs/``: adding a feature is adding a file. The one owning the
+    ``/embargo`` group loads first: other cogs attach their subcommands to it."""
+    names = (
         f"{cogs.__name__}.{module.name}"
         for module in pkgutil.iter_modules(cogs.__path__)
         if not module.name.startswith("_")
     )
+    return sorted(names, key=lambda name: (name != EMBARGO_GROUP_OWNER, name))
 
 
 class EmbargoBot(commands.Bot):

@@ -413,3 +413,30 @@ class OneOf(app_commands.Transformer):
         if value not in self.values:
             raise app_commands.TransformerError(value, self.type, self)
         return value
+
+
+# -- /embargo subcommands owned by other cogs ---------------------------------------------------
+
+EMBARGO_GROUP = "embargo"
+
+
+def attach_moderator_commands(
+    tree: app_commands.CommandTree[Any], commands: Sequence[app_commands.Command[Any, ..., Any]]
+) -> None:
+    """Add a cog's own subcommands to the one ``/embargo`` group (cogs/spoilers.py owns it and
+    loads first), so each feature keeps its settings beside its code. The group's moderator
+    check runs for them as for its own."""
+    group = tree.get_command(EMBARGO_GROUP)
+    if not isinstance(group, app_commands.Group):
+        raise RuntimeError("the /embargo group is not loaded: cogs.spoilers must load first")
+    for command in commands:
+        group.add_command(command)
+
+
+def detach_moderator_commands(
+    tree: app_commands.CommandTree[Any], commands: Sequence[app_commands.Command[Any, ..., Any]]
+) -> None:
+    group = tree.get_command(EMBARGO_GROUP)
+    if isinstance(group, app_commands.Group):
+        for command in commands:
+            group.remove_command(command.name)

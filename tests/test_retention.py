@@ -51,6 +51,9 @@ SERVER_ROWS = {
     ),
     "watch_roles": "INSERT INTO watch_roles VALUES (?, 'black-mirror', -1, 46)",
     "watch_role_failures": "INSERT INTO watch_role_failures VALUES (?, 46, 'missing', 0)",
+    "member_spoiler_settings": "INSERT INTO member_spoiler_settings VALUES (?, 47, 48, 'flag')",
+    "guard_ignored_channels": "INSERT INTO guard_ignored_channels VALUES (?, 49)",
+    "spoiler_webhooks": "INSERT INTO spoiler_webhooks VALUES (? + 9, ?, 50, 'token')",
 }
 
 

@@ -22,6 +22,7 @@ from bot.storage.errors import (
     StorageFull,
     StorageReadOnly,
 )
+from bot.storage.members import MemberSpoilerStore
 from bot.storage.progress import ProgressBackend, ProgressStore
 from bot.storage.retention import RetentionStore
 from bot.storage.settings import SettingsStore
@@ -48,6 +49,7 @@ class Storage(
     ProgressStore,
     WatchRoleStore,
     RetentionStore,
+    MemberSpoilerStore,
 ):
     def __init__(
         self, db: Database, vote_backend: VoteBackend, progress_backend: ProgressBackend
@@ -59,6 +61,7 @@ class Storage(
         self._init_settings_cache()
         self._init_progress_cache()
         self._init_watch_role_cache()
+        self._init_member_spoiler_cache()
 
     @classmethod
     async def open(cls, database_url: str, base_dir: Path) -> Storage:
@@ -130,6 +133,7 @@ class Storage(
         """After a departed server's data was deleted: drop what is cached about it."""
         self._settings_changed(guild_id)
         self._watch_roles_changed(guild_id)
+        self._member_spoilers_changed(guild_id)
 
     async def close(self) -> None:
         # Votes still queued for the group commit are written before the connection goes.

@@ -26,6 +26,9 @@ GUILD_TABLES = (
     "discussion_threads",
     "watch_roles",
     "watch_role_failures",
+    "member_spoiler_settings",
+    "guard_ignored_channels",
+    "spoiler_webhooks",
 )
 
 

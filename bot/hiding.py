@@ -1,0 +1,100 @@
+"""Hiding a member's message as a spoiler: who may, and whether a message can be reposted.
+
+Plain data in, plain data out: the cog turns the Discord message into a ``HideSource`` and the
+invoker into a ``Hider``, and sends what ``bot.hiding_messages`` renders. Nothing here deletes
+anything: the cog deletes the original only after the repost is confirmed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+# Discord's limits on a webhook's display name.
+WEBHOOK_NAME_LIMIT = 80
+# Discord refuses a webhook name containing these words.
+_FORBIDDEN_NAME_WORDS = re.compile(r"discord|clyde", re.IGNORECASE)
+SPOILER_PREFIX = "SPOILER_"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAttachment:
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class HideSource:
+    """The message to hide, as far as the decision needs it."""
+
+    author_id: int
+    text: str  # a forwarded message's text is its snapshot's
+    attachments: tuple[SourceAttachment, ...] = ()
+    embed_count: int = 0
+    system: bool = False  # a join, a pin, a boost...: not a member's words
+    from_embargo: bool = False  # already one of Embargo's reposts or replies
+    reply_url: str | None = None  # the message it answered
+
+
+@dataclass(frozen=True, slots=True)
+class Hider:
+    user_id: int
+    role_ids: frozenset[int]
+    manage_messages: bool  # in that channel
+
+
+class Refusal(Enum):
+    NOT_ALLOWED = "not_allowed"
+    SYSTEM_MESSAGE = "system_message"
+    ALREADY_HIDDEN = "already_hidden"
+    NOTHING_TO_HIDE = "nothing_to_hide"  # no text, no files: only embeds (another bot's)
+    ATTACHMENT_TOO_LARGE = "attachment_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class CannotHide:
+    refusal: Refusal
+    detail: str = ""  # the attachment's name, for ATTACHMENT_TOO_LARGE
+
+
+def may_hide(hider: Hider, author_id: int, helper_role_id: int | None) -> bool:
+    """Members with Manage Messages in the channel, the message's author, and holders of the
+    server's spoiler helpers role."""
+    return (
+        hider.manage_messages
+        or hider.user_id == author_id
+        or (helper_role_id is not None and helper_role_id in hider.role_ids)
+    )
+
+
+def check_hideable(source: HideSource, *, upload_limit: int) -> CannotHide | None:
+    """Why the message can't be reposted as a spoiler (None: it can). ``upload_limit`` is the
+    largest file Embargo may upload in that server, in bytes."""
+    if source.system:
+        return CannotHide(Refusal.SYSTEM_MESSAGE)
+    if source.from_embargo:
+        return CannotHide(Refusal.ALREADY_HIDDEN)
+    if not has_visible_text(source.text) and not source.attachments:
+        return CannotHide(Refusal.NOTHING_TO_HIDE)
+    for attachment in source.attachments:
+        if attachment.size > upload_limit:
+            return CannotHide(Refusal.ATTACHMENT_TOO_LARGE, attachment.filename)
+    return None
+
+
+def has_visible_text(text: str) -> bool:
+    return any(not ch.isspace() for ch in text)
+
+
+def spoiler_filename(filename: str) -> str:
+    """The name Discord's clients blur an attachment by."""
+    return filename if filename.startswith(SPOILER_PREFIX) else SPOILER_PREFIX + filename
+
+
+def webhook_name(display_name: str) -> str:
+    """The author's server display name as a webhook may carry it: one line, at most Discord's
+    length, without the words Discord refuses in a webhook's name."""
+    flat = " ".join("".join(ch for ch in display_name if ch.isprintable()).split())
+    cleaned = " ".join(_FORBIDDEN_NAME_WORDS.sub("", flat).split())
+    return cleaned[:WEBHOOK_NAME_LIMIT].strip() or "member"

@@ -1,0 +1,134 @@
+"""What hiding a message as a spoiler shows: the repost, the invoker's replies and the log
+entry, built as plain data.
+
+The repost is the member's whole text rendered by ``bot.spoilers.render.spoiler_messages``, the
+same leak rules as endings: no character readable outside tags, links wrapped so they can't
+unfurl. Mentions never ping (everything Embargo sends disables them), and names are echoed as
+literal text. The log entry links to the repost and never quotes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.hiding import CannotHide, Refusal, has_visible_text
+from bot.messages import OutgoingMessage, echo
+from bot.spoilers.render import DISCORD_MESSAGE_LIMIT, spoiler_messages
+
+# How much of a display name the "hidden by" line repeats.
+NAME_ECHO_LIMIT = 40
+
+# The channel permissions hiding needs, as Discord's channel settings name them.
+HIDE_PERMISSION_NAMES = {
+    "manage_webhooks": "Manage Webhooks",
+    "manage_messages": "Manage Messages",
+    "attach_files": "Attach Files",
+    "view_channel": "View Channel",
+    "read_message_history": "Read Message History",
+}
+HIDE_PERMISSIONS = ("view_channel", "manage_webhooks", "manage_messages")
+
+
+def hidden_by_line(hider_name: str, *, automatic: bool = False) -> str:
+    if automatic:
+        return "-# hidden as a spoiler by Embargo's guard"
+    return f"-# hidden as a spoiler by {echo(hider_name, NAME_ECHO_LIMIT)}"
+
+
+def repost_contents(
+    text: str,
+    *,
+    hider_name: str,
+    reply_url: str | None = None,
+    automatic: bool = False,
+    limit: int = DISCORD_MESSAGE_LIMIT,
+) -> list[str]:
+    """The repost's message contents, in order: the reply's jump link first, the text wrapped
+    in spoiler tags (split within Discord's limit), the "hidden by" line last."""
+    footer = hidden_by_line(hider_name, automatic=automatic)
+    header = f"-# ↪ reply to {reply_url}" if reply_url else ""
+    if not has_visible_text(text):
+        return ["\n".join(part for part in (header, footer) if part)]
+    contents = spoiler_messages(text, header=header, limit=limit - len(footer) - 1)
+    contents[-1] = f"{contents[-1]}\n{footer}"
+    return contents
+
+
+def hidden_message(jump_url: str) -> OutgoingMessage:
+    return OutgoingMessage(content=f"Hidden: {jump_url}", ephemeral=True)
+
+
+def refusal_message(problem: CannotHide, *, upload_limit: int = 0) -> OutgoingMessage:
+    texts = {
+        Refusal.NOT_ALLOWED: (
+            "You can hide your own messages. Hiding someone else's needs **Manage Messages** "
+            "in this channel or the server's spoiler helpers role. Nothing was changed."
+        ),
+        Refusal.SYSTEM_MESSAGE: (
+            "That's a system message, not a member's words: there is nothing to hide. "
+            "Nothing was changed."
+        ),
+        Refusal.ALREADY_HIDDEN: "That message is already Embargo's: nothing was changed.",
+        Refusal.NOTHING_TO_HIDE: (
+            "That message has no text or files Embargo can repost (only embeds from another "
+            "bot), so it was left as it was."
+        ),
+        Refusal.ATTACHMENT_TOO_LARGE: (
+            f"The attachment “{echo(problem.detail, 60)}” is larger than Embargo may upload "
+            f"here ({upload_limit // (1024 * 1024)} MiB), so it can't be reposted as a "
+            "spoiler. The message was left as it was."
+        ),
+    }
+    return OutgoingMessage(content=texts[problem.refusal], ephemeral=True)
+
+
+def missing_hide_permissions_message(missing: Sequence[str]) -> OutgoingMessage:
+    names = [f"**{HIDE_PERMISSION_NAMES.get(n, n.replace('_', ' ').title())}**" for n in missing]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return OutgoingMessage(
+        content=(
+            f"Embargo needs {listed} in this channel to hide a message as a spoiler (it reposts "
+            "the message through a webhook, then deletes the original). Ask a moderator to "
+            "give Embargo's role that permission here (channel settings → Permissions). The "
+            "message was left as it was."
+        ),
+        ephemeral=True,
+    )
+
+
+def message_gone_message() -> OutgoingMessage:
+    return OutgoingMessage(
+        content="That message was deleted before Embargo could hide it: nothing was posted.",
+        ephemeral=True,
+    )
+
+
+def repost_failed_message() -> OutgoingMessage:
+    return OutgoingMessage(
+        content=(
+            "Discord refused Embargo's spoiler repost in this channel, so the message was left "
+            "as it was. A moderator should check Embargo's permissions here."
+        ),
+        ephemeral=True,
+    )
+
+
+def original_kept_message(jump_url: str) -> OutgoingMessage:
+    return OutgoingMessage(
+        content=(
+            f"The spoiler repost is up ({jump_url}) but Discord refused to delete the original: "
+            "Embargo needs **Manage Messages** in this channel. Delete the original by hand."
+        ),
+        ephemeral=True,
+    )
+
+
+def hide_log_message(
+    *, hider_id: int | None, author_id: int, channel_id: int, jump_url: str
+) -> OutgoingMessage:
+    """The log channel's entry: who hid whose message where, with a link; never the text."""
+    who = "Embargo's guard" if hider_id is None else f"<@{hider_id}>"
+    return OutgoingMessage(
+        content=f"🙈 {who} hid a message by <@{author_id}> in <#{channel_id}> as a spoiler: "
+        f"{jump_url}"
+    )

@@ -1,0 +1,188 @@
+"""Members' spoilers SQL: each server's spoiler helpers role, log channel, guard mode and the
+channels the guard ignores (cached per server with the settings' rule: dropped after every
+committed write, and a read that a write overtook is not cached), and the webhook Embargo
+reposts hidden messages through in each channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.storage.database import Database
+
+# Exempted channels are listed in /embargo settings; a server needs a handful at most.
+MAX_GUARD_IGNORED_CHANNELS = 100
+
+
+class GuardMode(StrEnum):
+    OFF = "off"
+    FLAG = "flag"  # a short reply to the author, then a log entry
+    HIDE = "hide"  # what "Hide as spoiler" does, automatically
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpoilerSettings:
+    helper_role_id: int | None = None
+    log_channel_id: int | None = None
+    guard_mode: GuardMode = GuardMode.OFF
+    guard_ignored: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWebhook:
+    webhook_id: int
+    token: str
+
+
+class TooManyIgnoredChannelsError(Exception):
+    """The server already ignores ``MAX_GUARD_IGNORED_CHANNELS``; nothing was changed."""
+
+
+_COLUMNS = ("helper_role_id", "log_channel_id", "guard_mode")
+
+
+class MemberSpoilerStore:
+    """Mixin for ``Storage``: expects ``self.db``."""
+
+    db: Database
+    _member_spoiler_cache: dict[int, MemberSpoilerSettings]
+    _member_spoiler_writes: int
+
+    def _init_member_spoiler_cache(self) -> None:
+        self._member_spoiler_cache = {}
+        self._member_spoiler_writes = 0
+
+    def _member_spoilers_changed(self, guild_id: int) -> None:
+        self._member_spoiler_writes += 1
+        self._member_spoiler_cache.pop(guild_id, None)
+
+    async def member_spoiler_settings(self, guild_id: int) -> MemberSpoilerSettings:
+        """The server's settings for members' spoilers, as committed."""
+        cached = self._member_spoiler_cache.get(guild_id)
+        if cached is not None:
+            return cached
+        writes = self._member_spoiler_writes
+        rows, ignored = await self.db.read_together(
+            [
+                (
+                    "SELECT helper_role_id, log_channel_id, guard_mode "
+                    "FROM member_spoiler_settings WHERE guild_id = ?",
+                    (guild_id,),
+                ),
+                ("SELECT channel_id FROM guard_ignored_channels WHERE guild_id = ?", (guild_id,)),
+            ]
+        )
+        settings = MemberSpoilerSettings(guard_ignored=frozenset(int(r[0]) for r in ignored))
+        if rows:
+            helper, log_channel, mode = rows[0]
+            settings = MemberSpoilerSettings(
+                helper_role_id=None if helper is None else int(helper),
+                log_channel_id=None if log_channel is None else int(log_channel),
+                guard_mode=GuardMode(mode),
+                guard_ignored=settings.guard_ignored,
+            )
+        if writes == self._member_spoiler_writes:
+            self._member_spoiler_cache[guild_id] = settings
+        return settings
+
+    async def _set_member_spoiler_column(
+        self, guild_id: int, column: str, value: int | str | None
+    ) -> MemberSpoilerSettings:
+        if column not in _COLUMNS:  # the column name is ours, never input
+            raise ValueError(column)
+        try:
+            async with self.db.transaction() as conn:
+                async with conn.execute(
+                    "SELECT helper_role_id, log_channel_id, guard_mode "
+                    "FROM member_spoiler_settings WHERE guild_id = ?",
+                    (guild_id,),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                await conn.execute(
+                    f"INSERT INTO member_spoiler_settings (guild_id, {column}) VALUES (?, ?) "
+                    f"ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}",
+                    (guild_id, value),
+                )
+        finally:
+            self._member_spoilers_changed(guild_id)
+        if row is None:
+            return MemberSpoilerSettings()
+        helper, log_channel, mode = row
+        return MemberSpoilerSettings(
+            helper_role_id=None if helper is None else int(helper),
+            log_channel_id=None if log_channel is None else int(log_channel),
+            guard_mode=GuardMode(mode),
+        )
+
+    async def set_spoiler_helpers_role(self, guild_id: int, role_id: int | None) -> int | None:
+        """Set (or clear, with None) the role whose members may hide messages; returns the old."""
+        old = await self._set_member_spoiler_column(guild_id, "helper_role_id", role_id)
+        return old.helper_role_id
+
+    async def set_spoiler_log_channel(self, guild_id: int, channel_id: int | None) -> int | None:
+        """Set (or clear) the channel hides are logged in; returns the old one."""
+        old = await self._set_member_spoiler_column(guild_id, "log_channel_id", channel_id)
+        return old.log_channel_id
+
+    async def set_guard_mode(self, guild_id: int, mode: GuardMode) -> GuardMode:
+        old = await self._set_member_spoiler_column(guild_id, "guard_mode", mode.value)
+        return old.guard_mode
+
+    async def set_guard_ignored(self, guild_id: int, channel_id: int, ignored: bool) -> bool:
+        """Exempt a channel from the guard (or watch it again); returns whether it was exempt.
+        Raises ``TooManyIgnoredChannelsError``, changing nothing."""
+        try:
+            async with self.db.transaction() as conn:
+                async with conn.execute(
+                    "SELECT 1 FROM guard_ignored_channels WHERE guild_id = ? AND channel_id = ?",
+                    (guild_id, channel_id),
+                ) as cursor:
+                    was = await cursor.fetchone() is not None
+                if ignored and not was:
+                    async with conn.execute(
+                        "SELECT COUNT(*) FROM guard_ignored_channels WHERE guild_id = ?",
+                        (guild_id,),
+                    ) as cursor:
+                        count = await cursor.fetchone()
+                    if count is not None and count[0] >= MAX_GUARD_IGNORED_CHANNELS:
+                        raise TooManyIgnoredChannelsError
+                    await conn.execute(
+                        "INSERT INTO guard_ignored_channels (guild_id, channel_id) VALUES (?, ?)",
+                        (guild_id, channel_id),
+                    )
+                elif was and not ignored:
+                    await conn.execute(
+                        "DELETE FROM guard_ignored_channels WHERE guild_id = ? AND channel_id = ?",
+                        (guild_id, channel_id),
+                    )
+        finally:
+            self._member_spoilers_changed(guild_id)
+        return was
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def spoiler_webhook(self, channel_id: int) -> StoredWebhook | None:
+        """The webhook Embargo reposts through in a channel (a thread's parent), if made."""
+        rows = await self.db.read(
+            "SELECT webhook_id, token FROM spoiler_webhooks WHERE channel_id = ?", (channel_id,)
+        )
+        return StoredWebhook(int(rows[0][0]), str(rows[0][1])) if rows else None
+
+    async def save_spoiler_webhook(
+        self, guild_id: int, channel_id: int, webhook: StoredWebhook
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO spoiler_webhooks (channel_id, guild_id, webhook_id, token) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (channel_id) DO UPDATE SET "
+                "webhook_id = excluded.webhook_id, token = excluded.token",
+                (channel_id, guild_id, webhook.webhook_id, webhook.token),
+            )
+
+    async def forget_spoiler_webhook(self, channel_id: int, webhook_id: int) -> None:
+        """Drop a webhook Discord no longer has (only that one: a newer one stays)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM spoiler_webhooks WHERE channel_id = ? AND webhook_id = ?",
+                (channel_id, webhook_id),
+            )

@@ -1,0 +1,361 @@
+"""Members' spoilers: the "Hide as spoiler" message command and its /embargo settings.
+
+The decisions and texts are in ``bot.hiding`` and ``bot.hiding_messages``; this is the Discord
+layer: a webhook per channel (a thread uses its parent's, with ``thread_id``), the repost, and
+only after Discord confirmed every part of it, the original's deletion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.hiding import (
+    CannotHide,
+    Hider,
+    HideSource,
+    Refusal,
+    SourceAttachment,
+    check_hideable,
+    may_hide,
+    webhook_name,
+)
+from bot.hiding_messages import (
+    HIDE_PERMISSIONS,
+    hidden_message,
+    hide_log_message,
+    message_gone_message,
+    missing_hide_permissions_message,
+    original_kept_message,
+    refusal_message,
+    repost_contents,
+    repost_failed_message,
+)
+from bot.messages import OutgoingMessage, change_message
+from bot.storage.members import StoredWebhook
+from bot.ui import NO_MENTIONS, attach_moderator_commands, detach_moderator_commands, send_messages
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_NAME = "Embargo spoilers"
+UNKNOWN_WEBHOOK = 10015
+UNKNOWN_MESSAGE = 10008
+
+
+@dataclass(frozen=True, slots=True)
+class HideOutcome:
+    """What became of one hide: the reply for whoever asked, and the repost's link if made."""
+
+    reply: OutgoingMessage
+    jump_url: str | None = None
+
+
+class RepostRefused(Exception):
+    """Discord refused a part of the repost; whatever was posted of it has been removed."""
+
+
+def _source(message: discord.Message, bot_id: int) -> HideSource:
+    text, attachments = message.content, message.attachments
+    if message.message_snapshots:  # a forwarded message: its words are the snapshot's
+        snapshot = message.message_snapshots[0]
+        text = "\n".join(part for part in (text, snapshot.content) if part)
+        attachments = [*attachments, *snapshot.attachments]
+    reference = message.reference
+    reply_url = (
+        reference.jump_url
+        if reference is not None and reference.message_id and not message.message_snapshots
+        else None
+    )
+    own = message.author.id == bot_id or (
+        message.webhook_id is not None and message.application_id == bot_id
+    )
+    return HideSource(
+        author_id=message.author.id,
+        text=text,
+        attachments=tuple(SourceAttachment(a.filename, a.size) for a in attachments),
+        embed_count=len(message.embeds),
+        system=message.is_system(),
+        from_embargo=own,
+        reply_url=reply_url,
+    )
+
+
+class Members(commands.Cog):
+    def __init__(self, bot: EmbargoBot) -> None:
+        self.bot = bot
+        self.hide_menu = app_commands.ContextMenu(
+            name="Hide as spoiler",
+            callback=self.hide_as_spoiler,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+            allowed_installs=app_commands.AppInstallationType(guild=True),
+        )
+        self.hide_menu.guild_only = True
+        self.settings_commands = [
+            app_commands.Command(
+                name="spoiler-helpers",
+                description="A role whose members may hide any message as a spoiler.",
+                callback=self.spoiler_helpers,
+            ),
+            app_commands.Command(
+                name="spoiler-helpers-off",
+                description="Only moderators and authors may hide messages as spoilers.",
+                callback=self.spoiler_helpers_off,
+            ),
+            app_commands.Command(
+                name="log",
+                description="Log every message hidden as a spoiler in a channel.",
+                callback=self.log_channel,
+            ),
+            app_commands.Command(
+                name="log-off",
+                description="Stop logging hidden messages.",
+                callback=self.log_off,
+            ),
+        ]
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.hide_menu)
+        attach_moderator_commands(self.bot.tree, self.settings_commands)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.hide_menu.name, type=self.hide_menu.type)
+        detach_moderator_commands(self.bot.tree, self.settings_commands)
+
+    # -- the message command ---------------------------------------------------------------
+
+    async def hide_as_spoiler(
+        self, interaction: discord.Interaction, message: discord.Message
+    ) -> None:
+        guild = interaction.guild
+        if guild is None or not isinstance(interaction.user, discord.Member):
+            raise app_commands.NoPrivateMessage
+        settings = await self.bot.storage.member_spoiler_settings(guild.id)
+        hider = Hider(
+            user_id=interaction.user.id,
+            role_ids=frozenset(role.id for role in interaction.user.roles),
+            manage_messages=interaction.permissions.manage_messages,
+        )
+        if not may_hide(hider, message.author.id, settings.helper_role_id):
+            await send_messages(interaction, [refusal_message(CannotHide(Refusal.NOT_ALLOWED))])
+            return
+        refusal = self._refusal(message, interaction.app_permissions, interaction.filesize_limit)
+        if refusal is not None:
+            await send_messages(interaction, [refusal])
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        outcome = await self.hide(
+            message,
+            hider_id=interaction.user.id,
+            hider_name=interaction.user.display_name,
+            log_channel_id=settings.log_channel_id,
+        )
+        await interaction.followup.send(
+            outcome.reply.content or "", ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+
+    def _refusal(
+        self, message: discord.Message, permissions: discord.Permissions, upload_limit: int
+    ) -> OutgoingMessage | None:
+        """Why the message can't be hidden here, before anything is sent (None: it can)."""
+        assert self.bot.user is not None
+        problem = check_hideable(_source(message, self.bot.user.id), upload_limit=upload_limit)
+        if problem is not None:
+            return refusal_message(problem, upload_limit=upload_limit)
+        missing = [name for name in HIDE_PERMISSIONS if not getattr(permissions, name)]
+        if message.attachments and not permissions.attach_files:
+            missing.append("attach_files")
+        return missing_hide_permissions_message(missing) if missing else None
+
+    async def hide(
+        self,
+        message: discord.Message,
+        *,
+        hider_id: int | None,
+        hider_name: str,
+        log_channel_id: int | None,
+    ) -> HideOutcome:
+        """Repost ``message`` as a spoiler through the channel's webhook, then delete it. The
+        original is deleted only once every part of the repost is confirmed; when the repost
+        fails, the original stays and the outcome says why. ``hider_id`` None: the guard."""
+        assert self.bot.user is not None
+        channel = message.channel
+        try:
+            # The message may be gone since the menu was opened: nothing to repost then.
+            current = await channel.fetch_message(message.id)
+        except discord.NotFound:
+            return HideOutcome(message_gone_message())
+        except discord.Forbidden:
+            return HideOutcome(missing_hide_permissions_message(["read_message_history"]))
+        source = _source(current, self.bot.user.id)
+        author = current.author
+        contents = repost_contents(
+            source.text,
+            hider_name=hider_name,
+            reply_url=source.reply_url,
+            automatic=hider_id is None,
+        )
+        attachments = list(current.attachments)
+        if current.message_snapshots:
+            attachments += current.message_snapshots[0].attachments
+        try:
+            files = [await attachment.to_file(spoiler=True) for attachment in attachments]
+        except discord.HTTPException:
+            log.warning("could not download an attachment of message %s", current.id)
+            return HideOutcome(repost_failed_message())
+        try:
+            posted = await self._repost(
+                channel,
+                contents,
+                files,
+                username=webhook_name(author.display_name),
+                avatar_url=author.display_avatar.url,
+            )
+        except discord.Forbidden:
+            return HideOutcome(missing_hide_permissions_message(["manage_webhooks"]))
+        except RepostRefused:
+            return HideOutcome(repost_failed_message())
+        jump_url = posted[0].jump_url
+        try:
+            await current.delete()
+        except discord.NotFound:
+            pass  # deleted meanwhile: the repost is all that is left, as asked
+        except discord.HTTPException:
+            return HideOutcome(original_kept_message(jump_url), jump_url)
+        await self._log(
+            log_channel_id,
+            hide_log_message(
+                hider_id=hider_id, author_id=author.id, channel_id=channel.id, jump_url=jump_url
+            ),
+        )
+        return HideOutcome(hidden_message(jump_url), jump_url)
+
+    async def _repost(
+        self,
+        channel: discord.abc.Messageable,
+        contents: list[str],
+        files: list[discord.File],
+        *,
+        username: str,
+        avatar_url: str,
+    ) -> list[discord.WebhookMessage]:
+        """Post every part through the channel's webhook (recreated once if someone deleted
+        it); on a refusal, delete the parts already posted and raise ``RepostRefused``."""
+        thread = channel if isinstance(channel, discord.Thread) else None
+        parent_id = thread.parent_id if thread is not None else getattr(channel, "id", 0)
+        posted: list[discord.WebhookMessage] = []
+        for attempt in range(2):
+            webhook = await self._webhook(parent_id, fresh=attempt > 0)
+            try:
+                for index in range(len(posted), len(contents)):
+                    last = index == len(contents) - 1
+                    kwargs: dict[str, Any] = {
+                        "content": contents[index],
+                        "username": username,
+                        "avatar_url": avatar_url,
+                        "allowed_mentions": NO_MENTIONS,
+                        "suppress_embeds": True,
+                        "wait": True,
+                    }
+                    if last and files:
+                        kwargs["files"] = files
+                    if thread is not None:
+                        kwargs["thread"] = thread
+                    posted.append(await webhook.send(**kwargs))
+                return posted
+            except discord.NotFound as error:
+                if error.code != UNKNOWN_WEBHOOK or attempt > 0:
+                    await self._withdraw(posted)
+                    raise RepostRefused from error
+                log.info("the spoiler webhook of channel %s was deleted: recreating it", parent_id)
+                await self.bot.storage.forget_spoiler_webhook(parent_id, webhook.id)
+                for file in files:
+                    file.reset()
+            except discord.HTTPException as error:
+                await self._withdraw(posted)
+                raise RepostRefused from error
+        raise AssertionError("unreachable")
+
+    async def _withdraw(self, posted: list[discord.WebhookMessage]) -> None:
+        for message in posted:
+            try:
+                await message.delete()
+            except discord.HTTPException:
+                log.warning("could not remove part %s of a failed spoiler repost", message.id)
+
+    async def _webhook(self, channel_id: int, *, fresh: bool) -> discord.Webhook:
+        """The channel's spoiler webhook: the stored one, or a new one (``fresh``: always)."""
+        stored = None if fresh else await self.bot.storage.spoiler_webhook(channel_id)
+        if stored is not None:
+            return discord.Webhook.partial(stored.webhook_id, stored.token, client=self.bot)
+        channel = self.bot.get_channel(channel_id)
+        if not isinstance(
+            channel, discord.TextChannel | discord.ForumChannel | discord.VoiceChannel
+        ):
+            raise RepostRefused(f"channel {channel_id} can't have webhooks")
+        webhook = await channel.create_webhook(name=WEBHOOK_NAME, reason="Hide as spoiler")
+        assert webhook.token is not None
+        await self.bot.storage.save_spoiler_webhook(
+            channel.guild.id, channel_id, StoredWebhook(webhook.id, webhook.token)
+        )
+        return webhook
+
+    async def _log(self, channel_id: int | None, message: OutgoingMessage) -> None:
+        if channel_id is None:
+            return
+        channel = self.bot.get_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("the spoiler log channel %s is gone", channel_id)
+            return
+        try:
+            await channel.send(
+                message.content or "", allowed_mentions=NO_MENTIONS, suppress_embeds=True
+            )
+        except discord.HTTPException as error:
+            log.warning("could not log a hidden message in channel %s: %s", channel_id, error)
+
+    # -- /embargo settings -----------------------------------------------------------------
+    # interaction.guild_id is never None: ModeratorGroup.interaction_check refuses DMs.
+
+    @app_commands.describe(role="Members with this role may hide any message as a spoiler")
+    async def spoiler_helpers(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        old = await self.bot.storage.set_spoiler_helpers_role(interaction.guild_id, role.id)  # type: ignore[arg-type]
+        message = change_message("Spoiler helpers", _role_text(old), _role_text(role.id))
+        await send_messages(interaction, [message])
+
+    async def spoiler_helpers_off(self, interaction: discord.Interaction) -> None:
+        old = await self.bot.storage.set_spoiler_helpers_role(interaction.guild_id, None)  # type: ignore[arg-type]
+        await send_messages(
+            interaction, [change_message("Spoiler helpers", _role_text(old), "none")]
+        )
+
+    @app_commands.describe(channel="Where each hidden message is logged (a link, never the text)")
+    async def log_channel(
+        self, interaction: discord.Interaction, channel: discord.TextChannel
+    ) -> None:
+        old = await self.bot.storage.set_spoiler_log_channel(interaction.guild_id, channel.id)  # type: ignore[arg-type]
+        message = change_message("Spoiler log", _channel_text(old), _channel_text(channel.id))
+        await send_messages(interaction, [message])
+
+    async def log_off(self, interaction: discord.Interaction) -> None:
+        old = await self.bot.storage.set_spoiler_log_channel(interaction.guild_id, None)  # type: ignore[arg-type]
+        await send_messages(interaction, [change_message("Spoiler log", _channel_text(old), "off")])
+
+
+def _role_text(role_id: int | None) -> str:
+    return "none" if role_id is None else f"<@&{role_id}>"
+
+
+def _channel_text(channel_id: int | None) -> str:
+    return "off" if channel_id is None else f"<#{channel_id}>"
+
+
+async def setup(bot: EmbargoBot) -> None:
+    await bot.add_cog(Members(bot))
