@@ -46,7 +46,7 @@ def repost_contents(
     """The repost's message contents, in order: the reply's jump link first, the text wrapped
     in spoiler tags (split within Discord's limit), the "hidden by" line last."""
     footer = hidden_by_line(hider_name, automatic=automatic)
-    header = f"-# ↪ reply to {reply_url}" if reply_url else ""
+    header = f"-# ↪ reply to <{reply_url}>" if reply_url else ""
     if not has_visible_text(text):
         return ["\n".join(part for part in (header, footer) if part)]
     contents = spoiler_messages(text, header=header, limit=limit - len(footer) - 1)
@@ -55,7 +55,7 @@ def repost_contents(
 
 
 def hidden_message(jump_url: str) -> OutgoingMessage:
-    return OutgoingMessage(content=f"Hidden: {jump_url}", ephemeral=True)
+    return OutgoingMessage(content=f"Hidden: <{jump_url}>", ephemeral=True)
 
 
 def refusal_message(problem: CannotHide, *, upload_limit: int = 0) -> OutgoingMessage:
@@ -116,7 +116,7 @@ def repost_failed_message() -> OutgoingMessage:
 def original_kept_message(jump_url: str) -> OutgoingMessage:
     return OutgoingMessage(
         content=(
-            f"The spoiler repost is up ({jump_url}) but Discord refused to delete the original: "
+            f"The spoiler repost is up (<{jump_url}>) but Discord refused to delete the original: "
             "Embargo needs **Manage Messages** in this channel. Delete the original by hand."
         ),
         ephemeral=True,
@@ -130,5 +130,5 @@ def hide_log_message(
     who = "Embargo's guard" if hider_id is None else f"<@{hider_id}>"
     return OutgoingMessage(
         content=f"🙈 {who} hid a message by <@{author_id}> in <#{channel_id}> as a spoiler: "
-        f"{jump_url}"
+        f"<{jump_url}>"
     )

@@ -7,6 +7,7 @@ only after Discord confirmed every part of it, the original's deletion.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -196,6 +197,14 @@ class Members(commands.Cog):
             return HideOutcome(missing_hide_permissions_message(["read_message_history"]))
         source = _source(current, self.bot.user.id)
         author = current.author
+        if not isinstance(author, discord.Member) and current.guild is not None:
+            # A fetched message carries the user only: the server display name and avatar are
+            # the member's (no members intent needed to fetch one).
+            # No longer a member: their account's name and avatar.
+            with contextlib.suppress(discord.HTTPException):
+                author = current.guild.get_member(author.id) or await current.guild.fetch_member(
+                    author.id
+                )
         contents = repost_contents(
             source.text,
             hider_name=hider_name,

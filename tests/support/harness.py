@@ -54,6 +54,7 @@ from .standin import interactions
 from .standin.interactions import ScenarioError
 from .standin.rest import EPHEMERAL, Handler, RecordedRequest, UploadedFile
 from .standin.server import DiscordStandIn
+from .standin.webhooks import MemberFile
 from .standin.world import Channel, Role, User, snowflake
 
 # The harness could not do what the test asked (Discord's client would not send it), or the bot
@@ -239,6 +240,9 @@ class Harness:
         self.standin = DiscordStandIn(self.world, token=token)
         self._previous_base: str | None = None
         self._command_ids: dict[tuple[int | None, str], int] = {}
+        # Tasks the bot started on gateway events the stand-in emitted (see _on_event).
+        self._event_tasks: set[asyncio.Task[Any]] = set()
+        self.standin.event_listeners.append(self._on_event)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -322,7 +326,82 @@ class Harness:
         )
         return copy.deepcopy(stored.payload)
 
+    # -- members' messages -------------------------------------------------------------------
+
+    async def member_says(
+        self,
+        content: str,
+        *,
+        as_user: UserSpec = MEMBER,
+        in_channel: ChannelSpec | int = GENERAL,
+        files: Sequence[MemberFile] = (),
+        reply_to: Mapping[str, Any] | None = None,
+        forwarded: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A member posts a message (``MESSAGE_CREATE`` reaches the bot); returns it once
+        the bot's handlers for it have finished."""
+        user = await self._user(as_user)
+        channel = self._channel(in_channel)
+        message = self.standin.member_message(
+            channel,
+            user,
+            content,
+            files=files,
+            reply_to=int(reply_to["id"]) if reply_to else None,
+            forwarded=dict(forwarded) if forwarded else None,
+        )
+        await self.settle()
+        return copy.deepcopy(message)
+
+    async def member_edits(self, message: Mapping[str, Any], content: str) -> dict[str, Any]:
+        """The member edits their message (``MESSAGE_UPDATE``)."""
+        edited = self.standin.edit_member_message(int(message["id"]), content)
+        await self.settle()
+        return copy.deepcopy(edited)
+
+    async def settle(self) -> None:
+        """Wait until the bot's handlers of every emitted gateway event have finished."""
+        while self._event_tasks:
+            tasks, self._event_tasks = self._event_tasks, set()
+            errors = await self._wait(tasks, "gateway events")
+            if errors:
+                raise errors[0]
+
+    def _on_event(self, name: str, data: dict[str, Any]) -> None:
+        if name in self.bot._connection.parsers:
+            self._event_tasks |= self._parse(name, data)
+
     # -- interactions ------------------------------------------------------------------------
+
+    async def message_command(
+        self, name: str, /, *, message: Mapping[str, Any], as_user: UserSpec = MEMBER
+    ) -> Recorded:
+        """Apps → ``name`` on ``message`` (as a member's client offers it)."""
+        user = await self._user(as_user)
+        channel = self.world.find_channel(int(message["channel_id"]))
+        if channel is None:
+            raise HarnessError(f"message {message['id']} is in no known channel")
+        payload = interactions.message_command_interaction(
+            self.world,
+            self._message_command(name),
+            message,
+            user=user,
+            channel=channel,
+            bypass_permissions=True,
+        )
+        return await self.dispatch(payload)
+
+    def _message_command(self, name: str) -> dict[str, Any]:
+        for scope in (self.guild.id, None):
+            for command in self.standin.commands.get(scope, []):
+                if command["name"] == name and command["type"] == interactions.MESSAGE_COMMAND:
+                    return command
+        found = self.tree.get_command(name, type=discord.AppCommandType.message)
+        if found is None:
+            raise HarnessError(f"no message command {name!r}")
+        command = found.to_dict(self.tree)
+        command["id"] = str(self._command_ids.setdefault((None, name), snowflake()))
+        return command
 
     async def slash(
         self,
@@ -464,6 +543,7 @@ class Harness:
             task_errors = await self._wait(tasks, f"interaction {payload['id']}")
             for _ in range(5):
                 await asyncio.sleep(0)
+            await self.settle()
         finally:
             logging.getLogger().removeHandler(errors)
         requests = self.standin.requests[start:]

@@ -338,6 +338,42 @@ def command_interaction(
     return payload
 
 
+MESSAGE_COMMAND = 3
+
+
+def message_command_interaction(
+    world: World,
+    command: dict[str, Any],
+    message: Mapping[str, Any],
+    *,
+    user: User,
+    channel: Channel,
+    locale: str = "en-US",
+    bypass_permissions: bool = False,
+) -> dict[str, Any]:
+    """A message context-menu command (Apps → ``command``) on ``message``: Discord sends the
+    message itself in ``resolved``, so the bot needs no message intent to read it."""
+    if command.get("type") != MESSAGE_COMMAND:
+        raise ScenarioError(f"{command['name']!r} is not a message command")
+    check_visible(world, command, user, channel, permissions=not bypass_permissions)
+    if str(message.get("channel_id")) != str(channel.id):
+        raise ScenarioError("a message command runs in the message's own channel")
+    data: dict[str, Any] = {
+        "id": str(command["id"]),
+        "name": command["name"],
+        "type": MESSAGE_COMMAND,
+        "target_id": str(message["id"]),
+        "resolved": {"messages": {str(message["id"]): copy.deepcopy(dict(message))}},
+    }
+    if command.get("guild_id"):
+        data["guild_id"] = str(command["guild_id"])
+    payload = base_interaction(
+        world, kind=APPLICATION_COMMAND, user=user, channel=channel, locale=locale
+    )
+    payload["data"] = data
+    return payload
+
+
 def component_interaction(
     world: World,
     message: Mapping[str, Any],

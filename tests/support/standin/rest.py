@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from . import validation
 from .interactions import APPLICATION_COMMAND, AUTOCOMPLETE, MESSAGE_COMPONENT, MODAL_SUBMIT
+from .webhooks import READ_MESSAGE_HISTORY, Webhook, WebhookRoutes, _deleted
 from .world import (
     ATTACH_FILES,
     DM_CHANNEL,
@@ -226,7 +227,7 @@ def _compile(path: str) -> re.Pattern[str]:
     return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
 
 
-class DiscordApi:
+class DiscordApi(WebhookRoutes):
     """Discord's state for one application and its REST API; see the module docstring."""
 
     def __init__(
@@ -257,6 +258,10 @@ class DiscordApi:
         self.attachments: dict[int, bytes] = {}
         self.interactions: dict[int, InteractionRecord] = {}
         self._by_token: dict[str, InteractionRecord] = {}
+        self.webhooks: dict[int, Webhook] = {}
+        # Who hears the gateway events REST changes cause (see emit): the in-process harness
+        # feeds them to the bot's parsers, the server sends them to its gateway sessions.
+        self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._changed = asyncio.Event()
         self._routes = [_Route(m, _compile(p), h) for m, p, h in self._builtin_routes()]
         from .threads import thread_routes  # threads.py builds on this module
@@ -264,6 +269,12 @@ class DiscordApi:
         self._routes += [_Route(m, _compile(p), h) for m, p, h in thread_routes(self)]
 
     # ------------------------------------------------------------------ waiting
+
+    def emit(self, name: str, data: dict[str, Any]) -> None:
+        """Announce a gateway event (``MESSAGE_CREATE``, ``MESSAGE_UPDATE``,
+        ``MESSAGE_DELETE``...) caused by a REST call or by a test, to every listener."""
+        for listener in list(self.event_listeners):
+            listener(name, copy.deepcopy(data))
 
     def notify(self) -> None:
         """Wake every :meth:`wait_for`; called after each change of recorded state."""
@@ -478,6 +489,7 @@ class DiscordApi:
             ("GET", "/guilds/{guild_id}/roles", self._get_guild_roles),
             ("GET", "/guilds/{guild_id}/members", self._get_guild_members),
             ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_guild_member),
+            *self._webhook_routes(),
         ]
 
     # --- small helpers
@@ -782,6 +794,8 @@ class DiscordApi:
         return self.messages.get(int(raw["id"])) if raw else None
 
     def _followup(self, request: RecordedRequest, app_id: str, token: str) -> Reply:
+        if app_id != str(self.world.application.id):  # a channel webhook, not an interaction
+            return self._execute_webhook(request, app_id, token)
         record = self._interaction_by_token(app_id, token)
         body = request.json or {}
         original = self.messages.get(record.original_id or 0)
@@ -828,6 +842,10 @@ class DiscordApi:
         return 200, message.payload
 
     def _delete_webhook_message(self, request: RecordedRequest, **ids: str) -> Reply:
+        if ids["app_id"] != str(self.world.application.id):  # a channel webhook's message
+            return self._delete_executed_message(
+                request, ids["app_id"], ids["token"], ids["message_id"]
+            )
         _, message = self._webhook_message(request=request, **ids)
         message.deleted = True
         return 204, None
@@ -1057,7 +1075,10 @@ class DiscordApi:
         return 200, message.payload
 
     def _get_message(self, request: RecordedRequest, channel_id: str, message_id: str) -> Reply:
-        return 200, self._channel_message(channel_id, message_id, request)[1].payload
+        channel, message = self._channel_message(channel_id, message_id, request)
+        if not self._bot_permissions(channel) & READ_MESSAGE_HISTORY:
+            raise ApiError(403, 50013, "Missing Permissions")
+        return 200, message.payload
 
     def _edit_message(self, request: RecordedRequest, channel_id: str, message_id: str) -> Reply:
         _, message = self._channel_message(channel_id, message_id, request)
@@ -1072,6 +1093,7 @@ class DiscordApi:
         if not own and not self._bot_permissions(channel) & MANAGE_MESSAGES:
             raise ApiError(403, 50013, "Missing Permissions")
         message.deleted = True
+        self.emit("MESSAGE_DELETE", _deleted(message.payload))
         return 204, None
 
     def _channel_history(self, request: RecordedRequest, channel_id: str) -> Reply:

@@ -10,6 +10,7 @@ gateway events straight to the bot's parsers instead.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -56,6 +57,8 @@ class DiscordStandIn(DiscordApi):
         self.connections: list[GatewayConnection] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._gateway_emits: asyncio.Task[None] | None = None
+        self.event_listeners.append(self._emit_to_gateway)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -165,6 +168,22 @@ class DiscordStandIn(DiscordApi):
             await connection.send({"op": 0, "t": name, "s": event.seq, "d": data})
         self.notify()
         return event
+
+    def _emit_to_gateway(self, name: str, data: dict[str, Any]) -> None:
+        """Send an emitted event to the gateway session, after the ones emitted before it."""
+        if not self.sessions:
+            return  # nobody connected: an in-process driver hears emit() itself
+        previous = self._gateway_emits
+        self._gateway_emits = asyncio.get_running_loop().create_task(
+            self._dispatch_after(previous, name, data), name=f"stand-in {name}"
+        )
+
+    async def _dispatch_after(
+        self, previous: asyncio.Task[None] | None, name: str, data: dict[str, Any]
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await self.dispatch(name, data)
 
     async def request_reconnect(self) -> None:
         """Send op 7 RECONNECT: the client should reconnect and RESUME."""

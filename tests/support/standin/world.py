@@ -93,6 +93,7 @@ class User:
     global_name: str | None = None
     bot: bool = False
     discriminator: str = "0"
+    avatar: str | None = None  # the avatar's hash
 
     @property
     def mention(self) -> str:
@@ -104,7 +105,7 @@ class User:
             "username": self.username,
             "global_name": self.global_name,
             "discriminator": self.discriminator,
-            "avatar": None,
+            "avatar": self.avatar,
             "avatar_decoration_data": None,
             "banner": None,
             "accent_color": None,

@@ -1,0 +1,313 @@
+"""Apps → Hide as spoiler, through discord.py's real tree against the Discord stand-in: the
+repost through the channel's webhook, the leak rules on its text, and the original deleted only
+after the repost, or left alone with the reason when it can't be made."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import discord
+import pytest
+
+from bot.client import EmbargoBot
+from bot.config import PROJECT_DIR, Settings
+from bot.storage import Storage
+from tests import markdown_oracle
+from tests.support import (
+    EPISODE_TALK,
+    GENERAL,
+    MEMBER,
+    MODERATOR,
+    GuildSpec,
+    Harness,
+    Recorded,
+    RecordedRequest,
+    RoleSpec,
+    UserSpec,
+)
+from tests.support.reading import NO_MENTIONS, SUPPRESS_EMBEDS, words
+from tests.support.specs import base_bot_permissions
+from tests.support.standin.webhooks import MemberFile
+
+HIDE = "Hide as spoiler"
+OTHER = UserSpec(id=1_300_000_000_000_000_404, name="other")
+HELPER_ROLE = RoleSpec(id=1_300_000_000_000_000_302, name="Spoiler helpers")
+HELPER = UserSpec(id=1_300_000_000_000_000_405, name="helper", roles=(HELPER_ROLE,))
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+SPOILER = (
+    "Captain Daly survives inside the infinite server, https://example.com/leak explains "
+    f"everything, ask <@{MODERATOR.id}> @everyone"
+)
+
+
+def bot_permissions(**changes: bool) -> discord.Permissions:
+    permissions = base_bot_permissions()
+    permissions.update(**{"manage_webhooks": True, "manage_messages": True, **changes})
+    return permissions
+
+
+GUILD = GuildSpec(members=(MEMBER, MODERATOR, OTHER), bot_permissions=bot_permissions())
+
+
+@dataclass
+class Embargo:
+    harness: Harness
+    storage: Storage
+
+    def webhook_posts(self) -> list[RecordedRequest]:
+        ids = {str(w) for w in self.harness.standin.webhooks}
+        return [
+            r
+            for r in self.harness.requests
+            if r.method == "POST"
+            and re.fullmatch(r"/webhooks/(\d+)/[^/]+", r.path)
+            and r.path.split("/")[2] in ids
+        ]
+
+    def stored(self, message: dict) -> dict:
+        return self.harness.standin.messages[int(message["id"])].payload
+
+    def deleted(self, message: dict) -> bool:
+        return self.harness.standin.messages[int(message["id"])].deleted
+
+
+async def open_embargo(tmp_path, guild: GuildSpec) -> tuple[Harness, Storage]:
+    db_url = f"sqlite:///{tmp_path}/embargo.db"
+    storage = await Storage.open(db_url, tmp_path)
+    settings = Settings(
+        discord_token=None,
+        database_url=db_url,
+        content_dir=PROJECT_DIR / "data",
+        log_level="INFO",
+        dev_guild_id=None,
+    )
+    return Harness(EmbargoBot(settings, storage), guild=guild), storage
+
+
+@pytest.fixture
+async def embargo(tmp_path) -> AsyncIterator[Embargo]:
+    harness, storage = await open_embargo(tmp_path, GUILD)
+    try:
+        async with harness:
+            member = harness.world.guild.member(MEMBER.id)
+            assert member is not None
+            member.nick = "Captain Fan"
+            member.user.avatar = "a1b2c3d4e5f6"
+            yield Embargo(harness, storage)
+    finally:
+        await storage.close()
+
+
+def assert_hidden_repost(contents: list[str], text: str) -> None:
+    """Every word of ``text`` inside spoiler tags, nothing of it visible, no ambiguous tag."""
+    hidden = ""
+    for content in contents:
+        reading = markdown_oracle.read(content)
+        assert not reading.hazards, (reading.hazards, content)
+        visible_lines = [line for line in reading.visible.splitlines() if line.strip()]
+        for line in visible_lines:
+            assert line.startswith("-# "), (line, content)
+        assert not words(text) & words(reading.visible), content
+        hidden += reading.hidden
+    assert words(text) <= words(hidden)
+
+
+def ephemeral_text(reply: Recorded) -> str:
+    assert not reply.errors, reply.describe()
+    assert reply.ephemeral, reply.describe()
+    return reply.content or ""
+
+
+async def test_a_moderator_hides_a_members_message_with_a_link_a_mention_and_an_image(embargo):
+    h = embargo.harness
+    original = await h.member_says(SPOILER, files=[MemberFile("finale.png", PNG)])
+
+    reply = await h.message_command(HIDE, message=original, as_user=MODERATOR)
+
+    assert ephemeral_text(reply).startswith("Hidden"), reply.describe()
+    posts = embargo.webhook_posts()
+    assert len(posts) == 1
+    post = posts[0]
+    body = post.json
+    assert body["username"] == "Captain Fan"
+    assert "a1b2c3d4e5f6" in body["avatar_url"]
+    assert body["allowed_mentions"] == NO_MENTIONS
+    assert body["flags"] & SUPPRESS_EMBEDS
+    assert post.query.get("wait") in ("1", "true")
+    assert_hidden_repost([body["content"]], SPOILER)
+    assert "https://example.com" not in markdown_oracle.read(body["content"]).visible
+    assert body["content"].rstrip().endswith("-# hidden as a spoiler by moderator")
+    # The image is re-uploaded as a spoiler, its bytes intact.
+    assert [f.filename for f in post.files] == ["SPOILER_finale.png"]
+    assert post.files[0].data == PNG
+    repost = h.standin.messages[post.message_id]
+    assert repost.payload["attachments"][0]["filename"] == "SPOILER_finale.png"
+    assert repost.payload["author"]["username"] == "Captain Fan"
+    assert repost.allowed_mentions == NO_MENTIONS
+    # The original is deleted, and only after the repost was made.
+    assert embargo.deleted(original)
+    deletes = [
+        i
+        for i, r in enumerate(h.requests)
+        if r.method == "DELETE" and r.path.endswith(f"/messages/{original['id']}")
+    ]
+    assert deletes
+    assert deletes[0] > h.requests.index(post)
+    assert not h.standin.errors, h.standin.errors
+
+
+async def test_a_member_may_hide_their_own_message_but_not_someone_elses(embargo):
+    h = embargo.harness
+    theirs = await h.member_says("Daly wins in the end", as_user=OTHER)
+    refused = await h.message_command(HIDE, message=theirs, as_user=MEMBER)
+    assert "Manage Messages" in ephemeral_text(refused)
+    assert "Nothing was changed" in refused.content
+    assert not embargo.webhook_posts()
+    assert not embargo.deleted(theirs)
+
+    mine = await h.member_says("Daly wins in the end", as_user=MEMBER)
+    hidden = await h.message_command(HIDE, message=mine, as_user=MEMBER)
+    assert ephemeral_text(hidden).startswith("Hidden")
+    assert embargo.deleted(mine)
+    assert len(embargo.webhook_posts()) == 1
+
+
+async def test_the_spoiler_helpers_role_may_hide_others_messages(embargo):
+    h = embargo.harness
+    message = await h.member_says("Daly wins in the end", as_user=OTHER)
+    refused = await h.message_command(HIDE, message=message, as_user=HELPER)
+    assert "Nothing was changed" in ephemeral_text(refused)
+
+    role = await h.slash(
+        "embargo", subcommand="spoiler-helpers", as_user=MODERATOR, role=HELPER_ROLE
+    )
+    assert f"<@&{HELPER_ROLE.id}>" in ephemeral_text(role)
+    hidden = await h.message_command(HIDE, message=message, as_user=HELPER)
+    assert ephemeral_text(hidden).startswith("Hidden")
+    assert embargo.deleted(message)
+
+    await h.slash("embargo", subcommand="spoiler-helpers-off", as_user=MODERATOR)
+    again = await h.member_says("Daly loses in the end", as_user=OTHER)
+    refused = await h.message_command(HIDE, message=again, as_user=HELPER)
+    assert "Nothing was changed" in ephemeral_text(refused)
+    assert not embargo.deleted(again)
+
+
+async def test_one_webhook_per_channel_reused_and_recreated_once_when_deleted(embargo):
+    h = embargo.harness
+    for text in ("first spoiler here", "second spoiler here"):
+        message = await h.member_says(text)
+        await h.message_command(HIDE, message=message, as_user=MODERATOR)
+        assert embargo.deleted(message)
+    hooks = h.standin.channel_webhooks(GENERAL.id)
+    assert len(hooks) == 1
+
+    h.standin.delete_webhook(hooks[0].id)  # a moderator removed it in the channel settings
+    message = await h.member_says("third spoiler here")
+    reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+    assert ephemeral_text(reply).startswith("Hidden")
+    assert embargo.deleted(message)
+    new_hooks = h.standin.channel_webhooks(GENERAL.id)
+    assert len(new_hooks) == 1
+    assert new_hooks[0].id != hooks[0].id
+
+    elsewhere = await h.member_says("fourth spoiler here", in_channel=EPISODE_TALK)
+    await h.message_command(HIDE, message=elsewhere, as_user=MODERATOR)
+    assert len(h.standin.channel_webhooks(EPISODE_TALK.id)) == 1
+
+
+async def test_a_reply_keeps_a_jump_link_to_the_message_it_answered(embargo):
+    h = embargo.harness
+    question = await h.member_says("Who survives?", as_user=OTHER)
+    answer = await h.member_says("Daly survives", reply_to=question)
+    await h.message_command(HIDE, message=answer, as_user=MODERATOR)
+    content = embargo.webhook_posts()[0].json["content"]
+    link = f"https://discord.com/channels/{GUILD.id}/{GENERAL.id}/{question['id']}"
+    assert content.startswith(f"-# ↪ reply to <{link}>")
+    assert_hidden_repost([content], "Daly survives")
+
+
+async def test_a_forwarded_message_is_hidden_from_its_snapshot(embargo):
+    h = embargo.harness
+    source = await h.member_says("Daly survives the finale", as_user=OTHER, in_channel=EPISODE_TALK)
+    forward = await h.member_says("", forwarded=source)
+    reply = await h.message_command(HIDE, message=forward, as_user=MODERATOR)
+    assert ephemeral_text(reply).startswith("Hidden")
+    assert_hidden_repost([embargo.webhook_posts()[0].json["content"]], "Daly survives the finale")
+    assert embargo.deleted(forward)
+
+
+async def test_hides_are_logged_with_a_link_never_the_text(embargo):
+    h = embargo.harness
+    set_log = await h.slash("embargo", subcommand="log", as_user=MODERATOR, channel=EPISODE_TALK)
+    assert f"<#{EPISODE_TALK.id}>" in ephemeral_text(set_log)
+    message = await h.member_says(SPOILER)
+    await h.message_command(HIDE, message=message, as_user=MODERATOR)
+    logged = h.standin.channel_messages(EPISODE_TALK.id)
+    assert len(logged) == 1
+    entry = logged[0].payload["content"]
+    repost = h.standin.channel_messages(GENERAL.id)[-1]
+    assert f"/{repost.id}>" in entry
+    assert f"<@{MODERATOR.id}>" in entry
+    assert not words(SPOILER) & words(entry)
+    assert logged[0].allowed_mentions == NO_MENTIONS
+
+    await h.slash("embargo", subcommand="log-off", as_user=MODERATOR)
+    await h.message_command(HIDE, message=await h.member_says("more"), as_user=MODERATOR)
+    assert len(h.standin.channel_messages(EPISODE_TALK.id)) == 1
+
+
+async def test_a_message_already_deleted_is_not_reposted(embargo):
+    h = embargo.harness
+    message = await h.member_says("gone soon")
+    h.standin.messages[int(message["id"])].deleted = True  # the member deleted it meanwhile
+    reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+    assert "deleted" in ephemeral_text(reply)
+    assert not embargo.webhook_posts()
+
+
+async def test_a_bots_embeds_only_message_and_embargos_own_are_left_alone(embargo):
+    h = embargo.harness
+    own = h.bot_message(content="Embargo said this")
+    reply = await h.message_command(HIDE, message=own, as_user=MODERATOR)
+    assert "already Embargo's" in ephemeral_text(reply)
+    assert not embargo.deleted(own)
+
+
+@pytest.mark.parametrize(
+    ("missing", "named"),
+    [("manage_webhooks", "Manage Webhooks"), ("manage_messages", "Manage Messages")],
+)
+async def test_without_a_permission_the_original_stays_and_the_reply_names_it(
+    tmp_path, missing, named
+):
+    guild = GuildSpec(
+        members=(MEMBER, MODERATOR, OTHER), bot_permissions=bot_permissions(**{missing: False})
+    )
+    harness, storage = await open_embargo(tmp_path, guild)
+    try:
+        async with harness as h:
+            message = await h.member_says(SPOILER)
+            reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+            assert named in ephemeral_text(reply)
+            assert "left as it was" in reply.content
+            assert not h.standin.messages[int(message["id"])].deleted
+            hooks = {str(webhook) for webhook in h.standin.webhooks}
+            assert not [
+                m for m in h.standin.messages.values() if m.payload.get("webhook_id") in hooks
+            ]
+    finally:
+        await storage.close()
+
+
+async def test_an_attachment_too_large_keeps_the_original(embargo):
+    h = embargo.harness
+    big = MemberFile("episode.mkv", b"\x00" * (10 * 1024 * 1024 + 1))
+    message = await h.member_says("the whole finale", files=[big])
+    reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+    assert "episode.mkv" in ephemeral_text(reply)
+    assert "left as it was" in reply.content
+    assert not embargo.deleted(message)
+    assert not embargo.webhook_posts()
