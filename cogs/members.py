@@ -154,6 +154,7 @@ class Members(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.hide(
             message,
+            channel=interaction.channel or message.channel,
             hider_id=interaction.user.id,
             hider_name=interaction.user.display_name,
             log_channel_id=settings.log_channel_id,
@@ -179,15 +180,17 @@ class Members(commands.Cog):
         self,
         message: discord.Message,
         *,
+        channel: discord.abc.MessageableChannel,
         hider_id: int | None,
         hider_name: str,
         log_channel_id: int | None,
     ) -> HideOutcome:
         """Repost ``message`` as a spoiler through the channel's webhook, then delete it. The
         original is deleted only once every part of the repost is confirmed; when the repost
-        fails, the original stays and the outcome says why. ``hider_id`` None: the guard."""
+        fails, the original stays and the outcome says why. ``channel`` is the message's, as
+        the interaction knows it (a thread the cache never saw included). ``hider_id`` None:
+        the guard."""
         assert self.bot.user is not None
-        channel = message.channel
         try:
             # The message may be gone since the menu was opened: nothing to repost then.
             current = await channel.fetch_message(message.id)

@@ -311,3 +311,22 @@ async def test_an_attachment_too_large_keeps_the_original(embargo):
     assert "left as it was" in reply.content
     assert not embargo.deleted(message)
     assert not embargo.webhook_posts()
+
+
+async def test_in_a_thread_the_parents_webhook_posts_with_thread_id(embargo):
+    h = embargo.harness
+    thread = h.world.add_thread("finale-talk", parent="general", owner="member")
+    user = h.world.user_by_id(MEMBER.id)
+    assert user is not None
+    message = h.standin.member_message(thread, user, "Daly survives the finale")
+    await h.settle()
+    reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+    assert ephemeral_text(reply).startswith("Hidden")
+    post = embargo.webhook_posts()[0]
+    assert post.query.get("thread_id") == str(thread.id)
+    assert h.standin.channel_webhooks(GENERAL.id)
+    assert not h.standin.channel_webhooks(thread.id)
+    assert [m.payload["webhook_id"] for m in h.standin.channel_messages(thread.id)] == [
+        post.path.split("/")[2]
+    ]
+    assert embargo.deleted(message)
