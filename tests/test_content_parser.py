@@ -794,3 +794,28 @@ def test_review_and_ranking_values_missing_or_python_typed(tmp_path):
         '\'order\' is missing: it must be one of "worst-to-best" or "best-to-worst"',
         '5 is not an episode code like "s07e06"',
     ]
+
+
+def test_spoiler_terms_are_read_from_the_front_matter(tmp_path):
+    show = _a_show(tmp_path)
+    text = (
+        '+++\nrating = 4\nverdict = "Sharp."\nauthor = "Ann"\npublished = 2024-01-03\n'
+        'spoiler_terms = ["Bête Noire", "  the butler  "]\n+++\n\nThe setup is great.\n'
+    )
+    review, problems = _review(tmp_path, text, show)
+    assert problems == []
+    assert review is not None
+    assert review.spoiler_terms == ("Bête Noire", "the butler")
+
+
+def test_bad_spoiler_terms_are_errors_on_their_line(tmp_path):
+    show = _a_show(tmp_path)
+    text = (
+        '+++\nrating = 4\nverdict = "Sharp."\nauthor = "Ann"\npublished = 2024-01-03\n'
+        'spoiler_terms = ["butler", "BUTLER", "x"]\n+++\n\nThe setup is great.\n'
+    )
+    review, problems = _review(tmp_path, text, show)
+    assert review is None
+    assert [p.line for p in problems] == [_line_of(text, "spoiler_terms")] * 2
+    assert "repeats 'butler'" in problems[0].message
+    assert "too short" in problems[1].message

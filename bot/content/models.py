@@ -75,6 +75,8 @@ class Review:
     published: date
     body: str  # spoiler-free Markdown
     ending: str | None  # the "Ending explained" section: spoiler content, or None if absent
+    # Phrases that spoil the episode: the guard watches for them while its window runs.
+    spoiler_terms: tuple[str, ...] = ()
 
 
 class RankingOrder(StrEnum):

@@ -9,6 +9,7 @@ by ``episode_key`` and are never touched here.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -169,8 +170,8 @@ class ContentStore:
 
     async def get_review(self, episode_key: str) -> Review | None:
         rows = await self.db.read(
-            "SELECT episode_key, rating, verdict, author, published, body, ending "
-            "FROM reviews WHERE episode_key = ?",
+            "SELECT episode_key, rating, verdict, author, published, body, ending, "
+            "spoiler_terms FROM reviews WHERE episode_key = ?",
             (episode_key,),
         )
         if not rows:
@@ -184,7 +185,16 @@ class ContentStore:
             published=date.fromisoformat(row["published"]),
             body=row["body"],
             ending=row["ending"],
+            spoiler_terms=_terms(row["spoiler_terms"]),
         )
+
+    async def episode_spoiler_terms(self) -> dict[str, tuple[str, ...]]:
+        """Every review's spoiler terms, by episode key (reviews without terms left out)."""
+        rows = await self.db.fetch_all(
+            "SELECT episode_key, spoiler_terms FROM reviews WHERE spoiler_terms IS NOT NULL",
+            tuples=True,
+        )
+        return {str(key): _terms(terms) for key, terms in rows if _terms(terms)}
 
     async def get_critic_ranking(self, show_slug: str) -> CriticRanking | None:
         rows = await self.db.read(
@@ -328,11 +338,11 @@ def _chunks(rows: list[Params]) -> Iterator[list[Params]]:
 
 _UPSERT_REVIEW = (
     "INSERT INTO reviews (episode_key, show_slug, rating, verdict, author, "
-    "published, body, ending) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "published, body, ending, spoiler_terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (episode_key) DO UPDATE SET show_slug = excluded.show_slug, "
     "rating = excluded.rating, verdict = excluded.verdict, "
     "author = excluded.author, published = excluded.published, "
-    "body = excluded.body, ending = excluded.ending"
+    "body = excluded.body, ending = excluded.ending, spoiler_terms = excluded.spoiler_terms"
 )
 _UPSERT_RECORD = (
     "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
@@ -353,7 +363,12 @@ def _review_row(review: Review) -> tuple[object, ...]:
         review.published.isoformat(),
         review.body,
         review.ending,
+        json.dumps(list(review.spoiler_terms)) if review.spoiler_terms else None,
     )
+
+
+def _terms(stored: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else ()
 
 
 def _delete_show(slug: str) -> tuple[Statement, ...]:

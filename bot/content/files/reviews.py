@@ -24,6 +24,7 @@ from bot.content.files.toml_text import TomlLines, decode, load_toml
 from bot.content.models import (
     Review,
 )
+from bot.spoilers.terms import check_spoiler_terms
 
 VERDICT_MAX_CHARS = 256
 # Content limits (the README lists them). A review's spoiler-free text is shown in one
@@ -44,7 +45,7 @@ _NEAR_ENDING_HEADING = re.compile(
 _FRONT_MATTER_FENCE = "+++"
 
 
-_REVIEW_KEYS = ("rating", "verdict", "author", "published")
+_REVIEW_KEYS = ("rating", "verdict", "author", "published", "spoiler_terms")
 
 
 def parse_review_bytes(
@@ -132,6 +133,10 @@ def _parse_review_text(
     if not isinstance(published, date) or isinstance(published, datetime):
         error(must_be("published", "a date", published, "published = 2025-04-12"), "published")
 
+    terms = check_spoiler_terms(front.get("spoiler_terms"))
+    for problem in terms.problems:
+        error(problem, "spoiler_terms")
+
     for key in unknown_keys(front, _REVIEW_KEYS):
         problems.append(
             ContentProblem(rel, where.key_line(key), f"unknown key {key!r} (ignored)", "warning")
@@ -212,6 +217,7 @@ def _parse_review_text(
             published=published,
             body=body.strip(),
             ending=ending,
+            spoiler_terms=terms.terms,
         ),
         problems,
     )

@@ -20,3 +20,7 @@ CREATE TABLE spoiler_webhooks (
     token       TEXT NOT NULL
 );
 CREATE INDEX spoiler_webhooks_by_guild ON spoiler_webhooks (guild_id);
+-- A review's spoiler_terms (a JSON list of phrases; NULL: none). Review files are read again
+-- at the next sync, so terms written before this version are loaded too.
+ALTER TABLE reviews ADD COLUMN spoiler_terms TEXT;
+DELETE FROM content_files WHERE path LIKE 'reviews/%';
