@@ -1,9 +1,6 @@
-"""Members' spoilers: the "Hide as spoiler" message command and its /embargo settings.
-
-The decisions and texts are in ``bot.hiding`` and ``bot.hiding_messages``; this is the Discord
-layer: a webhook per channel (a thread uses its parent's, with ``thread_id``), the repost, and
-only after Discord confirmed every part of it, the original's deletion.
-"""
+"""The repost behind "Hide as spoiler" and the guard's ``hide``: a webhook per channel (a
+thread uses its parent's, with ``thread_id``), the member's words wrapped by the renderer, and
+only after Discord confirmed every part of the repost, the original's deletion."""
 
 from __future__ import annotations
 
@@ -13,33 +10,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import discord
-from discord import app_commands
-from discord.ext import commands
 
-from bot.hiding import (
-    CannotHide,
-    Hider,
-    HideSource,
-    Refusal,
-    SourceAttachment,
-    check_hideable,
-    may_hide,
-    webhook_name,
-)
+from bot.hiding import HideSource, SourceAttachment, webhook_name
 from bot.hiding_messages import (
-    HIDE_PERMISSIONS,
     hidden_message,
     hide_log_message,
     message_gone_message,
     missing_hide_permissions_message,
     original_kept_message,
-    refusal_message,
     repost_contents,
     repost_failed_message,
 )
-from bot.messages import OutgoingMessage, change_message
+from bot.messages import OutgoingMessage
 from bot.storage.members import StoredWebhook
-from bot.ui import NO_MENTIONS, attach_moderator_commands, detach_moderator_commands, send_messages
+from bot.ui import NO_MENTIONS
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
@@ -48,7 +32,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "Embargo spoilers"
 UNKNOWN_WEBHOOK = 10015
-UNKNOWN_MESSAGE = 10008
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +46,7 @@ class RepostRefused(Exception):
     """Discord refused a part of the repost; whatever was posted of it has been removed."""
 
 
-def _source(message: discord.Message, bot_id: int) -> HideSource:
+def hide_source(message: discord.Message, bot_id: int) -> HideSource:
     text, attachments = message.content, message.attachments
     if message.message_snapshots:  # a forwarded message: its words are the snapshot's
         snapshot = message.message_snapshots[0]
@@ -89,92 +72,11 @@ def _source(message: discord.Message, bot_id: int) -> HideSource:
     )
 
 
-class Members(commands.Cog):
+class Reposter:
+    """Hides messages as spoilers for the message command and the guard alike."""
+
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
-        self.hide_menu = app_commands.ContextMenu(
-            name="Hide as spoiler",
-            callback=self.hide_as_spoiler,
-            allowed_contexts=app_commands.AppCommandContext(guild=True),
-            allowed_installs=app_commands.AppInstallationType(guild=True),
-        )
-        self.hide_menu.guild_only = True
-        self.settings_commands = [
-            app_commands.Command(
-                name="spoiler-helpers",
-                description="A role whose members may hide any message as a spoiler.",
-                callback=self.spoiler_helpers,
-            ),
-            app_commands.Command(
-                name="spoiler-helpers-off",
-                description="Only moderators and authors may hide messages as spoilers.",
-                callback=self.spoiler_helpers_off,
-            ),
-            app_commands.Command(
-                name="log",
-                description="Log every message hidden as a spoiler in a channel.",
-                callback=self.log_channel,
-            ),
-            app_commands.Command(
-                name="log-off",
-                description="Stop logging hidden messages.",
-                callback=self.log_off,
-            ),
-        ]
-
-    async def cog_load(self) -> None:
-        self.bot.tree.add_command(self.hide_menu)
-        attach_moderator_commands(self.bot.tree, self.settings_commands)
-
-    async def cog_unload(self) -> None:
-        self.bot.tree.remove_command(self.hide_menu.name, type=self.hide_menu.type)
-        detach_moderator_commands(self.bot.tree, self.settings_commands)
-
-    # -- the message command ---------------------------------------------------------------
-
-    async def hide_as_spoiler(
-        self, interaction: discord.Interaction, message: discord.Message
-    ) -> None:
-        guild = interaction.guild
-        if guild is None or not isinstance(interaction.user, discord.Member):
-            raise app_commands.NoPrivateMessage
-        settings = await self.bot.storage.member_spoiler_settings(guild.id)
-        hider = Hider(
-            user_id=interaction.user.id,
-            role_ids=frozenset(role.id for role in interaction.user.roles),
-            manage_messages=interaction.permissions.manage_messages,
-        )
-        if not may_hide(hider, message.author.id, settings.helper_role_id):
-            await send_messages(interaction, [refusal_message(CannotHide(Refusal.NOT_ALLOWED))])
-            return
-        refusal = self._refusal(message, interaction.app_permissions, interaction.filesize_limit)
-        if refusal is not None:
-            await send_messages(interaction, [refusal])
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        outcome = await self.hide(
-            message,
-            channel=interaction.channel or message.channel,
-            hider_id=interaction.user.id,
-            hider_name=interaction.user.display_name,
-            log_channel_id=settings.log_channel_id,
-        )
-        await interaction.followup.send(
-            outcome.reply.content or "", ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
-
-    def _refusal(
-        self, message: discord.Message, permissions: discord.Permissions, upload_limit: int
-    ) -> OutgoingMessage | None:
-        """Why the message can't be hidden here, before anything is sent (None: it can)."""
-        assert self.bot.user is not None
-        problem = check_hideable(_source(message, self.bot.user.id), upload_limit=upload_limit)
-        if problem is not None:
-            return refusal_message(problem, upload_limit=upload_limit)
-        missing = [name for name in HIDE_PERMISSIONS if not getattr(permissions, name)]
-        if message.attachments and not permissions.attach_files:
-            missing.append("attach_files")
-        return missing_hide_permissions_message(missing) if missing else None
 
     async def hide(
         self,
@@ -198,7 +100,7 @@ class Members(commands.Cog):
             return HideOutcome(message_gone_message())
         except discord.Forbidden:
             return HideOutcome(missing_hide_permissions_message(["read_message_history"]))
-        source = _source(current, self.bot.user.id)
+        source = hide_source(current, self.bot.user.id)
         author = current.author
         if not isinstance(author, discord.Member) and current.guild is not None:
             # A fetched message carries the user only: the server display name and avatar are
@@ -332,42 +234,3 @@ class Members(commands.Cog):
             )
         except discord.HTTPException as error:
             log.warning("could not log a hidden message in channel %s: %s", channel_id, error)
-
-    # -- /embargo settings -----------------------------------------------------------------
-    # interaction.guild_id is never None: ModeratorGroup.interaction_check refuses DMs.
-
-    @app_commands.describe(role="Members with this role may hide any message as a spoiler")
-    async def spoiler_helpers(self, interaction: discord.Interaction, role: discord.Role) -> None:
-        old = await self.bot.storage.set_spoiler_helpers_role(interaction.guild_id, role.id)  # type: ignore[arg-type]
-        message = change_message("Spoiler helpers", _role_text(old), _role_text(role.id))
-        await send_messages(interaction, [message])
-
-    async def spoiler_helpers_off(self, interaction: discord.Interaction) -> None:
-        old = await self.bot.storage.set_spoiler_helpers_role(interaction.guild_id, None)  # type: ignore[arg-type]
-        await send_messages(
-            interaction, [change_message("Spoiler helpers", _role_text(old), "none")]
-        )
-
-    @app_commands.describe(channel="Where each hidden message is logged (a link, never the text)")
-    async def log_channel(
-        self, interaction: discord.Interaction, channel: discord.TextChannel
-    ) -> None:
-        old = await self.bot.storage.set_spoiler_log_channel(interaction.guild_id, channel.id)  # type: ignore[arg-type]
-        message = change_message("Spoiler log", _channel_text(old), _channel_text(channel.id))
-        await send_messages(interaction, [message])
-
-    async def log_off(self, interaction: discord.Interaction) -> None:
-        old = await self.bot.storage.set_spoiler_log_channel(interaction.guild_id, None)  # type: ignore[arg-type]
-        await send_messages(interaction, [change_message("Spoiler log", _channel_text(old), "off")])
-
-
-def _role_text(role_id: int | None) -> str:
-    return "none" if role_id is None else f"<@&{role_id}>"
-
-
-def _channel_text(channel_id: int | None) -> str:
-    return "off" if channel_id is None else f"<#{channel_id}>"
-
-
-async def setup(bot: EmbargoBot) -> None:
-    await bot.add_cog(Members(bot))
