@@ -33,8 +33,18 @@ EMBARGO_GROUP_OWNER = f"{cogs.__name__}.spoilers"
 
 INTENTS = discord.Intents.none()
 # Guilds only: channel and role caches for permission maths. No privileged intents: member
-# join dates come with each interaction, and Embargo never reads message content.
+# join dates come with each interaction, and "Hide as spoiler" gets the message with it.
 INTENTS.guilds = True
+
+
+def intents_for(settings: Settings) -> discord.Intents:
+    """The gateway intents: the spoiler guard alone reads members' messages, and asks for them
+    (the privileged Message Content) only when the operator turned it on."""
+    intents = discord.Intents(INTENTS.value)
+    if settings.message_guard:
+        intents.guild_messages = True
+        intents.message_content = True
+    return intents
 
 
 def utc_now() -> datetime:
@@ -64,7 +74,7 @@ class EmbargoBot(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
-            intents=INTENTS,
+            intents=intents_for(settings),
             tree_cls=EmbargoTree,
             # Nothing Embargo sends may ping anyone, whatever text it echoes.
             allowed_mentions=discord.AllowedMentions.none(),

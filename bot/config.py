@@ -51,6 +51,8 @@ class Settings:
     # Where /about sends people for the source code; None: not published.
     source_url: str | None = None
     log_file: Path | None = None
+    # MESSAGE_GUARD=on: ask Discord for the Message Content intent, for the spoiler guard.
+    message_guard: bool = False
 
     def require_token(self) -> str:
         if not self.discord_token:
@@ -105,6 +107,12 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
     log_file = Path(raw_log_file) if raw_log_file else None
     if log_file is not None and not log_file.is_absolute():
         log_file = PROJECT_DIR / log_file
+    raw_guard = env.get("MESSAGE_GUARD", "").strip().lower() or "off"
+    if raw_guard not in ("on", "off"):
+        raise ConfigError(
+            f"MESSAGE_GUARD={raw_guard!r} must be on or off (on needs the Message Content "
+            "intent ticked in the developer portal)"
+        )
 
     return Settings(
         discord_token=token,
@@ -114,6 +122,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         dev_guild_id=dev_guild_id,
         source_url=source_url,
         log_file=log_file,
+        message_guard=raw_guard == "on",
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 import discord
@@ -94,7 +94,19 @@ async def serve(
                 if attempt:
                     log.info("reached Discord after %d failed attempt(s)", attempt)
                 if not force_sync:
-                    await connect_until_signalled(bot)
+                    try:
+                        await connect_until_signalled(bot)
+                    except discord.PrivilegedIntentsRequired:
+                        if not settings.message_guard:
+                            raise
+                        # Gateway close 4014: the guard's intent is not ticked in the portal.
+                        log.error(
+                            "Discord refused the Message Content intent (MESSAGE_GUARD=on): "
+                            "tick it in the developer portal (Bot -> Privileged Gateway "
+                            "Intents). Carrying on without the spoiler guard."
+                        )
+                        settings = replace(settings, message_guard=False)
+                        continue  # a fresh bot, without the intent
                 return
         await asyncio.sleep(delay)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 # Discord's limits on a webhook's display name.
 WEBHOOK_NAME_LIMIT = 80
@@ -42,6 +42,20 @@ class Hider:
     user_id: int
     role_ids: frozenset[int]
     manage_messages: bool  # in that channel
+
+
+class GuardMode(StrEnum):
+    OFF = "off"
+    FLAG = "flag"  # a short reply to the author, then a log entry
+    HIDE = "hide"  # what "Hide as spoiler" does, automatically
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSpoilerSettings:
+    helper_role_id: int | None = None
+    log_channel_id: int | None = None
+    guard_mode: GuardMode = GuardMode.OFF
+    guard_ignored: frozenset[int] = frozenset()
 
 
 class Refusal(Enum):

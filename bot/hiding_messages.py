@@ -10,10 +10,16 @@ literal text. The log entry links to the repost and never quotes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
-from bot.hiding import CannotHide, Refusal, has_visible_text
-from bot.messages import OutgoingMessage, echo
-from bot.spoilers.render import DISCORD_MESSAGE_LIMIT, spoiler_messages
+from bot.hiding import CannotHide, GuardMode, MemberSpoilerSettings, Refusal, has_visible_text
+from bot.messages import OutgoingMessage, echo, escape_inline, timestamp
+from bot.spoilers.render import (
+    DISCORD_MESSAGE_LIMIT,
+    EMBED_FIELD_VALUE_LIMIT,
+    spoiler_messages,
+    truncate,
+)
 
 # How much of a display name the "hidden by" line repeats.
 NAME_ECHO_LIMIT = 40
@@ -132,3 +138,77 @@ def hide_log_message(
         content=f"🙈 {who} hid a message by <@{author_id}> in <#{channel_id}> as a spoiler: "
         f"<{jump_url}>"
     )
+
+
+# -- the guard -----------------------------------------------------------------------------------
+
+
+def episode_label(show_title: str, short_code: str) -> str:
+    """The episode as the guard names it: the show and its code, never the episode's title
+    (a title may itself spoil)."""
+    return f"{escape_inline(show_title)} {short_code}"
+
+
+def flag_message(label: str, window_end: datetime | None) -> OutgoingMessage:
+    """The guard's short reply to a member whose message shows an active episode's terms."""
+    until = (
+        "whose spoilers stay hidden here for good"
+        if window_end is None
+        else f"whose spoiler window here runs until {timestamp(window_end)}"
+    )
+    return OutgoingMessage(
+        content=f"That looks like a spoiler for {label}, {until}: wrap it in `||…||`."
+    )
+
+
+def guard_log_message(
+    *, hidden: bool, author_id: int, channel_id: int, label: str, jump_url: str
+) -> OutgoingMessage:
+    """The log entry for the guard's flag (a hide logs ``hide_log_message``); never the text."""
+    what = "hid" if hidden else "flagged"
+    return OutgoingMessage(
+        content=f"🚩 Embargo's guard {what} a message by <@{author_id}> in <#{channel_id}> "
+        f"(spoiler terms of {label}): <{jump_url}>"
+    )
+
+
+def guard_unavailable_message() -> OutgoingMessage:
+    return OutgoingMessage(
+        content=(
+            "The guard reads members' messages, which needs Discord's **Message Content** "
+            "intent, and this Embargo doesn't ask for it. Whoever runs Embargo can turn it on: "
+            "set `MESSAGE_GUARD=on` in `.env`, tick Message Content in the developer portal "
+            "(Bot → Privileged Gateway Intents) and restart. Nothing was changed."
+        ),
+        ephemeral=True,
+    )
+
+
+def guard_settings_fields(
+    settings: MemberSpoilerSettings, *, guard_available: bool
+) -> list[dict[str, object]]:
+    """The members' spoilers part of /embargo settings."""
+    mode = f"**{settings.guard_mode.value}**"
+    if not guard_available and settings.guard_mode is not GuardMode.OFF:
+        mode += " (inactive: Embargo runs without the Message Content intent)"
+    ignored = " ".join(f"<#{channel}>" for channel in sorted(settings.guard_ignored)) or "none"
+    return [
+        {"name": "Guard", "value": mode, "inline": True},
+        {
+            "name": "Guard ignores",
+            "value": truncate(ignored, EMBED_FIELD_VALUE_LIMIT),
+            "inline": True,
+        },
+        {
+            "name": "Spoiler helpers",
+            "value": "none"
+            if settings.helper_role_id is None
+            else f"<@&{settings.helper_role_id}>",
+            "inline": True,
+        },
+        {
+            "name": "Spoiler log",
+            "value": "off" if settings.log_channel_id is None else f"<#{settings.log_channel_id}>",
+            "inline": True,
+        },
+    ]

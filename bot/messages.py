@@ -305,6 +305,8 @@ def settings_message(
     show_titles: dict[str, str],
     extra_fields: Sequence[dict[str, object]] = (),
 ) -> OutgoingMessage:
+    """The moderators' overview; ``extra_fields`` are other features' settings, as embed
+    fields their own message modules build."""
     fields = _settings_fields(settings.spoilers, show_titles)
     fields.append({"name": "Minimum votes (m)", "value": str(settings.min_votes), "inline": True})
     fields.append(

@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.discussion_messages import announce_field
 from bot.errors import UserError
 from bot.guild_settings import MAX_MIN_MEMBER_DAYS, MAX_MIN_VOTES
+from bot.hiding_messages import guard_settings_fields
 from bot.messages import change_message, settings_message, spoiler_rules_message
 from bot.spoilers.durations import EXAMPLES, DurationError, SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
@@ -199,7 +200,12 @@ class Spoilers(commands.Cog):
     )
     async def settings(self, interaction: discord.Interaction) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
-        extra = [await self._announce_field(interaction.guild_id)]  # type: ignore[arg-type]
+        guild_id: int = interaction.guild_id  # type: ignore[assignment]
+        members = await self.bot.storage.member_spoiler_settings(guild_id)
+        extra = [
+            await self._announce_field(guild_id),
+            *guard_settings_fields(members, guard_available=self.bot.intents.message_content),
+        ]
         message = settings_message(settings, self._show_titles(), extra)
         await send_messages(interaction, [message])
 

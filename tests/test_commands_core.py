@@ -583,6 +583,10 @@ async def test_settings_view_shows_everything(embargo):
         "Minimum votes (m)": "12",
         "Member age to vote": "3 days",
         "Release posts": f"Default: <#{GENERAL.id}>",
+        "Guard": "**off**",
+        "Guard ignores": "none",
+        "Spoiler helpers": "none",
+        "Spoiler log": "off",
     }
 
 

@@ -49,6 +49,8 @@ class LiveContent:
         self._last: SyncReport | None = None
         # Called after each swap of the catalogue (the release calendar reschedules).
         self.swap_listeners: list[Callable[[], None]] = []
+        # Called after each reload (the guard rebuilds its matchers from the new terms).
+        self.listeners: list[Callable[[], None]] = []
 
     async def reload(self) -> SyncReport:
         """Sync the content directory into storage, then swap in the catalogue it serves.
@@ -71,7 +73,9 @@ class LiveContent:
                     listener()
             self._covered = started
             self._last = report
-            return report
+        for listener in self.listeners:
+            listener()
+        return report
 
     async def reload_and_log(self, reason: str) -> SyncReport | None:
         """:meth:`reload` for a running bot: problems and failures go to the log, never up."""

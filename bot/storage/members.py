@@ -5,27 +5,14 @@ reposts hidden messages through in each channel."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
+from bot.hiding import GuardMode, MemberSpoilerSettings
 from bot.storage.database import Database
 
 # Exempted channels are listed in /embargo settings; a server needs a handful at most.
 MAX_GUARD_IGNORED_CHANNELS = 100
-
-
-class GuardMode(StrEnum):
-    OFF = "off"
-    FLAG = "flag"  # a short reply to the author, then a log entry
-    HIDE = "hide"  # what "Hide as spoiler" does, automatically
-
-
-@dataclass(frozen=True, slots=True)
-class MemberSpoilerSettings:
-    helper_role_id: int | None = None
-    log_channel_id: int | None = None
-    guard_mode: GuardMode = GuardMode.OFF
-    guard_ignored: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +34,7 @@ class MemberSpoilerStore:
     db: Database
     _member_spoiler_cache: dict[int, MemberSpoilerSettings]
     _member_spoiler_writes: int
+    settings_listeners: list[Callable[[int], None]]  # SettingsStore's
 
     def _init_member_spoiler_cache(self) -> None:
         self._member_spoiler_cache = {}
@@ -55,6 +43,30 @@ class MemberSpoilerStore:
     def _member_spoilers_changed(self, guild_id: int) -> None:
         self._member_spoiler_writes += 1
         self._member_spoiler_cache.pop(guild_id, None)
+        for listener in self.settings_listeners:
+            listener(guild_id)
+
+    async def guarded_guilds(self) -> dict[int, MemberSpoilerSettings]:
+        """Every server whose guard is on, with its settings (a scan: through the writer)."""
+        rows = await self.db.conn.execute_fetchall(
+            "SELECT guild_id, helper_role_id, log_channel_id, guard_mode "
+            "FROM member_spoiler_settings WHERE guard_mode <> 'off'"
+        )
+        ignored = await self.db.conn.execute_fetchall(
+            "SELECT guild_id, channel_id FROM guard_ignored_channels"
+        )
+        by_guild: dict[int, set[int]] = {}
+        for guild_id, channel_id in ignored:
+            by_guild.setdefault(int(guild_id), set()).add(int(channel_id))
+        return {
+            int(guild_id): MemberSpoilerSettings(
+                helper_role_id=None if helper is None else int(helper),
+                log_channel_id=None if log_channel is None else int(log_channel),
+                guard_mode=GuardMode(mode),
+                guard_ignored=frozenset(by_guild.get(int(guild_id), ())),
+            )
+            for guild_id, helper, log_channel, mode in rows
+        }
 
     async def member_spoiler_settings(self, guild_id: int) -> MemberSpoilerSettings:
         """The server's settings for members' spoilers, as committed."""

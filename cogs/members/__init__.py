@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cogs.members._guard import Guard
 from cogs.members._menu import Members
 from cogs.members._repost import Reposter
 
@@ -16,3 +17,4 @@ if TYPE_CHECKING:
 async def setup(bot: EmbargoBot) -> None:
     reposter = Reposter(bot)
     await bot.add_cog(Members(bot, reposter))
+    await bot.add_cog(Guard(bot, reposter))

@@ -143,7 +143,7 @@ class Reposter:
             pass  # deleted meanwhile: the repost is all that is left, as asked
         except discord.HTTPException:
             return HideOutcome(original_kept_message(jump_url), jump_url)
-        await self._log(
+        await self.post_log(
             log_channel_id,
             hide_log_message(
                 hider_id=hider_id, author_id=author.id, channel_id=channel.id, jump_url=jump_url
@@ -221,7 +221,7 @@ class Reposter:
         )
         return webhook
 
-    async def _log(self, channel_id: int | None, message: OutgoingMessage) -> None:
+    async def post_log(self, channel_id: int | None, message: OutgoingMessage) -> None:
         if channel_id is None:
             return
         channel = self.bot.get_channel(channel_id)

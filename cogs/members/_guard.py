@@ -1,0 +1,292 @@
+"""The spoiler guard: members' new, edited and forwarded messages matched against the spoiler
+terms of the episodes whose window runs in their server, then flagged or hidden.
+
+Matching is ``bot.spoilers.terms.GuardIndex``: one automaton per distinct set of active terms,
+rebuilt when a window opens or closes (the task sleeps until ``expires_at``), when settings
+change and when content reloads. The guard needs the Message Content intent, requested only
+with ``MESSAGE_GUARD=on``; without it ``/embargo guard`` explains how to turn it on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.content.models import Episode
+from bot.errors import UserError
+from bot.hiding import GuardMode, MemberSpoilerSettings, check_hideable
+from bot.hiding_messages import (
+    HIDE_PERMISSIONS,
+    episode_label,
+    flag_message,
+    guard_log_message,
+    guard_unavailable_message,
+)
+from bot.messages import change_message
+from bot.spoilers.policy import SpoilerSettings, window_end
+from bot.spoilers.terms import EpisodeTerms, GuardIndex
+from bot.storage.members import TooManyIgnoredChannelsError
+from bot.ui import (
+    NO_MENTIONS,
+    OneOf,
+    attach_moderator_commands,
+    detach_moderator_commands,
+    send_messages,
+)
+from cogs.members._repost import Reposter, hide_source
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+log = logging.getLogger(__name__)
+
+FLAG_SECONDS = 60
+# Messages already judged, by id, with the text judged: an edit that leaves the text as it was
+# (a link preview arriving) is not flagged twice.
+JUDGED_LIMIT = 10_000
+AnyChannel = app_commands.AppCommandChannel | app_commands.AppCommandThread
+
+
+class Guard(commands.Cog):
+    def __init__(self, bot: EmbargoBot, reposter: Reposter) -> None:
+        self.bot = bot
+        self.reposter = reposter
+        self.index: GuardIndex | None = None
+        self.guarded: dict[int, MemberSpoilerSettings] = {}
+        self.spoiler_settings: dict[int, SpoilerSettings] = {}
+        self.episodes: dict[str, Episode] = {}
+        self._judged: OrderedDict[int, str] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.settings_commands = [
+            app_commands.Command(
+                name="guard",
+                description="Flag or hide members' messages naming an episode in its window.",
+                callback=self.guard,
+            ),
+            app_commands.Command(
+                name="guard-ignore",
+                description="The guard leaves this channel alone.",
+                callback=self.guard_ignore,
+            ),
+            app_commands.Command(
+                name="guard-watch",
+                description="The guard watches this channel again.",
+                callback=self.guard_watch,
+            ),
+        ]
+
+    @property
+    def available(self) -> bool:
+        return self.bot.intents.message_content
+
+    async def cog_load(self) -> None:
+        attach_moderator_commands(self.bot.tree, self.settings_commands)
+        if self.available:
+            self.bot.storage.settings_listeners.append(self._changed)
+            self.bot.content.listeners.append(self.rebuild_soon)
+            self._task = asyncio.create_task(self._run(), name="embargo-guard")
+
+    async def cog_unload(self) -> None:
+        detach_moderator_commands(self.bot.tree, self.settings_commands)
+        with contextlib.suppress(ValueError):
+            self.bot.storage.settings_listeners.remove(self._changed)
+        with contextlib.suppress(ValueError):
+            self.bot.content.listeners.remove(self.rebuild_soon)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _changed(self, guild_id: int) -> None:
+        self.rebuild_soon()
+
+    def rebuild_soon(self) -> None:
+        self._wake.set()
+
+    # -- the index ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.rebuild()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the spoiler guard could not rebuild its terms; trying again soon")
+                await asyncio.sleep(60)
+                continue
+            expires = self.index.expires_at if self.index is not None else None
+            timeout = None
+            if expires is not None:
+                timeout = max(0.0, (expires - self.bot.clock()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def rebuild(self) -> None:
+        """Read the servers that guard, their windows and the content's terms, and build the
+        index for now (reusing the matchers of sets that did not change)."""
+        terms = await self.bot.storage.episode_spoiler_terms()
+        episodes = {
+            episode.key: episode
+            for show in self.bot.catalogue.shows
+            for episode in show.episodes
+            if episode.key in terms
+        }
+        guarded = await self.bot.storage.guarded_guilds()
+        spoilers = {
+            guild_id: (await self.bot.storage.get_guild_settings(guild_id)).spoilers
+            for guild_id in guarded
+        }
+        self.index = GuardIndex.build(
+            [EpisodeTerms(episode, terms[key]) for key, episode in episodes.items()],
+            spoilers,
+            self.bot.clock(),
+            previous=self.index,
+        )
+        self.guarded, self.spoiler_settings, self.episodes = guarded, spoilers, episodes
+
+    # -- messages ----------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        await self.judge(message)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        await self.judge(payload.message)
+
+    async def judge(self, message: discord.Message) -> None:
+        index, guild = self.index, message.guild
+        if index is None or guild is None or message.author.bot or message.webhook_id:
+            return
+        settings = self.guarded.get(guild.id)
+        if settings is None or settings.guard_mode is GuardMode.OFF:
+            return
+        text = "\n".join(
+            [message.content, *(snapshot.content for snapshot in message.message_snapshots)]
+        )
+        if self._judged.get(message.id) == text:
+            return
+        self._judged[message.id] = text
+        self._judged.move_to_end(message.id)
+        while len(self._judged) > JUDGED_LIMIT:
+            self._judged.popitem(last=False)
+        keys = index.match(guild.id, text)
+        if not keys:
+            return
+        channel = message.channel
+        where = {
+            channel.id,
+            getattr(channel, "parent_id", None),
+            getattr(channel, "category_id", None),
+        }
+        spoilers = self.spoiler_settings[guild.id]
+        if where & settings.guard_ignored or where & spoilers.spoilers_ok_channels:
+            return
+        if isinstance(channel, discord.Thread) and await self.bot.storage.is_discussion_thread(
+            channel.id
+        ):
+            return
+        episode = self.episodes[min(keys)]
+        label = episode_label(episode.show_title, episode.short_code)
+        if settings.guard_mode is GuardMode.HIDE and self._can_hide(message):
+            outcome = await self.reposter.hide(
+                message,
+                channel=channel,
+                hider_id=None,
+                hider_name="",
+                log_channel_id=settings.log_channel_id,
+            )
+            if outcome.jump_url is not None:
+                return
+            log.info("the guard could not hide message %s: %s", message.id, outcome.reply.content)
+        ends = window_end(episode.release_at, spoilers.window_for(episode.show_slug))
+        try:
+            await message.reply(
+                flag_message(label, ends).content or "",
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+                delete_after=FLAG_SECONDS,
+            )
+        except discord.HTTPException as error:
+            log.info("the guard could not flag message %s: %s", message.id, error)
+        await self.reposter.post_log(
+            settings.log_channel_id,
+            guard_log_message(
+                hidden=False,
+                author_id=message.author.id,
+                channel_id=channel.id,
+                label=label,
+                jump_url=message.jump_url,
+            ),
+        )
+
+    def _can_hide(self, message: discord.Message) -> bool:
+        """Whether a repost can be made here now; otherwise the guard flags instead."""
+        assert self.bot.user is not None
+        guild = message.guild
+        channel = message.channel
+        if guild is None or not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+            return False
+        permissions = channel.permissions_for(guild.me)
+        if not all(getattr(permissions, name) for name in HIDE_PERMISSIONS):
+            return False
+        problem = check_hideable(
+            hide_source(message, self.bot.user.id), upload_limit=guild.filesize_limit
+        )
+        return problem is None
+
+    # -- /embargo guard ----------------------------------------------------------------------
+    # interaction.guild_id is never None: ModeratorGroup.interaction_check refuses DMs.
+
+    @app_commands.describe(
+        mode="off · flag: a short reply, deleted after a minute · hide: reposted as a spoiler"
+    )
+    async def guard(
+        self,
+        interaction: discord.Interaction,
+        mode: app_commands.Transform[str, OneOf(*GuardMode)],
+    ) -> None:
+        if not self.available:
+            await send_messages(interaction, [guard_unavailable_message()])
+            return
+        new = GuardMode(mode)
+        old = await self.bot.storage.set_guard_mode(interaction.guild_id, new)  # type: ignore[arg-type]
+        await send_messages(interaction, [change_message("Guard", old.value, new.value)])
+
+    @app_commands.describe(channel="The channel (or category) the guard leaves alone")
+    async def guard_ignore(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
+        await self._set_ignored(interaction, channel, ignored=True)
+
+    @app_commands.describe(channel="The channel (or category) the guard watches again")
+    async def guard_watch(self, interaction: discord.Interaction, channel: AnyChannel) -> None:
+        await self._set_ignored(interaction, channel, ignored=False)
+
+    async def _set_ignored(
+        self, interaction: discord.Interaction, channel: AnyChannel, *, ignored: bool
+    ) -> None:
+        try:
+            was = await self.bot.storage.set_guard_ignored(
+                interaction.guild_id,  # type: ignore[arg-type]
+                channel.id,
+                ignored,
+            )
+        except TooManyIgnoredChannelsError:
+            raise UserError(
+                "The guard already ignores 100 channels: let it watch one again first. "
+                "Nothing was changed."
+            ) from None
+        message = change_message(
+            f"Guard in {channel.mention}",
+            "ignored" if was else "watched",
+            "ignored" if ignored else "watched",
+        )
+        await send_messages(interaction, [message])
