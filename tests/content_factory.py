@@ -82,6 +82,7 @@ def review_md(
     verdict: str = "Worth your evening.",
     author: str = "A. Critic",
     published: object = date(2024, 1, 2),
+    spoiler_terms: Sequence[str] = (),
 ) -> str:
     front = [
         f"rating = {toml_value(rating)}",
@@ -89,6 +90,8 @@ def review_md(
         f"author = {toml_value(author)}",
         f"published = {toml_value(published)}",
     ]
+    if spoiler_terms:
+        front.append(f"spoiler_terms = {toml_value(list(spoiler_terms))}")
     text = "+++\n" + "\n".join(front) + "\n+++\n\n" + body + "\n"
     if ending is not None:
         text += "\n## Ending explained\n\n" + ending + "\n"

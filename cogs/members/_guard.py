@@ -63,6 +63,7 @@ class Guard(commands.Cog):
         self.spoiler_settings: dict[int, SpoilerSettings] = {}
         self.episodes: dict[str, Episode] = {}
         self._judged: OrderedDict[int, str] = OrderedDict()
+        self.flag_seconds: float = FLAG_SECONDS
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.settings_commands = [
@@ -214,7 +215,7 @@ class Guard(commands.Cog):
                 flag_message(label, ends).content or "",
                 allowed_mentions=NO_MENTIONS,
                 suppress_embeds=True,
-                delete_after=FLAG_SECONDS,
+                delete_after=self.flag_seconds,
             )
         except discord.HTTPException as error:
             log.info("the guard could not flag message %s: %s", message.id, error)

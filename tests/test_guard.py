@@ -1,0 +1,237 @@
+"""The spoiler guard through discord.py's real gateway parsers and tree, against the Discord
+stand-in: members' messages (new, edited) flagged or hidden for an active episode's terms, and
+left alone outside its window, in spoilers-ok or ignored channels and inside spoiler tags."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import discord
+import pytest
+
+from bot.client import EmbargoBot
+from bot.config import Settings
+from bot.storage import Storage
+from tests.content_factory import episode_table, review_md, show_toml, write
+from tests.support import (
+    EPISODE_TALK,
+    GENERAL,
+    MEMBER,
+    MODERATOR,
+    GuildSpec,
+    Harness,
+    Recorded,
+)
+from tests.support.reading import NO_MENTIONS, words
+from tests.support.specs import base_bot_permissions
+
+TODAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+ACTIVE_TERM = "Daly survives"
+OLD_TERM = "Nanette"
+
+
+def content(root) -> None:
+    write(
+        root,
+        "shows/test-show.toml",
+        show_toml(
+            title="Test Show",
+            timezone="UTC",
+            episodes=[
+                episode_table(1, 1, "Pilot", released=date(2025, 1, 1)),
+                episode_table(1, 2, "Finale", released=date(2026, 11, 20)),
+            ],
+        ),
+    )
+    write(root, "reviews/test-show/s01e01.md", review_md(spoiler_terms=[OLD_TERM]))
+    write(root, "reviews/test-show/s01e02.md", review_md(spoiler_terms=[ACTIVE_TERM]))
+
+
+def permissions() -> discord.Permissions:
+    perms = base_bot_permissions()
+    perms.update(manage_webhooks=True, manage_messages=True)
+    return perms
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Embargo:
+    harness: Harness
+    bot: EmbargoBot
+
+    async def moderator(self, subcommand: str, **options: object) -> Recorded:
+        reply = await self.harness.slash(
+            "embargo", subcommand=subcommand, as_user=MODERATOR, **options
+        )
+        assert not reply.errors, reply.describe()
+        # The guard's task rebuilds on its own after a change; the test waits for it here.
+        await self.guard.rebuild()
+        return reply
+
+    @property
+    def guard(self) -> Any:
+        # Not isinstance: each bot loads the extension afresh, so the class differs per test.
+        cog = self.bot.get_cog("Guard")
+        assert type(cog).__name__ == "Guard"
+        return cog
+
+    def bot_replies(self, channel_id: int = GENERAL.id) -> list[dict]:
+        bot_id = str(self.bot.application_id)
+        return [
+            m.payload
+            for m in self.harness.standin.channel_messages(channel_id)
+            if m.payload["author"]["id"] == bot_id
+        ]
+
+
+async def start(tmp_path, *, guard: bool) -> tuple[Harness, Storage, EmbargoBot]:
+    content(tmp_path / "content")
+    db_url = f"sqlite:///{tmp_path}/embargo.db"
+    storage = await Storage.open(db_url, tmp_path)
+    settings = Settings(
+        discord_token=None,
+        database_url=db_url,
+        content_dir=tmp_path / "content",
+        log_level="INFO",
+        dev_guild_id=None,
+        message_guard=guard,
+    )
+    bot = EmbargoBot(settings, storage, clock=Clock(TODAY))
+    return Harness(bot, guild=GuildSpec(bot_permissions=permissions())), storage, bot
+
+
+@pytest.fixture
+async def embargo(tmp_path) -> AsyncIterator[Embargo]:
+    harness, storage, bot = await start(tmp_path, guard=True)
+    try:
+        async with harness:
+            embargo = Embargo(harness, bot)
+            await embargo.moderator("window", duration="2w")
+            yield embargo
+    finally:
+        await storage.close()
+
+
+def flagged(reply: dict, original: dict) -> bool:
+    return str(reply.get("message_reference", {}).get("message_id")) == original["id"] and reply[
+        "content"
+    ].startswith("That looks like a spoiler for Test Show S1E2")
+
+
+async def test_flag_replies_for_an_active_episodes_term_and_deletes_the_reply(embargo):
+    embargo.guard.flag_seconds = 0.05
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    await embargo.moderator("log", channel=EPISODE_TALK)
+    original = await h.member_says("I can't believe DALY survives!!")
+
+    [reply] = embargo.bot_replies()
+    assert flagged(reply, original), (reply["content"], reply.get("message_reference"))
+    ends = int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())
+    assert f"<t:{ends}:f>" in reply["content"]
+    assert "`||…||`" in reply["content"]
+    stored = h.standin.messages[int(reply["id"])]
+    assert stored.allowed_mentions == NO_MENTIONS
+    assert not h.standin.messages[int(original["id"])].deleted
+    [entry] = embargo.bot_replies(EPISODE_TALK.id)
+    assert "flagged" in entry["content"]
+    assert original["id"] in entry["content"]
+    assert "Daly" not in entry["content"]
+
+    await asyncio.sleep(0.3)
+    assert h.standin.messages[int(reply["id"])].deleted
+
+
+async def test_nothing_outside_the_window_in_spoilers_ok_or_ignored_channels_or_in_tags(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    await h.member_says(f"{OLD_TERM} was great")  # released last year: its window is over
+    await h.member_says(f"wow ||{ACTIVE_TERM}||")  # already tagged
+    await embargo.moderator("channel", channel=EPISODE_TALK, policy="spoilers-ok")
+    await h.member_says(ACTIVE_TERM, in_channel=EPISODE_TALK)
+    await embargo.moderator("channel", channel=EPISODE_TALK, policy="default")
+    await embargo.moderator("guard-ignore", channel=EPISODE_TALK)
+    await h.member_says(ACTIVE_TERM, in_channel=EPISODE_TALK)
+    assert embargo.bot_replies() == []
+    assert embargo.bot_replies(EPISODE_TALK.id) == []
+
+    await embargo.moderator("guard-watch", channel=EPISODE_TALK)
+    original = await h.member_says(ACTIVE_TERM, in_channel=EPISODE_TALK)
+    [reply] = embargo.bot_replies(EPISODE_TALK.id)
+    assert flagged(reply, original)
+
+
+async def test_an_edit_that_adds_the_term_is_flagged(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    original = await h.member_says("what a finale")
+    assert embargo.bot_replies() == []
+    await h.member_edits(original, f"what a finale, {ACTIVE_TERM}")
+    [reply] = embargo.bot_replies()
+    assert flagged(reply, original)
+    # The same text again (a link preview arriving) is not flagged twice.
+    await h.member_edits(original, f"what a finale, {ACTIVE_TERM}")
+    assert len(embargo.bot_replies()) == 1
+
+
+async def test_off_by_default_and_off_again(embargo):
+    h = embargo.harness
+    await h.member_says(ACTIVE_TERM)
+    await embargo.moderator("guard", mode="flag")
+    await embargo.moderator("guard", mode="off")
+    await h.member_says(ACTIVE_TERM)
+    assert embargo.bot_replies() == []
+
+
+async def test_hide_reposts_as_a_spoiler_and_logs_it(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="hide")
+    await embargo.moderator("log", channel=EPISODE_TALK)
+    text = f"Spoiler: {ACTIVE_TERM} in the end, incredible"
+    original = await h.member_says(text)
+    assert h.standin.messages[int(original["id"])].deleted
+    [repost] = [
+        m.payload for m in h.standin.channel_messages(GENERAL.id) if m.payload.get("webhook_id")
+    ]
+    assert repost["content"].endswith("-# hidden as a spoiler by Embargo's guard")
+    assert "Daly" not in repost["content"].split("||")[0]
+    assert words(text) <= words(repost["content"])
+    [entry] = embargo.bot_replies(EPISODE_TALK.id)
+    assert "Embargo's guard hid" in entry["content"]
+    assert "Daly" not in entry["content"]
+
+
+async def test_without_the_intent_guard_explains_how_to_turn_it_on(tmp_path):
+    harness, storage, bot = await start(tmp_path, guard=False)
+    try:
+        async with harness as h:
+            assert not bot.intents.message_content
+            reply = await h.slash("embargo", subcommand="guard", as_user=MODERATOR, mode="flag")
+            assert "MESSAGE_GUARD=on" in (reply.content or "")
+            assert "Message Content" in reply.content
+            assert (await storage.member_spoiler_settings(h.guild.id)).guard_mode.value == "off"
+    finally:
+        await storage.close()
+
+
+def test_the_intent_is_asked_for_only_with_message_guard_on(tmp_path):
+    from bot.client import intents_for
+
+    base = Settings(None, "sqlite://", tmp_path, "INFO", None)
+    assert not intents_for(base).message_content
+    assert not intents_for(base).guild_messages
+    on = Settings(None, "sqlite://", tmp_path, "INFO", None, message_guard=True)
+    assert intents_for(on).message_content
+    assert intents_for(on).guild_messages
+    assert MEMBER  # the default author of members' messages above
