@@ -62,6 +62,10 @@ async def test_new_server_defaults_and_the_readme_example_change(scenario: Scena
         "Minimum votes (m)": "5",
         "Member age to vote": "0 days",
         "Release posts": "Default: off",
+        "Guard": "**off**",
+        "Guard ignores": "none",
+        "Spoiler helpers": "none",
+        "Spoiler log": "off",
     }
     example = re.search(r"\(`(Spoiler window: .+? Saved\.)`\)", README)
     assert example, "the README's example reply is gone"

@@ -28,6 +28,7 @@ GUILDS_INTENT = 1 << 0
 MANAGE_GUILD = 1 << 5
 GUILD, BOT_DM, PRIVATE_CHANNEL = 0, 1, 2
 STRING, INTEGER, BOOLEAN, CHANNEL, ROLE = 3, 4, 5, 7, 8
+MESSAGE_COMMAND = 3
 SUB_COMMAND = 1
 EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 DURATION_EXAMPLES = "e.g. `7d`, `36h`, `2w`, `1d12h`, `off` (no window) or `forever`"
@@ -240,6 +241,57 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             "Stop release posts (one show, or all).",
             show_option("Optional: only this show (otherwise every show)", required=False),
         ),
+        sub(
+            "spoiler-helpers",
+            "A role whose members may hide any message as a spoiler.",
+            option("role", ROLE, "Members with this role may hide any message as a spoiler"),
+        ),
+        sub(
+            "spoiler-helpers-off",
+            "Only moderators and authors may hide messages as spoilers.",
+        ),
+        sub(
+            "log",
+            "Log every message hidden as a spoiler in a channel.",
+            option(
+                "channel",
+                CHANNEL,
+                "Where each hidden message is logged (a link, never the text)",
+                channel_types=[0, 5],  # text and announcement channels
+            ),
+        ),
+        sub("log-off", "Stop logging hidden messages."),
+        sub(
+            "guard",
+            "Flag or hide members' messages naming an episode in its window.",
+            option(
+                "mode",
+                STRING,
+                "off · flag: a short reply, deleted after a minute · hide: reposted as a spoiler",
+                choices=["off", "flag", "hide"],
+                max_length=4,
+            ),
+        ),
+        sub(
+            "guard-ignore",
+            "The guard leaves this channel alone.",
+            option(
+                "channel",
+                CHANNEL,
+                "The channel (or category) the guard leaves alone",
+                channel_types=ANY_CHANNEL_TYPES,
+            ),
+        ),
+        sub(
+            "guard-watch",
+            "The guard watches this channel again.",
+            option(
+                "channel",
+                CHANNEL,
+                "The channel (or category) the guard watches again",
+                channel_types=ANY_CHANNEL_TYPES,
+            ),
+        ),
         contexts=SERVERS,
         permissions=str(MANAGE_GUILD),
     ),
@@ -328,8 +380,9 @@ def readme_choices() -> dict[str, list[str]]:
     for signature, values in re.findall(
         r"^\| `(/embargo [^`]+)` \| (`[^|]+`(?: \\\| `[^`]+`)+)", README, re.MULTILINE
     ):
-        last_option = signature.split()[-1].strip(":")
-        choices[last_option] = re.findall(r"`([^`]+)`", values)
+        _, subcommand, *_, last_option = signature.split()
+        # By subcommand too: two subcommands have an option called mode.
+        choices[f"{subcommand} {last_option.strip(':')}"] = re.findall(r"`([^`]+)`", values)
     for name, text in re.findall(r"^- `(\w+)`: (.+)$", README, re.MULTILINE):
         choices[name] = re.findall(r"`([a-z-]+)`", text)
     return choices
@@ -352,7 +405,18 @@ def scenario(embargo: Scenario) -> Scenario:
 
 
 def registered(scenario: Scenario) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in scenario.standin.commands[None]}
+    """The registered slash commands (the message command has its own test)."""
+    return {c["name"]: c for c in scenario.standin.commands[None] if c.get("type", 1) == 1}
+
+
+async def test_hide_as_spoiler_is_a_servers_only_message_command(scenario: Scenario) -> None:
+    [menu] = [c for c in scenario.standin.commands[None] if c.get("type") == MESSAGE_COMMAND]
+    assert menu["name"] == "Hide as spoiler"
+    assert menu["contexts"] == SERVERS
+    assert menu["dm_permission"] is False
+    # Authors hide their own messages: not hidden from members by default permissions.
+    assert menu.get("default_member_permissions") is None
+    assert "**Apps → Hide as spoiler**" in README
 
 
 def content_files(content: E2EContent) -> int:
@@ -385,7 +449,7 @@ async def test_first_start_identifies_and_registers_globally(
     assert list(standin.commands) == [None]  # global: DEV_GUILD_ID is empty
     output = scenario.bot.output
     assert f"content: {content_files(content)} file(s) loaded, 0 unchanged" in output
-    assert f"synced {len(EXPECTED_TREE)} command(s) (global)" in output
+    assert f"synced {len(EXPECTED_TREE) + 1} command(s) (global)" in output
     assert standin.token not in output  # never logged
     assert standin.unknown_routes == []
     assert standin.errors == []
@@ -418,9 +482,13 @@ async def test_the_expected_tree_is_the_readmes_command_list() -> None:
 
     choices = readme_choices()
     for spec in EXPECTED_TREE.values():
-        for opt in [*spec["options"], *[o for s in spec["options"] for o in s.get("options", [])]]:
+        for opt in spec["options"]:
             if "choices" in opt:
                 assert choices[opt["name"]] == opt["choices"], opt["name"]
+            for inner in opt.get("options", []):
+                if "choices" in inner:
+                    key = f"{opt['name']} {inner['name']}"
+                    assert choices[key] == inner["choices"], key
 
     dm = {name for name, spec in EXPECTED_TREE.items() if BOT_DM in spec["contexts"]}
     assert dm == readme_dm_commands()
@@ -575,7 +643,7 @@ async def test_sync_command_registers_even_when_unchanged(
     after = standin.find_requests("PUT", r"/commands$")
     assert len(after) == len(puts) + 1
     assert after[-1].json == puts[0].json  # the same tree, registered again on request
-    assert f"synced {len(EXPECTED_TREE)} command(s) (global)" in sync.last_run_output
+    assert f"synced {len(EXPECTED_TREE) + 1} command(s) (global)" in sync.last_run_output
     assert len(standin.sessions) == sessions
 
 
@@ -594,8 +662,10 @@ async def test_dev_guild_id_registers_in_that_server(
     try:
         app_id = standin.world.application.id
         (put,) = standin.find_requests("PUT", rf"^/applications/{app_id}/guilds/{guild.id}/")
-        assert {c["name"] for c in put.json} == set(EXPECTED_TREE)
-        assert f"synced {len(EXPECTED_TREE)} command(s) (guild:{guild.id})" in dev.last_run_output
+        assert {c["name"] for c in put.json} == {*EXPECTED_TREE, "Hide as spoiler"}
+        assert (
+            f"synced {len(EXPECTED_TREE) + 1} command(s) (guild:{guild.id})" in dev.last_run_output
+        )
         served = Scenario(standin, dev)
         handle = await served.slash("review", episode=FINALE)
         assert handle.record.payload["data"]["guild_id"] == str(guild.id)

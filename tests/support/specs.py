@@ -38,10 +38,13 @@ def base_member_permissions() -> discord.Permissions:
 
 def base_bot_permissions() -> discord.Permissions:
     """What Embargo's invite link asks for: everything it needs to post spoiler-safe replies,
-    release posts and their discussion threads."""
+    release posts and their discussion threads, and to hide members' messages as spoilers (a
+    webhook repost, then the original deleted)."""
     return discord.Permissions(
         view_channel=True,
         send_messages=True,
+        manage_messages=True,
+        manage_webhooks=True,
         send_messages_in_threads=True,
         create_public_threads=True,
         read_message_history=True,
