@@ -396,3 +396,31 @@ async def test_restart_keeps_state_and_does_not_resync(scenario: Scenario) -> No
     clicked = await (await scenario.click(counter, "demo:counter:inc")).reply()
     assert clicked.content == "Count: 1"
     scenario.assert_clean()
+
+
+async def test_emitted_message_events_reach_the_gateway_session_in_order(
+    scenario: Scenario,
+) -> None:
+    # DiscordApi.emit: what the in-process harness feeds to the bot's parsers, the server sends
+    # to its gateway session, in the order the changes happened.
+    standin = scenario.standin
+    session = standin.sessions[-1]
+    before = len(session.events)
+    channel = scenario.channel("general")
+    user = scenario.user("alice")
+    posted = standin.member_message(channel, user, "first")
+    standin.edit_member_message(int(posted["id"]), "first, edited")
+    second = standin.member_message(channel, user, "second")
+
+    def delivered() -> list[tuple[str, str]]:
+        events = session.events[before:]
+        return [(e.name, e.data.get("content", "")) for e in events]
+
+    expected = [
+        ("MESSAGE_CREATE", "first"),
+        ("MESSAGE_UPDATE", "first, edited"),
+        ("MESSAGE_CREATE", "second"),
+    ]
+    await scenario.wait(lambda: delivered() == expected, what="the three message events")
+    assert session.events[before].data["member"]["roles"] == []
+    assert second["author"]["id"] == str(user.id)
