@@ -54,6 +54,7 @@ BOT_ENV_KEYS = (
     "LOG_LEVEL",
     "DEV_GUILD_ID",
     "LOG_FILE",
+    "MESSAGE_GUARD",
     "SOURCE_URL",
 )
 
@@ -111,6 +112,7 @@ class BotProcess:
             DEV_GUILD_ID="",
             LOG_FILE="",
             SOURCE_URL="",
+            MESSAGE_GUARD="",
             PYTHONPATH=os.pathsep.join(python_path),
             PYTHONUNBUFFERED="1",
             PYTHONDONTWRITEBYTECODE="1",

@@ -29,6 +29,7 @@ MANAGE_GUILD = 1 << 5
 GUILD, BOT_DM, PRIVATE_CHANNEL = 0, 1, 2
 STRING, INTEGER, BOOLEAN, CHANNEL, ROLE = 3, 4, 5, 7, 8
 MESSAGE_COMMAND = 3
+MESSAGE_CONTENT_INTENT = 1 << 15
 SUB_COMMAND = 1
 EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 DURATION_EXAMPLES = "e.g. `7d`, `36h`, `2w`, `1d12h`, `off` (no window) or `forever`"
@@ -675,3 +676,36 @@ async def test_dev_guild_id_registers_in_that_server(
         served.assert_clean()
     finally:
         assert await dev.stop() == 0
+
+
+async def test_a_refused_message_content_intent_is_one_log_line_and_no_guard(
+    scenario: Scenario, content: E2EContent
+) -> None:
+    # The application has no privileged intents granted: Discord closes the gateway with 4014.
+    standin = scenario.standin
+    assert not standin.world.application.privileged_intents & MESSAGE_CONTENT_INTENT
+    sessions = len(standin.sessions)
+    guarded = BotProcess(
+        standin,
+        workdir=scenario.bot.workdir,
+        content_dir=content.root,
+        env={"MESSAGE_GUARD": "on"},
+    )
+    await guarded.start(require_commands=False)
+    try:
+        output = guarded.output
+        assert output.count("Discord refused the Message Content intent") == 1, output
+        assert "Carrying on without the spoiler guard" in output
+        assert "Traceback" not in output
+        # Asked for once (refused), then connected without it.
+        asked = [
+            s.identify["intents"] & MESSAGE_CONTENT_INTENT
+            for s in standin.sessions[sessions:]
+            if s.identify is not None
+        ]
+        assert asked[-1] == 0
+        served = Scenario(standin, guarded)
+        handle = await served.slash("embargo", "guard", as_user="mod", options={"mode": "flag"})
+        assert "MESSAGE_GUARD=on" in (await handle.reply()).content
+    finally:
+        assert await guarded.stop() == 0
