@@ -235,3 +235,63 @@ def test_the_intent_is_asked_for_only_with_message_guard_on(tmp_path):
     assert intents_for(on).message_content
     assert intents_for(on).guild_messages
     assert MEMBER  # the default author of members' messages above
+
+
+async def test_a_forwarded_message_is_judged_by_its_snapshot(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    source = await h.member_says(f"wow ||{ACTIVE_TERM}||", in_channel=EPISODE_TALK)
+    assert embargo.bot_replies(EPISODE_TALK.id) == []
+    bare = dict(source, content=f"so {ACTIVE_TERM}")  # the same message, untagged
+    forward = await h.member_says("", forwarded=bare)
+    [reply] = embargo.bot_replies()
+    assert flagged(reply, forward)
+
+
+async def test_embargos_discussion_threads_are_left_alone(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    thread = h.world.add_thread("finale-talk", parent="general", owner="member")
+    storage = embargo.bot.storage
+    async with storage.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO discussion_threads (thread_id, guild_id, episode_key, parent_id, "
+            "created_at) VALUES (?, ?, 'test-show/s01e02', ?, 0)",
+            (thread.id, h.guild.id, GENERAL.id),
+        )
+    user = h.world.user_by_id(MEMBER.id)
+    assert user is not None
+    # The bot learns of the thread as Discord would tell it: THREAD_CREATE.
+    h.standin.emit("THREAD_CREATE", thread.to_payload() | {"newly_created": True})
+    h.standin.member_message(thread, user, ACTIVE_TERM)
+    await h.settle()
+    assert embargo.bot_replies(thread.id) == []
+    # A thread members opened themselves is watched.
+    other = h.world.add_thread("members-thread", parent="general", owner="member")
+    h.standin.emit("THREAD_CREATE", other.to_payload() | {"newly_created": True})
+    h.standin.member_message(other, user, ACTIVE_TERM)
+    await h.settle()
+    assert len(embargo.bot_replies(other.id)) == 1
+
+
+async def test_a_content_reload_brings_new_terms(embargo, tmp_path):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    await h.member_says("the lighthouse keeper")
+    assert embargo.bot_replies() == []
+    write(
+        tmp_path / "content",
+        "reviews/test-show/s01e02.md",
+        review_md(spoiler_terms=[ACTIVE_TERM, "lighthouse keeper"]),
+    )
+    before = embargo.guard.index
+    await embargo.bot.content.reload()
+    # The reload wakes the guard's task, which rebuilds the index on its own.
+    for _ in range(200):
+        if embargo.guard.index is not before:
+            break
+        await asyncio.sleep(0.01)
+    assert embargo.guard.index is not before
+    original = await h.member_says("the lighthouse keeper")
+    [reply] = embargo.bot_replies()
+    assert flagged(reply, original)
