@@ -1,0 +1,134 @@
+"""Hiding a message as a spoiler, the pure part: who may, what can't be reposted, and the
+repost's text judged by the markdown oracle the renderer's property tests use."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from bot.hiding import (
+    CannotHide,
+    Hider,
+    HideSource,
+    Refusal,
+    SourceAttachment,
+    check_hideable,
+    may_hide,
+    spoiler_filename,
+    webhook_name,
+)
+from bot.hiding_messages import repost_contents
+from bot.spoilers.render import DISCORD_MESSAGE_LIMIT
+from tests import markdown_oracle
+from tests.support.reading import MARKUP_ONLY
+
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+AUTHOR, OTHER, ROLE = 1, 2, 3
+LIMIT = 10 * 1024 * 1024
+
+
+def hider(user_id: int = OTHER, *, roles: tuple[int, ...] = (), manage: bool = False) -> Hider:
+    return Hider(user_id=user_id, role_ids=frozenset(roles), manage_messages=manage)
+
+
+def test_who_may_hide():
+    assert may_hide(hider(AUTHOR), AUTHOR, None)
+    assert may_hide(hider(manage=True), AUTHOR, None)
+    assert may_hide(hider(roles=(ROLE,)), AUTHOR, ROLE)
+    assert not may_hide(hider(roles=(ROLE,)), AUTHOR, None)
+    assert not may_hide(hider(roles=(ROLE + 1,)), AUTHOR, ROLE)
+    assert not may_hide(hider(), AUTHOR, ROLE)
+
+
+def test_what_cannot_be_reposted():
+    def check(**fields: object) -> CannotHide | None:
+        source = HideSource(author_id=AUTHOR, **fields)  # type: ignore[arg-type]
+        return check_hideable(source, upload_limit=LIMIT)
+
+    assert check(text="words") is None
+    assert check(text="", attachments=(SourceAttachment("a.png", 10),)) is None
+    assert check(text="words", system=True) == CannotHide(Refusal.SYSTEM_MESSAGE)
+    assert check(text="words", from_embargo=True) == CannotHide(Refusal.ALREADY_HIDDEN)
+    assert check(text=" \n", embed_count=2) == CannotHide(Refusal.NOTHING_TO_HIDE)
+    big = SourceAttachment("film.mkv", LIMIT + 1)
+    assert check(text="words", attachments=(big,)) == CannotHide(
+        Refusal.ATTACHMENT_TOO_LARGE, "film.mkv"
+    )
+
+
+def test_spoiler_file_names_and_webhook_names():
+    assert spoiler_filename("a.png") == "SPOILER_a.png"
+    assert spoiler_filename("SPOILER_a.png") == "SPOILER_a.png"
+    assert webhook_name("Captain Fan") == "Captain Fan"
+    assert webhook_name("my Discord fan\u202e\n") == "my fan"
+    assert webhook_name("clyde") == "member"
+    assert len(webhook_name("x" * 200)) == 80
+
+
+member_text = st.text(
+    alphabet=st.sampled_from(list("ab |`\\*_~<>@#:/.-\n")) | st.characters(codec="utf-8"),
+    min_size=1,
+    max_size=400,
+)
+
+
+@PROPERTY
+@given(member_text)
+@example("||already hidden|| but this is not")
+@example("ask <@123> @everyone https://example.com/x")
+@example("`code || span` \\|| escaped")
+@example("- item\n# heading\n1. one")
+def test_a_repost_shows_nothing_of_the_text_outside_tags(text):
+    contents = repost_contents(text, hider_name="mod `||", reply_url="https://discord.com/c/1/2/3")
+    visible = ""
+    for content in contents:
+        assert len(content) <= DISCORD_MESSAGE_LIMIT
+        reading = markdown_oracle.read(content)
+        assert not reading.hazards, (reading.hazards, content)
+        visible += reading.visible
+    for line in visible.splitlines():
+        # Embargo's own lines (the reply link, who hid it, their name escaped), and list
+        # markers, which the renderer leaves outside the tags as for endings.
+        assert line.startswith("-# ") or MARKUP_ONLY.fullmatch(line), (line, contents)
+    assert contents[-1].endswith("-# hidden as a spoiler by mod \\`\\|\\|")
+
+
+async def test_member_spoiler_settings_are_stored_and_read_back(tmp_path):
+    from bot.hiding import GuardMode
+    from bot.storage import Storage
+    from bot.storage.members import (
+        MAX_GUARD_IGNORED_CHANNELS,
+        StoredWebhook,
+        TooManyIgnoredChannelsError,
+    )
+
+    storage = await Storage.open(f"sqlite:///{tmp_path}/embargo.db", tmp_path)
+    heard: list[int] = []
+    storage.settings_listeners.append(heard.append)
+    try:
+        assert (await storage.member_spoiler_settings(7)).guard_mode is GuardMode.OFF
+        assert await storage.set_guard_mode(7, GuardMode.HIDE) is GuardMode.OFF
+        assert await storage.set_spoiler_helpers_role(7, 70) is None
+        assert await storage.set_spoiler_log_channel(7, 71) is None
+        assert await storage.set_guard_ignored(7, 72, True) is False
+        settings = await storage.member_spoiler_settings(7)
+        assert settings.guard_mode is GuardMode.HIDE
+        assert (settings.helper_role_id, settings.log_channel_id) == (70, 71)
+        assert settings.guard_ignored == {72}
+        assert await storage.guarded_guilds() == {7: settings}
+        assert heard == [7, 7, 7, 7]
+        for channel in range(1, MAX_GUARD_IGNORED_CHANNELS):
+            await storage.set_guard_ignored(7, 1000 + channel, True)
+        with pytest.raises(TooManyIgnoredChannelsError):
+            await storage.set_guard_ignored(7, 5000, True)
+        assert 5000 not in (await storage.member_spoiler_settings(7)).guard_ignored
+
+        await storage.save_spoiler_webhook(7, 80, StoredWebhook(81, "token"))
+        assert await storage.spoiler_webhook(80) == StoredWebhook(81, "token")
+        await storage.forget_spoiler_webhook(80, 99)  # another webhook: kept
+        assert await storage.spoiler_webhook(80) is not None
+        await storage.forget_spoiler_webhook(80, 81)
+        assert await storage.spoiler_webhook(80) is None
+    finally:
+        await storage.close()
