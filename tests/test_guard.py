@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import discord
@@ -295,3 +295,27 @@ async def test_a_content_reload_brings_new_terms(embargo, tmp_path):
     original = await h.member_says("the lighthouse keeper")
     [reply] = embargo.bot_replies()
     assert flagged(reply, original)
+
+
+async def test_the_guard_wakes_by_itself_when_a_window_closes(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    closes = datetime(2026, 12, 4, tzinfo=UTC)  # the finale's 2-week window ends
+    clock = embargo.bot.clock
+    clock.now = closes - timedelta(seconds=0.3)
+    embargo.guard.rebuild_soon()
+    for _ in range(100):  # the task rebuilds for the new instant and sleeps until the end
+        await asyncio.sleep(0.01)
+        if embargo.guard.index.built_at == clock.now:
+            break
+    assert embargo.guard.index.expires_at == closes
+    inside = await h.member_says(ACTIVE_TERM)
+    assert [r for r in embargo.bot_replies() if flagged(r, inside)]
+
+    clock.now = closes + timedelta(seconds=1)  # time passes; nothing wakes the task but itself
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if embargo.guard.index.built_at == clock.now:
+            break
+    after = await h.member_says(ACTIVE_TERM)
+    assert not [r for r in embargo.bot_replies() if flagged(r, after)]
