@@ -29,6 +29,7 @@ from tests.support import (
 )
 from tests.support.reading import NO_MENTIONS, SUPPRESS_EMBEDS, words
 from tests.support.specs import base_bot_permissions
+from tests.support.standin.rest import ATTACHMENT_IS_SPOILER
 from tests.support.standin.webhooks import MemberFile
 
 HIDE = "Hide as spoiler"
@@ -144,6 +145,7 @@ async def test_a_moderator_hides_a_members_message_with_a_link_a_mention_and_an_
     assert post.files[0].data == PNG
     repost = h.standin.messages[post.message_id]
     assert repost.payload["attachments"][0]["filename"] == "SPOILER_finale.png"
+    assert repost.payload["attachments"][0]["flags"] & ATTACHMENT_IS_SPOILER
     assert repost.payload["author"]["username"] == "Captain Fan"
     assert repost.allowed_mentions == NO_MENTIONS
     # The original is deleted, and only after the repost was made.

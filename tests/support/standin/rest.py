@@ -51,6 +51,7 @@ DEFAULT_TOKEN = "MTE3.e2e-stand-in.not-a-real-token"  # fake: only ever sent to 
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 SUPPRESS_EMBEDS = 1 << 2
+ATTACHMENT_IS_SPOILER = 1 << 3
 # How long Discord remembers a message nonce for enforce_nonce ("a few minutes").
 NONCE_WINDOW_S = 300.0
 
@@ -1005,6 +1006,8 @@ class DiscordApi(WebhookRoutes):
             }
             if meta.get("description"):
                 attachment["description"] = meta["description"]
+            if filename.startswith("SPOILER_"):
+                attachment["flags"] = ATTACHMENT_IS_SPOILER  # Discord blurs it
             result.append(attachment)
         return result
 
