@@ -13,6 +13,12 @@ records and answers as it does for the real ``python -m bot`` process in tests/e
         assert reply.ephemeral and "Severance" in reply.content
         clicked = await h.click("reveal", message=reply.message, as_user=MODERATOR)
         choices = await h.autocomplete("review", "episode", "sev")
+        posted = await h.member_says("Daly survives", as_user=MEMBER)   # MESSAGE_CREATE
+        hidden = await h.message_command("Hide as spoiler", message=posted, as_user=MODERATOR)
+
+Gateway events the stand-in emits (``DiscordApi.emit``: a member's message or edit, a message
+deleted or posted through a webhook) go to the same parsers, and the harness waits for the
+handlers they start (``settle``) before returning.
 
 Unlike a user's client, the harness offers every command to everyone: it does not hide a
 command from members lacking its ``default_member_permissions`` (as if a server admin had
