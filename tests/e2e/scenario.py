@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tests.support.standin.interactions import (
+    MESSAGE_COMMAND,
     ScenarioError,
     Upload,
     command_interaction,
     component_interaction,
+    message_command_interaction,
     modal_submit_interaction,
 )
 from tests.support.standin.rest import (
@@ -500,6 +502,27 @@ class Scenario:
         if not self.bot.running:
             raise AssertionError(f"the bot is not running\n{self.bot.tail()}")
         return InteractionHandle(self, await self.standin.send_interaction(payload))
+
+    async def message_command(
+        self, name: str, message: Mapping[str, Any], *, as_user: str | User = "alice"
+    ) -> InteractionHandle:
+        """``as_user`` picks Apps → ``name`` on ``message`` (a message payload)."""
+        who = self.user(as_user)
+        channel = self.world.find_channel(int(message["channel_id"]))
+        if channel is None:
+            raise ScenarioError(f"message {message['id']} is in no known channel")
+        commands = [
+            c
+            for scope in (channel.guild_id, None)
+            for c in self.standin.commands.get(scope, [])
+            if c["name"] == name and c.get("type") == MESSAGE_COMMAND
+        ]
+        if not commands:
+            raise ScenarioError(f"no message command {name!r} is registered")
+        payload = message_command_interaction(
+            self.world, commands[0], message, user=who, channel=channel
+        )
+        return await self._send(payload)
 
     def _command(self, name: str, channel: Channel) -> dict[str, Any]:
         try:
