@@ -143,7 +143,7 @@ def hide_log_message(
 # -- the guard -----------------------------------------------------------------------------------
 
 
-def episode_label(show_title: str, short_code: str) -> str:
+def guard_episode_name(show_title: str, short_code: str) -> str:
     """The episode as the guard names it: the show and its code, never the episode's title
     (a title may itself spoil)."""
     return f"{escape_inline(show_title)} {short_code}"

@@ -258,10 +258,47 @@ async def test_show_files_loaded_before_title_spoils_existed_are_loaded_again(tm
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
         report = await sync_content(store, root)
-        assert report.loaded == ("shows/alpha.toml",)
-        assert report.unchanged == ("reviews/alpha/s01e01.md",)
+        # The review too: a later migration reads review files again for their spoiler terms.
+        assert report.loaded == ("reviews/alpha/s01e01.md", "shows/alpha.toml")
         [episode] = (await _shows(store))["alpha"].episodes
         assert episode.title_spoils
+    finally:
+        await store.close()
+
+
+async def test_review_files_loaded_before_spoiler_terms_existed_are_loaded_again(tmp_path):
+    """A review that already listed ``spoiler_terms`` (ignored then, as an unknown key) is
+    unchanged on disk after the upgrade, yet must be loaded again for the guard to know them."""
+    root = tmp_path / "data"
+    write(root, "shows/alpha.toml", show_toml(title="Alpha", episodes=[episode_table(1, 1)]))
+    write(root, "reviews/alpha/s01e01.md", review_md("Fine.", spoiler_terms=["the butler"]))
+    _age(root)
+    path = tmp_path / "before.db"
+    version = next(n for n, name, _ in migrations("sqlite") if "member_spoilers" in name) - 1
+    with sqlite3.connect(path) as old:
+        for number, _, script in migrations("sqlite")[:version]:
+            for statement in statements(script):
+                old.execute(statement)
+            old.execute(f"PRAGMA user_version = {number}")
+        old.execute("INSERT INTO shows VALUES ('alpha', 'Alpha', 'Test Network', 'Europe/London')")
+        old.execute(
+            "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at) "
+            "VALUES ('alpha/s01e01', 'alpha', 1, 1, 'Episode 1.1', 0)"
+        )
+        for rel in ("shows/alpha.toml", "reviews/alpha/s01e01.md"):
+            info = (root / rel).stat()
+            old.execute(
+                "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
+                "stat_checked_ns) VALUES (?, ?, 0, ?, ?, ?)",
+                (rel, _sha(root / rel), info.st_size, info.st_mtime_ns, time.time_ns()),
+            )
+    old.close()
+    store = await Storage.open(f"sqlite:///{path}", tmp_path)
+    try:
+        report = await sync_content(store, root)
+        assert report.loaded == ("reviews/alpha/s01e01.md",)
+        assert report.unchanged == ("shows/alpha.toml",)
+        assert await store.episode_spoiler_terms() == {"alpha/s01e01": ("the butler",)}
     finally:
         await store.close()
 

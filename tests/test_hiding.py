@@ -3,7 +3,6 @@ repost's text judged by the markdown oracle the renderer's property tests use.""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -92,43 +91,3 @@ def test_a_repost_shows_nothing_of_the_text_outside_tags(text):
         # markers, which the renderer leaves outside the tags as for endings.
         assert line.startswith("-# ") or MARKUP_ONLY.fullmatch(line), (line, contents)
     assert contents[-1].endswith("-# hidden as a spoiler by mod \\`\\|\\|")
-
-
-async def test_member_spoiler_settings_are_stored_and_read_back(tmp_path):
-    from bot.hiding import GuardMode
-    from bot.storage import Storage
-    from bot.storage.members import (
-        MAX_GUARD_IGNORED_CHANNELS,
-        StoredWebhook,
-        TooManyIgnoredChannelsError,
-    )
-
-    storage = await Storage.open(f"sqlite:///{tmp_path}/embargo.db", tmp_path)
-    heard: list[int] = []
-    storage.settings_listeners.append(heard.append)
-    try:
-        assert (await storage.member_spoiler_settings(7)).guard_mode is GuardMode.OFF
-        assert await storage.set_guard_mode(7, GuardMode.HIDE) is GuardMode.OFF
-        assert await storage.set_spoiler_helpers_role(7, 70) is None
-        assert await storage.set_spoiler_log_channel(7, 71) is None
-        assert await storage.set_guard_ignored(7, 72, True) is False
-        settings = await storage.member_spoiler_settings(7)
-        assert settings.guard_mode is GuardMode.HIDE
-        assert (settings.helper_role_id, settings.log_channel_id) == (70, 71)
-        assert settings.guard_ignored == {72}
-        assert await storage.guarded_guilds() == {7: settings}
-        assert heard == [7, 7, 7, 7]
-        for channel in range(1, MAX_GUARD_IGNORED_CHANNELS):
-            await storage.set_guard_ignored(7, 1000 + channel, True)
-        with pytest.raises(TooManyIgnoredChannelsError):
-            await storage.set_guard_ignored(7, 5000, True)
-        assert 5000 not in (await storage.member_spoiler_settings(7)).guard_ignored
-
-        await storage.save_spoiler_webhook(7, 80, StoredWebhook(81, "token"))
-        assert await storage.spoiler_webhook(80) == StoredWebhook(81, "token")
-        await storage.forget_spoiler_webhook(80, 99)  # another webhook: kept
-        assert await storage.spoiler_webhook(80) is not None
-        await storage.forget_spoiler_webhook(80, 81)
-        assert await storage.spoiler_webhook(80) is None
-    finally:
-        await storage.close()

@@ -14,10 +14,12 @@ from pathlib import Path
 from bot.calendar import PostKey, PostKind
 from bot.config import PROJECT_DIR
 from bot.content.sync import sync_content
+from bot.hiding import GuardMode
 from bot.progress import RoleSyncProblem
 from bot.spoilers.durations import parse_window
 from bot.spoilers.policy import SpoilerMode
 from bot.storage import Storage
+from bot.storage.members import StoredWebhook
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 EPISODE = "black-mirror/s07e06"
@@ -82,6 +84,13 @@ async def fill(storage: Storage, content: Path) -> None:
     await storage.record_thread(key, thread_id=14, parent_id=11, now=NOW)
     await storage.record_departure(2, NOW)
     await storage.set_meta("command_tree_hash", "abc")
+    # Members' spoilers, with ids as large as Discord's.
+    await storage.set_guard_mode(1, GuardMode.HIDE)
+    await storage.set_spoiler_helpers_role(1, 1_300_000_000_000_900_001)
+    await storage.set_guard_ignored(1, 1_300_000_000_000_900_002, True)
+    await storage.save_spoiler_webhook(
+        1, 1_300_000_000_000_900_003, StoredWebhook(1_300_000_000_000_900_004, "token")
+    )
 
 
 async def test_everything_is_copied_and_checked_and_never_over_existing_data(
@@ -89,6 +98,10 @@ async def test_everything_is_copied_and_checked_and_never_over_existing_data(
 ):
     content = tmp_path / "data"
     shutil.copytree(PROJECT_DIR / "data", content, ignore=shutil.ignore_patterns("*.db*"))
+    review = next((content / "reviews").glob("*/*.md"))
+    review.write_text(
+        review.read_text().replace("+++\n", '+++\nspoiler_terms = ["Bête Noire"]\n', 1)
+    )
     sqlite_url = f"sqlite:///{tmp_path}/embargo.db"
     source = await Storage.open(sqlite_url, tmp_path)
     try:
@@ -107,6 +120,8 @@ async def test_everything_is_copied_and_checked_and_never_over_existing_data(
     try:
         assert await every_row(target) == expected
         assert (await target.get_guild_settings(1)).spoilers.mode is SpoilerMode.PRIVATE
+        assert (await target.member_spoiler_settings(1)).guard_mode is GuardMode.HIDE
+        assert list((await target.episode_spoiler_terms()).values()) == [("Bête Noire",)]
     finally:
         await target.close()
     checked = await asyncio.to_thread(run_bot, "check", "--votes", database_url=postgres_url)

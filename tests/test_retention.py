@@ -53,7 +53,9 @@ SERVER_ROWS = {
     "watch_role_failures": "INSERT INTO watch_role_failures VALUES (?, 46, 'missing', 0)",
     "member_spoiler_settings": "INSERT INTO member_spoiler_settings VALUES (?, 47, 48, 'flag')",
     "guard_ignored_channels": "INSERT INTO guard_ignored_channels VALUES (?, 49)",
-    "spoiler_webhooks": "INSERT INTO spoiler_webhooks VALUES (? + 9, ?, 50, 'token')",
+    "spoiler_webhooks": (
+        "INSERT INTO spoiler_webhooks VALUES (CAST(? AS BIGINT) + 9, ?, 50, 'token')"
+    ),
 }
 
 

@@ -90,6 +90,8 @@ class Storage(
             kind, _, key = change.partition(":")
             if kind == "settings":
                 self._settings_changed(int(key))
+            elif kind == "member_spoilers":
+                self._member_spoilers_changed(int(key))
             elif kind == "watch_roles":
                 self._watch_roles_changed(int(key))
             elif kind == "progress":
@@ -110,12 +112,16 @@ class Storage(
             (self._settings_cache, "_settings_writes"),
             (self._progress_cache, "_progress_writes"),
             (self._watch_role_cache, "_watch_role_writes"),
+            (self._member_spoiler_cache, "_member_spoiler_writes"),
         ):
             cache.clear()
             setattr(self, counter, getattr(self, counter) + 1)
         tallies = self._vote_tallies_cache()
         tallies.trusted = trusted
         tallies.invalidate(None)
+        if trusted:  # what was built from the settings meanwhile (the guard's index) too
+            for listener in self.settings_listeners:
+                listener(None)
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in

@@ -7,9 +7,9 @@ against ``Database``: SQL uses ``?`` placeholders, which a backend translates if
 spells them otherwise, and rows are read by position or by column name.
 
 Changes that other processes' caches must hear of are named ``kind:key``:
-``settings:<guild_id>``, ``watch_roles:<guild_id>``, ``progress:<user_id>``,
-``tallies:<show_slug>`` (``tallies:*`` for any show) and ``guild:<guild_id>`` (everything of
-a server).
+``settings:<guild_id>``, ``member_spoilers:<guild_id>``, ``watch_roles:<guild_id>``,
+``progress:<user_id>``, ``tallies:<show_slug>`` (``tallies:*`` for any show) and
+``guild:<guild_id>`` (everything of a server).
 
 Two backends: ``bot/storage/sqlite`` (the default, ``sqlite:///path``) and
 ``bot/storage/postgres`` (``postgresql://...``, through asyncpg).

@@ -1,7 +1,8 @@
 """Members' spoilers SQL: each server's spoiler helpers role, log channel, guard mode and the
 channels the guard ignores (cached per server with the settings' rule: dropped after every
-committed write, and a read that a write overtook is not cached), and the webhook Embargo
-reposts hidden messages through in each channel."""
+committed write, here or announced by another process as ``member_spoilers:<guild_id>``, and
+a read that a write overtook is not cached), and the webhook Embargo reposts hidden messages
+through in each channel. Portable SQL, on either backend."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.hiding import GuardMode, MemberSpoilerSettings
-from bot.storage.database import Database
+from bot.storage.backend import Database, Row
 
 # Exempted channels are listed in /embargo settings; a server needs a handful at most.
 MAX_GUARD_IGNORED_CHANNELS = 100
@@ -34,7 +35,8 @@ class MemberSpoilerStore:
     db: Database
     _member_spoiler_cache: dict[int, MemberSpoilerSettings]
     _member_spoiler_writes: int
-    settings_listeners: list[Callable[[int], None]]  # SettingsStore's
+    _caching: bool  # whether caches may be used (see Storage.trust_caches)
+    settings_listeners: list[Callable[[int | None], None]]  # SettingsStore's
 
     def _init_member_spoiler_cache(self) -> None:
         self._member_spoiler_cache = {}
@@ -47,30 +49,25 @@ class MemberSpoilerStore:
             listener(guild_id)
 
     async def guarded_guilds(self) -> dict[int, MemberSpoilerSettings]:
-        """Every server whose guard is on, with its settings (a scan: through the writer)."""
-        rows = await self.db.conn.execute_fetchall(
+        """Every server whose guard is on, with its settings."""
+        rows = await self.db.fetch_all(
             "SELECT guild_id, helper_role_id, log_channel_id, guard_mode "
             "FROM member_spoiler_settings WHERE guard_mode <> 'off'"
         )
-        ignored = await self.db.conn.execute_fetchall(
-            "SELECT guild_id, channel_id FROM guard_ignored_channels"
-        )
+        ignored = await self.db.fetch_all("SELECT guild_id, channel_id FROM guard_ignored_channels")
         by_guild: dict[int, set[int]] = {}
         for guild_id, channel_id in ignored:
             by_guild.setdefault(int(guild_id), set()).add(int(channel_id))
         return {
-            int(guild_id): MemberSpoilerSettings(
-                helper_role_id=None if helper is None else int(helper),
-                log_channel_id=None if log_channel is None else int(log_channel),
-                guard_mode=GuardMode(mode),
-                guard_ignored=frozenset(by_guild.get(int(guild_id), ())),
+            int(guild_id): _settings(
+                (helper, log_channel, mode), frozenset(by_guild.get(int(guild_id), ()))
             )
             for guild_id, helper, log_channel, mode in rows
         }
 
     async def member_spoiler_settings(self, guild_id: int) -> MemberSpoilerSettings:
         """The server's settings for members' spoilers, as committed."""
-        cached = self._member_spoiler_cache.get(guild_id)
+        cached = self._member_spoiler_cache.get(guild_id) if self._caching else None
         if cached is not None:
             return cached
         writes = self._member_spoiler_writes
@@ -84,47 +81,39 @@ class MemberSpoilerStore:
                 ("SELECT channel_id FROM guard_ignored_channels WHERE guild_id = ?", (guild_id,)),
             ]
         )
-        settings = MemberSpoilerSettings(guard_ignored=frozenset(int(r[0]) for r in ignored))
-        if rows:
-            helper, log_channel, mode = rows[0]
-            settings = MemberSpoilerSettings(
-                helper_role_id=None if helper is None else int(helper),
-                log_channel_id=None if log_channel is None else int(log_channel),
-                guard_mode=GuardMode(mode),
-                guard_ignored=settings.guard_ignored,
-            )
-        if writes == self._member_spoiler_writes:
+        channels = frozenset(int(row[0]) for row in ignored)
+        settings = (
+            _settings(rows[0], channels) if rows else MemberSpoilerSettings(guard_ignored=channels)
+        )
+        # A write that committed while this read ran may have been missed: don't cache then.
+        if writes == self._member_spoiler_writes and self._caching:
             self._member_spoiler_cache[guild_id] = settings
         return settings
 
     async def _set_member_spoiler_column(
         self, guild_id: int, column: str, value: int | str | None
     ) -> MemberSpoilerSettings:
+        """Set one column; returns the settings it replaced (read in the same transaction,
+        serialised per server, so two moderators are each told what their change replaced)."""
         if column not in _COLUMNS:  # the column name is ours, never input
             raise ValueError(column)
         try:
             async with self.db.transaction() as conn:
-                async with conn.execute(
+                await conn.serialize(_member_spoilers_key(guild_id))
+                await conn.announce([_member_spoilers_key(guild_id)])
+                row = await conn.fetch_one(
                     "SELECT helper_role_id, log_channel_id, guard_mode "
                     "FROM member_spoiler_settings WHERE guild_id = ?",
                     (guild_id,),
-                ) as cursor:
-                    row = await cursor.fetchone()
+                )
                 await conn.execute(
                     f"INSERT INTO member_spoiler_settings (guild_id, {column}) VALUES (?, ?) "
                     f"ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}",
                     (guild_id, value),
                 )
-        finally:
+        finally:  # also when the commit's outcome is unknown: read it again next time
             self._member_spoilers_changed(guild_id)
-        if row is None:
-            return MemberSpoilerSettings()
-        helper, log_channel, mode = row
-        return MemberSpoilerSettings(
-            helper_role_id=None if helper is None else int(helper),
-            log_channel_id=None if log_channel is None else int(log_channel),
-            guard_mode=GuardMode(mode),
-        )
+        return MemberSpoilerSettings() if row is None else _settings(row, frozenset())
 
     async def set_spoiler_helpers_role(self, guild_id: int, role_id: int | None) -> int | None:
         """Set (or clear, with None) the role whose members may hide messages; returns the old."""
@@ -145,17 +134,21 @@ class MemberSpoilerStore:
         Raises ``TooManyIgnoredChannelsError``, changing nothing."""
         try:
             async with self.db.transaction() as conn:
-                async with conn.execute(
-                    "SELECT 1 FROM guard_ignored_channels WHERE guild_id = ? AND channel_id = ?",
-                    (guild_id, channel_id),
-                ) as cursor:
-                    was = await cursor.fetchone() is not None
+                await conn.serialize(_member_spoilers_key(guild_id))
+                await conn.announce([_member_spoilers_key(guild_id)])
+                was = (
+                    await conn.fetch_one(
+                        "SELECT 1 FROM guard_ignored_channels "
+                        "WHERE guild_id = ? AND channel_id = ?",
+                        (guild_id, channel_id),
+                    )
+                    is not None
+                )
                 if ignored and not was:
-                    async with conn.execute(
+                    count = await conn.fetch_one(
                         "SELECT COUNT(*) FROM guard_ignored_channels WHERE guild_id = ?",
                         (guild_id,),
-                    ) as cursor:
-                        count = await cursor.fetchone()
+                    )
                     if count is not None and count[0] >= MAX_GUARD_IGNORED_CHANNELS:
                         raise TooManyIgnoredChannelsError
                     await conn.execute(
@@ -198,3 +191,18 @@ class MemberSpoilerStore:
                 "DELETE FROM spoiler_webhooks WHERE channel_id = ? AND webhook_id = ?",
                 (channel_id, webhook_id),
             )
+
+
+def _settings(row: Row, ignored: frozenset[int]) -> MemberSpoilerSettings:
+    helper, log_channel, mode = row
+    return MemberSpoilerSettings(
+        helper_role_id=None if helper is None else int(helper),
+        log_channel_id=None if log_channel is None else int(log_channel),
+        guard_mode=GuardMode(mode),
+        guard_ignored=ignored,
+    )
+
+
+def _member_spoilers_key(guild_id: int) -> str:
+    """What a write of the server's members' spoiler settings serialises on and announces."""
+    return f"member_spoilers:{guild_id}"

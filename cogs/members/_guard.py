@@ -24,8 +24,8 @@ from bot.errors import UserError
 from bot.hiding import GuardMode, MemberSpoilerSettings, check_hideable
 from bot.hiding_messages import (
     HIDE_PERMISSIONS,
-    episode_label,
     flag_message,
+    guard_episode_name,
     guard_log_message,
     guard_unavailable_message,
 )
@@ -105,7 +105,7 @@ class Guard(commands.Cog):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _changed(self, guild_id: int) -> None:
+    def _changed(self, guild_id: int | None) -> None:
         self.rebuild_soon()
 
     def rebuild_soon(self) -> None:
@@ -197,7 +197,7 @@ class Guard(commands.Cog):
         ):
             return
         episode = self.episodes[min(keys)]
-        label = episode_label(episode.show_title, episode.short_code)
+        label = guard_episode_name(episode.show_title, episode.short_code)
         if settings.guard_mode is GuardMode.HIDE and self._can_hide(message):
             outcome = await self.reposter.hide(
                 message,

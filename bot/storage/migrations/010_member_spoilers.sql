@@ -20,7 +20,8 @@ CREATE TABLE spoiler_webhooks (
     token       TEXT NOT NULL
 );
 CREATE INDEX spoiler_webhooks_by_guild ON spoiler_webhooks (guild_id);
--- A review's spoiler_terms (a JSON list of phrases; NULL: none). Review files are read again
--- at the next sync, so terms written before this version are loaded too.
+-- A review's spoiler_terms (a JSON list of phrases; NULL: none). Review files loaded before
+-- this column existed are parsed again on the next sync, so terms already written are loaded
+-- even though their bytes did not change.
 ALTER TABLE reviews ADD COLUMN spoiler_terms TEXT;
-DELETE FROM content_files WHERE path LIKE 'reviews/%';
+UPDATE content_files SET sha256 = '' WHERE path LIKE 'reviews/%';
