@@ -32,6 +32,8 @@ from tests.support.specs import base_bot_permissions
 TODAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ACTIVE_TERM = "Daly survives"
 OLD_TERM = "Nanette"
+# The active episode's title spoils: the guard names it by show and code only.
+SPOILING_TITLE = "The Captain Falls"
 
 
 def content(root) -> None:
@@ -43,7 +45,10 @@ def content(root) -> None:
             timezone="UTC",
             episodes=[
                 episode_table(1, 1, "Pilot", released=date(2025, 1, 1)),
-                episode_table(1, 2, "Finale", released=date(2026, 11, 20)),
+                {
+                    **episode_table(1, 2, SPOILING_TITLE, released=date(2026, 11, 20)),
+                    "title_spoils": True,
+                },
             ],
         ),
     )
@@ -148,6 +153,8 @@ async def test_flag_replies_for_an_active_episodes_term_and_deletes_the_reply(em
     assert "flagged" in entry["content"]
     assert original["id"] in entry["content"]
     assert "Daly" not in entry["content"]
+    assert "Test Show S1E2" in entry["content"]
+    assert all("Captain" not in text for text in (reply["content"], entry["content"]))
 
     await asyncio.sleep(0.3)
     assert h.standin.messages[int(reply["id"])].deleted
@@ -210,6 +217,7 @@ async def test_hide_reposts_as_a_spoiler_and_logs_it(embargo):
     [entry] = embargo.bot_replies(EPISODE_TALK.id)
     assert "Embargo's guard hid" in entry["content"]
     assert "Daly" not in entry["content"]
+    assert "Captain" not in entry["content"]
 
 
 async def test_without_the_intent_guard_explains_how_to_turn_it_on(tmp_path):
