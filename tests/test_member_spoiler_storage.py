@@ -34,7 +34,7 @@ async def storage(database_url, tmp_path) -> AsyncIterator[Storage]:
 
 async def test_settings_are_stored_read_back_and_heard(storage):
     heard: list[int | None] = []
-    storage.settings_listeners.append(heard.append)
+    storage.member_spoiler_listeners.append(heard.append)
     assert await storage.member_spoiler_settings(GUILD) == MemberSpoilerSettings()
     assert await storage.set_guard_mode(GUILD, GuardMode.HIDE) is GuardMode.OFF
     assert await storage.set_spoiler_helpers_role(GUILD, ROLE) is None
@@ -144,7 +144,7 @@ async def test_a_change_in_one_process_reaches_the_others_cache_and_guard(postgr
     one = await Storage.open(postgres_url, Path("."))
     other = await Storage.open(postgres_url, Path("."))
     heard: list[int | None] = []
-    other.settings_listeners.append(heard.append)
+    other.member_spoiler_listeners.append(heard.append)
     try:
         await other.member_spoiler_settings(GUILD)
         assert GUILD in other._member_spoiler_cache  # only an announcement can refresh it

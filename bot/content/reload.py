@@ -50,7 +50,7 @@ class LiveContent:
         # Called after each swap of the catalogue (the release calendar reschedules).
         self.swap_listeners: list[Callable[[], None]] = []
         # Called after each reload (the guard rebuilds its matchers from the new terms).
-        self.listeners: list[Callable[[], None]] = []
+        self.reload_listeners: list[Callable[[], None]] = []
 
     async def reload(self) -> SyncReport:
         """Sync the content directory into storage, then swap in the catalogue it serves.
@@ -73,7 +73,7 @@ class LiveContent:
                     listener()
             self._covered = started
             self._last = report
-        for listener in self.listeners:
+        for listener in self.reload_listeners:
             listener()
         return report
 

@@ -120,7 +120,7 @@ class Storage(
         tallies.trusted = trusted
         tallies.invalidate(None)
         if trusted:  # what was built from the settings meanwhile (the guard's index) too
-            for listener in self.settings_listeners:
+            for listener in self.member_spoiler_listeners:
                 listener(None)
 
     async def forget_member(self, user_id: int) -> MemberForgotten:

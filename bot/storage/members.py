@@ -36,16 +36,20 @@ class MemberSpoilerStore:
     _member_spoiler_cache: dict[int, MemberSpoilerSettings]
     _member_spoiler_writes: int
     _caching: bool  # whether caches may be used (see Storage.trust_caches)
-    settings_listeners: list[Callable[[int | None], None]]  # SettingsStore's
+    # Called with the server's id after each committed write of its members' spoiler
+    # settings, here or heard from another process, and with None when any server's settings
+    # of any kind may have changed unheard (see Storage.trust_caches): the guard rebuilds.
+    member_spoiler_listeners: list[Callable[[int | None], None]]
 
     def _init_member_spoiler_cache(self) -> None:
         self._member_spoiler_cache = {}
         self._member_spoiler_writes = 0
+        self.member_spoiler_listeners = []
 
     def _member_spoilers_changed(self, guild_id: int) -> None:
         self._member_spoiler_writes += 1
         self._member_spoiler_cache.pop(guild_id, None)
-        for listener in self.settings_listeners:
+        for listener in self.member_spoiler_listeners:
             listener(guild_id)
 
     async def guarded_guilds(self) -> dict[int, MemberSpoilerSettings]:

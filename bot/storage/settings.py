@@ -22,11 +22,6 @@ class SettingsStore:
     _settings_cache: dict[int, GuildSettings]
     _settings_writes: int  # committed settings writes so far
     _caching: bool  # whether caches may be used (see Storage.trust_caches)
-    # Called with the server's id after each committed write of its settings or members'
-    # spoiler settings, here or in another process, and with None when any server's may have
-    # changed unheard (see Storage.trust_caches): the guard rebuilds.
-    settings_listeners: list[Callable[[int | None], None]]
-
     # Called with the server's id after each committed settings write (the release calendar
     # reschedules that server's window-closed posts).
     settings_listeners: list[Callable[[int], None]]

@@ -92,7 +92,8 @@ class Guard(commands.Cog):
         attach_moderator_commands(self.bot.tree, self.settings_commands)
         if self.available:
             self.bot.storage.settings_listeners.append(self._changed)
-            self.bot.content.listeners.append(self.rebuild_soon)
+            self.bot.storage.member_spoiler_listeners.append(self._changed)
+            self.bot.content.reload_listeners.append(self.rebuild_soon)
             self._task = asyncio.create_task(self._run(), name="embargo-guard")
 
     async def cog_unload(self) -> None:
@@ -100,7 +101,9 @@ class Guard(commands.Cog):
         with contextlib.suppress(ValueError):
             self.bot.storage.settings_listeners.remove(self._changed)
         with contextlib.suppress(ValueError):
-            self.bot.content.listeners.remove(self.rebuild_soon)
+            self.bot.storage.member_spoiler_listeners.remove(self._changed)
+        with contextlib.suppress(ValueError):
+            self.bot.content.reload_listeners.remove(self.rebuild_soon)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
