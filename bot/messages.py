@@ -208,9 +208,10 @@ def ending_messages(
         return [
             OutgoingMessage(content=text) for text in plain_messages(review.ending, header=header)
         ]
+    why = "Shown only to you because you've marked it watched. " if decision.because_watched else ""
     header = (
         f"## Ending explained: {heading}\n"
-        f"-# {_window_phrase(decision)}. Click the black bars to reveal."
+        f"-# {why}{_window_phrase(decision)}. Click the black bars to reveal."
     )
     ephemeral = decision.delivery is Delivery.PRIVATE
     return [

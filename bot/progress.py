@@ -317,3 +317,34 @@ def role_changes(
     grant = tuple(bound[r] for r, met in earned.items() if met and r not in held_role_ids)
     revoke = tuple(bound[r] for r, met in earned.items() if not met and r in held_role_ids)
     return RoleChanges(grant=grant, revoke=revoke)
+
+
+class RoleSetupProblem(StrEnum):
+    """Why a role can't be a watch role, found when a moderator sets it."""
+
+    EVERYONE = "everyone"  # @everyone: every member holds it already
+    MANAGED = "managed"  # a bot's or an integration's role: Discord assigns it alone
+    MISSING_PERMISSION = "missing-permission"  # Embargo lacks Manage Roles
+    ROLE_TOO_HIGH = "role-too-high"  # not below Embargo's own highest role
+
+
+def role_setup_problems(
+    *,
+    is_everyone: bool,
+    managed: bool,
+    can_manage_roles: bool,
+    role_position: int,
+    top_role_position: int,
+) -> list[RoleSetupProblem]:
+    """Everything that stops Embargo from granting the role, as Discord checks it: Manage
+    Roles, and a role strictly below Embargo's highest one. Empty: the role can be used."""
+    if is_everyone:
+        return [RoleSetupProblem.EVERYONE]
+    if managed:
+        return [RoleSetupProblem.MANAGED]
+    problems = []
+    if not can_manage_roles:
+        problems.append(RoleSetupProblem.MISSING_PERMISSION)
+    if role_position >= top_role_position:
+        problems.append(RoleSetupProblem.ROLE_TOO_HIGH)
+    return problems

@@ -25,6 +25,7 @@ from bot.messages import (
     unknown_episode_text,
     unknown_show_text,
 )
+from bot.progress import order_for_unwatched, order_for_watched, up_next
 from bot.spoilers.policy import Decision, TitleRule, decide
 
 if TYPE_CHECKING:
@@ -194,8 +195,10 @@ def channel_ids(interaction: discord.Interaction) -> frozenset[int]:
 
 
 async def decide_here(
-    bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
+    bot: EmbargoBot, interaction: discord.Interaction, episode: Episode, *, for_asker: bool = False
 ) -> Decision:
+    """The policy's decision for the place the interaction came from; ``for_asker``: for the
+    member who asked, who may have marked the episode watched (the ending unlocks for them)."""
     settings = await bot.storage.get_guild_settings(interaction.guild_id)
     spoilers = settings.spoilers
     # A discussion thread Embargo opened is spoilers-ok. Only threads are looked up (one
@@ -209,12 +212,14 @@ async def decide_here(
         spoilers = replace(
             spoilers, spoilers_ok_channels=spoilers.spoilers_ok_channels | {thread_id}
         )
+    watched = for_asker and episode.key in await bot.storage.watched_keys(interaction.user.id)
     return decide(
         release_at=episode.release_at,
         now=bot.clock(),
         settings=spoilers,
         show_slug=episode.show_slug,
         channel_ids=channel_ids(interaction),
+        watched=watched,
     )
 
 
@@ -351,8 +356,50 @@ class EpisodeOption(Text):
             app_commands.Choice(
                 name=_choice_name(episode_label(episode, titles, Surface.PLAIN)), value=episode.key
             )
-            for episode in _catalogue(interaction).search(value, limit=MAX_CHOICES, titles=titles)
+            for episode in (await self.offered(interaction, value, titles))[:MAX_CHOICES]
         ]
+
+    async def offered(
+        self, interaction: discord.Interaction, value: str, titles: TitleRule
+    ) -> list[Episode]:
+        """The episodes autocomplete offers for ``value``, best first."""
+        return _catalogue(interaction).search(value, limit=MAX_CHOICES, titles=titles)
+
+
+# How many matches /watched and /unwatched reorder before offering the first 25: enough for
+# a member's next episode to be among them when they type only a show's name.
+PROGRESS_CANDIDATES = 250
+
+
+class WatchedEpisodeOption(EpisodeOption):
+    """``/watched``: the member's next episode of each show they watch first, then unwatched
+    released ones, then watched ones, then unreleased ones (which can't be marked yet)."""
+
+    async def offered(
+        self, interaction: discord.Interaction, value: str, titles: TitleRule
+    ) -> list[Episode]:
+        bot = _bot(interaction)
+        catalogue = bot.catalogue
+        now = bot.clock()
+        watched = await bot.storage.watched_keys(interaction.user.id)
+        by_show = {slug: show.episodes for slug, show in catalogue.shows_by_slug.items()}
+        next_episodes = up_next(by_show, watched, now)
+        candidates = catalogue.search(value, limit=PROGRESS_CANDIDATES, titles=titles)
+        if not value.strip():  # nothing typed: the member's next episodes, then the newest
+            candidates = [*next_episodes, *candidates]
+        return order_for_watched(candidates, next_episodes, watched, now)
+
+
+class UnwatchedEpisodeOption(EpisodeOption):
+    """``/unwatched``: episodes the member marked watched first."""
+
+    async def offered(
+        self, interaction: discord.Interaction, value: str, titles: TitleRule
+    ) -> list[Episode]:
+        bot = _bot(interaction)
+        watched = await bot.storage.watched_keys(interaction.user.id)
+        candidates = bot.catalogue.search(value, limit=PROGRESS_CANDIDATES, titles=titles)
+        return order_for_unwatched(candidates, watched)
 
 
 class ShowOption(Text):
@@ -383,6 +430,8 @@ class ShowOption(Text):
 
 # The annotations the cogs use: ``episode: EpisodeArg`` receives an ``Episode``.
 EpisodeArg = app_commands.Transform[Episode, EpisodeOption]
+WatchedEpisodeArg = app_commands.Transform[Episode, WatchedEpisodeOption]
+UnwatchedEpisodeArg = app_commands.Transform[Episode, UnwatchedEpisodeOption]
 ShowArg = app_commands.Transform[Show, ShowOption]
 DurationArg = app_commands.Transform[str, Text(DURATION_MAX_LENGTH, "a duration")]
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 async def ending_for(
     bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
 ) -> list[OutgoingMessage]:
-    decision = await decide_here(bot, interaction, episode)
+    decision = await decide_here(bot, interaction, episode, for_asker=True)
     titles = await titles_here(bot, interaction.guild_id)
     # Nothing about an unreleased episode's ending is read, not even whether it has one.
     released = decision.delivery is not Delivery.UNRELEASED

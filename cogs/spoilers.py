@@ -13,6 +13,7 @@ from bot.errors import UserError
 from bot.guild_settings import MAX_MIN_MEMBER_DAYS, MAX_MIN_VOTES
 from bot.hiding_messages import guard_settings_fields
 from bot.messages import change_message, settings_message, spoiler_rules_message
+from bot.progress_messages import watch_role_fields
 from bot.spoilers.durations import EXAMPLES, DurationError, SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
 from bot.ui import (
@@ -202,11 +203,14 @@ class Spoilers(commands.Cog):
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
         guild_id: int = interaction.guild_id  # type: ignore[assignment]
         members = await self.bot.storage.member_spoiler_settings(guild_id)
+        roles = await self.bot.storage.watch_role_settings(guild_id)
+        titles = self._show_titles()
         extra = [
             await self._announce_field(guild_id),
             *guard_settings_fields(members, guard_available=self.bot.intents.message_content),
+            *watch_role_fields(roles.roles, roles.last_failure, titles),
         ]
-        message = settings_message(settings, self._show_titles(), extra)
+        message = settings_message(settings, titles, extra)
         await send_messages(interaction, [message])
 
 

@@ -587,6 +587,7 @@ async def test_settings_view_shows_everything(embargo):
         "Guard ignores": "none",
         "Spoiler helpers": "none",
         "Spoiler log": "off",
+        "Watch roles": "none",
     }
 
 

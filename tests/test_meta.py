@@ -21,6 +21,10 @@ EXPECTED_TOP_LEVEL = {
     "upcoming",
     "help",
     "about",
+    "watched",
+    "unwatched",
+    "progress",
+    "forget-me",
 }
 
 

@@ -96,3 +96,50 @@ def test_thread_inherits_spoilers_ok_parent():
 def test_naive_times_are_rejected():
     with pytest.raises(ValueError, match="timezone-aware"):
         verdict(datetime(2025, 4, 11))  # deliberately naive
+
+
+# -- a member who marked the episode watched ------------------------------------------------------
+
+
+def watcher(now, settings, *, channels=()):
+    return decide(
+        release_at=RELEASE,
+        now=now,
+        settings=settings,
+        show_slug="black-mirror",
+        channel_ids=channels,
+        watched=True,
+    )
+
+
+def test_a_watcher_gets_it_privately_where_the_server_refuses():
+    refuse = SpoilerSettings(mode=SpoilerMode.REFUSE)
+    decision = watcher(RELEASE + timedelta(hours=1), refuse)
+    assert decision.delivery is Delivery.PRIVATE
+    assert decision.ephemeral
+    assert decision.because_watched
+    assert decision.window_ends_at == RELEASE + timedelta(days=7)
+    # The same member, not marked: refused.
+    assert verdict(RELEASE + timedelta(hours=1), refuse).delivery is Delivery.REFUSED
+
+
+@pytest.mark.parametrize(
+    ("mode", "delivery"),
+    [(SpoilerMode.TAGGED, Delivery.TAGGED), (SpoilerMode.PRIVATE, Delivery.PRIVATE)],
+)
+def test_elsewhere_a_watcher_gets_what_the_server_decides(mode, delivery):
+    # Tagged stays a tagged channel post: everyone else in the channel reads it too.
+    decision = watcher(RELEASE + timedelta(hours=1), SpoilerSettings(mode=mode))
+    assert decision.delivery is delivery
+    assert not decision.because_watched
+
+
+def test_watching_never_unlocks_an_unreleased_episode_and_plain_stays_plain():
+    refuse = SpoilerSettings(mode=SpoilerMode.REFUSE, spoilers_ok_channels=frozenset({5}))
+    assert watcher(RELEASE - SECOND, refuse).delivery is Delivery.UNRELEASED
+    plain = watcher(RELEASE + timedelta(hours=1), refuse, channels={5})
+    assert plain.delivery is Delivery.PLAIN
+    assert not plain.because_watched
+    after = watcher(RELEASE + timedelta(days=8), refuse)
+    assert after.delivery is Delivery.PLAIN
+    assert not after.because_watched

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from bot.content.models import Episode
 from bot.progress import (
     NotReleasedError,
+    RoleSetupProblem,
     WatchRole,
     episodes_to_mark,
     episodes_to_unmark,
@@ -19,6 +20,7 @@ from bot.progress import (
     order_for_unwatched,
     order_for_watched,
     role_changes,
+    role_setup_problems,
     show_progress,
     through_episodes,
     up_next,
@@ -424,3 +426,33 @@ def test_watched_autocomplete_reorders_without_losing_or_adding(candidates, watc
     assert sorted(e.key for e in ordered) == sorted(e.key for e in candidates)
     if following and following[0] in candidates:
         assert ordered[0] == following[0]
+
+
+# -- watch-role set-up -----------------------------------------------------------------------------
+
+
+def setup_problems(**changed):
+    values = {
+        "is_everyone": False,
+        "managed": False,
+        "can_manage_roles": True,
+        "role_position": 2,
+        "top_role_position": 3,
+    }
+    return role_setup_problems(**{**values, **changed})
+
+
+def test_a_role_below_embargos_with_manage_roles_can_be_a_watch_role():
+    assert setup_problems() == []
+
+
+def test_every_setup_problem_is_named():
+    assert setup_problems(can_manage_roles=False) == [RoleSetupProblem.MISSING_PERMISSION]
+    # Equal is not below: Discord refuses a role at Embargo's own position.
+    assert setup_problems(role_position=3) == [RoleSetupProblem.ROLE_TOO_HIGH]
+    assert setup_problems(role_position=9, can_manage_roles=False) == [
+        RoleSetupProblem.MISSING_PERMISSION,
+        RoleSetupProblem.ROLE_TOO_HIGH,
+    ]
+    assert setup_problems(is_everyone=True, role_position=0) == [RoleSetupProblem.EVERYONE]
+    assert setup_problems(managed=True) == [RoleSetupProblem.MANAGED]

@@ -61,6 +61,8 @@ class Decision:
     window_ends_at: datetime | None
     window: SpoilerWindow
     reason: str  # short, user-facing explanation of why this delivery was chosen
+    # Private only because the asker marked the episode watched (the server would refuse).
+    because_watched: bool = False
 
     @property
     def ephemeral(self) -> bool:
@@ -78,6 +80,7 @@ def decide(
     settings: SpoilerSettings,
     show_slug: str,
     channel_ids: Collection[int] = (),
+    watched: bool = False,
 ) -> Decision:
     """Decide how an episode's ending may be delivered.
 
@@ -85,6 +88,10 @@ def decide(
     window covers ``[release_at, release_at + window)``, so at the instant the window ends the
     text is plain. ``channel_ids`` holds the channel asked in and, for a thread, its parent, so
     a thread inside a spoilers-ok channel is spoilers-ok too.
+
+    ``watched``: the asker marked the episode watched. Where the server refuses spoilers they
+    get the ending privately instead; everywhere else the decision is the server's, so in
+    ``tagged`` mode the channel post stays tagged for everyone else who reads it.
     """
     if release_at.tzinfo is None or now.tzinfo is None:
         raise ValueError("release_at and now must be timezone-aware")
@@ -101,6 +108,10 @@ def decide(
     if ends_at is not None and now >= ends_at:
         reason = "this server has no spoiler window" if window.is_off else "spoiler window over"
         return result(Delivery.PLAIN, reason)
+    if settings.mode is SpoilerMode.REFUSE and watched:
+        return Decision(
+            Delivery.PRIVATE, release_at, ends_at, window, "you've marked it watched", True
+        )
     if settings.mode is SpoilerMode.REFUSE:
         return result(Delivery.REFUSED, "spoiler window running; this server refuses spoilers")
     if settings.mode is SpoilerMode.PRIVATE:

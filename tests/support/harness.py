@@ -626,6 +626,7 @@ class Harness:
                 name=value.name,
                 permissions=value.permissions.value,
                 position=value.position,
+                managed=value.managed,
             )
         if isinstance(value, UserSpec):
             return ensure_member(self.world, value)[0]

@@ -61,6 +61,7 @@ class RoleSpec:
     name: str
     permissions: discord.Permissions = field(default_factory=discord.Permissions.none)
     position: int = 1
+    managed: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class GuildSpec:
     members: tuple[UserSpec, ...] = (MEMBER, MODERATOR, OWNER)
     everyone_permissions: discord.Permissions = field(default_factory=base_member_permissions)
     bot_permissions: discord.Permissions = field(default_factory=base_bot_permissions)
+    # Where Embargo's own role sits: it can give only the roles below it.
+    bot_role_position: int = 1
     locale: str = "en-US"
 
     def channel(self, channel: ChannelSpec | int) -> ChannelSpec:
@@ -124,7 +127,11 @@ def _user(spec: UserSpec) -> User:
 
 def _role(spec: RoleSpec) -> Role:
     return Role(
-        id=spec.id, name=spec.name, permissions=spec.permissions.value, position=spec.position
+        id=spec.id,
+        name=spec.name,
+        permissions=spec.permissions.value,
+        position=spec.position,
+        managed=spec.managed,
     )
 
 
@@ -138,7 +145,10 @@ def world_from_spec(guild: GuildSpec, *, app_id: int, bot_role_id: int) -> World
         id=guild.id, name="@everyone", permissions=guild.everyone_permissions.value, position=0
     )
     bot_role = Role(
-        id=bot_role_id, name=BOT_NAME, permissions=guild.bot_permissions.value, position=1
+        id=bot_role_id,
+        name=BOT_NAME,
+        permissions=guild.bot_permissions.value,
+        position=guild.bot_role_position,
     )
     denied = guild.everyone_permissions.value & ~guild.bot_permissions.value
     model = Guild(

@@ -33,11 +33,13 @@ from .world import (
     ATTACH_FILES,
     DM_CHANNEL,
     MANAGE_MESSAGES,
+    MANAGE_ROLES,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     VIEW_CHANNEL,
     Channel,
     Guild,
+    Member,
     World,
     default_world,
     iso_now,
@@ -63,6 +65,7 @@ ALLOWED_CALLBACKS = {
     MODAL_SUBMIT: {4, 5, 6, 7},
 }
 _FOLLOWUP = re.compile(r"^/webhooks/\d+/[^/]+$")
+_MEMBER_ROLE = re.compile(r"^/guilds/(\d+)/members/(\d+)/roles/(\d+)$")
 _MESSAGE = re.compile(r"^/(webhooks/\d+/[^/]+|channels/\d+)/messages(/[^/]+)?$")
 
 T = TypeVar("T")
@@ -491,6 +494,12 @@ class DiscordApi(WebhookRoutes):
             ("GET", "/guilds/{guild_id}/members", self._get_guild_members),
             ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_guild_member),
             *self._webhook_routes(),
+            ("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", self._add_member_role),
+            (
+                "DELETE",
+                "/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+                self._remove_member_role,
+            ),
         ]
 
     # --- small helpers
@@ -1168,6 +1177,53 @@ class DiscordApi(WebhookRoutes):
         if member is None:
             raise ApiError(404, 10007, "Unknown Member")
         return 200, member.to_payload()
+
+    def _member_role(self, guild_id: str, user_id: str, role_id: str) -> tuple[Member, int]:
+        """Discord's checks before a member's role changes: the member and role exist, the bot
+        has Manage Roles, and the role is not managed and sits strictly below the bot's
+        highest role (the owner's bot excepted). Every refusal is 403 50013."""
+        guild = self._guild(guild_id)
+        member = guild.member(_snowflake(user_id, "user_id"))
+        if member is None:
+            raise ApiError(404, 10007, "Unknown Member")
+        wanted = _snowflake(role_id, "role_id")
+        role = next((r for r in guild.roles if r.id == wanted), None)
+        if role is None:
+            raise ApiError(404, 10011, "Unknown Role")
+        bot_id = self.world.bot_user.id
+        if bot_id != guild.owner_id:
+            top = guild.top_role(bot_id)
+            below = (role.position, -role.id) < (top.position, -top.id)
+            can_manage = bool(guild.base_permissions(bot_id) & MANAGE_ROLES)
+            if not can_manage or not below or role.managed or role.id == guild.id:
+                raise ApiError(403, 50013, "Missing Permissions")
+        return member, role.id
+
+    def _add_member_role(
+        self, request: RecordedRequest, guild_id: str, user_id: str, role_id: str
+    ) -> Reply:
+        member, role = self._member_role(guild_id, user_id, role_id)
+        if role not in member.roles:
+            member.roles.append(role)
+        return 204, None
+
+    def _remove_member_role(
+        self, request: RecordedRequest, guild_id: str, user_id: str, role_id: str
+    ) -> Reply:
+        member, role = self._member_role(guild_id, user_id, role_id)
+        if role in member.roles:
+            member.roles.remove(role)
+        return 204, None
+
+    def role_changes(self) -> list[tuple[str, int, int, int]]:
+        """Every member-role change Discord accepted: (PUT or DELETE, guild, user, role)."""
+        found = []
+        for request in self.requests:
+            match = _MEMBER_ROLE.match(request.path)
+            if match and request.method in ("PUT", "DELETE") and request.status == 204:
+                guild, user, role = (int(part) for part in match.groups())
+                found.append((request.method, guild, user, role))
+        return found
 
 
 def _normalise_embed(embed: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ READ_MESSAGE_HISTORY = 1 << 16
 MENTION_EVERYONE = 1 << 17
 USE_EXTERNAL_EMOJIS = 1 << 18
 CHANGE_NICKNAME = 1 << 26
+MANAGE_ROLES = 1 << 28
 USE_APPLICATION_COMMANDS = 1 << 31
 CREATE_PUBLIC_THREADS = 1 << 35
 SEND_MESSAGES_IN_THREADS = 1 << 38
@@ -129,6 +130,7 @@ class Role:
     color: int = 0
     hoist: bool = False
     mentionable: bool = False
+    managed: bool = False  # a bot's or an integration's role: only Discord assigns it
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -144,7 +146,7 @@ class Role:
                 "tertiary_color": None,
             },
             "hoist": self.hoist,
-            "managed": False,
+            "managed": self.managed,
             "mentionable": self.mentionable,
             "icon": None,
             "unicode_emoji": None,
@@ -320,6 +322,12 @@ class Guild:
             if role.id in member.roles:
                 perms |= role.permissions
         return ALL_PERMISSIONS if perms & ADMINISTRATOR else perms
+
+    def top_role(self, user_id: int) -> Role:
+        """The member's highest role (position, then the older id), as Discord ranks them."""
+        member = self.member(user_id)
+        held = [r for r in self.roles if member is not None and r.id in member.roles]
+        return max([self.everyone, *held], key=lambda role: (role.position, -role.id))
 
     def permissions_in(self, user_id: int, channel: Channel) -> int:
         """Discord's documented algorithm: base, then @everyone, role and member overwrites

@@ -1,0 +1,386 @@
+"""/watched, /unwatched, /progress, /forget-me, and the moderators' watch roles.
+
+Progress belongs to the person, not the server: the member commands work in servers and DMs.
+Every change is committed before the reply; watch roles are granted or removed right after it
+(never while the database is held), and a failure is told to the member and kept for
+``/embargo settings``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.content.models import Episode, Show
+from bot.errors import ErrorRoutedView, UserError
+from bot.messages import OutgoingMessage
+from bot.moderator_commands import (
+    attach_moderator_commands,
+    detach_moderator_commands,
+    moderator_command,
+)
+from bot.progress import (
+    NotReleasedError,
+    RoleSyncProblem,
+    WatchRole,
+    episodes_to_mark,
+    episodes_to_unmark,
+    member_progress,
+    role_changes,
+    role_setup_problems,
+    show_progress,
+)
+from bot.progress_messages import (
+    FORGET_CANCELLED,
+    FORGET_EXPIRED,
+    FORGET_TIMEOUT,
+    RoleOutcome,
+    forget_prompt_message,
+    forgotten_text,
+    not_released_text,
+    progress_pages,
+    role_outcomes_text,
+    role_setup_text,
+    too_many_watch_roles_text,
+    unknown_season_text,
+    unwatched_message,
+    watch_role_in_use_text,
+    watch_role_off_message,
+    watch_role_set_message,
+    watched_message,
+)
+from bot.storage.watch_roles import MAX_WATCH_ROLES, TooManyWatchRolesError, WatchRoleInUseError
+from bot.ui import (
+    EPISODE_HELP,
+    NO_MENTIONS,
+    ShowArg,
+    UnwatchedEpisodeArg,
+    WatchedEpisodeArg,
+    send_messages,
+    send_paged,
+)
+
+if TYPE_CHECKING:
+    from bot.client import EmbargoBot
+
+log = logging.getLogger(__name__)
+
+SeasonArg = app_commands.Range[int, 0, 999]
+THROUGH_HELP = "Also every earlier episode of the show (specials only when you name one)"
+
+
+class Progress(commands.Cog):
+    def __init__(self, bot: EmbargoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        attach_moderator_commands(self.bot.tree, self)
+
+    async def cog_unload(self) -> None:
+        detach_moderator_commands(self.bot.tree, self)
+
+    def _show_of(self, episode: Episode) -> Show:
+        show = self.bot.catalogue.shows_by_slug.get(episode.show_slug)
+        if show is None:  # an Episode always comes from a loaded show
+            raise UserError("That episode's show is no longer in the catalogue.")
+        return show
+
+    # -- /watched, /unwatched -----------------------------------------------------------------
+
+    @app_commands.command(
+        name="watched", description="Mark an episode watched: its ending unlocks for you."
+    )
+    @app_commands.describe(episode=EPISODE_HELP, through=THROUGH_HELP)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def watched(
+        self, interaction: discord.Interaction, episode: WatchedEpisodeArg, through: bool = False
+    ) -> None:
+        show = self._show_of(episode)
+        now = self.bot.clock()
+        try:
+            marking = episodes_to_mark(show.episodes, episode, through=through, now=now)
+        except NotReleasedError:
+            raise UserError(not_released_text(episode)) from None
+        user_id = interaction.user.id
+        added = await self.bot.storage.mark_watched(user_id, [e.key for e in marking], now=now)
+        watched = await self.bot.storage.watched_keys(user_id)
+        progress = show_progress(show.episodes, watched, now)
+        reply = watched_message(episode, through=through, marked=len(added), progress=progress)
+        await send_messages(interaction, [reply])
+        if added:
+            await self._after_change(interaction, [show.slug])
+
+    @app_commands.command(name="unwatched", description="Unmark an episode you marked watched.")
+    @app_commands.describe(episode=EPISODE_HELP, through=THROUGH_HELP)
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def unwatched(
+        self, interaction: discord.Interaction, episode: UnwatchedEpisodeArg, through: bool = False
+    ) -> None:
+        show = self._show_of(episode)
+        now = self.bot.clock()
+        unmarking = episodes_to_unmark(show.episodes, episode, through=through)
+        user_id = interaction.user.id
+        removed = await self.bot.storage.unmark_watched(user_id, [e.key for e in unmarking])
+        watched = await self.bot.storage.watched_keys(user_id)
+        progress = show_progress(show.episodes, watched, now)
+        reply = unwatched_message(
+            episode, through=through, unmarked=len(removed), progress=progress
+        )
+        await send_messages(interaction, [reply])
+        if removed:
+            await self._after_change(interaction, [show.slug])
+
+    # -- /progress ----------------------------------------------------------------------------
+
+    @app_commands.command(name="progress", description="How far you are in each show, privately.")
+    @app_commands.describe(show="Optional: only this show")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def progress(self, interaction: discord.Interaction, show: ShowArg | None = None) -> None:
+        watched = await self.bot.storage.watched_keys(interaction.user.id)
+        now = self.bot.clock()
+        if show is not None:
+            shows = [show_progress(show.episodes, watched, now)] if show.episodes else []
+        else:
+            catalogue = self.bot.catalogue
+            by_show = {slug: s.episodes for slug, s in catalogue.shows_by_slug.items()}
+            shows = member_progress(by_show, watched, now)
+        await send_paged(interaction, progress_pages(shows, show))
+
+    # -- /forget-me ---------------------------------------------------------------------------
+
+    @app_commands.command(
+        name="forget-me", description="Delete everything Embargo stores about you (asks first)."
+    )
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def forget_me(self, interaction: discord.Interaction) -> None:
+        expires_at = discord.utils.utcnow() + timedelta(seconds=FORGET_TIMEOUT)
+        view = ForgetView(self, interaction)
+        await send_messages(interaction, [forget_prompt_message(expires_at)], view=view)
+
+    # -- watch roles: after a member's progress changed -----------------------------------------
+
+    async def _after_change(
+        self, interaction: discord.Interaction, show_slugs: Collection[str]
+    ) -> None:
+        """Right after the commit: bring the member's watch roles in line, then tell them what
+        changed or what failed."""
+        outcomes = await self.sync_member_roles(interaction, show_slugs)
+        text = role_outcomes_text(outcomes)
+        if text is not None:
+            await send_messages(interaction, [OutgoingMessage(content=text, ephemeral=True)])
+
+    async def sync_member_roles(
+        self, interaction: discord.Interaction, show_slugs: Collection[str] | None
+    ) -> list[RoleOutcome]:
+        """Grant or remove the member's watch roles for ``show_slugs`` (None: every show): in
+        the server the interaction came from, or, from a DM, in every server with such a
+        role that the member is in."""
+        storage = self.bot.storage
+        user_id = interaction.user.id
+        targets: list[tuple[discord.Guild, discord.Member, list[WatchRole]]] = []
+        if interaction.guild is not None and isinstance(interaction.user, discord.Member):
+            settings = await storage.watch_role_settings(interaction.guild.id)
+            roles = [r for r in settings.roles if show_slugs is None or r.show_slug in show_slugs]
+            if roles:
+                targets.append((interaction.guild, interaction.user, roles))
+        elif show_slugs is not None:
+            by_guild: dict[int, list[WatchRole]] = defaultdict(list)
+            for slug in show_slugs:
+                for role in await storage.watch_roles_for_show(slug):
+                    by_guild[role.guild_id].append(role)
+            for guild_id, roles in by_guild.items():
+                guild = self.bot.get_guild(guild_id)
+                member = await _member_of(guild, user_id) if guild is not None else None
+                if guild is not None and member is not None:
+                    targets.append((guild, member, roles))
+        if not targets:
+            return []
+        watched = await storage.watched_keys(user_id)
+        outcomes: list[RoleOutcome] = []
+        for guild, member, roles in targets:
+            outcomes += await self._sync_in(guild, member, roles, watched)
+        return outcomes
+
+    async def _sync_in(
+        self,
+        guild: discord.Guild,
+        member: discord.Member,
+        roles: Sequence[WatchRole],
+        watched: Collection[str],
+    ) -> list[RoleOutcome]:
+        now = self.bot.clock()
+        shows = self.bot.catalogue.shows_by_slug
+        by_show = {r.show_slug: shows[r.show_slug].episodes for r in roles if r.show_slug in shows}
+        held = {role.id for role in member.roles}
+        changes = role_changes(roles, by_show, frozenset(watched), held, now)
+        outcomes = []
+        for role in changes.grant:
+            outcomes.append(await self._change_role(guild, member, role.role_id, grant=True))
+        for role in changes.revoke:
+            outcomes.append(await self._change_role(guild, member, role.role_id, grant=False))
+        return outcomes
+
+    async def _change_role(
+        self, guild: discord.Guild, member: discord.Member, role_id: int, *, grant: bool
+    ) -> RoleOutcome:
+        role = guild.get_role(role_id)
+        me = guild.me
+        problem: RoleSyncProblem | None = None
+        if role is None:
+            problem = RoleSyncProblem.ROLE_DELETED
+        elif not me.guild_permissions.manage_roles:
+            problem = RoleSyncProblem.MISSING_PERMISSION
+        elif role >= me.top_role:
+            problem = RoleSyncProblem.ROLE_TOO_HIGH
+        else:
+            reason = "Watch role: watched every released episode" if grant else "Watch role"
+            try:
+                if grant:
+                    await member.add_roles(role, reason=reason)
+                else:
+                    await member.remove_roles(role, reason=reason)
+            except discord.NotFound:
+                problem = RoleSyncProblem.ROLE_DELETED
+            except discord.HTTPException as error:
+                # Forbidden although our copy of the server said it would work: its
+                # permissions or role order changed since.
+                log.warning("watch role %s in %s refused: %s", role_id, guild.id, error)
+                problem = RoleSyncProblem.DISCORD_ERROR
+        if problem is not None:
+            await self.bot.storage.record_role_sync_failure(
+                guild.id, role_id, problem, now=self.bot.clock()
+            )
+        return RoleOutcome(role_id=role_id, granted=grant, problem=problem)
+
+    # -- /embargo watch-role, watch-role-off --------------------------------------------------
+    # interaction.guild is never None below: the group's check refuses DMs.
+
+    @moderator_command(
+        name="watch-role", description="Give a role to members who watched a show (or season)."
+    )
+    @app_commands.describe(
+        show="The show",
+        role="The role; Embargo's own role must be above it, with Manage Roles",
+        season="Optional: only this season (0: the specials)",
+    )
+    async def watch_role(
+        self,
+        interaction: discord.Interaction,
+        show: ShowArg,
+        role: discord.Role,
+        season: SeasonArg | None = None,
+    ) -> None:
+        guild: discord.Guild = interaction.guild  # type: ignore[assignment]
+        _check_season(show, season)
+        me = guild.me
+        problems = role_setup_problems(
+            is_everyone=role.is_default(),
+            managed=role.managed,
+            can_manage_roles=me.guild_permissions.manage_roles,
+            role_position=role.position,
+            top_role_position=me.top_role.position,
+        )
+        if problems:
+            raise UserError(role_setup_text(role.id, problems))
+        try:
+            replaced = await self.bot.storage.set_watch_role(guild.id, show.slug, season, role.id)
+        except WatchRoleInUseError as in_use:
+            title = self._title(in_use.existing.show_slug)
+            raise UserError(watch_role_in_use_text(in_use.existing, title)) from None
+        except TooManyWatchRolesError:
+            raise UserError(too_many_watch_roles_text(MAX_WATCH_ROLES)) from None
+        message = watch_role_set_message(show.title, season, role.id, replaced)
+        await send_messages(interaction, [message])
+
+    @moderator_command(name="watch-role-off", description="Stop giving a show's watch role.")
+    @app_commands.describe(show="The show", season="Optional: the season whose role to remove")
+    async def watch_role_off(
+        self, interaction: discord.Interaction, show: ShowArg, season: SeasonArg | None = None
+    ) -> None:
+        guild_id: int = interaction.guild_id  # type: ignore[assignment]
+        removed = await self.bot.storage.remove_watch_role(guild_id, show.slug, season)
+        await send_messages(interaction, [watch_role_off_message(show.title, season, removed)])
+
+    def _title(self, show_slug: str) -> str | None:
+        show = self.bot.catalogue.shows_by_slug.get(show_slug)
+        return show.title if show is not None else None
+
+
+def _check_season(show: Show, season: int | None) -> None:
+    if season is not None and all(episode.season != season for episode in show.episodes):
+        raise UserError(unknown_season_text(show, season))
+
+
+async def _member_of(guild: discord.Guild, user_id: int) -> discord.Member | None:
+    """The member from the cache, or asked of Discord (Embargo has no members intent)."""
+    member = guild.get_member(user_id)
+    if member is not None:
+        return member
+    try:
+        return await guild.fetch_member(user_id)
+    except discord.NotFound:
+        return None  # not in that server
+    except discord.HTTPException as error:
+        log.warning("could not look up member %s in %s: %s", user_id, guild.id, error)
+        return None
+
+
+class ForgetView(ErrorRoutedView):
+    """The /forget-me confirmation: Delete or Cancel, usable for ``FORGET_TIMEOUT`` seconds."""
+
+    def __init__(self, cog: Progress, origin: discord.Interaction) -> None:
+        super().__init__(timeout=FORGET_TIMEOUT)
+        self.cog = cog
+        self.origin = origin
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        # The prompt is ephemeral, so only its owner sees it; checked all the same.
+        return interaction.user.id == self.origin.user.id
+
+    @discord.ui.button(label="Delete everything", style=discord.ButtonStyle.danger)
+    async def confirm(
+        self, interaction: discord.Interaction, button: discord.ui.Button[ForgetView]
+    ) -> None:
+        self.stop()
+        forgotten = await self.cog.bot.storage.forget_member(interaction.user.id)
+        text = forgotten_text(
+            forgotten.watched_episodes, forgotten.votes, len(forgotten.vote_guild_ids)
+        )
+        await interaction.response.edit_message(
+            content=text, view=None, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+        )
+        if forgotten.watched_episodes:
+            # Nothing is watched any more: the watch roles of this server follow.
+            outcomes = await self.cog.sync_member_roles(interaction, None)
+            follow = role_outcomes_text(outcomes)
+            if follow is not None:
+                await send_messages(interaction, [OutgoingMessage(content=follow, ephemeral=True)])
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(
+        self, interaction: discord.Interaction, button: discord.ui.Button[ForgetView]
+    ) -> None:
+        self.stop()
+        await interaction.response.edit_message(
+            content=FORGET_CANCELLED, view=None, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+        )
+
+    async def on_timeout(self) -> None:
+        with contextlib.suppress(discord.HTTPException):
+            await self.origin.edit_original_response(content=FORGET_EXPIRED, view=None)
+
+
+async def setup(bot: EmbargoBot) -> None:
+    await bot.add_cog(Progress(bot))
