@@ -9,6 +9,7 @@ are built by ``bot.ranking_messages``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -126,6 +127,8 @@ class RankingAnswer:
     # episodes in range, or the critic ranked none of them).
     ranking: Ranking | None
     critic_author: str | None = None
+    # spoiler-free: released episodes in range the member hasn't watched, left out of the rows
+    hidden: int = 0
 
 
 def episodes_in_range(show: Show, season: int | None, now: datetime) -> list[Episode]:
@@ -157,8 +160,13 @@ async def rank_show(
     guild_id: int | None,
     min_votes: int,
     now: datetime,
+    watched: AbstractSet[str] | None = None,
 ) -> RankingAnswer:
-    """Answer /rankings: raises ``RankingRefused`` for a request that can't be met."""
+    """Answer /rankings: raises ``RankingRefused`` for a request that can't be met.
+
+    ``watched`` (spoiler-free): only the episodes the member marked watched get rows. Which
+    ranking is shown, and every score, are the same as for anyone else: the votes on hidden
+    episodes still count towards the show's average and the source choice."""
     if guild_id is None and requested_scope is Scope.SERVER:
         raise RankingRefused(Refusal.NO_SERVER, RankingRequest(show, season, order, Scope.SERVER))
     # Outside a server only the pooled votes exist.
@@ -183,14 +191,17 @@ async def rank_show(
         has_critic=critic is not None,
         scope=scope,
     )
+    shown = episodes if watched is None else [e for e in episodes if e.key in watched]
+    hidden = len(episodes) - len(shown)
     if choice.source is None:
-        return RankingAnswer(request, choice, None)
+        return RankingAnswer(request, choice, None, hidden=hidden)
     if choice.source is Source.CRITIC:
         if critic is None:
             raise RankingRefused(Refusal.NO_CRITIC, request)
-        return RankingAnswer(request, choice, critic_ranking(episodes, critic), critic.author)
-    ranking = community_ranking(episodes, tallies, min_votes=min_votes, prior=prior)
-    return RankingAnswer(request, choice, ranking)
+        ranking = critic_ranking(shown, critic)
+        return RankingAnswer(request, choice, ranking, critic.author, hidden=hidden)
+    ranking = community_ranking(shown, tallies, min_votes=min_votes, prior=prior)
+    return RankingAnswer(request, choice, ranking, hidden=hidden)
 
 
 def seasons_of(show: Show) -> Sequence[int]:

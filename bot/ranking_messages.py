@@ -270,8 +270,10 @@ def ranking_pages(
     titles: TitleRule,
     *,
     critic_author: str | None = None,
+    hidden: int = 0,
 ) -> Sequence[OutgoingMessage]:
-    """One public message per page of 10 rows, in the order asked for (built when read)."""
+    """One public message per page of 10 rows, in the order asked for (built when read);
+    ``hidden``: rows left out because the member hasn't watched them (spoiler-free)."""
     rows = ranking.ordered(request.order)
     title = truncate(ranking_title(request, ranking.source), EMBED_TITLE_LIMIT)
     intro = escape_inline(reason)
@@ -280,6 +282,8 @@ def ranking_pages(
     if ranking.unranked:
         left_out = "have no votes yet" if ranking.source is Source.COMMUNITY else "aren't in it"
         intro += f"\n-# {ranking.unranked} more episode(s) in range {left_out}."
+    if hidden:
+        intro += f"\n-# {hidden_text(hidden)}"
     if ranking.source is Source.COMMUNITY and ranking.prior_mean is not None:
         formula = (
             f"Weighted score = v/(v+m)·R + m/(v+m)·C, with m = {ranking.min_votes} and "
@@ -339,6 +343,13 @@ def refusal_text(refused: RankingRefused) -> str:
     return f"There's no critic ranking of {escape_inline(show.title)} yet. Try `source: community`."
 
 
+def hidden_text(hidden: int) -> str:
+    """spoiler-free: how many rows were left out for the member."""
+    if hidden == 1:
+        return "1 episode you haven't watched is hidden."
+    return f"{hidden} episodes you haven't watched are hidden."
+
+
 def no_ranking_message(answer: RankingAnswer) -> OutgoingMessage:
     """The reply when there is nothing to rank: no source at all, or no rows in range."""
     request = answer.request
@@ -351,6 +362,15 @@ def no_ranking_message(answer: RankingAnswer) -> OutgoingMessage:
     else:
         reason = "None of these episodes has a vote yet."
     season = f" season {request.season}" if request.season is not None else ""
+    if answer.hidden and answer.ranking is not None:
+        return OutgoingMessage(
+            content=(
+                f"Nothing to show for **{escape_inline(request.show.title)}**{season}: "
+                f"{hidden_text(answer.hidden)} Mark episodes with `/watched`, or leave out "
+                "`spoiler-free`."
+            ),
+            ephemeral=True,
+        )
     return OutgoingMessage(
         content=(
             f"Nothing to rank for **{escape_inline(request.show.title)}**{season} yet. "

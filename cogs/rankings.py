@@ -164,7 +164,9 @@ class Rankings(commands.Cog):
         order="best-first (default) or worst-first",
         scope="server (default): this server's votes · global: every server's votes pooled",
         chart="Also attach the ranking as a bar chart image",
+        spoiler_free="Only the episodes you've marked watched (/watched)",
     )
+    @app_commands.rename(spoiler_free="spoiler-free")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)
     @app_commands.allowed_installs(guilds=True, users=False)
     async def rankings(
@@ -176,11 +178,13 @@ class Rankings(commands.Cog):
         order: app_commands.Transform[str, OneOf(*Order)] = Order.BEST_FIRST.value,
         scope: app_commands.Transform[str, OneOf(*Scope)] | None = None,
         chart: bool = False,
+        spoiler_free: bool = False,
     ) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
         now = self.bot.clock()
         # The titles shown follow the rules where the ranking is shown, whatever its scope.
         titles = TitleRule(settings.spoilers, now)
+        watched = await self.bot.storage.watched_keys(interaction.user.id) if spoiler_free else None
         try:
             answer = await rank_show(
                 self.bot.storage,
@@ -192,6 +196,7 @@ class Rankings(commands.Cog):
                 guild_id=interaction.guild_id,
                 min_votes=settings.min_votes,
                 now=now,
+                watched=watched,
             )
         except RankingRefused as refused:
             raise UserError(refusal_text(refused)) from None
@@ -200,7 +205,14 @@ class Rankings(commands.Cog):
             await send_messages(interaction, [no_ranking_message(answer)])
             return
         reason = source_reason_text(answer.choice)
-        pages = ranking_pages(request, ranking, reason, titles, critic_author=answer.critic_author)
+        pages = ranking_pages(
+            request,
+            ranking,
+            reason,
+            titles,
+            critic_author=answer.critic_author,
+            hidden=answer.hidden,
+        )
         file = None
         if chart:
             # Pillow releases the GIL while it encodes; keep the event loop free meanwhile.

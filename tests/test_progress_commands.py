@@ -4,6 +4,7 @@ person, through discord.py's real command tree against the project's Discord sta
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -413,3 +414,38 @@ async def test_forget_me_cancel_and_expiry_delete_nothing(embargo, monkeypatch):
         pytest.fail("the confirmation never expired")
     assert stored["components"] == []
     assert await embargo.storage.watched_keys(MEMBER.id) == {FINALE}
+
+
+# -- /rankings spoiler-free ----------------------------------------------------------------------
+
+
+async def test_spoiler_free_rankings_hide_the_episodes_you_havent_watched(embargo):
+    for code in ("s07e01", "s07e02", "s07e04"):
+        await embargo.watched(f"black-mirror/{code}")
+    full = ok(await embargo.h.slash("rankings", show="black-mirror", season=7))
+    mine = ok(
+        await embargo.h.slash(
+            "rankings", show="black-mirror", season=7, options={"spoiler-free": True}
+        )
+    )
+    shown = re.findall(r"`(S\d+E\d+)`", mine.embeds[0]["description"])
+    assert sorted(shown) == ["S7E1", "S7E2", "S7E4"]
+    everything = re.findall(r"`(S\d+E\d+)`", full.embeds[0]["description"])
+    assert [code for code in everything if code in shown] == shown  # the same order
+    assert "-# 3 episodes you haven't watched are hidden." in mine.embeds[0]["description"]
+    assert "hidden" not in full.embeds[0]["description"]
+
+    nothing = ok(
+        await embargo.h.slash(
+            "rankings",
+            show="black-mirror",
+            season=7,
+            as_user=FRIEND,
+            options={"spoiler-free": True},
+        )
+    )
+    assert nothing.ephemeral
+    assert nothing.content == (
+        "Nothing to show for **Black Mirror** season 7: 6 episodes you haven't watched are "
+        "hidden. Mark episodes with `/watched`, or leave out `spoiler-free`."
+    )
