@@ -31,6 +31,7 @@ from tests.support import (
 from tests.support.reading import EPHEMERAL
 from tests.support.specs import base_bot_permissions
 
+README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
 FINALE = "black-mirror/s07e06"
 FINALE_LABEL = "Black Mirror S7E6 · USS Callister: Into Infinity"
 FINALE_RELEASE = datetime(2025, 4, 10, 7, 0, tzinfo=UTC)
@@ -160,6 +161,10 @@ async def test_through_marks_every_earlier_main_line_episode_and_no_special(emba
     )
     assert f"Black Mirror: S7E3 of S7E6, {len(expected)} of " in reply.content
     assert "Next to watch: **Black Mirror S7E4 · Plaything**." in reply.content
+    section = README[README.index("### Watch progress") :]
+    example = re.search(r"```\n(.*?)\n```", section, re.DOTALL)
+    assert example, "the README's /watched example is gone"
+    assert reply.content == example.group(1)
 
 
 async def test_unwatched_and_unwatched_through(embargo):
