@@ -66,6 +66,7 @@ async def test_new_server_defaults_and_the_readme_example_change(scenario: Scena
         "Guard ignores": "none",
         "Spoiler helpers": "none",
         "Spoiler log": "off",
+        "Watch roles": "none",
     }
     example = re.search(r"\(`(Spoiler window: .+? Saved\.)`\)", README)
     assert example, "the README's example reply is gone"

@@ -36,6 +36,7 @@ DURATION_EXAMPLES = "e.g. `7d`, `36h`, `2w`, `1d12h`, `off` (no window) or `fore
 # Every channel type discord.py offers for a channel option typed as any channel or thread.
 ANY_CHANNEL_TYPES = [0, 2, 4, 5, 10, 11, 12, 13, 15, 16]
 FINALE = "black-mirror/s07e06"
+THROUGH_HELP = "Also every earlier episode of the show (specials only when you name one)"
 
 
 def option(
@@ -157,10 +158,66 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
             max_length=6,
         ),
         option("chart", BOOLEAN, "Also attach the ranking as a bar chart image", required=False),
+        option(
+            "spoiler-free",
+            BOOLEAN,
+            "Only the episodes you've marked watched (/watched)",
+            required=False,
+        ),
         contexts=EVERYWHERE,
+    ),
+    "watched": command(
+        "Mark an episode watched: its ending unlocks for you.",
+        episode_option(),
+        option("through", BOOLEAN, THROUGH_HELP, required=False),
+        contexts=EVERYWHERE,
+    ),
+    "unwatched": command(
+        "Unmark an episode you marked watched.",
+        episode_option(),
+        option("through", BOOLEAN, THROUGH_HELP, required=False),
+        contexts=EVERYWHERE,
+    ),
+    "progress": command(
+        "How far you are in each show, privately.",
+        show_option("Optional: only this show", required=False),
+        contexts=EVERYWHERE,
+    ),
+    "forget-me": command(
+        "Delete everything Embargo stores about you (asks first).", contexts=EVERYWHERE
     ),
     "embargo": command(
         "Moderators: how this server hides spoilers (Manage Server required).",
+        # Each cog attaches its own subcommands, in the order the extensions load.
+        sub(
+            "watch-role",
+            "Give a role to members who watched a show (or season).",
+            show_option("The show"),
+            option(
+                "role", ROLE, "The role; Embargo's own role must be above it, with Manage Roles"
+            ),
+            option(
+                "season",
+                INTEGER,
+                "Optional: only this season (0: the specials)",
+                required=False,
+                min_value=0,
+                max_value=999,
+            ),
+        ),
+        sub(
+            "watch-role-off",
+            "Stop giving a show's watch role.",
+            show_option("The show"),
+            option(
+                "season",
+                INTEGER,
+                "Optional: the season whose role to remove",
+                required=False,
+                min_value=0,
+                max_value=999,
+            ),
+        ),
         sub(
             "window",
             "How long after release spoilers stay hidden.",
@@ -391,9 +448,9 @@ def readme_choices() -> dict[str, list[str]]:
 
 def readme_dm_commands() -> set[str]:
     """Commands the README says work in DMs."""
-    listed = re.search(r"^((?:`/\w+`(?:, | and )?)+) also work in DMs", README, re.MULTILINE)
+    listed = re.search(r"^((?:`/[\w-]+`(?:,\s| and )?)+) also work in DMs", README, re.MULTILINE)
     assert listed, "the README no longer says which commands work in DMs"
-    names = set(re.findall(r"`/(\w+)`", listed[1]))
+    names = set(re.findall(r"`/([\w-]+)`", listed[1]))
     if re.search(r"`global` \(every server's votes pooled; the only\s+scope in DMs\)", README):
         names.add("rankings")
     return names
