@@ -165,9 +165,11 @@ STORED_DATA = (
     "`/unvote` deletes a vote; `/myvotes` shows yours.\n"
     "- **Your watch progress:** your user id and the episodes you marked watched, with when "
     "(the same in every server and DM). `/progress` shows it; `/unwatched` removes marks.\n"
+    "- **Watch roles Embargo gave you:** the server and role, to take them back when a new "
+    "episode comes out.\n"
     "- **`/forget-me`** deletes your watch progress and your votes in every server at once.\n"
     "- **Nothing else about members:** no names, no messages (Embargo can't read them), and "
-    "your join date is only checked, never kept, and no record of who holds a watch role."
+    "your join date is only checked, never kept."
 )
 RETENTION = (
     f"Everything above is kept while Embargo is in the server. If it is removed, the server's "

@@ -348,3 +348,34 @@ def role_setup_problems(
     if role_position >= top_role_position:
         problems.append(RoleSetupProblem.ROLE_TOO_HIGH)
     return problems
+
+
+# ---- the re-check when episodes come out -----------------------------------------------------
+
+
+def next_release_after(episodes: Iterable[Episode], moment: datetime) -> datetime | None:
+    """The first release instant strictly after ``moment`` (None: nothing is still to come)."""
+    return min((e.release_at for e in episodes if e.release_at > moment), default=None)
+
+
+def released_between(
+    episodes: Iterable[Episode], since: datetime, until: datetime
+) -> list[Episode]:
+    """The episodes released in ``(since, until]``, in order."""
+    return in_order(e for e in episodes if since < e.release_at <= until)
+
+
+def roles_to_recheck(roles: Iterable[WatchRole], released: Iterable[Episode]) -> list[WatchRole]:
+    """The watch roles newly released episodes can take away: those whose scope (see
+    ``scope_episodes``) gained an episode. A release never makes anyone complete: nobody can
+    have watched it yet."""
+    new = list(released)
+
+    def gained(role: WatchRole) -> bool:
+        return any(
+            episode.show_slug == role.show_slug
+            and (not is_special(episode) if role.season is None else episode.season == role.season)
+            for episode in new
+        )
+
+    return [role for role in roles if gained(role)]

@@ -8,25 +8,26 @@ Every change is committed before the reply; watch roles are granted or removed r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import discord
+from bot.moderator_commands import (
+    attach_moderator_commands,
+    detach_moderator_commands,
+    moderator_command,
+)
 from discord import app_commands
 from discord.ext import commands
 
 from bot.content.models import Episode, Show
 from bot.errors import ErrorRoutedView, UserError
 from bot.messages import OutgoingMessage
-from bot.moderator_commands import (
-    attach_moderator_commands,
-    detach_moderator_commands,
-    moderator_command,
-)
 from bot.progress import (
     NotReleasedError,
     RoleSyncProblem,
@@ -34,8 +35,11 @@ from bot.progress import (
     episodes_to_mark,
     episodes_to_unmark,
     member_progress,
+    next_release_after,
+    released_between,
     role_changes,
     role_setup_problems,
+    roles_to_recheck,
     show_progress,
 )
 from bot.progress_messages import (
@@ -57,6 +61,7 @@ from bot.progress_messages import (
     watch_role_set_message,
     watched_message,
 )
+from bot.storage import StorageError
 from bot.storage.watch_roles import MAX_WATCH_ROLES, TooManyWatchRolesError, WatchRoleInUseError
 from bot.ui import (
     EPISODE_HELP,
@@ -74,18 +79,98 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SeasonArg = app_commands.Range[int, 0, 999]
+# The last release instant whose watch roles were checked (bot_meta), and the longest the
+# re-check sleeps, so that an episode a content reload adds is noticed within that time.
+RECHECKED_META = "watch_roles_rechecked_at"
+RECHECK_MAX_SLEEP = 6 * 3600.0
+RECHECK_RETRY = 60.0  # after a storage fault or a Discord error
 THROUGH_HELP = "Also every earlier episode of the show (specials only when you name one)"
 
 
 class Progress(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
+        self._rechecks: asyncio.Task[None]
 
     async def cog_load(self) -> None:
         attach_moderator_commands(self.bot.tree, self)
+        self._rechecks = asyncio.create_task(self._recheck_releases(), name="embargo-watch-roles")
 
     async def cog_unload(self) -> None:
         detach_moderator_commands(self.bot.tree, self)
+        self._rechecks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._rechecks
+
+    # -- watch roles: when new episodes come out ----------------------------------------------
+
+    async def _recheck_releases(self) -> None:
+        """Sleep until the next release instant, then take watch roles back from the members
+        who are no longer complete. The instant last checked is kept in the database, so
+        releases while Embargo was offline are checked when it starts (and nothing twice)."""
+        await self.bot.wait_until_ready()
+        storage = self.bot.storage
+        stored = await storage.get_meta(RECHECKED_META)
+        since = (
+            datetime.fromtimestamp(int(stored), tz=UTC) if stored is not None else self.bot.clock()
+        )
+        while True:
+            try:
+                now = self.bot.clock()
+                await self.recheck_releases(since, now)
+                since = now
+                await storage.set_meta(RECHECKED_META, str(int(now.timestamp())))
+                due = next_release_after(self.bot.catalogue.episodes, since)
+                delay = (
+                    RECHECK_MAX_SLEEP if due is None else (due - self.bot.clock()).total_seconds()
+                )
+            except StorageError as error:
+                log.warning("the watch-role re-check failed (%s); retrying later", error)
+                delay = RECHECK_RETRY
+            except Exception:
+                log.exception("the watch-role re-check failed; retrying later")
+                delay = RECHECK_RETRY
+            # A content reload can add an earlier episode: look again after RECHECK_MAX_SLEEP.
+            await asyncio.sleep(min(max(delay, 0.0), RECHECK_MAX_SLEEP))
+
+    async def recheck_releases(self, since: datetime, until: datetime) -> int:
+        """For the episodes released in ``(since, until]``: every member Embargo gave a watch
+        role whose show or season gained an episode is checked again (and loses the role
+        unless they have somehow watched it). Returns how many roles were taken back."""
+        storage = self.bot.storage
+        released = released_between(self.bot.catalogue.episodes, since, until)
+        taken = 0
+        for show_slug in dict.fromkeys(episode.show_slug for episode in released):
+            roles = await storage.watch_roles_for_show(show_slug)
+            new = [episode for episode in released if episode.show_slug == show_slug]
+            for role in roles_to_recheck(roles, new):
+                guild = self.bot.get_guild(role.guild_id)
+                if guild is None:
+                    continue  # not in that server now; checked if it comes back and changes
+                in_guild = [r for r in roles if r.guild_id == guild.id]
+                for user_id in await storage.role_holders(guild.id, role.role_id):
+                    member = await _member_of(guild, user_id)
+                    if member is None:  # left the server: the role left with them
+                        await storage.record_role_holder(
+                            guild.id, role.role_id, user_id, holds=False
+                        )
+                        continue
+                    watched = await storage.watched_keys(user_id)
+                    outcomes = await self._sync_in(guild, member, in_guild, watched)
+                    taken += sum(1 for o in outcomes if not o.granted and o.problem is None)
+        return taken
+
+    async def take_back_roles(
+        self, user_id: int, held: Sequence[tuple[int, int]]
+    ) -> list[RoleOutcome]:
+        """Remove the watch roles Embargo gave the member (``roles_held_by``), everywhere."""
+        outcomes = []
+        for guild_id, role_id in held:
+            guild = self.bot.get_guild(guild_id)
+            member = await _member_of(guild, user_id) if guild is not None else None
+            if guild is not None and member is not None and member.get_role(role_id):
+                outcomes.append(await self._change_role(guild, member, role_id, grant=False))
+        return outcomes
 
     def _show_of(self, episode: Episode) -> Show:
         show = self.bot.catalogue.shows_by_slug.get(episode.show_slug)
@@ -182,20 +267,20 @@ class Progress(commands.Cog):
             await send_messages(interaction, [OutgoingMessage(content=text, ephemeral=True)])
 
     async def sync_member_roles(
-        self, interaction: discord.Interaction, show_slugs: Collection[str] | None
+        self, interaction: discord.Interaction, show_slugs: Collection[str]
     ) -> list[RoleOutcome]:
-        """Grant or remove the member's watch roles for ``show_slugs`` (None: every show): in
-        the server the interaction came from, or, from a DM, in every server with such a
-        role that the member is in."""
+        """Grant or remove the member's watch roles for ``show_slugs``: in the server the
+        interaction came from, or, from a DM, in every server with such a role that the
+        member is in."""
         storage = self.bot.storage
         user_id = interaction.user.id
         targets: list[tuple[discord.Guild, discord.Member, list[WatchRole]]] = []
         if interaction.guild is not None and isinstance(interaction.user, discord.Member):
             settings = await storage.watch_role_settings(interaction.guild.id)
-            roles = [r for r in settings.roles if show_slugs is None or r.show_slug in show_slugs]
+            roles = [r for r in settings.roles if r.show_slug in show_slugs]
             if roles:
                 targets.append((interaction.guild, interaction.user, roles))
-        elif show_slugs is not None:
+        else:
             by_guild: dict[int, list[WatchRole]] = defaultdict(list)
             for slug in show_slugs:
                 for role in await storage.watch_roles_for_show(slug):
@@ -262,6 +347,8 @@ class Progress(commands.Cog):
             await self.bot.storage.record_role_sync_failure(
                 guild.id, role_id, problem, now=self.bot.clock()
             )
+        else:
+            await self.bot.storage.record_role_holder(guild.id, role_id, member.id, holds=grant)
         return RoleOutcome(role_id=role_id, granted=grant, problem=problem)
 
     # -- /embargo watch-role, watch-role-off --------------------------------------------------
@@ -354,16 +441,18 @@ class ForgetView(ErrorRoutedView):
         self, interaction: discord.Interaction, button: discord.ui.Button[ForgetView]
     ) -> None:
         self.stop()
-        forgotten = await self.cog.bot.storage.forget_member(interaction.user.id)
+        storage = self.cog.bot.storage
+        held = await storage.roles_held_by(interaction.user.id)
+        forgotten = await storage.forget_member(interaction.user.id)
         text = forgotten_text(
             forgotten.watched_episodes, forgotten.votes, len(forgotten.vote_guild_ids)
         )
         await interaction.response.edit_message(
             content=text, view=None, allowed_mentions=NO_MENTIONS, suppress_embeds=True
         )
-        if forgotten.watched_episodes:
-            # Nothing is watched any more: the watch roles of this server follow.
-            outcomes = await self.cog.sync_member_roles(interaction, None)
+        if held:
+            # Nothing is watched any more: the watch roles Embargo gave go, in every server.
+            outcomes = await self.cog.take_back_roles(interaction.user.id, held)
             follow = role_outcomes_text(outcomes)
             if follow is not None:
                 await send_messages(interaction, [OutgoingMessage(content=follow, ephemeral=True)])

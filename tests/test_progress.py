@@ -16,11 +16,14 @@ from bot.progress import (
     has_completed,
     in_order,
     member_progress,
+    next_release_after,
     next_to_watch,
     order_for_unwatched,
     order_for_watched,
+    released_between,
     role_changes,
     role_setup_problems,
+    roles_to_recheck,
     show_progress,
     through_episodes,
     up_next,
@@ -456,3 +459,32 @@ def test_every_setup_problem_is_named():
     ]
     assert setup_problems(is_everyone=True, role_position=0) == [RoleSetupProblem.EVERYONE]
     assert setup_problems(managed=True) == [RoleSetupProblem.MANAGED]
+
+
+# -- the re-check when episodes come out -----------------------------------------------------------
+
+
+def test_next_release_and_what_came_out_since():
+    upcoming = find(BM, 2, 4)
+    assert next_release_after(BM + SEV, NOW) == upcoming.release_at
+    assert next_release_after(BM, upcoming.release_at) is None
+    assert released_between(BM, NOW, upcoming.release_at) == [upcoming]
+    # Half-open: an episode released exactly at ``since`` was handled by the previous check.
+    assert released_between(BM, upcoming.release_at, upcoming.release_at + timedelta(days=1)) == []
+    assert codes(released_between(BM, LONG_AGO - timedelta(days=1), NOW)) == [
+        "S0E1", "S0E2", "S1E1", "S1E2", "S1E3", "S2E1", "S2E2", "S2E3",
+    ]  # fmt: skip
+
+
+def test_a_release_rechecks_the_roles_whose_scope_it_joins():
+    whole, season2, season1, specials, other = (
+        WatchRole(1, "bm", None, 10),
+        WatchRole(1, "bm", 2, 11),
+        WatchRole(1, "bm", 1, 12),
+        WatchRole(1, "bm", 0, 13),
+        WatchRole(1, "sev", None, 14),
+    )
+    roles = [whole, season2, season1, specials, other]
+    assert roles_to_recheck(roles, [find(BM, 2, 4)]) == [whole, season2]
+    assert roles_to_recheck(roles, [find(BM, 0, 1)]) == [specials]
+    assert roles_to_recheck(roles, []) == []

@@ -40,6 +40,7 @@ FRIEND = UserSpec(id=1_300_000_000_000_000_404, name="friend")
 WATCHERS = RoleSpec(id=1_300_000_000_000_000_310, name="Watched S7", position=2)
 ABOVE_EMBARGO = RoleSpec(id=1_300_000_000_000_000_311, name="Staff", position=9)
 BOT_MANAGED = RoleSpec(id=1_300_000_000_000_000_312, name="Some Bot", position=1, managed=True)
+WHOLE_SHOW = RoleSpec(id=1_300_000_000_000_000_313, name="Watched it all", position=3)
 MANAGE_ROLES = discord.Permissions(manage_roles=True)
 
 
@@ -48,7 +49,7 @@ def guild_spec(*, manage_roles: bool = True) -> GuildSpec:
     if manage_roles:
         bot |= MANAGE_ROLES
     return GuildSpec(
-        roles=(*GuildSpec().roles, WATCHERS, ABOVE_EMBARGO, BOT_MANAGED),
+        roles=(*GuildSpec().roles, WATCHERS, ABOVE_EMBARGO, BOT_MANAGED, WHOLE_SHOW),
         members=(*GuildSpec().members, FRIEND),
         bot_permissions=bot,
         bot_role_position=5,
@@ -454,3 +455,54 @@ async def test_spoiler_free_rankings_hide_the_episodes_you_havent_watched(embarg
         "Nothing to show for **Black Mirror** season 7: 6 episodes you haven't watched are "
         "hidden. Mark episodes with `/watched`, or leave out `spoiler-free`."
     )
+
+
+# -- the re-check when episodes come out, and /forget-me's roles ---------------------------------
+
+BEFORE_SEASON_7 = FINALE_RELEASE - timedelta(days=1)
+
+
+def last_released(embargo: Embargo) -> str:
+    show = embargo.h.bot.catalogue.shows_by_slug["black-mirror"]  # type: ignore[attr-defined]
+    out = [e for e in show.episodes if e.season > 0 and e.release_at <= embargo.clock.now]
+    return max(out, key=lambda e: (e.season, e.number)).key
+
+
+async def test_a_new_release_takes_the_role_back_from_members_no_longer_complete(embargo):
+    embargo.clock.now = BEFORE_SEASON_7
+    await embargo.moderator("watch-role", show="black-mirror", role=WHOLE_SHOW)
+    granted = ok(await embargo.watched(last_released(embargo), through=True))
+    assert granted.content == f"You now have <@&{WHOLE_SHOW.id}>."
+    guild = embargo.h.world.guild
+    assert await embargo.storage.role_holders(guild.id, WHOLE_SHOW.id) == [MEMBER.id]
+    cog = embargo.h.bot.get_cog("Progress")  # type: ignore[attr-defined]
+
+    # Nothing came out in between: nobody is touched.
+    assert await cog.recheck_releases(BEFORE_SEASON_7 - timedelta(days=30), BEFORE_SEASON_7) == 0
+    # Season 7 comes out: the member hasn't watched it, so the role goes.
+    embargo.clock.now = IN_THE_WINDOW
+    assert await cog.recheck_releases(BEFORE_SEASON_7, IN_THE_WINDOW) == 1
+    assert embargo.h.standin.role_changes()[-1] == ("DELETE", guild.id, MEMBER.id, WHOLE_SHOW.id)
+    assert WHOLE_SHOW.id not in guild.member(MEMBER.id).roles
+    assert await embargo.storage.role_holders(guild.id, WHOLE_SHOW.id) == []
+    # Checking the same span again changes nothing.
+    assert await cog.recheck_releases(BEFORE_SEASON_7, IN_THE_WINDOW) == 0
+    # Watching season 7 brings it back.
+    back = ok(await embargo.watched(FINALE, through=True))
+    assert back.content == f"You now have <@&{WHOLE_SHOW.id}>."
+
+
+async def test_forget_me_takes_back_the_roles_embargo_gave(embargo):
+    await embargo.moderator("watch-role", show="black-mirror", role=WATCHERS, season=7)
+    await embargo.watched(FINALE, through=True)
+    guild = embargo.h.world.guild
+    assert WATCHERS.id in guild.member(MEMBER.id).roles
+    prompt = await embargo.h.slash("forget-me")
+    done = ok(
+        await embargo.h.click(
+            button(prompt, "Delete everything")["custom_id"], message=prompt.message
+        )
+    )
+    assert done.content == f"You no longer have <@&{WATCHERS.id}>."
+    assert embargo.h.standin.role_changes()[-1] == ("DELETE", guild.id, MEMBER.id, WATCHERS.id)
+    assert await embargo.storage.roles_held_by(MEMBER.id) == []

@@ -479,3 +479,21 @@ async def test_the_migration_adds_progress_to_a_database_with_votes(tmp_path):
         assert await store.watched_keys(MEMBER) == {E1}
     finally:
         await store.close()
+
+
+# ---- who holds a watch role ------------------------------------------------------------------
+
+
+async def test_role_holders_are_recorded_and_go_with_the_member(storage):
+    await storage.record_role_holder(G1, 5, MEMBER, holds=True)
+    await storage.record_role_holder(G1, 5, MEMBER, holds=True)  # twice: one row
+    await storage.record_role_holder(G1, 5, OTHER, holds=True)
+    await storage.record_role_holder(G2, 6, MEMBER, holds=True)
+    assert await storage.role_holders(G1, 5) == [MEMBER, OTHER]
+    assert await storage.roles_held_by(MEMBER) == [(G1, 5), (G2, 6)]
+    await storage.record_role_holder(G1, 5, OTHER, holds=False)
+    assert await storage.role_holders(G1, 5) == [MEMBER]
+    await storage.forget_member(MEMBER)
+    assert await storage.roles_held_by(MEMBER) == []
+    assert await storage.role_holders(G1, 5) == []
+    assert await storage.role_holders(G2, 6) == []

@@ -56,6 +56,7 @@ SERVER_ROWS = {
     "spoiler_webhooks": (
         "INSERT INTO spoiler_webhooks VALUES (CAST(? AS BIGINT) + 9, ?, 50, 'token')"
     ),
+    "watch_role_holders": "INSERT INTO watch_role_holders VALUES (?, 46, 47)",
 }
 
 

@@ -125,12 +125,13 @@ class Storage(
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in
-        every server, with the vote totals moved back, in one transaction committed before
-        this returns."""
+        every server, with the vote totals moved back, in one transaction; then the record of
+        the watch roles Embargo gave them. Committed before this returns."""
         try:
             votes, watched = await self.forget_voter(user_id)
         finally:
             self._progress_changed(user_id)
+        await self.forget_role_holds(user_id)
         return MemberForgotten(
             watched_episodes=watched, votes=votes.votes, vote_guild_ids=votes.guild_ids
         )

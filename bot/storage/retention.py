@@ -29,6 +29,7 @@ GUILD_TABLES = (
     "member_spoiler_settings",
     "guard_ignored_channels",
     "spoiler_webhooks",
+    "watch_role_holders",
 )
 
 

@@ -202,6 +202,49 @@ class WatchRoleStore:
         finally:
             self._watch_roles_changed(guild_id)
 
+    # ---- who holds a watch role (given by Embargo) ---------------------------------------
+
+    async def record_role_holder(
+        self, guild_id: int, role_id: int, user_id: int, *, holds: bool
+    ) -> None:
+        """After Discord accepted a grant (``holds``) or a removal of a watch role."""
+        async with self.db.transaction() as conn:
+            if holds:
+                await conn.execute(
+                    "INSERT INTO watch_role_holders (guild_id, role_id, user_id) "
+                    "VALUES (?, ?, ?) ON CONFLICT (guild_id, role_id, user_id) DO NOTHING",
+                    (guild_id, role_id, user_id),
+                )
+            else:
+                await conn.execute(
+                    "DELETE FROM watch_role_holders "
+                    "WHERE guild_id = ? AND role_id = ? AND user_id = ?",
+                    (guild_id, role_id, user_id),
+                )
+
+    async def role_holders(self, guild_id: int, role_id: int) -> list[int]:
+        """The members Embargo gave the role to (and hasn't taken it back from)."""
+        rows = await self.db.read(
+            "SELECT user_id FROM watch_role_holders WHERE guild_id = ? AND role_id = ? "
+            "ORDER BY user_id",
+            (guild_id, role_id),
+        )
+        return [int(row[0]) for row in rows]
+
+    async def forget_role_holds(self, user_id: int) -> None:
+        """Forget which watch roles the member was given (``forget_member``)."""
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM watch_role_holders WHERE user_id = ?", (user_id,))
+
+    async def roles_held_by(self, user_id: int) -> list[tuple[int, int]]:
+        """(server, role) for every watch role Embargo gave the member."""
+        rows = await self.db.read(
+            "SELECT guild_id, role_id FROM watch_role_holders WHERE user_id = ? "
+            "ORDER BY guild_id, role_id",
+            (user_id,),
+        )
+        return [(int(row[0]), int(row[1])) for row in rows]
+
 
 async def _one_role(conn: Transaction, where: str, params: tuple[object, ...]) -> WatchRole | None:
     # where is one of the fixed conditions above, never member input.
