@@ -15,6 +15,7 @@ from tests.benchmarks.checks import Checks
 from tests.benchmarks.commands import COMMANDS, measure_commands
 from tests.benchmarks.content import measure_content
 from tests.benchmarks.ingest import measure_ingestion
+from tests.benchmarks.progress import PROGRESS_COMMANDS, measure_progress, progress_table
 from tests.benchmarks.workload import QUICK, generate_content, load_community
 
 SMOKE = dataclasses.replace(
@@ -96,3 +97,28 @@ def test_the_backends_benchmark_runs_on_both_backends(postgres_server):
     for name in ("SQLite, 1 process", "PostgreSQL, 1 process", "PostgreSQL, 2 processes"):
         (line,) = [line for line in lines if name in line]
         assert "lost 0; totals drift 0" in line
+
+
+async def test_the_watch_progress_benchmark_runs_and_checks_every_answer(tmp_path):
+    checks = Checks()
+    world = generate_content(tmp_path / "content", SMOKE)
+    _, database = await measure_content(world, tmp_path, SMOKE, checks)
+    community = await load_community(world, SMOKE, database, tmp_path, checks)
+    loaded, figures = await measure_progress(
+        world,
+        community.votes,
+        community.guilds,
+        database,
+        tmp_path,
+        members=300,
+        calls=SMOKE.command_calls,
+        runs=SMOKE.command_runs,
+        checks=checks,
+        seed=SMOKE.seed,
+    )
+    assert checks.ok, checks.failures
+    assert checks.made > 4 * SMOKE.command_calls  # every reply was checked
+    assert loaded.members == 300
+    assert loaded.rows > 300
+    assert set(figures) == set(PROGRESS_COMMANDS)
+    assert "watched-through" in progress_table(loaded, figures)

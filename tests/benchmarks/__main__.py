@@ -22,6 +22,7 @@ from tests.benchmarks.checks import Checks
 from tests.benchmarks.commands import measure_commands
 from tests.benchmarks.content import measure_content
 from tests.benchmarks.ingest import measure_ingestion
+from tests.benchmarks.progress import measure_progress, progress_table
 from tests.benchmarks.report import Results, table, write_json
 from tests.benchmarks.workload import FULL, QUICK, Scale, generate_content, load_community
 
@@ -99,6 +100,20 @@ async def run(scale: Scale, workdir: Path) -> tuple[Results, Checks]:
         seed=scale.seed,
         checks=checks,
     )
+    progress(f"watch progress: {scale.progress_members:,} members with progress")
+    watch_load, watch = await measure_progress(
+        world,
+        votes,
+        guilds,
+        database,
+        workdir,
+        members=scale.progress_members,
+        calls=scale.command_calls,
+        runs=scale.command_runs,
+        checks=checks,
+        seed=scale.seed,
+    )
+    print(progress_table(watch_load, watch))
     progress("done")
     return Results(
         scale=scale.describe(),

@@ -64,6 +64,7 @@ class Scale:
     long_ending_bytes: tuple[int, int] = (10_500, 14_000)
     long_ending_share: float = 0.02
     show_overrides: tuple[int, int] = (0, 8)  # per-show windows per guild (min, max)
+    progress_members: int = 200_000  # members with watch progress, besides the voters
     seed: int = 2026
 
     @property
@@ -123,6 +124,7 @@ QUICK = Scale(
     voters=200,
     votes_per_voter=25,
     ingest_runs=3,
+    progress_members=20_000,
 )
 
 
