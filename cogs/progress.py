@@ -201,8 +201,8 @@ class Progress(commands.Cog):
         progress = show_progress(show.episodes, watched, now)
         reply = watched_message(episode, through=through, marked=len(added), progress=progress)
         await send_messages(interaction, [reply])
-        if added:
-            await self._after_change(interaction, [show.slug])
+        # Even when nothing new was marked: a role that failed before is tried again.
+        await self._after_change(interaction, [show.slug])
 
     @app_commands.command(name="unwatched", description="Unmark an episode you marked watched.")
     @app_commands.describe(episode=EPISODE_HELP, through=THROUGH_HELP)
@@ -222,8 +222,7 @@ class Progress(commands.Cog):
             episode, through=through, unmarked=len(removed), progress=progress
         )
         await send_messages(interaction, [reply])
-        if removed:
-            await self._after_change(interaction, [show.slug])
+        await self._after_change(interaction, [show.slug])
 
     # -- /progress ----------------------------------------------------------------------------
 

@@ -360,6 +360,11 @@ async def test_a_role_discord_refuses_later_is_told_to_the_member_and_the_modera
     assert [r.status for r in refused] == [403]
     fields = await settings_fields(embargo)
     assert f"<@&{WATCHERS.id}>: Discord refused the change" in fields["Last watch-role problem"]
+    # Once the role is below Embargo's again, marking it again tries once more.
+    embargo.h.world.guild.role(WATCHERS.id).position = 2
+    again = ok(await embargo.watched(FINALE))
+    assert again.sent[0]["content"].startswith(f"**{FINALE_LABEL}** was already marked watched")
+    assert again.content == f"You now have <@&{WATCHERS.id}>."
 
 
 # -- /forget-me ----------------------------------------------------------------------------------
