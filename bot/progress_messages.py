@@ -22,6 +22,8 @@ from bot.progress import (
 )
 from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, truncate
 
+EMBED_FIELD_NAME_LIMIT = 256
+
 # Shows per /progress page: one embed field each.
 SHOWS_PER_PAGE = 5
 # Out-of-order episodes listed by code in one show's field before "and N more".
@@ -126,7 +128,7 @@ def _show_field(progress: ShowProgress) -> dict[str, object]:
     if progress.specials_watched:
         lines.append(f"Specials: {progress.specials_watched} of {progress.specials_released}")
     return {
-        "name": truncate(progress.show_title, 256),
+        "name": truncate(escape_inline(progress.show_title), EMBED_FIELD_NAME_LIMIT),
         "value": truncate("\n".join(lines), EMBED_FIELD_VALUE_LIMIT),
         "inline": False,
     }
