@@ -29,7 +29,7 @@ from tests.support import (
     reading,
 )
 from tests.support.reading import EPHEMERAL
-from tests.support.specs import base_bot_permissions
+from tests.support.specs import base_bot_permissions, ensure_member
 
 README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
 FINALE = "black-mirror/s07e06"
@@ -309,6 +309,25 @@ async def test_watch_role_is_granted_and_removed_with_progress(embargo):
     fields = await settings_fields(embargo)
     assert fields["Watch roles"] == f"<@&{WATCHERS.id}>: Black Mirror season 7"
     assert "Last watch-role problem" not in fields
+
+
+async def test_a_change_made_in_a_dm_brings_the_servers_roles_in_line(embargo):
+    await embargo.moderator("watch-role", show="black-mirror", role=WATCHERS, season=7)
+    guild = embargo.h.world.guild
+    done = ok(await embargo.h.slash("watched", episode=FINALE, through=True, in_dm=True))
+    assert done.content == f"You now have <@&{WATCHERS.id}>."
+    assert embargo.h.standin.role_changes() == [("PUT", guild.id, MEMBER.id, WATCHERS.id)]
+    # Someone who isn't in that server: Discord says so, and no role is touched.
+    stranger = UserSpec(id=1_300_000_000_000_000_499, name="stranger")
+    ensure_member(embargo.h.world, stranger)
+    guild.members[:] = [m for m in guild.members if m.user.id != stranger.id]
+    alone = ok(
+        await embargo.h.slash("watched", episode=FINALE, through=True, in_dm=True, as_user=stranger)
+    )
+    assert alone.content.startswith("Marked watched")
+    (looked_up,) = embargo.h.standin.find_requests("GET", f"/members/{stranger.id}$")
+    assert looked_up.status == 404
+    assert len(embargo.h.standin.role_changes()) == 1
 
 
 async def settings_fields(embargo: Embargo) -> dict[str, str]:
