@@ -125,17 +125,31 @@ class ShowProgress:
 def show_progress(
     show_episodes: Sequence[Episode], watched: AbstractSet[str], now: datetime
 ) -> ShowProgress:
-    """Where a member is in one show (``show_episodes``: all of one show's episodes)."""
+    """Where a member is in one show (``show_episodes``: all of one show's episodes).
+
+    One pass over the show in order: ``/progress`` runs it for every show a member watches."""
     if not show_episodes:
         raise ValueError("a show's progress needs its episodes")
     first = show_episodes[0]
-    line = _main_line(show_episodes)
-    released = [episode for episode in line if is_released(episode, now)]
     through: Episode | None = None
     next_up: Episode | None = None
+    latest: Episode | None = None
+    upcoming: Episode | None = None
     out_of_order: list[Episode] = []
-    for episode in released:
+    seen_count = released = specials_watched = specials_released = 0
+    for episode in in_order(show_episodes):
+        if episode.release_at > now:
+            if upcoming is None and episode.season != SPECIALS_SEASON:
+                upcoming = episode
+            continue
         seen = episode.key in watched
+        if episode.season == SPECIALS_SEASON:
+            specials_released += 1
+            specials_watched += seen
+            continue
+        released += 1
+        latest = episode
+        seen_count += seen
         if next_up is None:
             if seen:
                 through = episode
@@ -143,19 +157,18 @@ def show_progress(
                 next_up = episode
         elif seen:
             out_of_order.append(episode)
-    specials = [e for e in show_episodes if is_special(e) and is_released(e, now)]
     return ShowProgress(
         show_slug=first.show_slug,
         show_title=first.show_title,
         through=through,
         next_up=next_up,
-        latest=released[-1] if released else None,
-        upcoming=next((e for e in line if not is_released(e, now)), None),
+        latest=latest,
+        upcoming=upcoming,
         out_of_order=tuple(out_of_order),
-        watched=sum(episode.key in watched for episode in released),
-        released=len(released),
-        specials_watched=sum(episode.key in watched for episode in specials),
-        specials_released=len(specials),
+        watched=seen_count,
+        released=released,
+        specials_watched=specials_watched,
+        specials_released=specials_released,
     )
 
 
