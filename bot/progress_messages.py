@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.content.models import Episode, Show
-from bot.messages import EMBARGO_COLOUR, OutgoingMessage, episode_heading, escape_inline, timestamp
+from bot.messages import (
+    EMBARGO_COLOUR,
+    OutgoingMessage,
+    Surface,
+    episode_heading,
+    escape_inline,
+    timestamp,
+)
 from bot.progress import (
     RoleSetupProblem,
     RoleSyncFailure,
@@ -20,6 +27,7 @@ from bot.progress import (
     ShowProgress,
     WatchRole,
 )
+from bot.spoilers.policy import TitleRule
 from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, truncate
 
 EMBED_FIELD_NAME_LIMIT = 256
@@ -39,12 +47,14 @@ def _code(episode: Episode) -> str:
     return f"`{episode.short_code}`"
 
 
-def _next_line(progress: ShowProgress) -> str:
+def _next_line(
+    progress: ShowProgress, titles: TitleRule, surface: Surface = Surface.CONTENT
+) -> str:
     title = escape_inline(progress.show_title)
     if progress.released == 0:
         return f"Nothing of {title} is out yet."
     if progress.next_up is not None:
-        return f"Next to watch: {episode_heading(progress.next_up)}."
+        return f"Next to watch: {episode_heading(progress.next_up, titles, surface)}."
     upcoming = progress.upcoming
     if upcoming is None:
         return f"You're caught up with {title}."
@@ -68,16 +78,18 @@ def where_you_are(progress: ShowProgress) -> str:
 # -- /watched and /unwatched -------------------------------------------------------------------
 
 
-def not_released_text(episode: Episode) -> str:
+def not_released_text(episode: Episode, titles: TitleRule) -> str:
     release = episode.release_at
     return (
-        f"{episode_heading(episode)} isn't out yet: it's released {timestamp(release)} "
+        f"{episode_heading(episode, titles)} isn't out yet: it's released {timestamp(release)} "
         f"({timestamp(release, 'R')}). You can mark it watched then. Nothing was changed."
     )
 
 
-def _what_changed(verb: str, episode: Episode, through: bool, changed: int, already: str) -> str:
-    heading = episode_heading(episode)
+def _what_changed(
+    verb: str, episode: Episode, through: bool, changed: int, already: str, titles: TitleRule
+) -> str:
+    heading = episode_heading(episode, titles)
     if changed == 0:
         scope = f"{heading} and every episode before it" if through else heading
         return f"{scope} {already}; nothing changed."
@@ -87,39 +99,42 @@ def _what_changed(verb: str, episode: Episode, through: bool, changed: int, alre
 
 
 def watched_message(
-    episode: Episode, *, through: bool, marked: int, progress: ShowProgress
+    episode: Episode, *, through: bool, marked: int, progress: ShowProgress, titles: TitleRule
 ) -> OutgoingMessage:
     """After ``/watched``, once committed: ``marked`` episodes were newly marked."""
     already = "were already marked watched" if through else "was already marked watched"
-    first = _what_changed("Marked watched", episode, through, marked, already)
-    return _progress_reply(first, progress)
+    first = _what_changed("Marked watched", episode, through, marked, already, titles)
+    return _progress_reply(first, progress, titles)
 
 
 def unwatched_message(
-    episode: Episode, *, through: bool, unmarked: int, progress: ShowProgress
+    episode: Episode, *, through: bool, unmarked: int, progress: ShowProgress, titles: TitleRule
 ) -> OutgoingMessage:
     """After ``/unwatched``, once committed: ``unmarked`` episodes were marked before."""
     already = "weren't marked watched" if through else "wasn't marked watched"
-    first = _what_changed("No longer marked watched", episode, through, unmarked, already)
-    return _progress_reply(first, progress)
+    first = _what_changed("No longer marked watched", episode, through, unmarked, already, titles)
+    return _progress_reply(first, progress, titles)
 
 
-def _progress_reply(first: str, progress: ShowProgress) -> OutgoingMessage:
+def _progress_reply(first: str, progress: ShowProgress, titles: TitleRule) -> OutgoingMessage:
     where = (
         f"{escape_inline(progress.show_title)}: {where_you_are(progress)}, "
         f"{progress.watched} of {_episodes(progress.released)} watched."
     )
-    return OutgoingMessage(content=f"{first}\n{where} {_next_line(progress)}", ephemeral=True)
+    return OutgoingMessage(
+        content=f"{first}\n{where} {_next_line(progress, titles)}", ephemeral=True
+    )
 
 
 # -- /progress --------------------------------------------------------------------------------
 
 
-def _show_field(progress: ShowProgress) -> dict[str, object]:
+def _show_field(progress: ShowProgress, titles: TitleRule) -> dict[str, object]:
     lines = [
         f"**{where_you_are(progress)}** · {progress.watched} of "
         f"{_episodes(progress.released)} watched",
-        _next_line(progress),
+        # Embed text can't hide a spoiling title in tags: it is left out there.
+        _next_line(progress, titles, Surface.EMBED),
     ]
     if progress.out_of_order:
         listed = ", ".join(e.short_code for e in progress.out_of_order[:OUT_OF_ORDER_LISTED])
@@ -134,7 +149,9 @@ def _show_field(progress: ShowProgress) -> dict[str, object]:
     }
 
 
-def progress_pages(shows: Sequence[ShowProgress], only: Show | None) -> list[OutgoingMessage]:
+def progress_pages(
+    shows: Sequence[ShowProgress], only: Show | None, titles: TitleRule
+) -> list[OutgoingMessage]:
     """One ephemeral page per ``SHOWS_PER_PAGE`` shows, by title."""
     if not shows or (only is not None and not (shows[0].watched or shows[0].specials_watched)):
         where = f"any {escape_inline(only.title)} episode" if only is not None else "anything"
@@ -151,7 +168,7 @@ def progress_pages(shows: Sequence[ShowProgress], only: Show | None) -> list[Out
         embed = {
             "title": "Your watch progress",
             "color": EMBARGO_COLOUR,
-            "fields": [_show_field(progress) for progress in chunk],
+            "fields": [_show_field(progress, titles) for progress in chunk],
             "footer": {
                 "text": f"Page {number + 1} of {total} · {len(shows)} show(s) · only you see "
                 "this · /watched and /unwatched change it"

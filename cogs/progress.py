@@ -71,6 +71,7 @@ from bot.ui import (
     WatchedEpisodeArg,
     send_messages,
     send_paged,
+    titles_here,
 )
 
 if TYPE_CHECKING:
@@ -194,12 +195,16 @@ class Progress(commands.Cog):
         try:
             marking = episodes_to_mark(show.episodes, episode, through=through, now=now)
         except NotReleasedError:
-            raise UserError(not_released_text(episode)) from None
+            titles = await titles_here(self.bot, interaction.guild_id)
+            raise UserError(not_released_text(episode, titles)) from None
         user_id = interaction.user.id
         added = await self.bot.storage.mark_watched(user_id, [e.key for e in marking], now=now)
         watched = await self.bot.storage.watched_keys(user_id)
         progress = show_progress(show.episodes, watched, now)
-        reply = watched_message(episode, through=through, marked=len(added), progress=progress)
+        titles = await titles_here(self.bot, interaction.guild_id)
+        reply = watched_message(
+            episode, through=through, marked=len(added), progress=progress, titles=titles
+        )
         await send_messages(interaction, [reply])
         # Even when nothing new was marked: a role that failed before is tried again.
         await self._after_change(interaction, [show.slug])
@@ -218,8 +223,9 @@ class Progress(commands.Cog):
         removed = await self.bot.storage.unmark_watched(user_id, [e.key for e in unmarking])
         watched = await self.bot.storage.watched_keys(user_id)
         progress = show_progress(show.episodes, watched, now)
+        titles = await titles_here(self.bot, interaction.guild_id)
         reply = unwatched_message(
-            episode, through=through, unmarked=len(removed), progress=progress
+            episode, through=through, unmarked=len(removed), progress=progress, titles=titles
         )
         await send_messages(interaction, [reply])
         await self._after_change(interaction, [show.slug])
@@ -239,7 +245,8 @@ class Progress(commands.Cog):
             catalogue = self.bot.catalogue
             by_show = {slug: s.episodes for slug, s in catalogue.shows_by_slug.items()}
             shows = member_progress(by_show, watched, now)
-        await send_paged(interaction, progress_pages(shows, show))
+        titles = await titles_here(self.bot, interaction.guild_id)
+        await send_paged(interaction, progress_pages(shows, show, titles))
 
     # -- /forget-me ---------------------------------------------------------------------------
 

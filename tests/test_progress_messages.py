@@ -13,8 +13,10 @@ from bot.progress_messages import (
     role_setup_text,
     watched_message,
 )
+from bot.spoilers.policy import SpoilerSettings, TitleRule
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
+TITLES = TitleRule(SpoilerSettings(), NOW)
 TITLE = "||Spoiler|| *Show* @everyone <@1>"
 
 
@@ -28,11 +30,11 @@ def episodes(count: int, title: str = TITLE) -> list[Episode]:
 def test_titles_from_content_files_are_escaped_everywhere():
     show = episodes(3)
     progress = show_progress(show, {show[0].key}, NOW)
-    reply = watched_message(show[0], through=False, marked=1, progress=progress)
+    reply = watched_message(show[0], through=False, marked=1, progress=progress, titles=TITLES)
     assert "||Spoiler||" not in reply.content
     assert r"\|\|Spoiler\|\|" in reply.content
     assert "<@1>" not in reply.content
-    (page,) = progress_pages([progress], None)
+    (page,) = progress_pages([progress], None, TITLES)
     (field,) = page.embeds[0]["fields"]
     assert field["name"] == r"\|\|Spoiler\|\| \*Show\* \@everyone \<\@1\>"
 
@@ -40,7 +42,7 @@ def test_titles_from_content_files_are_escaped_everywhere():
 def test_a_long_out_of_order_list_is_cut_short():
     show = episodes(40, "Long")
     watched = {e.key for e in show[5:]}  # E1-E5 skipped: 35 marked out of order
-    (page,) = progress_pages([show_progress(show, watched, NOW)], None)
+    (page,) = progress_pages([show_progress(show, watched, NOW)], None, TITLES)
     value = page.embeds[0]["fields"][0]["value"]
     assert f"and {35 - OUT_OF_ORDER_LISTED} more" in value
     assert "**not started, S1E40 is out** · 35 of 40 episodes watched" not in value
