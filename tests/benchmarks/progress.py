@@ -27,6 +27,7 @@ from tests.benchmarks.commands import (
     CommandFigures,
     _Call,
     _hidden_text,
+    _label,
     _percentile,
     _text,
     command_bench,
@@ -96,7 +97,7 @@ class ProgressCalls:
     def _watched_through(self, index: int) -> _Call:
         episode = self.through_last
         count = len(self.through_show.episodes)
-        expected = f"Marked watched: {count} episodes, up to **{episode.label}**. Saved."
+        expected = f"Marked watched: {count} episodes, up to **{_label(episode)}**. Saved."
 
         def check(sent: list[dict[str, Any]]) -> str | None:
             if len(sent) != 1 or not sent[0].get("flags", 0) & EPHEMERAL:
