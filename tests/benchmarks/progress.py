@@ -81,6 +81,7 @@ class ProgressCalls:
         self.through_last = max(self.through_show.episodes, key=lambda e: (e.season, e.number))
         self.fresh = itertools.count(FRESH_MEMBER_BASE)
         self.shows_watched = 0
+        self.ending_keys: list[str] = []  # long endings in the bench member's shows
 
     def _payload(self, template: str, options: list[dict[str, Any]], user_id: int) -> dict:
         payload = self.bench._payload(template, options)
@@ -123,7 +124,7 @@ class ProgressCalls:
         return _Call("progress", self._payload("progress", [], self.member_id), check)
 
     def _ending_watcher(self, index: int) -> _Call:
-        keys = self.bench.ending_keys
+        keys = self.ending_keys
         key = keys[index % len(keys)]
         ending = " ".join(self.bench.world.endings[key].split())
 
@@ -164,19 +165,25 @@ async def _prepare(bench: CommandBench, calls: ProgressCalls, member_id: int) ->
     (the ending episodes among them) through the storage."""
     h = bench.harness
     storage = h.bot.storage  # type: ignore[attr-defined]
-    shows = sorted(bench.world.shows, key=lambda s: s.slug)[:BENCH_MEMBER_SHOWS]
+    # The 40 shows with the most long endings, so the watcher's /ending calls stay inside them.
+    endings: dict[str, list[str]] = {}
+    for key in bench.ending_keys:
+        endings.setdefault(key.split("/")[0], []).append(key)
+    shows = sorted(bench.world.shows, key=lambda s: (-len(endings.get(s.slug, [])), s.slug))
+    shows = shows[:BENCH_MEMBER_SHOWS]
     per_show = max(1, BENCH_MEMBER_WATCHED // len(shows))
-    keys = [
-        e.key
-        for show in shows
-        for e in sorted(show.episodes, key=lambda e: (e.season, e.number))[:per_show]
-        if e.release_at <= NOW
-    ]
-    keys = list(dict.fromkeys([*keys, *bench.ending_keys]))
+    keys: list[str] = []
+    for show in shows:
+        own = endings.get(show.slug, [])[:per_show]
+        ordered = sorted(show.episodes, key=lambda e: (e.season, e.number))
+        first = [e.key for e in ordered if e.release_at <= NOW and e.key not in own]
+        keys += own + first[: per_show - len(own)]
+    calls.ending_keys = [key for show in shows for key in endings.get(show.slug, [])]
     await storage.mark_watched(member_id, keys, now=NOW)
     watched = await storage.watched_keys(member_id)
     calls.shows_watched = len({key.split("/")[0] for key in watched})
     bench.checks.expect(watched == set(keys), "the bench member's progress was not stored")
+    bench.checks.expect(bool(calls.ending_keys), "no long ending among the bench member's shows")
     episode = calls.through_last
     templates = {
         "watched": await h.slash("watched", episode=episode.key, through=True),
