@@ -17,11 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import discord
-from bot.moderator_commands import (
-    attach_moderator_commands,
-    detach_moderator_commands,
-    moderator_command,
-)
 from discord import app_commands
 from discord.ext import commands
 
@@ -69,6 +64,8 @@ from bot.ui import (
     ShowArg,
     UnwatchedEpisodeArg,
     WatchedEpisodeArg,
+    attach_moderator_commands,
+    detach_moderator_commands,
     send_messages,
     send_paged,
     titles_here,
@@ -92,13 +89,26 @@ class Progress(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
         self._rechecks: asyncio.Task[None]
+        # Subcommands of the one /embargo group (cogs/spoilers.py owns it).
+        self.settings_commands = [
+            app_commands.Command(
+                name="watch-role",
+                description="Give a role to members who watched a show (or season).",
+                callback=self.watch_role,
+            ),
+            app_commands.Command(
+                name="watch-role-off",
+                description="Stop giving a show's watch role.",
+                callback=self.watch_role_off,
+            ),
+        ]
 
     async def cog_load(self) -> None:
-        attach_moderator_commands(self.bot.tree, self)
+        attach_moderator_commands(self.bot.tree, self.settings_commands)
         self._rechecks = asyncio.create_task(self._recheck_releases(), name="embargo-watch-roles")
 
     async def cog_unload(self) -> None:
-        detach_moderator_commands(self.bot.tree, self)
+        detach_moderator_commands(self.bot.tree, self.settings_commands)
         self._rechecks.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._rechecks
@@ -360,9 +370,6 @@ class Progress(commands.Cog):
     # -- /embargo watch-role, watch-role-off --------------------------------------------------
     # interaction.guild is never None below: the group's check refuses DMs.
 
-    @moderator_command(
-        name="watch-role", description="Give a role to members who watched a show (or season)."
-    )
     @app_commands.describe(
         show="The show",
         role="The role; Embargo's own role must be above it, with Manage Roles",
@@ -397,7 +404,6 @@ class Progress(commands.Cog):
         message = watch_role_set_message(show.title, season, role.id, replaced)
         await send_messages(interaction, [message])
 
-    @moderator_command(name="watch-role-off", description="Stop giving a show's watch role.")
     @app_commands.describe(show="The show", season="Optional: the season whose role to remove")
     async def watch_role_off(
         self, interaction: discord.Interaction, show: ShowArg, season: SeasonArg | None = None
