@@ -77,6 +77,7 @@ async def fill(storage: Storage, content: Path) -> None:
     await storage.mark_watched(5, [EPISODE], now=NOW)
     await storage.set_watch_role(1, "black-mirror", None, 900)
     await storage.record_role_sync_failure(1, 900, RoleSyncProblem.DISCORD_ERROR, now=NOW)
+    await storage.record_role_holder(1, 900, 5, holds=True)
     await storage.set_announce(1, 10, None, now=NOW)
     await storage.set_announce(1, 11, 12, show_slug="black-mirror", now=NOW)
     key = PostKey(1, EPISODE, PostKind.RELEASE)

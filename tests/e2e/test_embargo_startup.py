@@ -188,36 +188,6 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
     ),
     "embargo": command(
         "Moderators: how this server hides spoilers (Manage Server required).",
-        # Each cog attaches its own subcommands, in the order the extensions load.
-        sub(
-            "watch-role",
-            "Give a role to members who watched a show (or season).",
-            show_option("The show"),
-            option(
-                "role", ROLE, "The role; Embargo's own role must be above it, with Manage Roles"
-            ),
-            option(
-                "season",
-                INTEGER,
-                "Optional: only this season (0: the specials)",
-                required=False,
-                min_value=0,
-                max_value=999,
-            ),
-        ),
-        sub(
-            "watch-role-off",
-            "Stop giving a show's watch role.",
-            show_option("The show"),
-            option(
-                "season",
-                INTEGER,
-                "Optional: the season whose role to remove",
-                required=False,
-                min_value=0,
-                max_value=999,
-            ),
-        ),
         sub(
             "window",
             "How long after release spoilers stay hidden.",
@@ -348,6 +318,36 @@ EXPECTED_TREE: dict[str, dict[str, Any]] = {
                 CHANNEL,
                 "The channel (or category) the guard watches again",
                 channel_types=ANY_CHANNEL_TYPES,
+            ),
+        ),
+        # cogs/progress.py attaches these (extensions load by name after cogs/spoilers.py).
+        sub(
+            "watch-role",
+            "Give a role to members who watched a show (or season).",
+            show_option("The show"),
+            option(
+                "role", ROLE, "The role; Embargo's own role must be above it, with Manage Roles"
+            ),
+            option(
+                "season",
+                INTEGER,
+                "Optional: only this season (0: the specials)",
+                required=False,
+                min_value=0,
+                max_value=999,
+            ),
+        ),
+        sub(
+            "watch-role-off",
+            "Stop giving a show's watch role.",
+            show_option("The show"),
+            option(
+                "season",
+                INTEGER,
+                "Optional: the season whose role to remove",
+                required=False,
+                min_value=0,
+                max_value=999,
             ),
         ),
         contexts=SERVERS,
