@@ -465,12 +465,11 @@ def _message_lines(number: int, message: OutgoingMessage) -> str:
     for embed in message.embeds:
         lines.append(f"[embed] {embed.get('title', '')}")
         if embed.get("description"):
-            lines.append(str(embed["description"]))
-        for field in embed.get("fields", []):  # type: ignore[attr-defined]
+            lines.append(embed["description"])
+        for field in embed.get("fields", []):
             lines.append(f"[field] {field['name']}: {field['value']}")
-        footer = embed.get("footer")
-        if isinstance(footer, dict):
-            lines.append(f"[footer] {footer.get('text', '')}")
+        if "footer" in embed:
+            lines.append(f"[footer] {embed['footer']['text']}")
     return "\n".join(lines)
 
 

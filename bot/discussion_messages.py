@@ -28,6 +28,8 @@ from bot.messages import (
     EMBARGO_COLOUR,
     PERMISSION_NAMES,
     TITLE_LIMIT,
+    EmbedData,
+    EmbedField,
     OutgoingMessage,
     Surface,
     episode_title,
@@ -223,7 +225,7 @@ def upcoming_pages(
             description = "\n\n".join(_upcoming_row(row, now, where) for row in chunk)
         else:
             description = f"No upcoming releases of {subject} are known yet."
-        embed: dict[str, object] = {
+        embed: EmbedData = {
             "title": title,
             "description": description,
             "color": EMBARGO_COLOUR,
@@ -259,7 +261,7 @@ def announce_field(
     announce: AnnounceSettings,
     show_titles: Mapping[str, str],
     last: tuple[PostKey, LedgerEntry] | None = None,
-) -> dict[str, object]:
+) -> EmbedField:
     """The announce settings as an embed field, with why the last post failed if it did."""
     lines = [f"Default: {describe_announce_target(announce.default)}"]
     for slug, target in sorted(announce.shows.items()):

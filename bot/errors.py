@@ -86,16 +86,16 @@ async def report_error(interaction: discord.Interaction[Any], error: Exception) 
             log.error("unhandled error in %s", command, exc_info=error)
             message = GENERIC_FAILURE
     # Error text may echo what the user typed: no pings, no link previews.
-    options = {
-        "ephemeral": True,
-        "allowed_mentions": discord.AllowedMentions.none(),
-        "suppress_embeds": True,
-    }
+    no_mentions = discord.AllowedMentions.none()
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(message, **options)  # type: ignore[arg-type]
+            await interaction.followup.send(
+                message, ephemeral=True, allowed_mentions=no_mentions, suppress_embeds=True
+            )
         else:
-            await interaction.response.send_message(message, **options)  # type: ignore[arg-type]
+            await interaction.response.send_message(
+                message, ephemeral=True, allowed_mentions=no_mentions, suppress_embeds=True
+            )
     except discord.HTTPException:
         log.warning("could not deliver an error message for interaction %s", interaction.id)
 
@@ -145,7 +145,10 @@ class ErrorRoutedView(discord.ui.View):
 class ErrorRoutedModal(discord.ui.Modal):
     """The base of every Embargo modal: an error on submit reaches the member."""
 
-    async def on_error(self, interaction: discord.Interaction[Any], error: Exception) -> None:
+    # discord.py's own Modal.on_error drops BaseView's ``item`` argument; this matches Modal.
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
         await report_error(interaction, error)
 
 

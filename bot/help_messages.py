@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.messages import EMBARGO_COLOUR, OutgoingMessage, escape_inline
+from bot.messages import EMBARGO_COLOUR, EmbedData, EmbedField, OutgoingMessage, escape_inline
 from bot.retention import RETENTION_DAYS
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings
@@ -97,9 +97,9 @@ def _command_line(command: CommandHelp) -> str:
     return f"`{command.usage}`: {command.description}"
 
 
-def _packed_fields(name: str, lines: Sequence[str]) -> list[dict[str, object]]:
+def _packed_fields(name: str, lines: Sequence[str]) -> list[EmbedField]:
     """``lines`` as few fields as fit Discord's field limit, a line never split across two."""
-    fields: list[dict[str, object]] = []
+    fields: list[EmbedField] = []
     current: list[str] = []
     size = 0
     for line in lines:
@@ -114,13 +114,14 @@ def _packed_fields(name: str, lines: Sequence[str]) -> list[dict[str, object]]:
     return fields
 
 
-def _fitted(embed: dict[str, object], fields: list[dict[str, object]]) -> dict[str, object]:
+def _fitted(embed: EmbedData, fields: list[EmbedField]) -> EmbedData:
     """Keep fields in order while the embed stays within Discord's total and count limits."""
-    used = sum(len(str(embed.get(key, ""))) for key in ("title", "description"))
-    used += len(str(embed.get("footer", {}).get("text", "")))  # type: ignore[union-attr]
+    used = len(embed.get("title", "")) + len(embed.get("description", ""))
+    if "footer" in embed:
+        used += len(embed["footer"]["text"])
     kept = []
     for field in fields[:EMBED_FIELD_COUNT_LIMIT]:
-        size = len(str(field["name"])) + len(str(field["value"]))
+        size = len(field["name"]) + len(field["value"])
         if used + size > EMBED_TOTAL_LIMIT:
             break
         used += size
@@ -147,7 +148,7 @@ def help_message(
         )
     where = "Spoiler rules in this server" if in_guild else "Spoiler rules in DMs (the defaults)"
     fields += _packed_fields(where, spoiler_rule_lines(spoilers, show_titles, in_guild=in_guild))
-    embed: dict[str, object] = {
+    embed: EmbedData = {
         "title": "Embargo help",
         "description": truncate(WHAT_EMBARGO_DOES, EMBED_DESCRIPTION_LIMIT),
         "color": EMBARGO_COLOUR,
@@ -184,7 +185,7 @@ def about_message(*, version: str, source_url: str | None) -> OutgoingMessage:
         if source_url
         else "not published by the people who run this bot (they can set `SOURCE_URL`)"
     )
-    embed: dict[str, object] = {
+    embed: EmbedData = {
         "title": "About Embargo",
         "description": truncate(
             f"Embargo **{version}**: spoiler-safe TV episode discussion.\nSource: {source}",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import TypedDict
 
 from bot.content.models import Episode, Review, Show
 from bot.guild_settings import GuildSettings
@@ -40,10 +41,31 @@ ECHO_LIMIT = 100
 TITLE_LIMIT = 200
 
 
+class EmbedField(TypedDict):
+    name: str
+    value: str
+    inline: bool
+
+
+class EmbedFooter(TypedDict):
+    text: str
+
+
+class EmbedData(TypedDict, total=False):
+    """An embed as Discord's JSON has it (what ``discord.Embed.from_dict`` reads): the parts
+    Embargo uses."""
+
+    title: str
+    description: str
+    color: int
+    fields: list[EmbedField]
+    footer: EmbedFooter
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     content: str | None = None
-    embeds: tuple[dict[str, object], ...] = ()
+    embeds: tuple[EmbedData, ...] = ()
     ephemeral: bool = False
 
     @property
@@ -136,7 +158,7 @@ def review_message(episode: Episode, review: Review | None, titles: TitleRule) -
             ),
             ephemeral=True,
         )
-    fields: list[dict[str, object]] = [
+    fields: list[EmbedField] = [
         {"name": "Rating", "value": f"{stars(review.rating)} {review.rating:g}/5", "inline": True},
         {"name": "Released", "value": released, "inline": True},
         {
@@ -149,9 +171,9 @@ def review_message(episode: Episode, review: Review | None, titles: TitleRule) -
         f"Review by {review.author} · {review.published.isoformat()}", EMBED_FOOTER_LIMIT
     )
     title = _plain_title(episode, titles)
-    used = len(title) + len(footer) + sum(len(f["name"]) + len(f["value"]) for f in fields)  # type: ignore[arg-type]
+    used = len(title) + len(footer) + sum(len(f["name"]) + len(f["value"]) for f in fields)
     budget = min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT - used)
-    embed: dict[str, object] = {
+    embed: EmbedData = {
         "title": title,
         "description": truncate(review.body, budget),
         "color": EMBARGO_COLOUR,
@@ -236,9 +258,7 @@ def _describe_window(window: SpoilerWindow) -> str:
     return f"**{window.describe()}** after release"
 
 
-def _settings_fields(
-    spoilers: SpoilerSettings, show_titles: dict[str, str]
-) -> list[dict[str, object]]:
+def _settings_fields(spoilers: SpoilerSettings, show_titles: dict[str, str]) -> list[EmbedField]:
     overrides = [
         f"{escape_inline(show_titles.get(slug, slug))}: {window.describe()}"
         for slug, window in spoilers.show_windows
@@ -275,7 +295,7 @@ def spoiler_rules_message(
     if episode is not None and decision is not None:
         heading = episode_heading(episode, titles, Surface.EMBED)
         description = f"{heading}: {_episode_status(decision)}\n\n{description}"
-    embed = {
+    embed: EmbedData = {
         "title": "Spoiler rules",
         "description": description,
         "color": EMBARGO_COLOUR,
@@ -318,7 +338,7 @@ def settings_message(
         }
     )
     fields += extra_fields
-    embed = {
+    embed: EmbedData = {
         "title": "Embargo settings",
         "description": "Change these with `/embargo …` (Manage Server required).",
         "color": EMBARGO_COLOUR,

@@ -14,6 +14,7 @@ from typing import NamedTuple, overload
 from bot.content.models import Episode, Show
 from bot.messages import (
     EMBARGO_COLOUR,
+    EmbedData,
     OutgoingMessage,
     Surface,
     episode_heading,
@@ -189,7 +190,7 @@ def my_votes_pages(
         rows = [
             _vote_row(vote, with_show=show is None, titles=titles) for vote in page(votes, number)
         ]
-        embed = {
+        embed: EmbedData = {
             "title": truncate(f"{subject} in this server", EMBED_TITLE_LIMIT),
             "description": "\n".join(rows),
             "color": EMBARGO_COLOUR,
@@ -296,7 +297,7 @@ def ranking_pages(
 
     def build(number: int) -> OutgoingMessage:
         lines = [_ranking_row(row, titles) for row in page(rows, number)]
-        embed = {
+        embed: EmbedData = {
             "title": title,
             "description": intro + "\n\n" + "\n".join(lines),
             "color": EMBARGO_COLOUR,

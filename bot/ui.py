@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
+from discord.utils import MISSING
 
 from bot.content.models import Episode, Show
 from bot.errors import ErrorRoutedView, UserError
 from bot.help_messages import CommandHelp, CommandOption
-from bot.lookup import MAX_CHOICES, Catalogue
+from bot.lookup import MAX_CHOICES
 from bot.messages import (
     OutgoingMessage,
     Surface,
@@ -50,21 +51,28 @@ async def send_messages(
     require_permissions(interaction, messages)
     followup: discord.Webhook | None = None
     for index, message in enumerate(messages):
-        kwargs: dict[str, object] = {
-            "content": message.content,
-            "embeds": _embeds(message),
-            "ephemeral": message.ephemeral,
-            "allowed_mentions": NO_MENTIONS,
-            "suppress_embeds": message.suppress_embeds,
-        }
-        if view is not None and index == 0:
-            kwargs["view"] = view
+        # MISSING is discord.py's "not given": the request leaves that part out.
+        attached = view if view is not None and index == 0 else MISSING
         if interaction.response.is_done():
             if followup is None:  # the property builds a new Webhook on every read
                 followup = interaction.followup
-            await followup.send(**kwargs)  # type: ignore[arg-type]
+            await followup.send(
+                message.content if message.content is not None else MISSING,
+                embeds=_embeds(message),
+                ephemeral=message.ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=message.suppress_embeds,
+                view=attached,
+            )
         else:
-            await interaction.response.send_message(**kwargs)  # type: ignore[arg-type]
+            await interaction.response.send_message(
+                message.content,
+                embeds=_embeds(message),
+                ephemeral=message.ephemeral,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=message.suppress_embeds,
+                view=attached,
+            )
 
 
 def require_permissions(
@@ -169,16 +177,14 @@ async def send_paged(
     if file is None:
         await send_messages(interaction, [first], view=view)
         return
-    kwargs: dict[str, Any] = {
-        "content": first.content,
-        "embeds": _embeds(first),
-        "ephemeral": first.ephemeral,
-        "allowed_mentions": NO_MENTIONS,
-        "file": file,
-    }
-    if view is not None:
-        kwargs["view"] = view
-    await interaction.response.send_message(**kwargs)
+    await interaction.response.send_message(
+        first.content,
+        embeds=_embeds(first),
+        ephemeral=first.ephemeral,
+        allowed_mentions=NO_MENTIONS,
+        file=file,
+        view=view if view is not None else MISSING,
+    )
 
 
 def channel_ids(interaction: discord.Interaction) -> frozenset[int]:
@@ -291,19 +297,11 @@ DURATION_MAX_LENGTH = 40
 EPISODE_HELP = "Title or code, e.g. “into infinity”, “s7e6” or “bm s07e06”"
 
 
-def _bot(interaction: discord.Interaction) -> EmbargoBot:
-    return interaction.client  # type: ignore[return-value]
-
-
-def _catalogue(interaction: discord.Interaction) -> Catalogue:
-    return _bot(interaction).catalogue
-
-
 def _choice_name(text: str) -> str:
     return text if len(text) <= CHOICE_NAME_LIMIT else text[: CHOICE_NAME_LIMIT - 1] + "…"
 
 
-class Text(app_commands.Transformer):
+class Text(app_commands.Transformer["EmbargoBot"]):
     """A free-text option with a maximum length declared to Discord and enforced here."""
 
     def __init__(self, max_length: int, what: str) -> None:
@@ -324,7 +322,7 @@ class Text(app_commands.Transformer):
             raise UserError(too_long_text(self.what, self.max_length, len(value)))
         return value
 
-    async def transform(self, interaction: discord.Interaction, value: str, /) -> Any:
+    async def transform(self, interaction: discord.Interaction[EmbargoBot], value: str, /) -> Any:
         return self.bounded(value)
 
 
@@ -335,35 +333,38 @@ class EpisodeOption(Text):
     def __init__(self) -> None:
         super().__init__(EPISODE_MAX_LENGTH, "an episode")
 
-    async def transform(self, interaction: discord.Interaction, value: str, /) -> Episode:
-        catalogue = _catalogue(interaction)
+    async def transform(
+        self, interaction: discord.Interaction[EmbargoBot], value: str, /
+    ) -> Episode:
+        catalogue = interaction.client.catalogue
         text = self.bounded(value)
-        titles = await titles_here(_bot(interaction), interaction.guild_id)
+        titles = await titles_here(interaction.client, interaction.guild_id)
         episode = catalogue.resolve(text, titles=titles)
         if episode is None:
             suggestions = catalogue.suggest(text, titles=titles)
             raise UserError(unknown_episode_text(text, suggestions, titles))
         return episode
 
-    async def autocomplete(  # type: ignore[override]
-        self, interaction: discord.Interaction, value: str, /
-    ) -> list[app_commands.Choice[str]]:
-        if len(value) > self.max_length:
+    async def autocomplete(
+        self, interaction: discord.Interaction[EmbargoBot], value: int | float | str, /
+    ) -> list[app_commands.Choice[int | float | str]]:
+        text = str(value)  # always a string: the option's type is string
+        if len(text) > self.max_length:
             return []
-        titles = await titles_here(_bot(interaction), interaction.guild_id)
+        titles = await titles_here(interaction.client, interaction.guild_id)
         # Choice names can't render spoiler tags: a hidden title is left out of them.
         return [
             app_commands.Choice(
                 name=_choice_name(episode_label(episode, titles, Surface.PLAIN)), value=episode.key
             )
-            for episode in (await self.offered(interaction, value, titles))[:MAX_CHOICES]
+            for episode in (await self.offered(interaction, text, titles))[:MAX_CHOICES]
         ]
 
     async def offered(
-        self, interaction: discord.Interaction, value: str, titles: TitleRule
+        self, interaction: discord.Interaction[EmbargoBot], value: str, titles: TitleRule
     ) -> list[Episode]:
         """The episodes autocomplete offers for ``value``, best first."""
-        return _catalogue(interaction).search(value, limit=MAX_CHOICES, titles=titles)
+        return interaction.client.catalogue.search(value, limit=MAX_CHOICES, titles=titles)
 
 
 # How many matches /watched and /unwatched reorder before offering the first 25: enough for
@@ -376,9 +377,9 @@ class WatchedEpisodeOption(EpisodeOption):
     released ones, then watched ones, then unreleased ones (which can't be marked yet)."""
 
     async def offered(
-        self, interaction: discord.Interaction, value: str, titles: TitleRule
+        self, interaction: discord.Interaction[EmbargoBot], value: str, titles: TitleRule
     ) -> list[Episode]:
-        bot = _bot(interaction)
+        bot = interaction.client
         catalogue = bot.catalogue
         now = bot.clock()
         watched = await bot.storage.watched_keys(interaction.user.id)
@@ -394,9 +395,9 @@ class UnwatchedEpisodeOption(EpisodeOption):
     """``/unwatched``: episodes the member marked watched first."""
 
     async def offered(
-        self, interaction: discord.Interaction, value: str, titles: TitleRule
+        self, interaction: discord.Interaction[EmbargoBot], value: str, titles: TitleRule
     ) -> list[Episode]:
-        bot = _bot(interaction)
+        bot = interaction.client
         watched = await bot.storage.watched_keys(interaction.user.id)
         candidates = bot.catalogue.search(value, limit=PROGRESS_CANDIDATES, titles=titles)
         return order_for_unwatched(candidates, watched)
@@ -409,22 +410,23 @@ class ShowOption(Text):
     def __init__(self) -> None:
         super().__init__(SHOW_MAX_LENGTH, "a show")
 
-    async def transform(self, interaction: discord.Interaction, value: str, /) -> Show:
-        catalogue = _catalogue(interaction)
+    async def transform(self, interaction: discord.Interaction[EmbargoBot], value: str, /) -> Show:
+        catalogue = interaction.client.catalogue
         text = self.bounded(value)
         show = catalogue.resolve_show(text)
         if show is None:
             raise UserError(unknown_show_text(text, catalogue.suggest_shows(text)))
         return show
 
-    async def autocomplete(  # type: ignore[override]
-        self, interaction: discord.Interaction, value: str, /
-    ) -> list[app_commands.Choice[str]]:
-        if len(value) > self.max_length:
+    async def autocomplete(
+        self, interaction: discord.Interaction[EmbargoBot], value: int | float | str, /
+    ) -> list[app_commands.Choice[int | float | str]]:
+        text = str(value)  # always a string: the option's type is string
+        if len(text) > self.max_length:
             return []
         return [
             app_commands.Choice(name=_choice_name(show.title), value=show.slug)
-            for show in _catalogue(interaction).search_shows(value, limit=MAX_CHOICES)
+            for show in interaction.client.catalogue.search_shows(text, limit=MAX_CHOICES)
         ]
 
 
@@ -455,7 +457,7 @@ class OneOf(app_commands.Transformer):
         return max(len(value) for value in self.values)  # declared as the max_length
 
     @property
-    def choices(self) -> list[app_commands.Choice[str]]:
+    def choices(self) -> list[app_commands.Choice[int | float | str]]:
         return [app_commands.Choice(name=value, value=value) for value in self.values]
 
     async def transform(self, interaction: discord.Interaction, value: str, /) -> str:

@@ -52,6 +52,14 @@ class ModeratorGroup(app_commands.Group):
         return True
 
 
+def _server_id(interaction: discord.Interaction) -> int:
+    """The server a moderator command runs in (``ModeratorGroup.interaction_check`` has already
+    refused DMs; this says so to the type checker, with the same refusal)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage
+    return interaction.guild_id
+
+
 class Spoilers(commands.Cog):
     embargo = ModeratorGroup(
         name="embargo",
@@ -105,13 +113,12 @@ class Spoilers(commands.Cog):
         await send_messages(interaction, [message])
 
     # -- moderators -------------------------------------------------------------------------
-    # interaction.guild_id is never None below: ModeratorGroup.interaction_check refuses DMs.
 
     @embargo.command(name="window", description="How long after release spoilers stay hidden.")
     @app_commands.describe(duration=f"e.g. {EXAMPLES}; at most 3650 days")
     async def window(self, interaction: discord.Interaction, duration: DurationArg) -> None:
         new = parse_duration_option(duration)
-        old = await self.bot.storage.set_spoiler_window(interaction.guild_id, new)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_spoiler_window(_server_id(interaction), new)
         message = change_message("Spoiler window", old.describe(), new.describe())
         await send_messages(interaction, [message])
 
@@ -127,7 +134,7 @@ class Spoilers(commands.Cog):
         duration: DurationArg,
     ) -> None:
         new = None if duration.strip().lower() == "default" else parse_duration_option(duration)
-        old = await self.bot.storage.set_show_window(interaction.guild_id, show.slug, new)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_show_window(_server_id(interaction), show.slug, new)
         message = change_message(
             f"Spoiler window for {show.title}",
             "server default" if old is None else old.describe(),
@@ -145,7 +152,7 @@ class Spoilers(commands.Cog):
         mode: app_commands.Transform[str, OneOf(*SpoilerMode)],
     ) -> None:
         new = SpoilerMode(mode)
-        old = await self.bot.storage.set_spoiler_mode(interaction.guild_id, new)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_spoiler_mode(_server_id(interaction), new)
         await send_messages(interaction, [change_message("Spoiler mode", old.value, new.value)])
 
     @embargo.command(name="channel", description="Mark a channel where spoilers are always fine.")
@@ -160,7 +167,7 @@ class Spoilers(commands.Cog):
     ) -> None:
         ok = policy == "spoilers-ok"
         was_ok = await self.bot.storage.set_spoilers_ok_channel(
-            interaction.guild_id,  # type: ignore[arg-type]
+            _server_id(interaction),
             channel.id,
             ok,
         )
@@ -178,7 +185,7 @@ class Spoilers(commands.Cog):
     ) -> None:
         if not 1 <= count <= MAX_MIN_VOTES:  # Discord enforces the range; so do we.
             raise UserError(f"Minimum votes must be between 1 and {MAX_MIN_VOTES}.")
-        old = await self.bot.storage.set_min_votes(interaction.guild_id, count)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_min_votes(_server_id(interaction), count)
         await send_messages(interaction, [change_message("Minimum votes", str(old), str(count))])
 
     @embargo.command(
@@ -192,7 +199,7 @@ class Spoilers(commands.Cog):
     ) -> None:
         if not 0 <= days <= MAX_MIN_MEMBER_DAYS:
             raise UserError(f"Member age must be between 0 and {MAX_MIN_MEMBER_DAYS} days.")
-        old = await self.bot.storage.set_min_member_days(interaction.guild_id, days)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_min_member_days(_server_id(interaction), days)
         message = change_message("Member age to vote", f"{old} days", f"{days} days")
         await send_messages(interaction, [message])
 

@@ -304,7 +304,8 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
     now = int(time.time())
     stats = changes.file_stats
     checked = changes.stats_checked_ns
-    recorded = []
+    # content_files rows: path, sha256, loaded_at, then size, mtime_ns, stat_checked_ns if known.
+    recorded: list[tuple[str, str, int, int | None, int | None, int | None]] = []
     for path, sha in changes.file_hashes.items():
         stat = stats.get(path)
         if stat is None:

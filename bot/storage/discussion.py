@@ -9,6 +9,7 @@ through the writer's thread, off the event loop.
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -150,6 +151,7 @@ class DiscussionStore:
             wanted[key.episode_key].add(key.guild_id)
         found: dict[PostKey, LedgerEntry] = {}
         for episode_key, guild_ids in wanted.items():
+            rows: Iterable[sqlite3.Row]
             if len(guild_ids) <= _GUILDS_PER_LOOKUP:
                 marks = ", ".join("?" * len(guild_ids))
                 rows = await self.db.read(

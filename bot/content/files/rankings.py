@@ -53,10 +53,8 @@ def parse_ranking_bytes(
     if author is None:
         error("'author' must be the critic's name (a non-empty string)", lines.key_line("author"))
     order_raw = doc.get("order")
-    order: RankingOrder | None = None
-    try:
-        order = RankingOrder(order_raw)
-    except ValueError:
+    order = next((known for known in RankingOrder if known.value == order_raw), None)
+    if order is None:
         error(must_be("order", f"one of {_ORDERS}", order_raw), lines.key_line("order"))
 
     listed = doc.get("episodes")
