@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import discord
 import pytest
@@ -65,7 +66,7 @@ class Embargo:
     clock: Clock
     db_url: str
 
-    async def moderator(self, subcommand: str, **options: object) -> Recorded:
+    async def moderator(self, subcommand: str, **options: Any) -> Recorded:
         return await self.harness.slash(
             "embargo", subcommand=subcommand, as_user=MODERATOR, **options
         )

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from bot.content import sync as sync_module
+from bot.content.files import read_file
 from bot.content.models import CriticRanking, Review, Show
 from bot.content.sync import dry_run, sync_content
 from bot.storage import Storage
@@ -104,7 +105,7 @@ def _age(root: Path, mtime_ns: int = OLD_NS) -> None:
 def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every file the sync reads from now on, as its last two path parts."""
     reads: list[str] = []
-    real_read = sync_module.read_file
+    real_read = read_file  # what the sync calls, until replaced below
 
     def counting_read(path):
         reads.append("/".join(Path(path).parts[-2:]))
@@ -489,7 +490,7 @@ async def test_a_failed_write_never_leaves_a_record_vouching_for_missing_rows(st
     # One step per transaction: the show commits, then the review's write fails.
     monkeypatch.setattr(content_store_module, "TRANSACTION_BYTES", 1)
     show = Show("delta", "Delta", "N", "UTC")
-    bad_review = Review("delta/s01e01", 3.0, "ok", None, date(2024, 1, 1), "Body.", None)  # type: ignore[arg-type]
+    bad_review = Review("delta/s01e01", 3.0, "ok", None, date(2024, 1, 1), "Body.", None)
     changes = ContentChanges(
         shows=(show,),
         reviews=(bad_review,),
@@ -505,7 +506,7 @@ async def test_a_failed_write_never_leaves_a_record_vouching_for_missing_rows(st
 
 async def test_unreadable_file_is_reported_and_keeps_serving(store, content, monkeypatch):
     await sync_content(store, content)
-    real_read = sync_module.read_file
+    real_read = read_file  # what the sync calls, until replaced below
 
     def failing_read(path):
         if str(path).endswith("shows/beta.toml"):

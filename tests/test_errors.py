@@ -59,13 +59,13 @@ class LockedButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction,
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> LockedButton:
         return cls(int(match["n"]))
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         async with errors_reported(interaction):
             raise RuntimeError("dynamic bug")
 

@@ -425,6 +425,7 @@ async def test_allowed_mentions_and_flags_are_recorded_exactly_as_sent(harness: 
     assert reply.allowed_mentions == {"parse": [], "users": [MODERATOR.id], "replied_user": True}
     assert reply.flags == 4  # SUPPRESS_EMBEDS, and not ephemeral
     assert not reply.ephemeral
+    assert reply.content is not None
     assert reply.content.startswith(f"<@{MODERATOR.id}> look!")
 
 

@@ -57,8 +57,8 @@ def runtime_imports(source: str, module: str, *, is_package: bool = False) -> li
 
     def visit(node: ast.AST, lazy: bool) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child, lazy)
+            for statement in node.orelse:
+                visit(statement, lazy)
             return
         if isinstance(node, ast.Import):
             found.extend(Import(alias.name, node.lineno, lazy) for alias in node.names)

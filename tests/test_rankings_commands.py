@@ -175,6 +175,7 @@ async def test_vote_change_and_unvote(world: World):
     readme_unvote = README[README.index("**`/unvote episode:`**") :].split("\n\n")[0]
     quoted = re.search(r"`(Withdrawn: .+?)`", readme_unvote)
     assert quoted, "the README's /unvote example is gone"
+    assert withdrawn.content is not None
     assert withdrawn.content.splitlines()[0] == quoted[1]
     assert "no votes in this server now" in withdrawn.content
     assert await stored_votes(world.storage) == []
@@ -331,6 +332,8 @@ async def test_myvotes_pages_through_a_members_own_votes(world: World):
     assert button(first, "Previous")["disabled"] is True
     second = await world.h.click(button(first, "Next")["custom_id"], message=shown(first))
     assert second.callback_type == 7
+    assert second.message is not None
+    assert first.message is not None
     assert second.message["id"] == first.message["id"]
     assert second.ephemeral
     assert description(second).count("**7**/10") == 2
@@ -341,10 +344,18 @@ async def test_myvotes_pages_through_a_members_own_votes(world: World):
     assert shown_alone.embeds[0]["title"] == "Your Black Mirror votes in this server"
     quiet = await world.h.slash("myvotes", show="Quiet Show")
     assert quiet.ephemeral
+    assert quiet.content is not None
     assert "haven't voted on any Quiet Show episode" in quiet.content
 
 
 # -- /rankings -------------------------------------------------------------------------------------
+
+
+def _short_code(code: str) -> str:
+    """``s07e06`` as the rankings show it: ``S7E6``."""
+    found = re.match(r"s(\d+)e(\d+)", code)
+    assert found, code
+    return "S{}E{}".format(*map(int, found.groups()))
 
 
 async def test_rankings_pages_only_the_invoker_can_turn(world: World):
@@ -356,10 +367,7 @@ async def test_rankings_pages_only_the_invoker_can_turn(world: World):
     assert not first.ephemeral
     assert first.allowed_mentions == {"parse": []}
     assert "Critic ranking" in first.embeds[0]["title"]
-    expected = [
-        "S{}E{}".format(*map(int, re.match(r"s(\d+)e(\d+)", code).groups()))
-        for code in critic.best_first
-    ]
+    expected = [_short_code(code) for code in critic.best_first]
     assert ranked_codes(first) == expected[:10]
     assert button(first, "Previous")["disabled"] is True
     assert not button(first, "Next").get("disabled")
@@ -368,6 +376,7 @@ async def test_rankings_pages_only_the_invoker_can_turn(world: World):
         button(first, "Next")["custom_id"], message=shown(first), as_user=STRANGER
     )
     assert refused.ephemeral
+    assert refused.content is not None
     assert "belong to whoever ran the command" in refused.content
     assert refused.callback_type == 4  # a private answer, not an edit of the ranking
 
@@ -447,6 +456,7 @@ async def test_unknown_season_and_server_scope_in_dms_are_refused(world: World):
     assert "has no season 9" in no_season.content
     dm = await world.h.slash("rankings", in_dm=True, show="Black Mirror", scope="server")
     assert dm.ephemeral
+    assert dm.content is not None
     assert "scope: global" in dm.content
 
 
@@ -470,10 +480,12 @@ async def test_chart_is_a_png_of_the_expected_size(world: World):
     (upload,) = reply.files
     assert upload.filename == "ranking.png"
     critic = await world.storage.get_critic_ranking("black-mirror")
+    assert critic is not None
     image = open_png(upload.data)
     assert image.size == chart_size(len(critic.best_first))
     # The picture is attached once; turning pages keeps it.
     second = await world.h.click(button(reply, "Next")["custom_id"], message=shown(reply))
+    assert second.message is not None
     assert len(second.message["attachments"]) == 1
 
 
@@ -549,8 +561,8 @@ async def test_done_means(world: World):
     span = chart.WIDTH - 2 * chart.PADDING - chart.LABEL_WIDTH - chart.VALUE_WIDTH
     lengths = bar_lengths(image, 6)
     assert lengths == sorted(lengths, reverse=True)
-    for length, (_, score, _) in zip(lengths, expected, strict=True):
-        assert abs(length - span * float(score) / 10) <= 1.5
+    for length, (_, weighted, _) in zip(lengths, expected, strict=True):
+        assert abs(length - span * float(weighted) / 10) <= 1.5
 
     worst = await world.rankings(show="Black Mirror", season=7, order="worst-first")
     assert ranked_codes(worst) == [f"S7E{n}" for n, _, _ in reversed(expected)]

@@ -92,7 +92,8 @@ async def count_rows(storage: Storage, guild_id: int) -> dict[str, int]:
 
 async def stored_tallies(storage: Storage, guild_id: int | None) -> dict[str, Tally]:
     if guild_id is None:
-        sql, params = "SELECT episode_key, vote_count, score_sum FROM vote_totals_global", ()
+        params: tuple[int, ...] = ()
+        sql = "SELECT episode_key, vote_count, score_sum FROM vote_totals_global"
     else:
         sql = "SELECT episode_key, vote_count, score_sum FROM vote_totals WHERE guild_id = ?"
         params = (guild_id,)
@@ -315,7 +316,7 @@ async def test_the_background_task_sleeps_until_the_deletion_is_due(tmp_path, st
     async def ready() -> None:  # the stand-in sends no READY: start at once
         return None
 
-    bot.wait_until_ready = ready  # type: ignore[method-assign]
+    bot.wait_until_ready = ready
     # Each pass of the task ends in delete_due: count them, and wait for them.
     passes: asyncio.Queue[float | None] = asyncio.Queue()
     async with Harness(bot) as h:

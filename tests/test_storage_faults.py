@@ -285,7 +285,7 @@ async def test_a_failing_checkpoint_warns_once_a_minute_and_once_when_it_recover
     clock = FakeClock()
     db = Database(tmp_path / "x.db", checkpoint_interval=0, faults=FaultLog(60, clock))
     conn = FailingCheckpoints(clock)
-    task = asyncio.create_task(db._checkpoint_loop(conn))  # type: ignore[arg-type]
+    task = asyncio.create_task(db._checkpoint_loop(conn))
     with caplog.at_level(logging.WARNING, logger="bot.storage.sqlite.database"):
         await conn.rounds(600)  # five minutes of rounds, twice a second
         conn.failing = False

@@ -27,6 +27,7 @@ import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 from bot.content.files import toml_text
 from bot.content.sync import dry_run, sync_content
@@ -47,11 +48,8 @@ def with_fast_path() -> Iterator[None]:
         loads=lambda text: plain_toml(text) or tomllib.loads(text),
         TOMLDecodeError=tomllib.TOMLDecodeError,
     )
-    toml_text.tomllib = fast  # type: ignore[assignment]
-    try:
+    with mock.patch.object(toml_text, "tomllib", fast):
         yield
-    finally:
-        toml_text.tomllib = tomllib
 
 
 @contextmanager
@@ -157,7 +155,7 @@ def timed_transactions(held: list[float]) -> Iterator[None]:
         finally:
             held.append(time.perf_counter() - started)
 
-    content_store_module._run_steps = timed  # type: ignore[assignment]
+    content_store_module._run_steps = timed
     try:
         yield
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ class Target:
     met: Callable[[Results], bool]
 
 
+def _command_met(name: str, limit: float, results: Results) -> bool:
+    timing = results.commands[name]
+    return timing.p99_ms <= limit and timing.ratio_p99 <= COMMAND_RATIO_MAX
+
+
 def command_targets() -> list[Target]:
     targets = []
     for name in COMMANDS:
@@ -75,9 +81,7 @@ def command_targets() -> list[Target]:
         targets.append(
             Target(
                 f"{name}: p99 <= {limit:g} ms and <= {COMMAND_RATIO_MAX:g}x the floor",
-                lambda r, n=name, lim=limit: (
-                    r.commands[n].p99_ms <= lim and r.commands[n].ratio_p99 <= COMMAND_RATIO_MAX
-                ),
+                functools.partial(_command_met, name, limit),
             )
         )
     return targets

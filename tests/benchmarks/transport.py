@@ -37,7 +37,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from tests.support.standin.rest import API_PREFIX, DiscordApi, RecordedRequest
 
 _JSON = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
-_EMPTY = CIMultiDictProxy(CIMultiDict())
+_EMPTY: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
 
 

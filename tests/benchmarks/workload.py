@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 from bot.content.models import Episode, episode_code
 from bot.guild_settings import GuildSettings
@@ -398,6 +399,17 @@ def settings_problems(row: GuildRow, loaded: GuildSettings) -> list[str]:
 VoteRow = tuple[int, int, str, str, int, int]  # guild, user, episode key, show slug, score, time
 
 
+TallyKey = TypeVar("TallyKey")
+
+
+def _add_to_tally(table: dict[TallyKey, list[int]], key: TallyKey, count: int, delta: int) -> None:
+    entry = table.setdefault(key, [0, 0])
+    entry[0] += count
+    entry[1] += delta
+    if entry[0] == 0:
+        del table[key]
+
+
 @dataclass
 class Votes:
     """The bulk-loaded votes, and the tallies a correct storage must hold for them."""
@@ -414,12 +426,8 @@ class Votes:
         """Apply one vote, change or withdrawal to the expected tallies."""
         count = (new is not None) - (old is not None)
         delta = (new or 0) - (old or 0)
-        for table, index in ((self.per_guild, (guild_id, key)), (self.pooled, key)):
-            entry = table.setdefault(index, [0, 0])  # type: ignore[attr-defined]
-            entry[0] += count
-            entry[1] += delta
-            if entry[0] == 0:
-                del table[index]  # type: ignore[attr-defined]
+        _add_to_tally(self.per_guild, (guild_id, key), count, delta)
+        _add_to_tally(self.pooled, key, count, delta)
 
 
 def _zipf_counts(total: int, buckets: int, exponent: float) -> list[int]:

@@ -7,6 +7,7 @@ take the stand-in's stored messages.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from tests.support import reading
 from tests.support.reading import read_all, words
@@ -44,7 +45,7 @@ def assert_reveals_nothing(messages: Sequence[SentMessage], ending: str) -> None
     reading.assert_reveals_nothing(contents, "".join(m.text() for m in messages), ending)
 
 
-async def moderator(scenario: Scenario, subcommand: str, **options: object) -> SentMessage:
+async def moderator(scenario: Scenario, subcommand: str, **options: Any) -> SentMessage:
     """``mod`` runs ``/embargo subcommand``; the change is confirmed privately."""
     reply = await (await scenario.slash("embargo", subcommand, as_user="mod", **options)).reply()
     assert reply.ephemeral, reply.content

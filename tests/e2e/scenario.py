@@ -17,6 +17,7 @@ bot knows it is under test.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -422,13 +423,16 @@ class InteractionHandle:
             seen = len(self.record.followup_ids)
             try:
                 await self.scenario.standin.wait_for(
-                    lambda seen=seen: len(self.record.followup_ids) > seen,
+                    functools.partial(self._followups_beyond, seen),
                     within=quiet,
                     what="another followup",
                     abort=self.scenario.bot.exit_reason,
                 )
             except TimeoutError:
                 return self._sent()
+
+    def _followups_beyond(self, seen: int) -> bool:
+        return len(self.record.followup_ids) > seen
 
     def _sent(self) -> list[SentMessage]:
         ids = [self.record.original_id] if self.record.original_ready else []
@@ -474,7 +478,7 @@ class Scenario:
 
     async def wait(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         *,
         what: str,
         within: float = 5.0,

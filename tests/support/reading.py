@@ -13,7 +13,7 @@ from typing import Any
 
 from tests import markdown_oracle
 
-NO_MENTIONS = {"parse": []}
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 EPHEMERAL = 1 << 6
 SUPPRESS_EMBEDS = 1 << 2
 HEADER_LINE = re.compile(r"^(## Ending explained: .*|-# .*)$", re.MULTILINE)

@@ -64,12 +64,6 @@ class GatewaySession:
     connection: GatewayConnection | None = None
 
 
-@dataclass
-class ReceivedFrame:
-    op: int
-    data: Any
-
-
 class GatewayConnection:
     """One websocket. Sends are serialised because compression contexts are stateful."""
 
@@ -78,7 +72,7 @@ class GatewayConnection:
         self.compression = compression
         self.query = query
         self.session: GatewaySession | None = None
-        self.received: list[ReceivedFrame] = []
+        self.received: list[dict[str, Any]] = []  # every frame the bot sent, as decoded JSON
         self.heartbeats = 0
         self.close_code: int | None = None
         self._lock = asyncio.Lock()

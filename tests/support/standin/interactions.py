@@ -459,7 +459,8 @@ def _submitted(
             "id": component.get("id"),
             "component": _submitted(component["component"], values),
         }
-    custom_id = component.get("custom_id")
+    if kind in (3, 4):
+        custom_id: str = component["custom_id"]  # Discord requires one on inputs and selects
     if kind == 4:  # text input
         value = values.pop(custom_id, component.get("value") or "")
         if component.get("required", True) and not value:

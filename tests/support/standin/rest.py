@@ -203,7 +203,7 @@ class InteractionRecord:
 
     @property
     def user_id(self) -> int:
-        user = self.payload.get("member", {}).get("user") or self.payload.get("user")
+        user: dict[str, Any] = self.payload.get("member", {}).get("user") or self.payload["user"]
         return int(user["id"])
 
     @property
@@ -287,7 +287,7 @@ class DiscordApi(WebhookRoutes):
 
     async def wait_for(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         *,
         within: float,
         what: str,

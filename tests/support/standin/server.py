@@ -20,7 +20,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from .gateway import GatewayConnection, GatewaySession, SentEvent
 from .rest import (
@@ -361,14 +361,16 @@ async def _record(request: web.Request) -> RecordedRequest:
     if request.content_type == "multipart/form-data":
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            data = await part.read(decode=False)  # type: ignore[union-attr]
+            # discord.py sends flat multipart bodies: payload_json and files, never nested.
+            assert isinstance(part, BodyPartReader), "a nested multipart body"
+            data = await part.read(decode=False)
             if part.name == "payload_json":
                 body = json.loads(data)
             else:
                 files.append(
                     UploadedFile(
                         field=part.name or "",
-                        filename=part.filename,  # type: ignore[union-attr]
+                        filename=part.filename,
                         content_type=part.headers.get("Content-Type"),
                         data=bytes(data),
                     )
@@ -393,17 +395,6 @@ async def _record(request: web.Request) -> RecordedRequest:
             if k.lower() in ("content-type", "user-agent", "x-audit-log-reason")
         },
         reason=unquote(reason) if reason is not None else None,
-    )
-
-
-def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """A JSON response whose Content-Type is exactly ``application/json``, as Discord sends it:
-    discord.py compares the header verbatim, so aiohttp's ``; charset=utf-8`` would make it
-    treat every body as text."""
-    return web.Response(
-        body=json.dumps(body).encode(),
-        status=status,
-        headers={**(headers or {}), "Content-Type": "application/json"},
     )
 
 
