@@ -45,7 +45,7 @@ class Backoff:
     cap: float = 60.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.first * 2 ** min(attempt - 1, 32))
+        return min(self.cap, self.first * 2.0 ** min(attempt - 1, 32))
 
 
 BACKOFF = Backoff()
