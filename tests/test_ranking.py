@@ -3,6 +3,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -512,8 +513,8 @@ class Reads:
 RANKED_SHOW = Show(slug="show", title="Show", network="N", timezone="UTC", episodes=tuple(EPISODES))
 
 
-async def ask(reads: Reads, **given: object) -> RankingAnswer:
-    options: dict[str, object] = {
+async def ask(reads: Reads, **given: Any) -> RankingAnswer:
+    options: dict[str, Any] = {
         "show": RANKED_SHOW,
         "season": None,
         "requested_source": None,
@@ -524,7 +525,7 @@ async def ask(reads: Reads, **given: object) -> RankingAnswer:
         "now": RELEASE + timedelta(days=10_000),
         **given,
     }
-    return await rank_show(reads, **options)  # type: ignore[arg-type]
+    return await rank_show(reads, **options)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import logging
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -148,10 +149,10 @@ def timed_transactions(held: list[float]) -> Iterator[None]:
     the time it holds the write lock that votes and settings wait for (plus BEGIN/COMMIT)."""
     real = content_store_module._run_steps
 
-    def timed(steps: tuple[object, ...], conn: object) -> None:
+    def timed(steps: tuple[content_store_module._Step, ...], conn: sqlite3.Connection) -> None:
         started = time.perf_counter()
         try:
-            real(steps, conn)  # type: ignore[arg-type]
+            real(steps, conn)
         finally:
             held.append(time.perf_counter() - started)
 

@@ -83,7 +83,9 @@ def scenario(embargo: Scenario) -> Scenario:
 
 def code(key: str) -> str:
     """``black-mirror/s07e06`` -> ``S7E6``."""
-    season, number = re.fullmatch(r".*/s(\d+)e(\d+)", key).groups()  # type: ignore[union-attr]
+    found = re.fullmatch(r".*/s(\d+)e(\d+)", key)
+    assert found, key
+    season, number = found.groups()
     return f"S{int(season)}E{int(number)}"
 
 

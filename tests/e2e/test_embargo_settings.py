@@ -70,7 +70,9 @@ async def test_new_server_defaults_and_the_readme_example_change(scenario: Scena
     }
     example = re.search(r"\(`(Spoiler window: .+? Saved\.)`\)", README)
     assert example, "the README's example reply is gone"
-    old, new = re.search(r": (.+) → (.+)\. Saved", example[1]).groups()  # type: ignore[union-attr]
+    change = re.search(r": (.+) → (.+)\. Saved", example[1])
+    assert change, example[1]
+    old, new = change.groups()
     assert old == "1 week"  # the README's "a new server starts at 7 days"
     reply = await moderator(scenario, "window", duration=new.replace(" days", "d"))
     assert unbold(reply.content) == example[1]
