@@ -459,22 +459,16 @@ def _submitted(
             "id": component.get("id"),
             "component": _submitted(component["component"], values),
         }
-    if kind in (3, 4):
-        custom_id: str = component["custom_id"]  # Discord requires one on inputs and selects
+    if kind not in (3, 4):
+        return {"type": kind, "id": component.get("id")}
+    custom_id: str = component["custom_id"]  # Discord requires one on inputs and selects
     if kind == 4:  # text input
         value = values.pop(custom_id, component.get("value") or "")
         if component.get("required", True) and not value:
             raise ScenarioError(f"modal text input {custom_id!r} is required")
         return {"type": 4, "id": component.get("id"), "custom_id": custom_id, "value": value}
-    if kind == 3:  # string select
-        picked = values.pop(custom_id, [])
-        return {
-            "type": 3,
-            "id": component.get("id"),
-            "custom_id": custom_id,
-            "values": list(picked),
-        }
-    return {"type": kind, "id": component.get("id")}
+    picked = values.pop(custom_id, [])  # a string select
+    return {"type": 3, "id": component.get("id"), "custom_id": custom_id, "values": list(picked)}
 
 
 def walk_components(message: Mapping[str, Any]) -> list[dict[str, Any]]:
