@@ -33,12 +33,11 @@ from bot.messages import (
     OutgoingMessage,
     Surface,
     episode_title,
-    escape_inline,
     timestamp,
 )
 from bot.spoilers.durations import format_timedelta
 from bot.spoilers.policy import title_open
-from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, truncate
+from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, escape_inline, truncate
 
 # Discord's limit on a thread's (and a forum post's) name.
 THREAD_NAME_LIMIT = 100

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.messages import EMBARGO_COLOUR, EmbedData, EmbedField, OutgoingMessage, escape_inline
+from bot.messages import EMBARGO_COLOUR, EmbedData, EmbedField, OutgoingMessage
 from bot.retention import RETENTION_DAYS
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode, SpoilerSettings
@@ -15,6 +15,7 @@ from bot.spoilers.render import (
     EMBED_FIELD_VALUE_LIMIT,
     EMBED_FOOTER_LIMIT,
     EMBED_TOTAL_LIMIT,
+    escape_inline,
     truncate,
 )
 

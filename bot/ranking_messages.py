@@ -19,7 +19,6 @@ from bot.messages import (
     Surface,
     episode_heading,
     episode_title,
-    escape_inline,
     timestamp,
 )
 from bot.ranking import (
@@ -43,7 +42,7 @@ from bot.ranking_choice import (
     seasons_of,
 )
 from bot.spoilers.policy import TitleRule
-from bot.spoilers.render import EMBED_FOOTER_LIMIT, EMBED_TITLE_LIMIT, truncate
+from bot.spoilers.render import EMBED_FOOTER_LIMIT, EMBED_TITLE_LIMIT, escape_inline, truncate
 
 CHART_FILENAME = "ranking.png"
 

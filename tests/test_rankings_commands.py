@@ -20,7 +20,7 @@ from bot.chart import chart_size
 from bot.client import EmbargoBot
 from bot.config import PROJECT_DIR, Settings
 from bot.guild_settings import DEFAULT_MIN_VOTES
-from bot.messages import escape_inline
+from bot.spoilers.render import escape_inline
 from bot.storage import Storage
 from tests.content_factory import episode_table, show_toml
 from tests.support import DEFAULT_GUILD_ID, MEMBER, Harness, HarnessError, UserSpec
