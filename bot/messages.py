@@ -288,7 +288,7 @@ def spoiler_rules_message(
     episode: Episode | None = None,
     decision: Decision | None = None,
     titles: TitleRule,
-    extra_fields: Sequence[dict[str, object]] = (),
+    extra_fields: Sequence[EmbedField] = (),
 ) -> OutgoingMessage:
     where = "this server" if in_guild else "direct messages (the default rules)"
     description = f"How Embargo hides endings in {where}."
@@ -324,7 +324,7 @@ def _episode_status(decision: Decision) -> str:
 def settings_message(
     settings: GuildSettings,
     show_titles: dict[str, str],
-    extra_fields: Sequence[dict[str, object]] = (),
+    extra_fields: Sequence[EmbedField] = (),
 ) -> OutgoingMessage:
     """The moderators' overview; ``extra_fields`` are other features' settings, as embed
     fields their own message modules build."""

@@ -12,7 +12,7 @@ from bot.discussion_messages import announce_field
 from bot.errors import UserError
 from bot.guild_settings import MAX_MIN_MEMBER_DAYS, MAX_MIN_VOTES
 from bot.hiding_messages import guard_settings_fields
-from bot.messages import change_message, settings_message, spoiler_rules_message
+from bot.messages import EmbedField, change_message, settings_message, spoiler_rules_message
 from bot.progress_messages import watch_role_fields
 from bot.spoilers.durations import EXAMPLES, DurationError, SpoilerWindow, parse_window
 from bot.spoilers.policy import SpoilerMode
@@ -77,7 +77,7 @@ class Spoilers(commands.Cog):
     def _show_titles(self) -> dict[str, str]:
         return {show.slug: show.title for show in self.bot.catalogue.shows}
 
-    async def _announce_field(self, guild_id: int) -> dict[str, object]:
+    async def _announce_field(self, guild_id: int) -> EmbedField:
         """Where release posts go, and why the last one failed if it did."""
         storage = self.bot.storage
         announce = await storage.get_announce(guild_id)

@@ -66,6 +66,9 @@ class Storage(
     @classmethod
     async def open(cls, database_url: str, base_dir: Path) -> Storage:
         """Open (creating and migrating if needed) the database named by ``DATABASE_URL``."""
+        db: Database
+        votes: VoteBackend
+        progress: ProgressBackend
         if database_url.startswith(POSTGRES_SCHEMES):
             from bot.storage import postgres
 

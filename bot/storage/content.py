@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import NamedTuple, Protocol
@@ -256,7 +256,7 @@ def _statements(steps: list[_Step]) -> list[Statement]:
     return [statement for step in steps for statement in step.statements]
 
 
-def _executemany(sql: str, rows: list[Params]) -> tuple[Statement, ...]:
+def _executemany(sql: str, rows: Sequence[Params]) -> tuple[Statement, ...]:
     return ((sql, rows),)
 
 
@@ -330,7 +330,7 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
         )
 
 
-def _chunks(rows: list[Params]) -> Iterator[list[Params]]:
+def _chunks(rows: Sequence[Params]) -> Iterator[Sequence[Params]]:
     """Rows in runs that each fit one transaction."""
     per_chunk = max(1, TRANSACTION_BYTES // _ROW_BYTES)
     for start in range(0, len(rows), per_chunk):

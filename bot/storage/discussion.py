@@ -240,6 +240,7 @@ class DiscussionStore:
                 "WHERE episode_key = ? AND guild_id = ? AND kind = ?",
                 (key.episode_key, key.guild_id, key.kind.value),
             )
+        assert row is not None, "the row written just above, in the same transaction"
         return _ledger_row(row)[1]
 
     async def record_skipped(

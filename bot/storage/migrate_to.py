@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from bot.content.reload_signal import PidFile, pid_file_for
 from bot.storage import POSTGRES_SCHEMES, Storage
@@ -121,9 +122,9 @@ async def _copy(source: SqliteDatabase, target: Storage) -> Copied:
             copied[table] = count
             log.info("copied %d row(s) of %s", count, table)
     for table, count in copied.items():
-        (row,) = await target_db.fetch_all(f"SELECT COUNT(*) FROM {table}")
-        if int(row[0]) != count:
-            raise StorageError(f"the copy of {table} holds {row[0]} rows, not {count}")
+        (counted,) = await target_db.fetch_all(f"SELECT COUNT(*) FROM {table}")
+        if counted[0] != count:  # COUNT(*) is a bigint: an int
+            raise StorageError(f"the copy of {table} holds {counted[0]} rows, not {count}")
     drift = await target.check_vote_totals()
     if drift:
         raise StorageError(
@@ -142,7 +143,8 @@ async def _chunks(
         cursor.row_factory = None  # plain tuples, as COPY takes them
         while chunk := await cursor.fetchmany(ROWS_PER_COPY):
             if not flags:
-                yield list(chunk)
+                # aiosqlite types rows as sqlite3.Row; without a row_factory they are tuples.
+                yield cast("list[tuple[object, ...]]", list(chunk))
                 continue
             rows = [list(row) for row in chunk]
             for row in rows:

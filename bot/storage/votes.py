@@ -260,14 +260,15 @@ class _GroupCommitter:
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
         return await future
 
-    async def exclusive(self, work: ExclusiveWork) -> Any:
+    async def exclusive(self, work: Callable[[float], Awaitable[tuple[T, TotalsDeltas]]]) -> T:
         """Run ``work`` as a transaction of its own, after every vote queued before it and
         before any queued after it, moving the cached totals by the deltas it returns."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending.append(_Exclusive(work, future))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush(), name="embargo-vote-flusher")
-        return await future
+        result: T = await future  # what ``work`` returned, set by the flusher
+        return result
 
     async def drain(self) -> None:
         """Wait until everything queued so far is committed (or failed)."""

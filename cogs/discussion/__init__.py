@@ -8,7 +8,7 @@ Discord), so that extension is loaded first, and the group's Manage Server check
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -117,7 +117,7 @@ async def announce_off(interaction: discord.Interaction, show: ShowArg | None = 
     )
 
 
-MODERATOR_COMMANDS = (announce, announce_off)
+MODERATOR_COMMANDS: tuple[app_commands.Command[Any, ..., None], ...] = (announce, announce_off)
 
 
 class Discussion(commands.Cog):

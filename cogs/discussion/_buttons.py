@@ -37,13 +37,14 @@ class ReviewButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction,
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> ReviewButton:
         return cls(match["key"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # discord.py types an Item callback's client with a TypeVar no override can narrow.
         bot: EmbargoBot = interaction.client  # type: ignore[assignment]
         async with errors_reported(interaction):
             episode = bot.catalogue.by_key.get(self.episode_key)

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import discord
 
@@ -69,7 +69,7 @@ FAN_OUT_REQUESTS_PER_S = 45.0
 # a slow answer never queues much behind it.
 FAN_OUT_CONCURRENCY = 16
 # A thread with no message for this long is archived (a week, Discord's longest).
-THREAD_ARCHIVE_MINUTES = 10080
+THREAD_ARCHIVE_MINUTES: Final = 10080
 # Discord's error code for a second thread started from the same message.
 THREAD_EXISTS = 160004
 # The longest single sleep: the event loop's clock and the wall clock can drift apart.
@@ -314,7 +314,9 @@ class Scheduler:
 
     # -- the posts -------------------------------------------------------------------------
 
-    async def _channel(self, channel_id: int) -> discord.abc.GuildChannel:
+    async def _channel(
+        self, channel_id: int
+    ) -> discord.TextChannel | discord.ForumChannel | discord.Thread:
         channel = self.bot.get_channel(channel_id)
         if channel is None:
             await self.pacer.wait()

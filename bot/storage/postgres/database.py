@@ -189,7 +189,8 @@ class PostgresTransaction:
             await self.conn.executemany(to_postgres(sql), rows)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
-        return await self.conn.fetch(to_postgres(sql), *params)
+        rows: list[asyncpg.Record] = await self.conn.fetch(to_postgres(sql), *params)
+        return rows
 
     async def fetch_one(self, sql: str, params: Params = ()) -> asyncpg.Record | None:
         return await self.conn.fetchrow(to_postgres(sql), *params)
@@ -337,7 +338,8 @@ class Database:
 
     async def read(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
         try:
-            return await self.pool.fetch(to_postgres(sql), *params)
+            rows: list[asyncpg.Record] = await self.pool.fetch(to_postgres(sql), *params)
+            return rows
         except DATABASE_ERRORS as error:
             raise self._fault(error) from error
 

@@ -139,7 +139,7 @@ async def _apply_batch(
 
 async def _delete_votes(conn: asyncpg.Connection, keys: Sequence[VoteKey]) -> list[asyncpg.Record]:
     """Delete these votes; returns (guild_id, episode_key, score) of each deleted."""
-    return await conn.fetch(
+    deleted: list[asyncpg.Record] = await conn.fetch(
         "DELETE FROM votes AS v USING unnest($1::bigint[], $2::bigint[], $3::text[]) "
         "AS w (guild_id, user_id, episode_key) "
         "WHERE v.guild_id = w.guild_id AND v.user_id = w.user_id "
@@ -148,6 +148,7 @@ async def _delete_votes(conn: asyncpg.Connection, keys: Sequence[VoteKey]) -> li
         [key[1] for key in keys],
         [key[2] for key in keys],
     )
+    return deleted
 
 
 async def _forget_member(
