@@ -17,7 +17,7 @@ import pytest
 from bot.client import EmbargoBot
 from bot.config import PROJECT_DIR, Settings
 from bot.storage import Storage
-from bot.storage.sqlite.database import WRITE_TIMEOUT_S
+from bot.storage.errors import WRITE_TIMEOUT_S
 from tests.stored import stored_score
 from tests.support import MODERATOR, Harness, UserSpec
 

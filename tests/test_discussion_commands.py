@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import discord
+from discord.ext import commands
 
 from bot.calendar import PostKey, PostKind, PostState
 from bot.client import EmbargoBot
 from bot.config import Settings
 from bot.storage import Storage, StorageBusy
 from cogs.discussion import Discussion
+from tests import markdown_oracle
 from tests.content_factory import episode_table, review_md, show_toml, write
 from tests.support import (
     EPISODE_TALK,
@@ -82,8 +84,10 @@ class Running:
 
     @property
     def scheduler(self) -> Any:
-        # The extension's module is loaded apart from this test's import: no isinstance.
-        cog = self.harness.bot.get_cog(Discussion.__cog_name__)
+        # The extension's module is loaded apart from this test's import: no isinstance, and
+        # so no type for the cog either.
+        assert isinstance(self.harness.bot, commands.Bot)
+        cog: Any = self.harness.bot.get_cog(Discussion.__cog_name__)
         assert cog is not None
         return cog.scheduler
 
@@ -104,7 +108,7 @@ class Running:
         self.scheduler.wake()
         await asyncio.wait_for(self.scheduler.wait_idle(), 20.0)
 
-    async def moderator(self, subcommand: str, **options: object) -> Any:
+    async def moderator(self, subcommand: str, **options: Any) -> Any:
         return await self.harness.slash(
             "embargo", subcommand=subcommand, as_user=MODERATOR, **options
         )
@@ -473,7 +477,7 @@ async def test_a_spoiling_title_stays_out_of_sight_everywhere_the_calendar_posts
         await bot.wait_posts(EPISODE_TALK.id, 1)
         await bot.settle()
         (post,) = bot.posts(EPISODE_TALK.id)
-        visible = reading.markdown_oracle.read(post["content"]).visible
+        visible = markdown_oracle.read(post["content"]).visible
         assert "Marguerite" not in visible
         assert f"||{spoiler}||" in post["content"]  # there, but behind a spoiler tag
         (thread,) = threads_of(bot.harness.standin, EPISODE_TALK.id)

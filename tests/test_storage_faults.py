@@ -21,16 +21,15 @@ import pytest
 
 from bot.config import PROJECT_DIR
 from bot.storage import Storage
-from bot.storage.sqlite.database import (
-    Database,
+from bot.storage.errors import (
     FaultLog,
     StorageBusy,
     StorageDamaged,
     StorageError,
     StorageFull,
     StorageReadOnly,
-    storage_fault,
 )
+from bot.storage.sqlite.database import Database, storage_fault
 from tests.test_busy_database import locked_by_another_process
 
 COMMANDS = (("check", "--apply"), ("check", "--votes"), ("run",), ("sync",))

@@ -25,7 +25,7 @@ import tempfile
 import time
 import tomllib
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -35,6 +35,8 @@ from bot.content.sync import dry_run, sync_content
 from bot.spoilers.durations import parse_window
 from bot.storage import Storage
 from bot.storage import content as content_store_module
+from bot.storage.backend import Statement
+from bot.storage.sqlite import database as sqlite_database
 from tests.benchmarks.content import remove_database
 from tests.benchmarks.plain_toml import plain_toml
 from tests.benchmarks.workload import FULL, QUICK, generate_content
@@ -147,20 +149,17 @@ async def write_waits(storage: Storage, stop: asyncio.Event) -> list[float]:
 def timed_transactions(held: list[float]) -> Iterator[None]:
     """Record how long each of the sync's write transactions runs on the writer's thread:
     the time it holds the write lock that votes and settings wait for (plus BEGIN/COMMIT)."""
-    real = content_store_module._run_steps
+    real = sqlite_database._executemanys  # the sync's statements, on the writer's thread
 
-    def timed(steps: tuple[content_store_module._Step, ...], conn: sqlite3.Connection) -> None:
+    def timed(statements: Sequence[Statement], conn: sqlite3.Connection) -> None:
         started = time.perf_counter()
         try:
-            real(steps, conn)
+            real(statements, conn)
         finally:
             held.append(time.perf_counter() - started)
 
-    content_store_module._run_steps = timed
-    try:
+    with mock.patch.object(sqlite_database, "_executemanys", timed):
         yield
-    finally:
-        content_store_module._run_steps = real
 
 
 async def blocking(content: Path, workdir: Path) -> None:

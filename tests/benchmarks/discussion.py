@@ -56,7 +56,7 @@ async def _review_latencies(harness: Harness, stop: asyncio.Event, out: list[flo
         await asyncio.sleep(0.05)
 
 
-async def measure(servers: int, limit: int, workdir: Path) -> dict[str, float]:
+async def measure(servers: int, limit: int, workdir: Path) -> dict[str, int | float]:
     content = workdir / "content"
     shows = show_toml(title="Fan Out", episodes=[episode_table(1, 1, "Wide", released=RELEASE)])
     write(content, "shows/fan-out.toml", shows)
@@ -87,6 +87,7 @@ async def measure(servers: int, limit: int, workdir: Path) -> dict[str, float]:
             # Setting up many servers takes a while: the release is LEAD_S from now.
             clock.offset = RELEASE - timedelta(seconds=LEAD_S) - datetime.now(UTC)
             harness.mark_ready()
+            assert isinstance(harness.bot, EmbargoBot)
             cog = harness.bot.get_cog("Discussion")
             assert cog is not None
             rest: list[float] = []

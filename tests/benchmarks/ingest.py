@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.storage import Storage
+from bot.storage.sqlite.database import Database as SqliteDatabase
 from tests.benchmarks.checks import Checks
 from tests.benchmarks.workload import NOW, USER_ID_BASE, GuildRow, World, score_for
 
@@ -62,10 +63,10 @@ async def measure_ingestion(
     storage = await Storage.open(f"sqlite:///{database}", workdir)
     try:
         rows_before = await _count(storage)
-        synchronous = await storage.db.synchronous()
+        synchronous = await _sqlite(storage).synchronous()
         schedule = [mode for _ in range(runs) for mode in (synchronous, "NORMAL")]
         for run, mode in enumerate(schedule):
-            await storage.db.conn.execute(f"PRAGMA synchronous = {mode}")
+            await _sqlite(storage).conn.execute(f"PRAGMA synchronous = {mode}")
             plans = []
             for voter in range(voters):
                 guild_id = rng.choice(guilds).guild_id
@@ -96,7 +97,7 @@ async def measure_ingestion(
             await asyncio.gather(*(vote(*plan) for plan in plans))
             elapsed = time.perf_counter() - started
             rates.setdefault(mode, []).append(voters * votes_per_voter / elapsed)
-        await storage.db.conn.execute(f"PRAGMA synchronous = {synchronous}")
+        await _sqlite(storage).conn.execute(f"PRAGMA synchronous = {synchronous}")
 
         started = time.perf_counter()
         stored = await _voters_rows(storage)
@@ -128,14 +129,20 @@ async def measure_ingestion(
     )
 
 
+def _sqlite(storage: Storage) -> SqliteDatabase:
+    """The benchmark measures SQLite's synchronous modes: its database is SQLite."""
+    assert isinstance(storage.db, SqliteDatabase)
+    return storage.db
+
+
 async def _count(storage: Storage) -> int:
-    async with storage.db.conn.execute("SELECT COUNT(*) FROM votes") as cursor:
+    async with _sqlite(storage).conn.execute("SELECT COUNT(*) FROM votes") as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
 
 
 async def _voters_rows(storage: Storage) -> dict[tuple[int, int, str], int]:
-    async with storage.db.conn.execute(
+    async with _sqlite(storage).conn.execute(
         "SELECT guild_id, user_id, episode_key, score FROM votes WHERE user_id >= ?",
         (VOTER_ID_BASE,),
     ) as cursor:
