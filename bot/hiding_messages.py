@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.hiding import CannotHide, GuardMode, MemberSpoilerSettings, Refusal, has_visible_text
-from bot.messages import OutgoingMessage, echo, escape_inline, timestamp
+from bot.messages import EmbedField, OutgoingMessage, echo, timestamp
 from bot.spoilers.render import (
     DISCORD_MESSAGE_LIMIT,
     EMBED_FIELD_VALUE_LIMIT,
+    escape_inline,
     spoiler_messages,
     truncate,
 )
@@ -186,7 +187,7 @@ def guard_unavailable_message() -> OutgoingMessage:
 
 def guard_settings_fields(
     settings: MemberSpoilerSettings, *, guard_available: bool
-) -> list[dict[str, object]]:
+) -> list[EmbedField]:
     """The members' spoilers part of /embargo settings."""
     mode = f"**{settings.guard_mode.value}**"
     if not guard_available and settings.guard_mode is not GuardMode.OFF:

@@ -208,7 +208,7 @@ class Spoilers(commands.Cog):
     )
     async def settings(self, interaction: discord.Interaction) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
-        guild_id: int = interaction.guild_id  # type: ignore[assignment]
+        guild_id = _server_id(interaction)
         members = await self.bot.storage.member_spoiler_settings(guild_id)
         roles = await self.bot.storage.watch_role_settings(guild_id)
         titles = self._show_titles()

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -66,7 +66,7 @@ class Guard(commands.Cog):
         self.flag_seconds: float = FLAG_SECONDS
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.settings_commands = [
+        self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [
             app_commands.Command(
                 name="guard",
                 description="Flag or hide members' messages naming an episode in its window.",

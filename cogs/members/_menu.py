@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -29,7 +29,7 @@ class Members(commands.Cog):
             allowed_installs=app_commands.AppInstallationType(guild=True),
         )
         self.hide_menu.guild_only = True
-        self.settings_commands = [
+        self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [
             app_commands.Command(
                 name="spoiler-helpers",
                 description="A role whose members may hide any message as a spoiler.",
@@ -84,7 +84,7 @@ class Members(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         outcome = await self.reposter.hide(
             message,
-            channel=interaction.channel or message.channel,
+            channel=_message_channel(interaction, message),
             hider_id=interaction.user.id,
             hider_name=interaction.user.display_name,
             log_channel_id=settings.log_channel_id,
@@ -140,3 +140,14 @@ def _role_text(role_id: int | None) -> str:
 
 def _channel_text(channel_id: int | None) -> str:
     return "off" if channel_id is None else f"<#{channel_id}>"
+
+
+def _message_channel(
+    interaction: discord.Interaction, message: discord.Message
+) -> discord.abc.MessageableChannel:
+    """The message's channel as the interaction knows it (a thread the cache never saw
+    included); the message's own when the interaction names none a message can be in."""
+    here = interaction.channel
+    if here is None or isinstance(here, discord.ForumChannel | discord.CategoryChannel):
+        return message.channel
+    return here
