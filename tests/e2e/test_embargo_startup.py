@@ -545,8 +545,8 @@ async def test_the_expected_tree_is_the_readmes_command_list() -> None:
                 assert choices[opt["name"]] == opt["choices"], opt["name"]
             for inner in opt.get("options", []):
                 if "choices" in inner:
-                    key = f"{opt['name']} {inner['name']}"
-                    assert choices[key] == inner["choices"], key
+                    nested = f"{opt['name']} {inner['name']}"
+                    assert choices[nested] == inner["choices"], nested
 
     dm = {name for name, spec in EXPECTED_TREE.items() if BOT_DM in spec["contexts"]}
     assert dm == readme_dm_commands()
