@@ -23,6 +23,7 @@ from bot.ui import (
     ShowArg,
     decide_here,
     send_messages,
+    server_id,
     titles_here,
 )
 
@@ -50,14 +51,6 @@ class ModeratorGroup(app_commands.Group):
         if not interaction.permissions.manage_guild:
             raise app_commands.MissingPermissions(["manage_guild"])
         return True
-
-
-def _server_id(interaction: discord.Interaction) -> int:
-    """The server a moderator command runs in (``ModeratorGroup.interaction_check`` has already
-    refused DMs; this says so to the type checker, with the same refusal)."""
-    if interaction.guild_id is None:
-        raise app_commands.NoPrivateMessage
-    return interaction.guild_id
 
 
 class Spoilers(commands.Cog):
@@ -118,7 +111,7 @@ class Spoilers(commands.Cog):
     @app_commands.describe(duration=f"e.g. {EXAMPLES}; at most 3650 days")
     async def window(self, interaction: discord.Interaction, duration: DurationArg) -> None:
         new = parse_duration_option(duration)
-        old = await self.bot.storage.set_spoiler_window(_server_id(interaction), new)
+        old = await self.bot.storage.set_spoiler_window(server_id(interaction), new)
         message = change_message("Spoiler window", old.describe(), new.describe())
         await send_messages(interaction, [message])
 
@@ -134,7 +127,7 @@ class Spoilers(commands.Cog):
         duration: DurationArg,
     ) -> None:
         new = None if duration.strip().lower() == "default" else parse_duration_option(duration)
-        old = await self.bot.storage.set_show_window(_server_id(interaction), show.slug, new)
+        old = await self.bot.storage.set_show_window(server_id(interaction), show.slug, new)
         message = change_message(
             f"Spoiler window for {show.title}",
             "server default" if old is None else old.describe(),
@@ -152,7 +145,7 @@ class Spoilers(commands.Cog):
         mode: app_commands.Transform[str, OneOf(*SpoilerMode)],
     ) -> None:
         new = SpoilerMode(mode)
-        old = await self.bot.storage.set_spoiler_mode(_server_id(interaction), new)
+        old = await self.bot.storage.set_spoiler_mode(server_id(interaction), new)
         await send_messages(interaction, [change_message("Spoiler mode", old.value, new.value)])
 
     @embargo.command(name="channel", description="Mark a channel where spoilers are always fine.")
@@ -167,7 +160,7 @@ class Spoilers(commands.Cog):
     ) -> None:
         ok = policy == "spoilers-ok"
         was_ok = await self.bot.storage.set_spoilers_ok_channel(
-            _server_id(interaction),
+            server_id(interaction),
             channel.id,
             ok,
         )
@@ -185,7 +178,7 @@ class Spoilers(commands.Cog):
     ) -> None:
         if not 1 <= count <= MAX_MIN_VOTES:  # Discord enforces the range; so do we.
             raise UserError(f"Minimum votes must be between 1 and {MAX_MIN_VOTES}.")
-        old = await self.bot.storage.set_min_votes(_server_id(interaction), count)
+        old = await self.bot.storage.set_min_votes(server_id(interaction), count)
         await send_messages(interaction, [change_message("Minimum votes", str(old), str(count))])
 
     @embargo.command(
@@ -199,7 +192,7 @@ class Spoilers(commands.Cog):
     ) -> None:
         if not 0 <= days <= MAX_MIN_MEMBER_DAYS:
             raise UserError(f"Member age must be between 0 and {MAX_MIN_MEMBER_DAYS} days.")
-        old = await self.bot.storage.set_min_member_days(_server_id(interaction), days)
+        old = await self.bot.storage.set_min_member_days(server_id(interaction), days)
         message = change_message("Member age to vote", f"{old} days", f"{days} days")
         await send_messages(interaction, [message])
 
@@ -208,7 +201,7 @@ class Spoilers(commands.Cog):
     )
     async def settings(self, interaction: discord.Interaction) -> None:
         settings = await self.bot.storage.get_guild_settings(interaction.guild_id)
-        guild_id = _server_id(interaction)
+        guild_id = server_id(interaction)
         members = await self.bot.storage.member_spoiler_settings(guild_id)
         roles = await self.bot.storage.watch_role_settings(guild_id)
         titles = self._show_titles()

@@ -26,7 +26,7 @@ from bot.discussion_messages import (
 from bot.errors import UserError
 from bot.messages import OutgoingMessage, change_message
 from bot.spoilers.policy import window_end
-from bot.ui import ShowArg, send_messages, send_paged
+from bot.ui import ShowArg, send_messages, send_paged, server_id
 from cogs.discussion._buttons import ReviewButton
 from cogs.discussion._scheduler import Scheduler
 
@@ -62,7 +62,7 @@ async def announce(
     ping: discord.Role | None = None,
 ) -> None:
     cog = _cog(interaction)
-    guild_id: int = interaction.guild_id  # type: ignore[assignment]
+    guild_id = server_id(interaction)
     if ping is not None and ping.is_default():
         raise UserError(
             "Release posts can't ping @everyone: pick a role for the people who want to be "
@@ -100,7 +100,7 @@ async def announce(
 @app_commands.describe(show="Optional: only this show (otherwise every show)")
 async def announce_off(interaction: discord.Interaction, show: ShowArg | None = None) -> None:
     cog = _cog(interaction)
-    guild_id: int = interaction.guild_id  # type: ignore[assignment]
+    guild_id = server_id(interaction)
     slug = None if show is None else show.slug
     old = await cog.bot.storage.announce_off(guild_id, show_slug=slug, now=cog.bot.clock())
     cog.scheduler.announce_changed()

@@ -39,6 +39,7 @@ from bot.ui import (
     attach_moderator_commands,
     detach_moderator_commands,
     send_messages,
+    server_id,
 )
 from cogs.members._repost import Reposter, hide_source
 
@@ -263,7 +264,7 @@ class Guard(commands.Cog):
             await send_messages(interaction, [guard_unavailable_message()])
             return
         new = GuardMode(mode)
-        old = await self.bot.storage.set_guard_mode(interaction.guild_id, new)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_guard_mode(server_id(interaction), new)
         await send_messages(interaction, [change_message("Guard", old.value, new.value)])
 
     @app_commands.describe(channel="The channel (or category) the guard leaves alone")
@@ -279,7 +280,7 @@ class Guard(commands.Cog):
     ) -> None:
         try:
             was = await self.bot.storage.set_guard_ignored(
-                interaction.guild_id,  # type: ignore[arg-type]
+                server_id(interaction),
                 channel.id,
                 ignored,
             )

@@ -11,7 +11,13 @@ from discord.ext import commands
 from bot.hiding import CannotHide, Hider, Refusal, check_hideable, may_hide
 from bot.hiding_messages import HIDE_PERMISSIONS, missing_hide_permissions_message, refusal_message
 from bot.messages import OutgoingMessage, change_message
-from bot.ui import NO_MENTIONS, attach_moderator_commands, detach_moderator_commands, send_messages
+from bot.ui import (
+    NO_MENTIONS,
+    attach_moderator_commands,
+    detach_moderator_commands,
+    send_messages,
+    server_id,
+)
 from cogs.members._repost import Reposter, hide_source
 
 if TYPE_CHECKING:
@@ -111,12 +117,12 @@ class Members(commands.Cog):
 
     @app_commands.describe(role="Members with this role may hide any message as a spoiler")
     async def spoiler_helpers(self, interaction: discord.Interaction, role: discord.Role) -> None:
-        old = await self.bot.storage.set_spoiler_helpers_role(interaction.guild_id, role.id)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_spoiler_helpers_role(server_id(interaction), role.id)
         message = change_message("Spoiler helpers", _role_text(old), _role_text(role.id))
         await send_messages(interaction, [message])
 
     async def spoiler_helpers_off(self, interaction: discord.Interaction) -> None:
-        old = await self.bot.storage.set_spoiler_helpers_role(interaction.guild_id, None)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_spoiler_helpers_role(server_id(interaction), None)
         await send_messages(
             interaction, [change_message("Spoiler helpers", _role_text(old), "none")]
         )
@@ -125,12 +131,12 @@ class Members(commands.Cog):
     async def log_channel(
         self, interaction: discord.Interaction, channel: discord.TextChannel
     ) -> None:
-        old = await self.bot.storage.set_spoiler_log_channel(interaction.guild_id, channel.id)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_spoiler_log_channel(server_id(interaction), channel.id)
         message = change_message("Spoiler log", _channel_text(old), _channel_text(channel.id))
         await send_messages(interaction, [message])
 
     async def log_off(self, interaction: discord.Interaction) -> None:
-        old = await self.bot.storage.set_spoiler_log_channel(interaction.guild_id, None)  # type: ignore[arg-type]
+        old = await self.bot.storage.set_spoiler_log_channel(server_id(interaction), None)
         await send_messages(interaction, [change_message("Spoiler log", _channel_text(old), "off")])
 
 
