@@ -14,10 +14,11 @@ from datetime import datetime
 from bot.content.models import Episode, Show
 from bot.messages import (
     EMBARGO_COLOUR,
+    EmbedData,
+    EmbedField,
     OutgoingMessage,
     Surface,
     episode_heading,
-    escape_inline,
     timestamp,
 )
 from bot.progress import (
@@ -28,7 +29,7 @@ from bot.progress import (
     WatchRole,
 )
 from bot.spoilers.policy import TitleRule
-from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, truncate
+from bot.spoilers.render import EMBED_FIELD_VALUE_LIMIT, escape_inline, truncate
 
 EMBED_FIELD_NAME_LIMIT = 256
 
@@ -129,7 +130,7 @@ def _progress_reply(first: str, progress: ShowProgress, titles: TitleRule) -> Ou
 # -- /progress --------------------------------------------------------------------------------
 
 
-def _show_field(progress: ShowProgress, titles: TitleRule) -> dict[str, object]:
+def _show_field(progress: ShowProgress, titles: TitleRule) -> EmbedField:
     lines = [
         f"**{where_you_are(progress)}** · {progress.watched} of "
         f"{_episodes(progress.released)} watched",
@@ -165,7 +166,7 @@ def progress_pages(
     pages = []
     for number in range(total):
         chunk = shows[number * SHOWS_PER_PAGE : (number + 1) * SHOWS_PER_PAGE]
-        embed = {
+        embed: EmbedData = {
             "title": "Your watch progress",
             "color": EMBARGO_COLOUR,
             "fields": [_show_field(progress, titles) for progress in chunk],
@@ -347,7 +348,7 @@ def unknown_season_text(show: Show, season: int) -> str:
 
 def watch_role_fields(
     roles: Sequence[WatchRole], failure: RoleSyncFailure | None, show_titles: dict[str, str]
-) -> list[dict[str, object]]:
+) -> list[EmbedField]:
     """The watch-role part of ``/embargo settings``."""
     lines = [
         f"{role_mention(role.role_id)}: "
@@ -355,7 +356,7 @@ def watch_role_fields(
         + ("" if role.season is None else f" season {role.season}")
         for role in roles
     ]
-    fields: list[dict[str, object]] = [
+    fields: list[EmbedField] = [
         {
             "name": "Watch roles",
             "value": truncate("\n".join(lines) or "none", EMBED_FIELD_VALUE_LIMIT),

@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -68,6 +68,7 @@ from bot.ui import (
     detach_moderator_commands,
     send_messages,
     send_paged,
+    server_id,
     titles_here,
 )
 
@@ -90,7 +91,7 @@ class Progress(commands.Cog):
         self.bot = bot
         self._rechecks: asyncio.Task[None]
         # Subcommands of the one /embargo group (cogs/spoilers.py owns it).
-        self.settings_commands = [
+        self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [
             app_commands.Command(
                 name="watch-role",
                 description="Give a role to members who watched a show (or season).",
@@ -408,7 +409,7 @@ class Progress(commands.Cog):
     async def watch_role_off(
         self, interaction: discord.Interaction, show: ShowArg, season: SeasonArg | None = None
     ) -> None:
-        guild_id: int = interaction.guild_id  # type: ignore[assignment]
+        guild_id = server_id(interaction)
         removed = await self.bot.storage.remove_watch_role(guild_id, show.slug, season)
         await send_messages(interaction, [watch_role_off_message(show.title, season, removed)])
 
