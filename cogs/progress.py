@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.content.models import Episode, Show
-from bot.errors import ErrorRoutedView, UserError
+from bot.errors import ErrorRoutedView, UserError, errors_reported
 from bot.messages import OutgoingMessage
 from bot.progress import (
     NotReleasedError,
@@ -106,10 +107,12 @@ class Progress(commands.Cog):
 
     async def cog_load(self) -> None:
         attach_moderator_commands(self.bot.tree, self.settings_commands)
+        self.bot.add_dynamic_items(WatchedButton)
         self._rechecks = asyncio.create_task(self._recheck_releases(), name="embargo-watch-roles")
 
     async def cog_unload(self) -> None:
         detach_moderator_commands(self.bot.tree, self.settings_commands)
+        self.bot.remove_dynamic_items(WatchedButton)
         self._rechecks.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._rechecks
@@ -201,6 +204,14 @@ class Progress(commands.Cog):
     async def watched(
         self, interaction: discord.Interaction, episode: WatchedEpisodeArg, through: bool = False
     ) -> None:
+        await self.mark_watched(interaction, episode, through=through)
+
+    async def mark_watched(
+        self, interaction: discord.Interaction, episode: Episode, *, through: bool
+    ) -> None:
+        """Mark ``episode`` (and with ``through``, every earlier one) watched for whoever
+        interacted, commit, answer privately, then bring their watch roles in line: /watched
+        and the release post's **I've watched it** button."""
         show = self._show_of(episode)
         now = self.bot.clock()
         try:
@@ -435,6 +446,49 @@ async def _member_of(guild: discord.Guild, user_id: int) -> discord.Member | Non
     except discord.HTTPException as error:
         log.warning("could not look up member %s in %s: %s", user_id, guild.id, error)
         return None
+
+
+class WatchedButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"embargo:watched:(?P<key>[a-z0-9-]+/s\d+e\d+)",
+):
+    """The release post's **I've watched it**: /watched for whoever clicks, answered privately.
+    Persistent across restarts: the episode key lives in the custom id."""
+
+    def __init__(self, episode_key: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="I've watched it",
+                emoji="\N{WHITE HEAVY CHECK MARK}",
+                style=discord.ButtonStyle.success,
+                custom_id=f"embargo:watched:{episode_key}",
+            )
+        )
+        self.episode_key = episode_key
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Button[Any],
+        match: re.Match[str],
+        /,
+    ) -> WatchedButton:
+        return cls(match["key"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+        # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
+        async with errors_reported(interaction):
+            bot: EmbargoBot = interaction.client  # type: ignore[assignment]
+            cog = bot.get_cog(Progress.__cog_name__)
+            if cog is None:  # the extension was unloaded; a post sent before keeps its button
+                raise UserError("Watch progress is unavailable right now. Please try again later.")
+            episode = bot.catalogue.by_key.get(self.episode_key)
+            if episode is None:
+                raise UserError("That episode is no longer in the catalogue.")
+            # No isinstance: a post sent in this run holds this class from the module the
+            # discussion extension imported, apart from the loaded extension's copy.
+            await cast(Progress, cog).mark_watched(interaction, episode, through=False)
 
 
 class ForgetView(ErrorRoutedView):

@@ -38,6 +38,7 @@ from tests.support import (
     RoleSpec,
     reading,
 )
+from tests.support.reading import EPHEMERAL
 from tests.support.specs import base_bot_permissions
 from tests.support.standin.threads import threads_of
 
@@ -52,6 +53,15 @@ WITHOUT_THREADS = discord.Permissions(base_bot_permissions().value)
 WITHOUT_THREADS.create_public_threads = False
 NO_THREADS = GuildSpec(channels=(GENERAL, EPISODE_TALK, FORUM), bot_permissions=WITHOUT_THREADS)
 FANS = RoleSpec(id=1_300_000_000_000_000_310, name="Severed fans")
+WATCHERS = RoleSpec(id=1_300_000_000_000_000_311, name="Watched Severed Ties", position=2)
+WITH_MANAGE_ROLES = discord.Permissions(base_bot_permissions().value)
+WITH_MANAGE_ROLES.manage_roles = True
+WATCH_ROLE_GUILD = GuildSpec(
+    channels=(GENERAL, EPISODE_TALK, FORUM),
+    roles=(*GuildSpec().roles, WATCHERS),
+    bot_permissions=WITH_MANAGE_ROLES,
+    bot_role_position=5,
+)
 
 
 class MovingClock:
@@ -319,7 +329,13 @@ async def test_forum_release_is_a_forum_post_and_close_replies_in_it(tmp_path: P
         assert {c["custom_id"] for row in first["components"] for c in row["components"]} == {
             f"embargo:review:{PILOT}",
             f"embargo:ending:{PILOT}",
+            f"embargo:watched:{PILOT}",
         }
+        watched = await bot.harness.click(f"embargo:watched:{PILOT}", message=first, as_user=MEMBER)
+        assert not watched.errors, watched.describe()
+        assert watched.ephemeral
+        assert watched.content.startswith("Marked watched: **Severed Ties S1E1")
+        assert await bot.storage.watched_keys(MEMBER.id) == {PILOT}
         inside = await bot.harness.slash("ending", episode=PILOT, in_channel=post.id)
         reading.assert_plain([m.get("content") or "" for m in inside.sent], ENDING)
         clock.jump(timedelta(hours=1))
@@ -327,6 +343,91 @@ async def test_forum_release_is_a_forum_post_and_close_replies_in_it(tmp_path: P
         await bot.wait_posts(post.id, 2)
         assert "are now open everywhere" in bot.posts(post.id)[1]["content"]
         assert len(threads_of(bot.harness.standin, FORUM.id)) == 1
+
+
+async def test_ive_watched_it_is_watched_for_the_clicker_privately_and_the_role_follows(
+    tmp_path: Path,
+) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock, WATCH_ROLE_GUILD) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        await bot.moderator("watch-role", show="severed-ties", role=WATCHERS)
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        (post,) = bot.posts(EPISODE_TALK.id)
+        buttons = [c for row in post["components"] for c in row["components"]]
+        (button,) = [b for b in buttons if b["custom_id"] == f"embargo:watched:{PILOT}"]
+        assert button["label"] == "I've watched it"
+        guild = bot.harness.world.guild
+        assert bot.harness.standin.role_changes() == []
+
+        first = await bot.harness.click(f"embargo:watched:{PILOT}", message=post, as_user=MEMBER)
+        assert not first.errors, first.describe()
+        reply, role_note = first.sent
+        # /watched's own reply (committed first), then the role it earned: both private.
+        assert reply["content"].startswith(
+            "Marked watched: **Severed Ties S1E1 · The Lighthouse Call**. Saved.\n"
+            "Severed Ties: S1E1 of S1E1, 1 of 1 episode watched."
+        ), reply["content"]
+        assert role_note["content"] == f"You now have <@&{WATCHERS.id}>."
+        assert all(message["flags"] & EPHEMERAL for message in first.sent), first.sent
+        assert await bot.storage.watched_keys(MEMBER.id) == {PILOT}
+        assert await bot.storage.watched_keys(MODERATOR.id) == frozenset()
+        assert bot.harness.standin.role_changes() == [("PUT", guild.id, MEMBER.id, WATCHERS.id)]
+        assert WATCHERS.id in guild.member(MEMBER.id).roles
+        # The post itself is untouched: nobody else sees who clicked.
+        assert bot.harness.standin.find_requests("PATCH", f"/messages/{post['id']}") == []
+        assert bot.posts(EPISODE_TALK.id) == [post]
+
+        again = await bot.harness.click(f"embargo:watched:{PILOT}", message=post, as_user=MEMBER)
+        assert not again.errors, again.describe()
+        assert again.ephemeral
+        assert again.content.startswith(
+            "**Severed Ties S1E1 · The Lighthouse Call** was already marked watched; "
+            "nothing changed."
+        ), again.content
+        assert len(bot.harness.standin.role_changes()) == 1
+
+        # Unmarking with /unwatched takes the role back, as for any other marking.
+        await bot.harness.slash("unwatched", episode=PILOT, as_user=MEMBER)
+        assert bot.harness.standin.role_changes()[-1] == (
+            "DELETE",
+            guild.id,
+            MEMBER.id,
+            WATCHERS.id,
+        )
+
+    # After a restart the post's button still works: it is found from its custom id alone.
+    async with running(tmp_path, clock, WATCH_ROLE_GUILD) as bot:
+        old_post = bot.harness.bot_message(components=post["components"], channel=EPISODE_TALK)
+        later = await bot.harness.click(
+            f"embargo:watched:{PILOT}", message=old_post, as_user=MEMBER
+        )
+        assert not later.errors, later.describe()
+        assert later.sent[0]["content"].startswith("Marked watched: **Severed Ties S1E1")
+        assert all(message["flags"] & EPHEMERAL for message in later.sent), later.sent
+        assert await bot.storage.watched_keys(MEMBER.id) == {PILOT}
+
+
+async def test_ive_watched_it_for_an_episode_gone_from_the_catalogue_says_so(
+    tmp_path: Path,
+) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        await bot.settle()
+        (post,) = bot.posts(EPISODE_TALK.id)
+        # The show's file is removed and the content reloaded; the old post keeps its button.
+        (tmp_path / "content" / "shows" / "severed-ties.toml").unlink()
+        await bot.harness.bot.content.reload()  # type: ignore[attr-defined]
+        gone = await bot.harness.click(f"embargo:watched:{PILOT}", message=post, as_user=MEMBER)
+        assert not gone.errors, gone.describe()
+        assert gone.ephemeral
+        assert gone.content == "That episode is no longer in the catalogue."
+        assert await bot.storage.watched_keys(MEMBER.id) == frozenset()
 
 
 async def test_announce_rules(tmp_path: Path) -> None:

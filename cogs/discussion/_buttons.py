@@ -1,6 +1,7 @@
-"""The buttons on a release post: the episode's review (privately, to whoever clicks) and the
-existing "Ending explained" reveal. Both are persistent: the episode key is in the custom id,
-so a post from last month still answers after any number of restarts."""
+"""The buttons on a release post: the episode's review (privately, to whoever clicks), the
+existing "Ending explained" reveal, and "I've watched it" (``/watched`` for the clicker). All are
+persistent: the episode key is in the custom id, so a post from last month still answers after
+any number of restarts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import discord
 from bot.errors import ErrorRoutedView, errors_reported
 from bot.messages import OutgoingMessage, reveal_privately, review_message
 from bot.ui import send_messages, titles_here
+from cogs.progress import WatchedButton
 from cogs.reviews import EndingButton
 
 if TYPE_CHECKING:
@@ -62,9 +64,10 @@ class ReviewButton(
 
 
 def release_view(episode_key: str) -> discord.ui.View:
-    """The release post's buttons: Review and Ending explained. Both are always there: a review
-    often comes days after the release, and a click says when there is none yet."""
+    """The release post's buttons: Review, Ending explained and I've watched it. All are always
+    there: a review often comes days after the release, and a click says when there is none yet."""
     view = ErrorRoutedView(timeout=None)
     view.add_item(ReviewButton(episode_key))
     view.add_item(EndingButton(episode_key))
+    view.add_item(WatchedButton(episode_key))
     return view
