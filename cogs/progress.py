@@ -470,13 +470,13 @@ class WatchedButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction,
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> WatchedButton:
         return cls(match["key"])
 
-    async def callback(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
+    async def callback(self, interaction: discord.Interaction) -> None:
         # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
         async with errors_reported(interaction):
             bot: EmbargoBot = interaction.client  # type: ignore[assignment]
