@@ -229,6 +229,15 @@ async def decide_here(
     )
 
 
+def button_episode(bot: EmbargoBot, episode_key: str) -> Episode:
+    """The episode a persistent button names; refused when the content no longer has it (a
+    button on an old post outlives a show removed since)."""
+    episode = bot.catalogue.by_key.get(episode_key)
+    if episode is None:
+        raise UserError("That episode is no longer in the catalogue.")
+    return episode
+
+
 async def titles_here(bot: EmbargoBot, guild_id: int | None) -> TitleRule:
     """Which titles may be shown in plain sight in this server (the defaults in DMs), now."""
     settings = await bot.storage.get_guild_settings(guild_id)

@@ -66,6 +66,7 @@ from bot.ui import (
     UnwatchedEpisodeArg,
     WatchedEpisodeArg,
     attach_moderator_commands,
+    button_episode,
     detach_moderator_commands,
     send_messages,
     send_paged,
@@ -483,9 +484,7 @@ class WatchedButton(
             cog = bot.get_cog(Progress.__cog_name__)
             if cog is None:  # the extension was unloaded; a post sent before keeps its button
                 raise UserError("Watch progress is unavailable right now. Please try again later.")
-            episode = bot.catalogue.by_key.get(self.episode_key)
-            if episode is None:
-                raise UserError("That episode is no longer in the catalogue.")
+            episode = button_episode(bot, self.episode_key)
             # No isinstance: a post sent in this run holds this class from the module the
             # discussion extension imported, apart from the loaded extension's copy.
             await cast(Progress, cog).mark_watched(interaction, episode, through=False)

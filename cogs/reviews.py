@@ -13,7 +13,14 @@ from bot.content.models import Episode
 from bot.errors import ErrorRoutedView, errors_reported
 from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
 from bot.spoilers.policy import Delivery
-from bot.ui import EPISODE_HELP, EpisodeArg, decide_here, send_messages, titles_here
+from bot.ui import (
+    EPISODE_HELP,
+    EpisodeArg,
+    button_episode,
+    decide_here,
+    send_messages,
+    titles_here,
+)
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
@@ -63,17 +70,7 @@ class EndingButton(
         bot: EmbargoBot = interaction.client  # type: ignore[assignment]
         # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
         async with errors_reported(interaction):
-            episode = bot.catalogue.by_key.get(self.episode_key)
-            if episode is None:
-                await send_messages(
-                    interaction,
-                    [
-                        OutgoingMessage(
-                            "That episode is no longer in the catalogue.", ephemeral=True
-                        )
-                    ],
-                )
-                return
+            episode = button_episode(bot, self.episode_key)
             # Whoever clicks gets the ending privately, under the same rules as /ending.
             await send_messages(
                 interaction, reveal_privately(await ending_for(bot, interaction, episode))

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.errors import ErrorRoutedView, errors_reported
-from bot.messages import OutgoingMessage, reveal_privately, review_message
-from bot.ui import send_messages, titles_here
+from bot.messages import reveal_privately, review_message
+from bot.ui import button_episode, send_messages, titles_here
 from cogs.progress import WatchedButton
 from cogs.reviews import EndingButton
 
@@ -49,13 +49,7 @@ class ReviewButton(
         # discord.py types an Item callback's client with a TypeVar no override can narrow.
         bot: EmbargoBot = interaction.client  # type: ignore[assignment]
         async with errors_reported(interaction):
-            episode = bot.catalogue.by_key.get(self.episode_key)
-            if episode is None:
-                gone = OutgoingMessage(
-                    "That episode is no longer in the catalogue.", ephemeral=True
-                )
-                await send_messages(interaction, [gone])
-                return
+            episode = button_episode(bot, self.episode_key)
             review = await bot.storage.get_review(episode.key)
             titles = await titles_here(bot, interaction.guild_id)
             # The spoiler-free review, seen by the clicker alone.
