@@ -524,20 +524,37 @@ def _inspect(path: Path) -> None:
     """Read the whole database once and check it could be written, changing nothing: a file
     that is not a database, damaged pages or a read-only file, folder or disk are refused
     here, before anything writes to the file (a fraction of a second at a million votes)."""
+    checked = False
+    if path.exists() and not path.with_name(path.name + "-wal").exists():
+        # Nothing is in a write-ahead log, so the file alone is the database: read it as
+        # immutable, which takes no lock and creates no -wal or -shm file beside a file that
+        # may turn out damaged (a normal connection would, and several commands racing to
+        # close theirs could leave them behind or checkpoint into it).
+        reader = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            _check_pages(reader, path)
+        finally:
+            reader.close()
+        checked = True
     conn = sqlite3.connect(path, isolation_level=None, timeout=WRITE_TIMEOUT_S)
     try:
-        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
-        if problems != ["ok"]:
-            found = " ".join(" ".join(problems).split())
-            found = found if len(found) <= 160 else found[:159] + "…"
-            raise StorageDamaged(
-                f"{path} is damaged ({found}): stop Embargo and restore the latest backup, "
-                f"or try `sqlite3 {path} .recover`"
-            )
+        if not checked:
+            _check_pages(conn, path)
         conn.execute("BEGIN IMMEDIATE")  # takes the write lock without writing a byte
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+def _check_pages(conn: sqlite3.Connection, path: Path) -> None:
+    problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        found = " ".join(" ".join(problems).split())
+        found = found if len(found) <= 160 else found[:159] + "…"
+        raise StorageDamaged(
+            f"{path} is damaged ({found}): stop Embargo and restore the latest backup, "
+            f"or try `sqlite3 {path} .recover`"
+        )
 
 
 def _in_transaction(
