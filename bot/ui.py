@@ -4,16 +4,17 @@ show options, and asking the policy about the place an interaction came from."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import discord
 from discord import app_commands
 from discord.utils import MISSING
 
 from bot.content.models import Episode, Show
-from bot.errors import ErrorRoutedView, UserError
+from bot.errors import ErrorRoutedView, UserError, errors_reported
 from bot.help_messages import CommandHelp, CommandOption
 from bot.lookup import MAX_CHOICES
 from bot.messages import (
@@ -236,6 +237,73 @@ def button_episode(bot: EmbargoBot, episode_key: str) -> Episode:
     if episode is None:
         raise UserError("That episode is no longer in the catalogue.")
     return episode
+
+
+# An episode key as content files produce it: "show-slug/s01e02".
+EPISODE_KEY_PATTERN = r"[a-z0-9-]+/s\d+e\d+"
+
+
+class EpisodeButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    # DynamicItem wants a template on every subclass: each button's own replaces this one.
+    template=rf"embargo:[a-z-]+:(?P<key>{EPISODE_KEY_PATTERN})",
+):
+    """A persistent button about one episode: its custom id is ``embargo:<action>:<episode
+    key>``, so a post from last month still answers after any number of restarts. Posts already
+    in servers carry these ids: an action once released must never change.
+
+    A subclass names its action and look in its class line (``action="review", label=...,
+    emoji=..., style=...``) and says what a click does in ``clicked``; each is registered with
+    ``bot.add_dynamic_items`` by the cog that answers it.
+    """
+
+    action: ClassVar[str]
+    label: ClassVar[str]
+    emoji: ClassVar[str]
+    style: ClassVar[discord.ButtonStyle]
+
+    def __init_subclass__(
+        cls, *, action: str, label: str, emoji: str, style: discord.ButtonStyle
+    ) -> None:
+        super().__init_subclass__(template=rf"embargo:{action}:(?P<key>{EPISODE_KEY_PATTERN})")
+        cls.action = action
+        cls.label = label
+        cls.emoji = emoji
+        cls.style = style
+
+    def __init__(self, episode_key: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=self.label,
+                emoji=self.emoji,
+                style=self.style,
+                custom_id=f"embargo:{self.action}:{episode_key}",
+            )
+        )
+        self.episode_key = episode_key
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> Self:
+        return cls(match["key"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # discord.py types an Item callback's client with a TypeVar no override can narrow.
+        bot: EmbargoBot = interaction.client  # type: ignore[assignment]
+        # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
+        async with errors_reported(interaction):
+            await self.clicked(bot, interaction, button_episode(bot, self.episode_key))
+
+    async def clicked(
+        self, bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
+    ) -> None:
+        """Answer a click on this button about ``episode`` (still in the catalogue)."""
+        raise NotImplementedError
 
 
 async def titles_here(bot: EmbargoBot, guild_id: int | None) -> TitleRule:

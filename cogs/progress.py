@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.content.models import Episode, Show
-from bot.errors import ErrorRoutedView, UserError, errors_reported
+from bot.errors import ErrorRoutedView, UserError
 from bot.messages import OutgoingMessage
 from bot.progress import (
     NotReleasedError,
@@ -62,11 +61,11 @@ from bot.storage.watch_roles import MAX_WATCH_ROLES, TooManyWatchRolesError, Wat
 from bot.ui import (
     EPISODE_HELP,
     NO_MENTIONS,
+    EpisodeButton,
     ShowArg,
     UnwatchedEpisodeArg,
     WatchedEpisodeArg,
     attach_moderator_commands,
-    button_episode,
     detach_moderator_commands,
     send_messages,
     send_paged,
@@ -450,44 +449,23 @@ async def _member_of(guild: discord.Guild, user_id: int) -> discord.Member | Non
 
 
 class WatchedButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"embargo:watched:(?P<key>[a-z0-9-]+/s\d+e\d+)",
+    EpisodeButton,
+    action="watched",
+    label="I've watched it",
+    emoji="\N{WHITE HEAVY CHECK MARK}",
+    style=discord.ButtonStyle.success,
 ):
-    """The release post's **I've watched it**: /watched for whoever clicks, answered privately.
-    Persistent across restarts: the episode key lives in the custom id."""
+    """The release post's **I've watched it**: /watched for whoever clicks, answered privately."""
 
-    def __init__(self, episode_key: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="I've watched it",
-                emoji="\N{WHITE HEAVY CHECK MARK}",
-                style=discord.ButtonStyle.success,
-                custom_id=f"embargo:watched:{episode_key}",
-            )
-        )
-        self.episode_key = episode_key
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction,
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> WatchedButton:
-        return cls(match["key"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
-        async with errors_reported(interaction):
-            bot: EmbargoBot = interaction.client  # type: ignore[assignment]
-            cog = bot.get_cog(Progress.__cog_name__)
-            if cog is None:  # the extension was unloaded; a post sent before keeps its button
-                raise UserError("Watch progress is unavailable right now. Please try again later.")
-            episode = button_episode(bot, self.episode_key)
-            # No isinstance: a post sent in this run holds this class from the module the
-            # discussion extension imported, apart from the loaded extension's copy.
-            await cast(Progress, cog).mark_watched(interaction, episode, through=False)
+    async def clicked(
+        self, bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
+    ) -> None:
+        cog = bot.get_cog(Progress.__cog_name__)
+        if cog is None:  # the extension was unloaded; a post sent before keeps its button
+            raise UserError("Watch progress is unavailable right now. Please try again later.")
+        # No isinstance: a post sent in this run holds this class from the module the
+        # discussion extension imported, apart from the loaded extension's copy.
+        await cast(Progress, cog).mark_watched(interaction, episode, through=False)
 
 
 class ForgetView(ErrorRoutedView):

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.content.models import Episode
-from bot.errors import ErrorRoutedView, errors_reported
+from bot.errors import ErrorRoutedView
 from bot.messages import OutgoingMessage, ending_messages, reveal_privately, review_message
 from bot.spoilers.policy import Delivery
 from bot.ui import (
     EPISODE_HELP,
     EpisodeArg,
-    button_episode,
+    EpisodeButton,
     decide_here,
     send_messages,
     titles_here,
@@ -38,43 +37,21 @@ async def ending_for(
 
 
 class EndingButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"embargo:ending:(?P<key>[a-z0-9-]+/s\d+e\d+)",
+    EpisodeButton,
+    action="ending",
+    label="Ending explained",
+    emoji="\N{LOCK}",
+    style=discord.ButtonStyle.secondary,
 ):
-    """Persistent across restarts: the episode key lives in the custom id, so a button on a
-    week-old /review still works."""
+    """On a /review and a release post; still works on a week-old one."""
 
-    def __init__(self, episode_key: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Ending explained",
-                emoji="\N{LOCK}",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"embargo:ending:{episode_key}",
-            )
+    async def clicked(
+        self, bot: EmbargoBot, interaction: discord.Interaction, episode: Episode
+    ) -> None:
+        # Whoever clicks gets the ending privately, under the same rules as /ending.
+        await send_messages(
+            interaction, reveal_privately(await ending_for(bot, interaction, episode))
         )
-        self.episode_key = episode_key
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction,
-        item: discord.ui.Item[Any],
-        match: re.Match[str],
-        /,
-    ) -> EndingButton:
-        return cls(match["key"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        # discord.py types an Item callback's client with a TypeVar no override can narrow.
-        bot: EmbargoBot = interaction.client  # type: ignore[assignment]
-        # discord.py only logs a dynamic item's errors; the clicker must always get an answer.
-        async with errors_reported(interaction):
-            episode = button_episode(bot, self.episode_key)
-            # Whoever clicks gets the ending privately, under the same rules as /ending.
-            await send_messages(
-                interaction, reveal_privately(await ending_for(bot, interaction, episode))
-            )
 
 
 def ending_view(episode_key: str) -> discord.ui.View:
