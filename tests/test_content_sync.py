@@ -134,6 +134,41 @@ async def _shows(store: ContentStore) -> dict[str, Show]:
     return {show.slug: show for show in await store.load_shows()}
 
 
+def _version_before(migration: str) -> int:
+    """The schema version just before the SQLite migration whose name contains ``migration``."""
+    return next(number for number, name, _ in migrations("sqlite") if migration in name) - 1
+
+
+def _database_at(version: int, path: Path, root: Path) -> None:
+    """A SQLite database at schema ``version`` (migrations applied by hand, as Embargo applied
+    them then) that has loaded ``root``: show alpha with episode s01e01, and every file under
+    ``root`` recorded as loaded as it is on disk now. For upgrade tests."""
+    with sqlite3.connect(path) as old:
+        for number, _, script in migrations("sqlite")[:version]:
+            for statement in statements(script):
+                old.execute(statement)
+            old.execute(f"PRAGMA user_version = {number}")
+        old.execute("INSERT INTO shows VALUES ('alpha', 'Alpha', 'Test Network', 'Europe/London')")
+        old.execute(
+            "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at) "
+            "VALUES ('alpha/s01e01', 'alpha', 1, 1, 'Episode 1.1', 0)"
+        )
+        for file in sorted(item for item in root.rglob("*") if item.is_file()):
+            info = file.stat()
+            old.execute(
+                "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
+                "stat_checked_ns) VALUES (?, ?, 0, ?, ?, ?)",
+                (
+                    file.relative_to(root).as_posix(),
+                    _sha(file),
+                    info.st_size,
+                    info.st_mtime_ns,
+                    time.time_ns(),
+                ),
+            )
+    old.close()
+
+
 async def test_cold_load_stores_exactly_what_the_parser_reads(store, content):
     report = await sync_content(store, content)
 
@@ -237,25 +272,7 @@ async def test_show_files_loaded_before_title_spoils_existed_are_loaded_again(tm
     write(root, "reviews/alpha/s01e01.md", review_md("Fine."))
     _age(root)
     path = tmp_path / "before.db"
-    version = next(n for n, name, _ in migrations("sqlite") if "title_spoils" in name) - 1
-    with sqlite3.connect(path) as old:
-        for number, _, script in migrations("sqlite")[:version]:
-            for statement in statements(script):
-                old.execute(statement)
-            old.execute(f"PRAGMA user_version = {number}")
-        old.execute("INSERT INTO shows VALUES ('alpha', 'Alpha', 'Test Network', 'Europe/London')")
-        old.execute(
-            "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at) "
-            "VALUES ('alpha/s01e01', 'alpha', 1, 1, 'Episode 1.1', 0)"
-        )
-        for rel in ("shows/alpha.toml", "reviews/alpha/s01e01.md"):
-            info = (root / rel).stat()
-            old.execute(
-                "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
-                "stat_checked_ns) VALUES (?, ?, 0, ?, ?, ?)",
-                (rel, _sha(root / rel), info.st_size, info.st_mtime_ns, time.time_ns()),
-            )
-    old.close()
+    _database_at(_version_before("title_spoils"), path, root)
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
         report = await sync_content(store, root)
@@ -275,25 +292,7 @@ async def test_review_files_loaded_before_spoiler_terms_existed_are_loaded_again
     write(root, "reviews/alpha/s01e01.md", review_md("Fine.", spoiler_terms=["the butler"]))
     _age(root)
     path = tmp_path / "before.db"
-    version = next(n for n, name, _ in migrations("sqlite") if "member_spoilers" in name) - 1
-    with sqlite3.connect(path) as old:
-        for number, _, script in migrations("sqlite")[:version]:
-            for statement in statements(script):
-                old.execute(statement)
-            old.execute(f"PRAGMA user_version = {number}")
-        old.execute("INSERT INTO shows VALUES ('alpha', 'Alpha', 'Test Network', 'Europe/London')")
-        old.execute(
-            "INSERT INTO episodes (episode_key, show_slug, season, number, title, release_at) "
-            "VALUES ('alpha/s01e01', 'alpha', 1, 1, 'Episode 1.1', 0)"
-        )
-        for rel in ("shows/alpha.toml", "reviews/alpha/s01e01.md"):
-            info = (root / rel).stat()
-            old.execute(
-                "INSERT INTO content_files (path, sha256, loaded_at, size, mtime_ns, "
-                "stat_checked_ns) VALUES (?, ?, 0, ?, ?, ?)",
-                (rel, _sha(root / rel), info.st_size, info.st_mtime_ns, time.time_ns()),
-            )
-    old.close()
+    _database_at(_version_before("member_spoilers"), path, root)
     store = await Storage.open(f"sqlite:///{path}", tmp_path)
     try:
         report = await sync_content(store, root)
