@@ -332,16 +332,3 @@ async def test_in_a_thread_the_parents_webhook_posts_with_thread_id(embargo):
         post.path.split("/")[2]
     ]
     assert embargo.deleted(message)
-
-
-def test_the_readme_invite_asks_for_what_hiding_needs():
-    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
-    [value] = re.findall(r"permissions=(\d+)`", readme)
-    invite = discord.Permissions(int(value))
-    assert invite.manage_webhooks
-    assert invite.manage_messages
-    assert invite.value == sum(
-        int(n) for n in re.findall(r"\((\d+)\)", readme.split(value)[2].split("\n\n")[0])
-    )
-    # The stand-in's servers give Embargo what the invite asks for (and a little more).
-    assert invite <= base_bot_permissions()

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "cogs")
 
 # The Discord-facing glue under bot/: everything else there is core.
-GLUE = frozenset({"bot.client", "bot.connect", "bot.errors", "bot.ui", "bot.__main__"})
+GLUE = frozenset(
+    {"bot.client", "bot.connect", "bot.errors", "bot.invite", "bot.ui", "bot.__main__"}
+)
 # Glue that may reach discord.py only from inside a function (the CLI's `run`), so that
 # `check` and `preview` start without it.
 LAZY_ONLY = frozenset({"bot.__main__"})

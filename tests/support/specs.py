@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import discord
 
+from bot.invite import INVITE_PERMISSIONS
+
 from .standin.world import Application, Channel, Guild, Member, Overwrite, Role, User, World
 
 # Fixed, realistic-length snowflakes so failures print recognisable ids.
@@ -37,22 +39,8 @@ def base_member_permissions() -> discord.Permissions:
 
 
 def base_bot_permissions() -> discord.Permissions:
-    """What Embargo's invite link asks for: everything it needs to post spoiler-safe replies,
-    release posts and their discussion threads, and to hide members' messages as spoilers (a
-    webhook repost, then the original deleted)."""
-    return discord.Permissions(
-        view_channel=True,
-        send_messages=True,
-        manage_messages=True,
-        manage_webhooks=True,
-        send_messages_in_threads=True,
-        create_public_threads=True,
-        read_message_history=True,
-        embed_links=True,
-        attach_files=True,
-        add_reactions=True,
-        use_external_emojis=True,
-    )
+    """What Embargo's invite link asks for (``bot.invite``), as a new copy to change."""
+    return discord.Permissions(INVITE_PERMISSIONS)
 
 
 @dataclass(frozen=True)
