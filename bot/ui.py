@@ -560,8 +560,10 @@ def attach_moderator_commands(
     tree: app_commands.CommandTree[Any], commands: Sequence[app_commands.Command[Any, ..., Any]]
 ) -> None:
     """Add a cog's own subcommands to the one ``/embargo`` group (cogs/spoilers.py owns it and
-    loads first), so each feature keeps its settings beside its code. The group's moderator
-    check runs for them as for its own."""
+    loads first), so each feature keeps its settings beside its code: every cog adds its
+    subcommands this way, in cog_load (``detach_moderator_commands`` in cog_unload). The group's
+    moderator check runs for them as for its own (tests/test_meta.py checks every one); they
+    must be direct subcommands, as discord.py runs only the direct parent's check."""
     group = tree.get_command(EMBARGO_GROUP)
     if not isinstance(group, app_commands.Group):
         raise RuntimeError("the /embargo group is not loaded: cogs.spoilers must load first")

@@ -26,7 +26,14 @@ from bot.discussion_messages import (
 from bot.errors import UserError
 from bot.messages import OutgoingMessage, change_message
 from bot.spoilers.policy import window_end
-from bot.ui import ShowArg, send_messages, send_paged, server_id
+from bot.ui import (
+    ShowArg,
+    attach_moderator_commands,
+    detach_moderator_commands,
+    send_messages,
+    send_paged,
+    server_id,
+)
 from cogs.discussion._buttons import ReviewButton
 from cogs.discussion._scheduler import Scheduler
 
@@ -126,11 +133,7 @@ class Discussion(commands.Cog):
         self.scheduler = Scheduler(bot)
 
     async def cog_load(self) -> None:
-        group = self.bot.tree.get_command("embargo")
-        if not isinstance(group, app_commands.Group):
-            raise RuntimeError("the /embargo group (cogs.spoilers) must be loaded first")
-        for command in MODERATOR_COMMANDS:
-            group.add_command(command)
+        attach_moderator_commands(self.bot.tree, MODERATOR_COMMANDS)
         self.bot.add_dynamic_items(ReviewButton)
         self.bot.storage.settings_listeners.append(self.scheduler.settings_changed)
         self.bot.content.swap_listeners.append(self.scheduler.content_changed)
@@ -141,10 +144,7 @@ class Discussion(commands.Cog):
         self.bot.content.swap_listeners.remove(self.scheduler.content_changed)
         self.bot.storage.settings_listeners.remove(self.scheduler.settings_changed)
         self.bot.remove_dynamic_items(ReviewButton)
-        group = self.bot.tree.get_command("embargo")
-        if isinstance(group, app_commands.Group):
-            for command in MODERATOR_COMMANDS:
-                group.remove_command(command.name)
+        detach_moderator_commands(self.bot.tree, MODERATOR_COMMANDS)
 
     @app_commands.command(name="upcoming", description="The next releases, and when spoilers open.")
     @app_commands.describe(show="Optional: only this show")
