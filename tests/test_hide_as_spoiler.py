@@ -30,12 +30,13 @@ from tests.support import (
 from tests.support.reading import NO_MENTIONS, SUPPRESS_EMBEDS, words
 from tests.support.specs import base_bot_permissions
 from tests.support.standin.rest import ATTACHMENT_IS_SPOILER
-from tests.support.standin.webhooks import MemberFile
+from tests.support.standin.webhooks import CHANNEL_PINNED_MESSAGE, USER_JOIN, MemberFile
 
 HIDE = "Hide as spoiler"
 OTHER = UserSpec(id=1_300_000_000_000_000_404, name="other")
 HELPER_ROLE = RoleSpec(id=1_300_000_000_000_000_302, name="Spoiler helpers")
 HELPER = UserSpec(id=1_300_000_000_000_000_405, name="helper", roles=(HELPER_ROLE,))
+NEWS_BOT = UserSpec(id=1_300_000_000_000_000_406, name="newsbot", bot=True)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 SPOILER = (
     "Captain Daly survives inside the infinite server, https://example.com/leak explains "
@@ -270,12 +271,49 @@ async def test_a_message_already_deleted_is_not_reposted(embargo):
     assert not embargo.webhook_posts()
 
 
-async def test_a_bots_embeds_only_message_and_embargos_own_are_left_alone(embargo):
+async def test_embargos_own_message_is_left_alone(embargo):
     h = embargo.harness
     own = h.bot_message(content="Embargo said this")
     reply = await h.message_command(HIDE, message=own, as_user=MODERATOR)
     assert "already Embargo's" in ephemeral_text(reply)
     assert not embargo.deleted(own)
+
+
+async def test_another_bots_embeds_only_message_stays_and_the_reply_says_why(embargo):
+    h = embargo.harness
+    recap = await h.member_says(
+        "",
+        as_user=NEWS_BOT,
+        embeds=[{"title": "Finale recap", "description": "Daly survives the infinite server"}],
+    )
+    assert embargo.stored(recap)["embeds"]  # what Discord holds: embeds, no text
+
+    reply = await h.message_command(HIDE, message=recap, as_user=MODERATOR)
+
+    text = ephemeral_text(reply)
+    assert "only embeds from another bot" in text, text
+    assert "left as it was" in text
+    assert not embargo.deleted(recap)
+    assert not embargo.webhook_posts()
+    assert not h.standin.channel_webhooks(GENERAL.id)  # nothing was even prepared
+
+
+@pytest.mark.parametrize("kind", [CHANNEL_PINNED_MESSAGE, USER_JOIN])
+async def test_a_system_message_stays_and_the_reply_says_why(embargo, kind):
+    h = embargo.harness
+    pinned = await h.member_says("Daly survives", as_user=OTHER)
+    notice = await h.system_message(kind, about=MEMBER, pinned=pinned)
+    assert embargo.stored(notice)["type"] == kind
+
+    # Its author (whose arrival or pin it announces) and a moderator are both refused.
+    for who in (MEMBER, MODERATOR):
+        reply = await h.message_command(HIDE, message=notice, as_user=who)
+        text = ephemeral_text(reply)
+        assert "system message" in text, text
+        assert "Nothing was changed" in text
+    assert not embargo.deleted(notice)
+    assert not embargo.deleted(pinned)
+    assert not embargo.webhook_posts()
 
 
 @pytest.mark.parametrize(

@@ -343,9 +343,11 @@ class Harness:
         files: Sequence[MemberFile] = (),
         reply_to: Mapping[str, Any] | None = None,
         forwarded: Mapping[str, Any] | None = None,
+        embeds: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         """A member posts a message (``MESSAGE_CREATE`` reaches the bot); returns it once
-        the bot's handlers for it have finished."""
+        the bot's handlers for it have finished. ``embeds``: another bot (``as_user`` a bot)
+        posts rich embeds."""
         user = await self._user(as_user)
         channel = self._channel(in_channel)
         message = self.standin.member_message(
@@ -355,6 +357,24 @@ class Harness:
             files=files,
             reply_to=int(reply_to["id"]) if reply_to else None,
             forwarded=dict(forwarded) if forwarded else None,
+            embeds=embeds,
+        )
+        await self.settle()
+        return copy.deepcopy(message)
+
+    async def system_message(
+        self,
+        kind: int,
+        *,
+        about: UserSpec = MEMBER,
+        in_channel: ChannelSpec | int = GENERAL,
+        pinned: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Discord posts a system message about ``about`` (``USER_JOIN``, or
+        ``CHANNEL_PINNED_MESSAGE`` for ``pinned``); returns it once the bot handled it."""
+        user = await self._user(about)
+        message = self.standin.system_message(
+            self._channel(in_channel), user, kind, pinned=int(pinned["id"]) if pinned else None
         )
         await self.settle()
         return copy.deepcopy(message)

@@ -5,7 +5,9 @@ listed, deleted, and executed by id and token (``?wait=true`` returns the messag
 ``?thread_id=`` posts in a thread of the webhook's channel), each message carrying the
 ``username`` and ``avatar_url`` it was sent with. Members' messages are what people type in a
 channel: stored, and announced with ``MESSAGE_CREATE`` through :meth:`DiscordApi.emit`, as are
-edits (``MESSAGE_UPDATE``) and deletions (``MESSAGE_DELETE``).
+edits (``MESSAGE_UPDATE``) and deletions (``MESSAGE_DELETE``). Other bots' messages (embeds and no
+text) and the system messages Discord itself posts (a pin notice, a member's arrival) are made
+the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ MANAGE_WEBHOOKS = 1 << 29
 READ_MESSAGE_HISTORY = 1 << 16
 SUPPRESS_EMBEDS = 1 << 2
 MAX_WEBHOOKS_PER_CHANNEL = 15
+# Message types (https://discord.com/developers/docs/resources/message#message-object-message-types).
+DEFAULT_MESSAGE = 0
+CHANNEL_PINNED_MESSAGE = 6
+USER_JOIN = 7
+REPLY = 19
 
 
 @dataclass
@@ -203,9 +210,14 @@ class WebhookRoutes:
         files: Sequence[MemberFile] = (),
         reply_to: int | None = None,
         forwarded: dict[str, Any] | None = None,
+        embeds: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         """A member posts ``content`` (with ``files``, in reply to message ``reply_to``, or
-        forwarding the message payload ``forwarded``) in ``channel``; returns the message."""
+        forwarding the message payload ``forwarded``) in ``channel``; returns the message.
+        ``embeds`` (rich embeds, as another bot posts them) need a bot ``user``: a person's
+        client can't send them."""
+        if embeds and not user.bot:
+            raise ValueError("only a bot posts rich embeds")
         from .rest import StoredMessage
 
         attachments = []
@@ -235,7 +247,7 @@ class WebhookRoutes:
             "mentions": [],
             "mention_roles": [],
             "attachments": attachments,
-            "embeds": [],
+            "embeds": [{"type": "rich", **embed} for embed in embeds],
             "components": [],
             "pinned": False,
             "flags": 0,
@@ -243,7 +255,7 @@ class WebhookRoutes:
         if channel.guild_id is not None:
             payload["guild_id"] = str(channel.guild_id)
         if reply_to is not None:
-            payload["type"] = 19
+            payload["type"] = REPLY
             payload["message_reference"] = {
                 "type": 0,
                 "message_id": str(reply_to),
@@ -276,6 +288,52 @@ class WebhookRoutes:
                 }
             ]
         self._fill_mentions(payload)
+        message = StoredMessage(payload=payload, channel_id=channel.id)
+        self.messages[message.id] = message
+        channel.last_message_id = message.id
+        self.emit("MESSAGE_CREATE", self._with_member(payload, user))
+        return payload
+
+    def system_message(
+        self: DiscordApi, channel: Channel, user: User, kind: int, *, pinned: int | None = None
+    ) -> dict[str, Any]:
+        """A message Discord itself posts in ``channel`` about ``user``: ``USER_JOIN`` (they
+        arrived) or ``CHANNEL_PINNED_MESSAGE`` (they pinned message ``pinned``). No content:
+        clients write the text from the type."""
+        from .rest import StoredMessage
+
+        if kind not in (CHANNEL_PINNED_MESSAGE, USER_JOIN):
+            raise ValueError(f"no system message of type {kind} here")
+        payload: dict[str, Any] = {
+            "id": str(snowflake()),
+            "type": kind,
+            "channel_id": str(channel.id),
+            "author": user.to_payload(),
+            "content": "",
+            "timestamp": iso_now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "components": [],
+            "pinned": False,
+            "flags": 0,
+        }
+        if channel.guild_id is not None:
+            payload["guild_id"] = str(channel.guild_id)
+        if kind == CHANNEL_PINNED_MESSAGE:
+            if pinned is None:
+                raise ValueError("a pin notice names the message pinned")
+            payload["message_reference"] = {
+                "type": 0,
+                "message_id": str(pinned),
+                "channel_id": str(channel.id),
+                "guild_id": str(channel.guild_id),
+            }
+            self.messages[pinned].payload["pinned"] = True
         message = StoredMessage(payload=payload, channel_id=channel.id)
         self.messages[message.id] = message
         channel.last_message_id = message.id
