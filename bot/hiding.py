@@ -8,6 +8,7 @@ anything: the cog deletes the original only after the repost is confirmed.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
@@ -16,6 +17,11 @@ WEBHOOK_NAME_LIMIT = 80
 # Discord refuses a webhook name containing these words.
 _FORBIDDEN_NAME_WORDS = re.compile(r"discord|clyde", re.IGNORECASE)
 SPOILER_PREFIX = "SPOILER_"
+# Discord refuses a message whose upload, its files and its own fields together, is larger than
+# the server's upload limit: this much of the limit is kept for the fields (up to 2,000
+# characters, escaped as JSON) and the multipart framing of up to ten files.
+UPLOAD_HEADROOM = 32 * 1024
+MAX_FILES_PER_MESSAGE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +98,25 @@ def check_hideable(source: HideSource, *, upload_limit: int) -> CannotHide | Non
     if not has_visible_text(source.text) and not source.attachments:
         return CannotHide(Refusal.NOTHING_TO_HIDE)
     for attachment in source.attachments:
-        if attachment.size > upload_limit:
+        if attachment.size > upload_limit - UPLOAD_HEADROOM:
             return CannotHide(Refusal.ATTACHMENT_TOO_LARGE, attachment.filename)
     return None
+
+
+def upload_groups(sizes: Sequence[int], upload_limit: int) -> list[list[int]]:
+    """The attachments (by index, in the member's order) split into the uploads of the
+    repost's messages: as many files in each as fit within ``upload_limit`` and Discord's
+    ten per message. Every file must fit on its own (``check_hideable``)."""
+    room = upload_limit - UPLOAD_HEADROOM
+    groups: list[list[int]] = []
+    used = 0
+    for index, size in enumerate(sizes):
+        if not groups or used + size > room or len(groups[-1]) == MAX_FILES_PER_MESSAGE:
+            groups.append([])
+            used = 0
+        groups[-1].append(index)
+        used += size
+    return groups
 
 
 def has_visible_text(text: str) -> bool:

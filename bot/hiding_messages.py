@@ -10,6 +10,7 @@ literal text. The log entry links to the repost and never quotes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.hiding import CannotHide, GuardMode, MemberSpoilerSettings, Refusal, has_visible_text
@@ -34,6 +35,8 @@ HIDE_PERMISSION_NAMES = {
     "read_message_history": "Read Message History",
 }
 HIDE_PERMISSIONS = ("view_channel", "manage_webhooks", "manage_messages")
+# Discord's JSON error code for an upload over the limit.
+REQUEST_TOO_LARGE = 40005
 
 
 def hidden_by_line(hider_name: str, *, automatic: bool = False) -> str:
@@ -42,23 +45,43 @@ def hidden_by_line(hider_name: str, *, automatic: bool = False) -> str:
     return f"-# hidden as a spoiler by {echo(hider_name, NAME_ECHO_LIMIT)}"
 
 
-def repost_contents(
+@dataclass(frozen=True, slots=True)
+class RepostPart:
+    """One message of a repost: its content and the attachments it uploads (indexes into the
+    original's attachments)."""
+
+    content: str
+    files: tuple[int, ...] = ()
+
+
+def repost_parts(
     text: str,
     *,
     hider_name: str,
     reply_url: str | None = None,
     automatic: bool = False,
+    uploads: Sequence[Sequence[int]] = (),
     limit: int = DISCORD_MESSAGE_LIMIT,
-) -> list[str]:
-    """The repost's message contents, in order: the reply's jump link first, the text wrapped
-    in spoiler tags (split within Discord's limit), the "hidden by" line last."""
+) -> list[RepostPart]:
+    """The repost's messages, in order: the reply's jump link first, the text wrapped in
+    spoiler tags (split within Discord's limit), the first of ``uploads`` (``upload_groups``)
+    with the last of them and each further upload in a message of its own; the "hidden by"
+    line ends the last message."""
     footer = hidden_by_line(hider_name, automatic=automatic)
     header = f"-# ↪ reply to <{reply_url}>" if reply_url else ""
-    if not has_visible_text(text):
-        return ["\n".join(part for part in (header, footer) if part)]
-    contents = spoiler_messages(text, header=header, limit=limit - len(footer) - 1)
-    contents[-1] = f"{contents[-1]}\n{footer}"
-    return contents
+    if has_visible_text(text):
+        contents = spoiler_messages(text, header=header, limit=limit - len(footer) - 1)
+    else:
+        contents = [header] if header else []
+    parts = [RepostPart(content) for content in contents]
+    for index, files in enumerate(uploads):
+        if index == 0 and parts:
+            parts[-1] = RepostPart(parts[-1].content, tuple(files))
+        else:
+            parts.append(RepostPart("", tuple(files)))
+    last = parts.pop() if parts else RepostPart("")
+    parts.append(RepostPart(f"{last.content}\n{footer}" if last.content else footer, last.files))
+    return parts
 
 
 def hidden_message(jump_url: str) -> OutgoingMessage:
@@ -110,14 +133,36 @@ def message_gone_message() -> OutgoingMessage:
     )
 
 
-def repost_failed_message() -> OutgoingMessage:
+def repost_refused_message(
+    reason: str, *, part: int = 1, parts: int = 1, left_behind: Sequence[str] = ()
+) -> OutgoingMessage:
+    """Discord refused part ``part`` of ``parts`` of the repost; the parts before it were
+    withdrawn, except ``left_behind`` (their links), and the original was kept."""
+    what = "the spoiler repost" if parts == 1 else f"part {part} of {parts} of the spoiler repost"
+    removed = ""
+    if left_behind:
+        links = " ".join(f"<{url}>" for url in left_behind)
+        removed = (
+            f" Embargo could not remove what it had already posted of it: delete {links} by hand."
+        )
+    elif part > 1:
+        removed = " The parts already posted were removed."
     return OutgoingMessage(
-        content=(
-            "Discord refused Embargo's spoiler repost in this channel, so the message was left "
-            "as it was. A moderator should check Embargo's permissions here."
-        ),
+        content=f"Discord refused {what}: {reason}.{removed} The message was left as it was.",
         ephemeral=True,
     )
+
+
+def discord_refusal_reason(status: int, code: int, text: str) -> str:
+    """Why Discord refused a part of a repost, for the moderator who asked."""
+    if status == 413 or code == REQUEST_TOO_LARGE:
+        return "its files are larger than Discord lets Embargo upload in this server"
+    if status == 403:
+        return (
+            "Embargo lacks a permission there (it needs **Manage Webhooks** and "
+            "**Manage Messages** in this channel)"
+        )
+    return f"Discord answered {status} ({echo(text, 100) or 'no reason given'})"
 
 
 def original_kept_message(jump_url: str) -> OutgoingMessage:

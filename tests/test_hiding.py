@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.hiding import (
+    UPLOAD_HEADROOM,
     CannotHide,
     Hider,
     HideSource,
@@ -15,9 +16,10 @@ from bot.hiding import (
     check_hideable,
     may_hide,
     spoiler_filename,
+    upload_groups,
     webhook_name,
 )
-from bot.hiding_messages import repost_contents
+from bot.hiding_messages import RepostPart, repost_parts
 from bot.spoilers.render import DISCORD_MESSAGE_LIMIT
 from tests import markdown_oracle
 from tests.support.reading import MARKUP_ONLY
@@ -54,6 +56,36 @@ def test_what_cannot_be_reposted():
     assert check(text="words", attachments=(big,)) == CannotHide(
         Refusal.ATTACHMENT_TOO_LARGE, "film.mkv"
     )
+    # A file exactly at the limit leaves no room for the message around it in the upload.
+    at_limit = SourceAttachment("film.mkv", LIMIT)
+    assert check(text="", attachments=(at_limit,)) == CannotHide(
+        Refusal.ATTACHMENT_TOO_LARGE, "film.mkv"
+    )
+    fits = SourceAttachment("still.png", LIMIT - UPLOAD_HEADROOM)
+    assert check(text="", attachments=(fits,)) is None
+
+
+def test_attachments_are_split_into_uploads_discord_accepts():
+    mib = 1024 * 1024
+    assert upload_groups([], LIMIT) == []
+    assert upload_groups([6 * mib, 6 * mib, 1024], LIMIT) == [[0], [1, 2]]
+    assert upload_groups([3 * mib] * 4, LIMIT) == [[0, 1, 2], [3]]  # in the member's order
+    assert upload_groups([10] * 11, LIMIT) == [list(range(10)), [10]]  # ten files a message
+    assert upload_groups([LIMIT - UPLOAD_HEADROOM] * 2, LIMIT) == [[0], [1]]
+
+
+def test_repost_parts_carry_the_uploads_and_end_with_who_hid_it():
+    footer = "-# hidden as a spoiler by mod"
+    [only] = repost_parts("Daly lives", hider_name="mod", uploads=[[0, 1]])
+    assert only.files == (0, 1)
+    assert only.content.endswith("||\n" + footer)
+    parts = repost_parts("Daly lives", hider_name="mod", uploads=[[0], [1], [2]])
+    assert [p.files for p in parts] == [(0,), (1,), (2,)]
+    assert parts[0].content.startswith("||")
+    assert footer not in parts[0].content
+    assert [p.content for p in parts[1:]] == ["", footer]
+    files_only = repost_parts("", hider_name="mod", reply_url="https://x/1", uploads=[[0]])
+    assert files_only == [RepostPart(f"-# ↪ reply to <https://x/1>\n{footer}", (0,))]
 
 
 def test_spoiler_file_names_and_webhook_names():
@@ -79,7 +111,8 @@ member_text = st.text(
 @example("`code || span` \\|| escaped")
 @example("- item\n# heading\n1. one")
 def test_a_repost_shows_nothing_of_the_text_outside_tags(text):
-    contents = repost_contents(text, hider_name="mod `||", reply_url="https://discord.com/c/1/2/3")
+    parts = repost_parts(text, hider_name="mod `||", reply_url="https://discord.com/c/1/2/3")
+    contents = [part.content for part in parts]
     visible = ""
     for content in contents:
         assert len(content) <= DISCORD_MESSAGE_LIMIT

@@ -209,6 +209,7 @@ class Guard(commands.Cog):
                 hider_id=None,
                 hider_name="",
                 log_channel_id=settings.log_channel_id,
+                upload_limit=guild.filesize_limit,
             )
             if outcome.jump_url is not None:
                 return

@@ -94,6 +94,7 @@ class Members(commands.Cog):
             hider_id=interaction.user.id,
             hider_name=interaction.user.display_name,
             log_channel_id=settings.log_channel_id,
+            upload_limit=interaction.filesize_limit,
         )
         await interaction.followup.send(
             outcome.reply.content or "", ephemeral=True, allowed_mentions=NO_MENTIONS

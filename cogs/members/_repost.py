@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.hiding import HideSource, SourceAttachment, webhook_name
+from bot.hiding import HideSource, SourceAttachment, upload_groups, webhook_name
 from bot.hiding_messages import (
+    RepostPart,
+    discord_refusal_reason,
     hidden_message,
     hide_log_message,
     message_gone_message,
     missing_hide_permissions_message,
     original_kept_message,
-    repost_contents,
-    repost_failed_message,
+    repost_parts,
+    repost_refused_message,
 )
 from bot.messages import OutgoingMessage
 from bot.storage.members import StoredWebhook
@@ -43,7 +45,22 @@ class HideOutcome:
 
 
 class RepostRefused(Exception):
-    """Discord refused a part of the repost; whatever was posted of it has been removed."""
+    """Discord refused part ``part`` of ``parts`` of the repost; whatever was posted of it has
+    been removed, except the messages at ``left_behind``."""
+
+    def __init__(
+        self, reason: str, *, part: int = 1, parts: int = 1, left_behind: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.part = part
+        self.parts = parts
+        self.left_behind = left_behind
+
+    def message(self) -> OutgoingMessage:
+        return repost_refused_message(
+            self.reason, part=self.part, parts=self.parts, left_behind=self.left_behind
+        )
 
 
 def hide_source(message: discord.Message, bot_id: int) -> HideSource:
@@ -86,12 +103,13 @@ class Reposter:
         hider_id: int | None,
         hider_name: str,
         log_channel_id: int | None,
+        upload_limit: int,
     ) -> HideOutcome:
         """Repost ``message`` as a spoiler through the channel's webhook, then delete it. The
         original is deleted only once every part of the repost is confirmed; when the repost
         fails, the original stays and the outcome says why. ``channel`` is the message's, as
         the interaction knows it (a thread the cache never saw included). ``hider_id`` None:
-        the guard."""
+        the guard. ``upload_limit``: the largest upload Embargo may make there, in bytes."""
         assert self.bot.user is not None
         try:
             # The message may be gone since the menu was opened: nothing to repost then.
@@ -110,32 +128,35 @@ class Reposter:
                 author = current.guild.get_member(author.id) or await current.guild.fetch_member(
                     author.id
                 )
-        contents = repost_contents(
+        attachments = list(current.attachments)
+        if current.message_snapshots:
+            attachments += current.message_snapshots[0].attachments
+        parts = repost_parts(
             source.text,
             hider_name=hider_name,
             reply_url=source.reply_url,
             automatic=hider_id is None,
+            uploads=upload_groups([a.size for a in attachments], upload_limit),
         )
-        attachments = list(current.attachments)
-        if current.message_snapshots:
-            attachments += current.message_snapshots[0].attachments
         try:
             files = [await attachment.to_file(spoiler=True) for attachment in attachments]
         except discord.HTTPException:
             log.warning("could not download an attachment of message %s", current.id)
-            return HideOutcome(repost_failed_message())
+            return HideOutcome(
+                repost_refused_message("one of its attachments could not be downloaded")
+            )
         try:
             posted = await self._repost(
                 channel,
-                contents,
+                parts,
                 files,
                 username=webhook_name(author.display_name),
                 avatar_url=author.display_avatar.url,
             )
         except discord.Forbidden:
             return HideOutcome(missing_hide_permissions_message(["manage_webhooks"]))
-        except RepostRefused:
-            return HideOutcome(repost_failed_message())
+        except RepostRefused as refused:
+            return HideOutcome(refused.message())
         jump_url = posted[0].jump_url
         try:
             await current.delete()
@@ -154,55 +175,76 @@ class Reposter:
     async def _repost(
         self,
         channel: discord.abc.Messageable,
-        contents: list[str],
+        parts: list[RepostPart],
         files: list[discord.File],
         *,
         username: str,
         avatar_url: str,
     ) -> list[discord.WebhookMessage]:
         """Post every part through the channel's webhook (recreated once if someone deleted
-        it); on a refusal, delete the parts already posted and raise ``RepostRefused``."""
+        it); on a refusal, delete the parts already posted and raise ``RepostRefused`` (or
+        ``Forbidden`` when nothing could be posted for want of a permission)."""
         thread = channel if isinstance(channel, discord.Thread) else None
         parent_id = thread.parent_id if thread is not None else getattr(channel, "id", 0)
         posted: list[discord.WebhookMessage] = []
+        webhook: discord.Webhook | None = None
         for attempt in range(2):
-            webhook = await self._webhook(parent_id, fresh=attempt > 0)
             try:
-                for index in range(len(posted), len(contents)):
-                    last = index == len(contents) - 1
+                webhook = await self._webhook(parent_id, fresh=attempt > 0)
+                for part in parts[len(posted) :]:
                     kwargs: dict[str, Any] = {
-                        "content": contents[index],
+                        "content": part.content,
                         "username": username,
                         "avatar_url": avatar_url,
                         "allowed_mentions": NO_MENTIONS,
                         "suppress_embeds": True,
                         "wait": True,
                     }
-                    if last and files:
-                        kwargs["files"] = files
+                    if part.files:
+                        kwargs["files"] = [files[index] for index in part.files]
                     if thread is not None:
                         kwargs["thread"] = thread
                     posted.append(await webhook.send(**kwargs))
                 return posted
-            except discord.NotFound as error:
-                if error.code != UNKNOWN_WEBHOOK or attempt > 0:
-                    await self._withdraw(posted)
-                    raise RepostRefused from error
-                log.info("the spoiler webhook of channel %s was deleted: recreating it", parent_id)
-                await self.bot.storage.forget_spoiler_webhook(parent_id, webhook.id)
-                for file in files:
-                    file.reset()
             except discord.HTTPException as error:
-                await self._withdraw(posted)
-                raise RepostRefused from error
+                gone = isinstance(error, discord.NotFound) and error.code == UNKNOWN_WEBHOOK
+                if gone and attempt == 0 and webhook is not None:
+                    log.info("the spoiler webhook of channel %s is gone: a new one", parent_id)
+                    await self.bot.storage.forget_spoiler_webhook(parent_id, webhook.id)
+                    for file in files:
+                        file.reset()
+                    continue
+                left_behind = await self._withdraw(posted)
+                if isinstance(error, discord.Forbidden) and not posted:
+                    raise  # no webhook could be made or used: the permission is named
+                raise RepostRefused(
+                    discord_refusal_reason(error.status, error.code, error.text),
+                    part=len(posted) + 1,
+                    parts=len(parts),
+                    left_behind=left_behind,
+                ) from error
         raise AssertionError("unreachable")
 
-    async def _withdraw(self, posted: list[discord.WebhookMessage]) -> None:
+    async def _withdraw(self, posted: list[discord.WebhookMessage]) -> tuple[str, ...]:
+        """Delete the parts of a repost that failed; returns the links of those that stay."""
+        left: list[str] = []
         for message in posted:
             try:
-                await message.delete()
+                try:
+                    await message.delete()
+                except discord.NotFound as error:
+                    if error.code != UNKNOWN_WEBHOOK:
+                        continue  # someone deleted it already
+                    # Someone deleted the webhook, which leaves its messages: delete this one
+                    # as any other (hiding needs Manage Messages anyway).
+                    channel = self.bot.get_partial_messageable(message.channel.id)
+                    await channel.get_partial_message(message.id).delete()
+            except discord.NotFound:
+                pass
             except discord.HTTPException:
                 log.warning("could not remove part %s of a failed spoiler repost", message.id)
+                left.append(message.jump_url)
+        return tuple(left)
 
     async def _webhook(self, channel_id: int, *, fresh: bool) -> discord.Webhook:
         """The channel's spoiler webhook: the stored one, or a new one (``fresh``: always)."""
@@ -213,7 +255,7 @@ class Reposter:
         if not isinstance(
             channel, discord.TextChannel | discord.ForumChannel | discord.VoiceChannel
         ):
-            raise RepostRefused(f"channel {channel_id} can't have webhooks")
+            raise RepostRefused("this kind of channel can't have the webhook Embargo posts with")
         webhook = await channel.create_webhook(name=WEBHOOK_NAME, reason="Hide as spoiler")
         assert webhook.token is not None
         await self.bot.storage.save_spoiler_webhook(

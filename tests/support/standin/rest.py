@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import copy
+import json
 import logging
 import mimetypes
 import re
@@ -27,7 +28,13 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 from . import validation
-from .interactions import APPLICATION_COMMAND, AUTOCOMPLETE, MESSAGE_COMPONENT, MODAL_SUBMIT
+from .interactions import (
+    APPLICATION_COMMAND,
+    ATTACHMENT_SIZE_LIMIT,
+    AUTOCOMPLETE,
+    MESSAGE_COMPONENT,
+    MODAL_SUBMIT,
+)
 from .webhooks import READ_MESSAGE_HISTORY, Webhook, WebhookRoutes, _deleted
 from .world import (
     ATTACH_FILES,
@@ -139,7 +146,8 @@ class RecordedRequest:
 
 @dataclass
 class FaultRule:
-    """Answer the next ``count`` requests matching ``method`` and ``path`` with a failure."""
+    """Let the first ``after`` requests matching ``method`` and ``path`` through, then answer
+    the next ``count`` with a failure."""
 
     method: str
     path: re.Pattern[str]
@@ -148,14 +156,22 @@ class FaultRule:
     retry_after: float
     is_global: bool
     body: Any
+    after: int = 0
+    passed: list[RecordedRequest] = field(default_factory=list)
     hits: list[RecordedRequest] = field(default_factory=list)
 
     def matches(self, request: RecordedRequest) -> bool:
-        return (
-            len(self.hits) < self.count
-            and self.method in (request.method, "*")
-            and self.path.search(request.path) is not None
-        )
+        """Whether the rule fails ``request`` (one it lets through is counted here)."""
+        if (
+            len(self.hits) >= self.count
+            or self.method not in (request.method, "*")
+            or self.path.search(request.path) is None
+        ):
+            return False
+        if len(self.passed) < self.after:
+            self.passed.append(request)
+            return False
+        return True
 
 
 @dataclass
@@ -263,6 +279,9 @@ class DiscordApi(WebhookRoutes):
         self.interactions: dict[int, InteractionRecord] = {}
         self._by_token: dict[str, InteractionRecord] = {}
         self.webhooks: dict[int, Webhook] = {}
+        # The largest upload Discord accepts in a message (a server without boosts); what
+        # interactions announce as attachment_size_limit.
+        self.upload_limit = ATTACHMENT_SIZE_LIMIT
         # Who hears the gateway events REST changes cause (see emit): the in-process harness
         # feeds them to the bot's parsers, the server sends them to its gateway sessions.
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -322,8 +341,10 @@ class DiscordApi(WebhookRoutes):
         retry_after: float = 0.25,
         is_global: bool = False,
         body: Any = None,
+        after: int = 0,
     ) -> FaultRule:
-        """Answer the next ``count`` matching requests with ``status`` instead of the route.
+        """Answer the next ``count`` matching requests with ``status`` instead of the route,
+        once ``after`` of them went through (``after=1``: the second one fails).
 
         ``path`` is a regex searched in the path relative to /api/v10 (``method`` may be ``*``).
         A 429 carries Discord's rate-limit headers and body (``retry_after``, ``global``); other
@@ -337,6 +358,7 @@ class DiscordApi(WebhookRoutes):
             retry_after=retry_after,
             is_global=is_global,
             body=body,
+            after=after,
         )
         self.faults.append(rule)
         return rule
@@ -1066,6 +1088,7 @@ class DiscordApi(WebhookRoutes):
         send = SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES
         if not perms & send or (request.files and not perms & ATTACH_FILES):
             raise ApiError(403, 50013, "Missing Permissions")
+        self._check_upload_size(request)
         body = dict(request.json or {})
         # enforce_nonce: the same nonce in the same channel within minutes returns the first
         # message instead of making a second.
@@ -1085,6 +1108,15 @@ class DiscordApi(WebhookRoutes):
             message.payload["nonce"] = nonce
             self._nonces[(channel.id, nonce)] = (message.id, time.monotonic())
         return 200, message.payload
+
+    def _check_upload_size(self, request: RecordedRequest) -> None:
+        """Discord refuses a message whose upload (its files and fields together) is larger
+        than the server's upload limit."""
+        if not request.files:
+            return
+        size = sum(len(f.data) for f in request.files) + len(json.dumps(request.json or {}))
+        if size > self.upload_limit:
+            raise ApiError(413, 40005, "Request entity too large")
 
     def _get_message(self, request: RecordedRequest, channel_id: str, message_id: str) -> Reply:
         channel, message = self._channel_message(channel_id, message_id, request)

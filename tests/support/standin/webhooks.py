@@ -2,12 +2,13 @@
 
 Webhooks as Discord keeps them: created in a text channel by a member with Manage Webhooks,
 listed, deleted, and executed by id and token (``?wait=true`` returns the message,
-``?thread_id=`` posts in a thread of the webhook's channel), each message carrying the
-``username`` and ``avatar_url`` it was sent with. Members' messages are what people type in a
-channel: stored, and announced with ``MESSAGE_CREATE`` through :meth:`DiscordApi.emit`, as are
-edits (``MESSAGE_UPDATE``) and deletions (``MESSAGE_DELETE``). Other bots' messages (embeds and no
-text) and the system messages Discord itself posts (a pin notice, a member's arrival) are made
-the same way.
+``?thread_id=`` posts in a thread of the webhook's channel, and names the thread when such a
+message is deleted), each message carrying the ``username`` and ``avatar_url`` it was sent
+with, its files within the server's upload limit (``DiscordApi.upload_limit``). Members'
+messages are what people type in a channel: stored, and announced with ``MESSAGE_CREATE``
+through :meth:`DiscordApi.emit`, as are edits (``MESSAGE_UPDATE``) and deletions
+(``MESSAGE_DELETE``). Other bots' messages (embeds and no text) and the system messages
+Discord itself posts (a pin notice, a member's arrival) are made the same way.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class WebhookRoutes:
             if not thread.is_thread or thread.parent_id != webhook.channel_id:
                 raise ApiError(400, 220001, "Webhook can only post in its channel's threads")
             target = thread
+        self._check_upload_size(request)
         body = dict(request.json or {})
         flags = int(body.get("flags") or 0)
         if flags & ~SUPPRESS_EMBEDS:
@@ -189,10 +191,13 @@ class WebhookRoutes:
 
         webhook = self._webhook_by_token(webhook_id, token)
         message = self.messages.get(int(message_id)) if message_id.isdigit() else None
+        # A message the webhook posted in a thread is found only with that thread's id.
+        where = int(request.query.get("thread_id") or webhook.channel_id)
         if (
             message is None
             or message.deleted
             or message.payload.get("webhook_id") != str(webhook.id)
+            or message.channel_id != where
         ):
             raise ApiError(404, 10008, "Unknown Message")
         message.deleted = True
