@@ -28,6 +28,7 @@ from tests.support import (
 )
 from tests.support.reading import NO_MENTIONS, words
 from tests.support.specs import base_bot_permissions
+from tests.support.standin.server import DiscordStandIn
 
 TODAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ACTIVE_TERM = "Daly survives"
@@ -100,7 +101,10 @@ class Embargo:
         ]
 
 
-async def start(tmp_path, *, guard: bool) -> tuple[Harness, Storage, EmbargoBot]:
+async def start(
+    tmp_path, *, guard: bool, now: datetime = TODAY, standin: DiscordStandIn | None = None
+) -> tuple[Harness, Storage, EmbargoBot]:
+    """Embargo on the database in ``tmp_path``, against ``standin`` if given (a restart)."""
     content(tmp_path / "content")
     db_url = f"sqlite:///{tmp_path}/embargo.db"
     storage = await Storage.open(db_url, tmp_path)
@@ -112,8 +116,9 @@ async def start(tmp_path, *, guard: bool) -> tuple[Harness, Storage, EmbargoBot]
         dev_guild_id=None,
         message_guard=guard,
     )
-    bot = EmbargoBot(settings, storage, clock=Clock(TODAY))
-    return Harness(bot, guild=GuildSpec(bot_permissions=permissions())), storage, bot
+    bot = EmbargoBot(settings, storage, clock=Clock(now))
+    harness = Harness(bot, guild=GuildSpec(bot_permissions=permissions()), standin=standin)
+    return harness, storage, bot
 
 
 @pytest.fixture
@@ -134,8 +139,32 @@ def flagged(reply: dict, original: dict) -> bool:
     ].startswith("That looks like a spoiler for Test Show S1E2")
 
 
+async def eventually(check, within_s: float = 3.0) -> None:
+    for _ in range(int(within_s / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check()
+
+
+async def no_flag_pending(storage: Storage) -> None:
+    """Wait until no flag reply is left to delete (the row goes just after the reply)."""
+    for _ in range(150):
+        if await storage.flag_deletions(TODAY + timedelta(days=1)) == ([], None):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("a flag reply is still waiting to be deleted")
+
+
+def deletes_of(standin: DiscordStandIn, message: dict) -> list:
+    return [
+        r
+        for r in standin.requests
+        if r.method == "DELETE" and r.path.endswith(f"/messages/{message['id']}")
+    ]
+
+
 async def test_flag_replies_for_an_active_episodes_term_and_deletes_the_reply(embargo):
-    embargo.guard.flag_seconds = 0.05
     h = embargo.harness
     await embargo.moderator("guard", mode="flag")
     await embargo.moderator("log", channel=EPISODE_TALK)
@@ -156,7 +185,92 @@ async def test_flag_replies_for_an_active_episodes_term_and_deletes_the_reply(em
     assert "Test Show S1E2" in entry["content"]
     assert all("Captain" not in text for text in (reply["content"], entry["content"]))
 
-    await asyncio.sleep(0.3)
+    # A minute later the reply goes: the guard's task sleeps until then and wakes by itself.
+    clock = embargo.bot.clock
+    clock.now = TODAY + timedelta(seconds=60 - 0.3)
+    embargo.guard.flags_changed()  # time moved: the task sleeps again, for what is left
+    await asyncio.sleep(0.1)
+    assert not stored.deleted  # not a moment early
+    clock.now = TODAY + timedelta(seconds=61)
+    await eventually(lambda: stored.deleted)
+    await no_flag_pending(embargo.bot.storage)
+    assert len(deletes_of(h.standin, reply)) == 1
+
+
+@pytest.mark.parametrize("down_for", [timedelta(minutes=5), timedelta(seconds=20)])
+async def test_a_restart_between_a_flag_and_its_deletion_still_deletes_it_once(tmp_path, down_for):
+    harness, storage, bot = await start(tmp_path, guard=True)
+    try:
+        async with harness as h:
+            embargo = Embargo(h, bot)
+            await embargo.moderator("window", duration="2w")
+            await embargo.moderator("guard", mode="flag")
+            await h.member_says(ACTIVE_TERM)
+            [reply] = embargo.bot_replies()
+    finally:
+        await storage.close()
+    standin = harness.standin
+    flag = standin.messages[int(reply["id"])]
+    assert not flag.deleted  # stopped before its minute was up
+
+    # Back after ``down_for``: at once if the minute ran out meanwhile, else when it does.
+    restarted, storage, bot = await start(
+        tmp_path, guard=True, now=TODAY + down_for, standin=standin
+    )
+    try:
+        async with restarted:
+            if down_for < timedelta(seconds=60):
+                await asyncio.sleep(0.1)
+                assert not flag.deleted
+                bot.clock.now = TODAY + timedelta(seconds=61)
+                bot.get_cog("Guard").flags_changed()
+            await eventually(lambda: flag.deleted)
+            await no_flag_pending(storage)
+    finally:
+        await storage.close()
+    assert [r.status for r in deletes_of(standin, reply)] == [204]
+
+    # Started once more: nothing is left to delete, and nothing is deleted twice.
+    again, storage, bot = await start(
+        tmp_path, guard=True, now=TODAY + timedelta(days=1), standin=standin
+    )
+    try:
+        async with again:
+            assert await bot.get_cog("Guard").delete_due_flags() is None
+    finally:
+        await storage.close()
+    assert len(deletes_of(standin, reply)) == 1
+
+
+async def test_a_flag_reply_someone_deleted_already_counts_as_done(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    await h.member_says(ACTIVE_TERM)
+    [reply] = embargo.bot_replies()
+    # A moderator deletes it by hand: Discord announces it, the guard needs nothing of it.
+    h.standin.messages[int(reply["id"])].deleted = True
+
+    embargo.bot.clock.now = TODAY + timedelta(minutes=2)
+    assert await embargo.guard.delete_due_flags() is None  # nothing left, nothing to retry
+
+    [delete] = deletes_of(h.standin, reply)
+    assert delete.status == 404
+    assert await embargo.bot.storage.flag_deletions(TODAY + timedelta(days=1)) == ([], None)
+    assert await embargo.guard.delete_due_flags() is None
+    assert len(deletes_of(h.standin, reply)) == 1
+
+
+async def test_a_flag_reply_discord_failed_to_delete_is_tried_again_later(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="flag")
+    await h.member_says(ACTIVE_TERM)
+    [reply] = embargo.bot_replies()
+    h.standin.fail_next("DELETE", rf"/messages/{reply['id']}$", status=400)
+
+    embargo.bot.clock.now = TODAY + timedelta(minutes=2)
+    assert await embargo.guard.delete_due_flags() == 60.0  # kept, and tried in a minute
+    assert not h.standin.messages[int(reply["id"])].deleted
+    assert await embargo.guard.delete_due_flags() is None
     assert h.standin.messages[int(reply["id"])].deleted
 
 

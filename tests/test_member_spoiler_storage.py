@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +16,7 @@ from bot.hiding import GuardMode, MemberSpoilerSettings
 from bot.storage import Storage
 from bot.storage.members import (
     MAX_GUARD_IGNORED_CHANNELS,
+    FlagDeletion,
     StoredWebhook,
     TooManyIgnoredChannelsError,
 )
@@ -180,3 +182,42 @@ async def test_a_change_in_one_process_reaches_the_others_cache_and_guard(postgr
     finally:
         await one.close()
         await other.close()
+
+
+async def test_flag_deletions_come_due_in_order_to_the_second_and_go_once_done(storage):
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    first, second, later = WEBHOOK + 1, WEBHOOK + 2, WEBHOOK + 3
+    assert await storage.flag_deletions(now) == ([], None)
+    # Stored to the second and never early: half a second past the minute is the next second.
+    await storage.schedule_flag_deletion(GUILD, CHANNEL, second, now + timedelta(seconds=60.5))
+    await storage.schedule_flag_deletion(GUILD, CHANNEL, first, now + timedelta(seconds=60))
+    await storage.schedule_flag_deletion(GUILD, LOG, later, now + timedelta(hours=1))
+    await storage.schedule_flag_deletion(GUILD, CHANNEL, first, now + timedelta(days=9))  # again
+
+    assert await storage.flag_deletions(now) == ([], now + timedelta(seconds=60))
+    due, upcoming = await storage.flag_deletions(now + timedelta(seconds=61))
+    assert due == [
+        FlagDeletion(first, CHANNEL, now + timedelta(seconds=60)),
+        FlagDeletion(second, CHANNEL, now + timedelta(seconds=61)),
+    ]
+    assert upcoming == now + timedelta(hours=1)
+
+    await storage.flag_deleted(first)
+    await storage.flag_deleted(first)  # twice is harmless
+    due, upcoming = await storage.flag_deletions(now + timedelta(days=1))
+    assert [d.message_id for d in due] == [second, later]
+    assert upcoming is None
+
+
+async def test_flag_deletions_survive_reopening_the_database(database_url, tmp_path):
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    store = await Storage.open(database_url, tmp_path)
+    try:
+        await store.schedule_flag_deletion(GUILD, CHANNEL, WEBHOOK, now)
+    finally:
+        await store.close()
+    store = await Storage.open(database_url, tmp_path)
+    try:
+        assert await store.flag_deletions(now) == ([FlagDeletion(WEBHOOK, CHANNEL, now)], None)
+    finally:
+        await store.close()

@@ -92,6 +92,9 @@ async def fill(storage: Storage, content: Path) -> None:
     await storage.save_spoiler_webhook(
         1, 1_300_000_000_000_900_003, StoredWebhook(1_300_000_000_000_900_004, "token")
     )
+    await storage.schedule_flag_deletion(
+        1, 1_300_000_000_000_900_003, 1_300_000_000_000_900_005, NOW
+    )
 
 
 async def test_everything_is_copied_and_checked_and_never_over_existing_data(

@@ -57,6 +57,9 @@ SERVER_ROWS = {
         "INSERT INTO spoiler_webhooks VALUES (CAST(? AS BIGINT) + 9, ?, 50, 'token')"
     ),
     "watch_role_holders": "INSERT INTO watch_role_holders VALUES (?, 46, 47)",
+    "guard_flag_deletions": (
+        "INSERT INTO guard_flag_deletions VALUES (CAST(? AS BIGINT) + 11, 51, ?, 0)"
+    ),
 }
 
 

@@ -2,24 +2,38 @@
 channels the guard ignores (cached per server with the settings' rule: dropped after every
 committed write, here or announced by another process as ``member_spoilers:<guild_id>``, and
 a read that a write overtook is not cached), and the webhook Embargo reposts hidden messages
-through in each channel. Portable SQL, on either backend."""
+through in each channel, and the guard's flag replies waiting to be deleted. Portable SQL, on
+either backend."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from bot.hiding import GuardMode, MemberSpoilerSettings
 from bot.storage.backend import Database, Row
 
 # Exempted channels are listed in /embargo settings; a server needs a handful at most.
 MAX_GUARD_IGNORED_CHANNELS = 100
+# How many due flag replies one read returns; the guard reads again at once when it got this many.
+FLAG_DELETION_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
 class StoredWebhook:
     webhook_id: int
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDeletion:
+    """One of the guard's flag replies, to delete once ``delete_at`` has come."""
+
+    message_id: int
+    channel_id: int
+    delete_at: datetime
 
 
 class TooManyIgnoredChannelsError(Exception):
@@ -195,6 +209,49 @@ class MemberSpoilerStore:
                 "DELETE FROM spoiler_webhooks WHERE channel_id = ? AND webhook_id = ?",
                 (channel_id, webhook_id),
             )
+
+    # -- the guard's flag replies ------------------------------------------------------------
+
+    async def schedule_flag_deletion(
+        self, guild_id: int, channel_id: int, message_id: int, delete_at: datetime
+    ) -> None:
+        """Remember to delete the guard's reply ``message_id`` once ``delete_at`` has come (to
+        the second, never before). Committed before this returns."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO guard_flag_deletions (message_id, channel_id, guild_id, delete_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                (message_id, channel_id, guild_id, math.ceil(delete_at.timestamp())),
+            )
+
+    async def flag_deletions(self, now: datetime) -> tuple[list[FlagDeletion], datetime | None]:
+        """The flag replies due at ``now``, the soonest first (at most
+        ``FLAG_DELETION_BATCH``), and when the next of the others falls due (None: none)."""
+        seconds = math.floor(now.timestamp())
+        due, upcoming = await self.db.read_together(
+            [
+                (
+                    "SELECT message_id, channel_id, delete_at FROM guard_flag_deletions "
+                    "WHERE delete_at <= ? ORDER BY delete_at, message_id LIMIT ?",
+                    (seconds, FLAG_DELETION_BATCH),
+                ),
+                ("SELECT MIN(delete_at) FROM guard_flag_deletions WHERE delete_at > ?", (seconds,)),
+            ]
+        )
+        deletions = [FlagDeletion(int(row[0]), int(row[1]), _when(row[2])) for row in due]
+        nearest = upcoming[0][0] if upcoming else None
+        return deletions, None if nearest is None else _when(nearest)
+
+    async def flag_deleted(self, message_id: int) -> None:
+        """The reply is gone from Discord (or can never be deleted): forget it."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM guard_flag_deletions WHERE message_id = ?", (message_id,)
+            )
+
+
+def _when(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
 
 
 def _settings(row: Row, ignored: frozenset[int]) -> MemberSpoilerSettings:

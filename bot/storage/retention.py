@@ -30,6 +30,7 @@ GUILD_TABLES = (
     "guard_ignored_channels",
     "spoiler_webhooks",
     "watch_role_holders",
+    "guard_flag_deletions",
 )
 
 

@@ -5,6 +5,10 @@ Matching is ``bot.spoilers.terms.GuardIndex``: one automaton per distinct set of
 rebuilt when a window opens or closes (the task sleeps until ``expires_at``), when settings
 change and when content reloads. The guard needs the Message Content intent, requested only
 with ``MESSAGE_GUARD=on``; without it ``/embargo guard`` explains how to turn it on.
+
+A flag reply's deletion is stored with the reply, and a second task sleeps until the next one
+falls due, so a restart in between still deletes it (on start-up, if it fell due meanwhile). A
+row goes only once Discord deleted the reply or said it was gone, so nothing is deleted twice.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -32,7 +37,8 @@ from bot.hiding_messages import (
 from bot.messages import change_message
 from bot.spoilers.policy import SpoilerSettings, window_end
 from bot.spoilers.terms import EpisodeTerms, GuardIndex
-from bot.storage.members import TooManyIgnoredChannelsError
+from bot.storage import StorageError
+from bot.storage.members import FLAG_DELETION_BATCH, FlagDeletion, TooManyIgnoredChannelsError
 from bot.ui import (
     NO_MENTIONS,
     OneOf,
@@ -49,6 +55,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLAG_SECONDS = 60
+# The longest single sleep before looking at the flag replies again: the event loop's clock and
+# the wall clock can drift apart (a suspended machine, a corrected clock).
+MAX_SLEEP_S = 6 * 3600.0
+# After a storage fault or Discord trouble, try the flag replies again this much later.
+RETRY_S = 60.0
 # Messages already judged, by id, with the text judged: an edit that leaves the text as it was
 # (a link preview arriving) is not flagged twice.
 JUDGED_LIMIT = 10_000
@@ -67,6 +78,8 @@ class Guard(commands.Cog):
         self.flag_seconds: float = FLAG_SECONDS
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._flags_wake = asyncio.Event()
+        self._flags_task: asyncio.Task[None] | None = None
         self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [
             app_commands.Command(
                 name="guard",
@@ -96,6 +109,8 @@ class Guard(commands.Cog):
             self.bot.storage.member_spoiler_listeners.append(self._changed)
             self.bot.content.reload_listeners.append(self.rebuild_soon)
             self._task = asyncio.create_task(self._run(), name="embargo-guard")
+        # Also without the intent now: flag replies an earlier run left still go.
+        self._flags_task = asyncio.create_task(self._delete_flags(), name="embargo-guard-flags")
 
     async def cog_unload(self) -> None:
         detach_moderator_commands(self.bot.tree, self.settings_commands)
@@ -105,9 +120,10 @@ class Guard(commands.Cog):
             self.bot.storage.member_spoiler_listeners.remove(self._changed)
         with contextlib.suppress(ValueError):
             self.bot.content.reload_listeners.remove(self.rebuild_soon)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._flags_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     def _changed(self, guild_id: int | None) -> None:
         self.rebuild_soon()
@@ -157,6 +173,56 @@ class Guard(commands.Cog):
             previous=self.index,
         )
         self.guarded, self.spoiler_settings, self.episodes = guarded, spoilers, episodes
+
+    # -- flag replies' deletion --------------------------------------------------------------
+
+    def flags_changed(self) -> None:
+        """Look at the flag replies again now (one was added, or time moved)."""
+        self._flags_wake.set()
+
+    async def _delete_flags(self) -> None:
+        while True:
+            self._flags_wake.clear()
+            try:
+                delay = await self.delete_due_flags()
+            except asyncio.CancelledError:
+                raise
+            except StorageError as error:
+                log.warning("could not read the guard's flag replies (%s); retrying later", error)
+                delay = RETRY_S
+            except Exception:
+                log.exception("deleting the guard's flag replies failed; retrying later")
+                delay = RETRY_S
+            timeout = None if delay is None else min(max(delay, 0.0), MAX_SLEEP_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flags_wake.wait(), timeout)
+
+    async def delete_due_flags(self) -> float | None:
+        """Delete every flag reply now due; returns the seconds until the next one falls due
+        (None: none pending)."""
+        now = self.bot.clock()
+        due, upcoming = await self.bot.storage.flag_deletions(now)
+        for flag in due:
+            if not await self._delete_flag(flag):
+                return RETRY_S
+        if len(due) == FLAG_DELETION_BATCH:
+            return 0.0  # more are due
+        return None if upcoming is None else (upcoming - now).total_seconds()
+
+    async def _delete_flag(self, flag: FlagDeletion) -> bool:
+        """Delete one reply and forget it; False when Discord failed (kept, tried later)."""
+        channel = self.bot.get_partial_messageable(flag.channel_id)
+        try:
+            await channel.get_partial_message(flag.message_id).delete()
+        except discord.NotFound:
+            pass  # someone deleted it already (or its channel): done
+        except discord.Forbidden:
+            log.info("may no longer delete the guard's reply %s: left as it is", flag.message_id)
+        except discord.HTTPException as error:
+            log.warning("could not delete the guard's reply %s: %s", flag.message_id, error)
+            return False
+        await self.bot.storage.flag_deleted(flag.message_id)
+        return True
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -216,14 +282,15 @@ class Guard(commands.Cog):
             log.info("the guard could not hide message %s: %s", message.id, outcome.reply.content)
         ends = window_end(episode.release_at, spoilers.window_for(episode.show_slug))
         try:
-            await message.reply(
+            reply = await message.reply(
                 flag_message(label, ends).content or "",
                 allowed_mentions=NO_MENTIONS,
                 suppress_embeds=True,
-                delete_after=self.flag_seconds,
             )
         except discord.HTTPException as error:
             log.info("the guard could not flag message %s: %s", message.id, error)
+        else:
+            await self._delete_later(reply)
         await self.reposter.post_log(
             settings.log_channel_id,
             guard_log_message(
@@ -234,6 +301,21 @@ class Guard(commands.Cog):
                 jump_url=message.jump_url,
             ),
         )
+
+    async def _delete_later(self, reply: discord.Message) -> None:
+        """Have the flag reply deleted after ``flag_seconds``, across restarts."""
+        delete_at = self.bot.clock() + timedelta(seconds=self.flag_seconds)
+        guild_id = reply.guild.id if reply.guild is not None else 0
+        try:
+            await self.bot.storage.schedule_flag_deletion(
+                guild_id, reply.channel.id, reply.id, delete_at
+            )
+        except StorageError as error:
+            # Not stored: deleted by this run all the same, unless it stops first.
+            log.warning("could not store the deletion of reply %s: %s", reply.id, error)
+            await reply.delete(delay=self.flag_seconds)
+            return
+        self.flags_changed()
 
     def _can_hide(self, message: discord.Message) -> bool:
         """Whether a repost can be made here now; otherwise the guard flags instead."""

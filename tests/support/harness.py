@@ -230,7 +230,10 @@ class Harness:
         tree: app_commands.CommandTree[Any] | None = None,
         timeout: float = 5.0,
         strict: bool = True,
+        standin: DiscordStandIn | None = None,
     ) -> None:
+        """``standin``: the Discord an earlier harness ran against, to run this bot against
+        the same world, messages and webhooks, as after a restart."""
         self.bot = bot
         found = tree if tree is not None else getattr(bot, "tree", None)
         if not isinstance(found, app_commands.CommandTree):
@@ -242,17 +245,21 @@ class Harness:
         self.timeout = timeout
         self.strict = strict
         self._token = token
-        self.world = world_from_spec(self.guild, app_id=self.app_id, bot_role_id=snowflake())
-        self.standin = DiscordStandIn(self.world, token=token)
+        if standin is None:
+            self.world = world_from_spec(self.guild, app_id=self.app_id, bot_role_id=snowflake())
+            standin = DiscordStandIn(self.world, token=token)
+        else:
+            self.world = standin.world
+        self.standin = standin
         self._previous_base: str | None = None
         self._command_ids: dict[tuple[int | None, str], int] = {}
         # Tasks the bot started on gateway events the stand-in emitted (see _on_event).
         self._event_tasks: set[asyncio.Task[Any]] = set()
-        self.standin.event_listeners.append(self._on_event)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        self.standin.event_listeners.append(self._on_event)
         await self.standin.start()
         self._previous_base = Route.BASE
         Route.BASE = self.standin.api_base
@@ -296,6 +303,7 @@ class Harness:
         try:
             await self.bot.__aexit__(exc_type, exc, tb)
         finally:
+            self.standin.event_listeners.remove(self._on_event)
             if self._previous_base is not None:
                 Route.BASE = self._previous_base
                 self._previous_base = None
