@@ -37,7 +37,11 @@ class HideSource:
     author_id: int
     text: str  # a forwarded message's text is its snapshot's
     attachments: tuple[SourceAttachment, ...] = ()
-    embed_count: int = 0
+    # Embeds a bot or an app posted ("rich"), which no repost can carry; a member's link
+    # previews come back from the repost's links and don't count.
+    rich_embeds: int = 0
+    stickers: int = 0  # no webhook can send a sticker
+    poll: bool = False  # a repost would lose its votes
     system: bool = False  # a join, a pin, a boost...: not a member's words
     from_embargo: bool = False  # already one of Embargo's reposts or replies
     reply_url: str | None = None  # the message it answered
@@ -70,6 +74,9 @@ class Refusal(Enum):
     ALREADY_HIDDEN = "already_hidden"
     NOTHING_TO_HIDE = "nothing_to_hide"  # no text, no files: only embeds (another bot's)
     ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    STICKER = "sticker"
+    POLL = "poll"
+    EMBEDS = "embeds"  # text along with a bot's embeds: the repost would lose them
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +102,14 @@ def check_hideable(source: HideSource, *, upload_limit: int) -> CannotHide | Non
         return CannotHide(Refusal.SYSTEM_MESSAGE)
     if source.from_embargo:
         return CannotHide(Refusal.ALREADY_HIDDEN)
+    if source.poll:
+        return CannotHide(Refusal.POLL)
+    if source.stickers:
+        return CannotHide(Refusal.STICKER)
     if not has_visible_text(source.text) and not source.attachments:
         return CannotHide(Refusal.NOTHING_TO_HIDE)
+    if source.rich_embeds:
+        return CannotHide(Refusal.EMBEDS)
     for attachment in source.attachments:
         if attachment.size > upload_limit - UPLOAD_HEADROOM:
             return CannotHide(Refusal.ATTACHMENT_TOO_LARGE, attachment.filename)

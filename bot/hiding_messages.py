@@ -103,6 +103,17 @@ def refusal_message(problem: CannotHide, *, upload_limit: int = 0) -> OutgoingMe
             "That message has no text or files Embargo can repost (only embeds from another "
             "bot), so it was left as it was."
         ),
+        Refusal.STICKER: (
+            "Embargo can't repost a sticker (no webhook can send one), so hiding that message "
+            "would lose it: the message was left as it was."
+        ),
+        Refusal.POLL: (
+            "A poll can't be reposted without losing its votes, so the message was left as it was."
+        ),
+        Refusal.EMBEDS: (
+            "That message carries embeds (another bot's or an app's), which Embargo can't "
+            "repost, so hiding it would lose them: the message was left as it was."
+        ),
         Refusal.ATTACHMENT_TOO_LARGE: (
             f"The attachment “{echo(problem.detail, 60)}” is larger than Embargo may upload "
             f"here ({upload_limit // (1024 * 1024)} MiB), so it can't be reposted as a "
@@ -163,6 +174,22 @@ def discord_refusal_reason(status: int, code: int, text: str) -> str:
             "**Manage Messages** in this channel)"
         )
     return f"Discord answered {status} ({echo(text, 100) or 'no reason given'})"
+
+
+def already_being_hidden_message() -> OutgoingMessage:
+    return OutgoingMessage(
+        content="Embargo is hiding that message already: nothing more to do.", ephemeral=True
+    )
+
+
+def kept_changing_message() -> OutgoingMessage:
+    return OutgoingMessage(
+        content=(
+            "That message was edited each time Embargo reposted it, so it was left as it was "
+            "(nothing of the repost stays). Try again once it has settled."
+        ),
+        ephemeral=True,
+    )
 
 
 def original_kept_message(jump_url: str) -> OutgoingMessage:

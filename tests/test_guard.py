@@ -440,3 +440,72 @@ async def test_the_guard_wakes_by_itself_when_a_window_closes(embargo):
             break
     after = await h.member_says(ACTIVE_TERM)
     assert not [r for r in embargo.bot_replies() if flagged(r, after)]
+
+
+async def test_an_edit_while_the_guard_hides_a_message_is_hidden_once_never_flagged(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="hide")
+    user = h.world.user_by_id(MEMBER.id)
+    assert user is not None
+    edited = f"{ACTIVE_TERM}, and the lighthouse keeper too"
+    reposts: list[dict] = []
+    original: dict = {}
+
+    def member_edits_meanwhile(name: str, data: dict) -> None:
+        if name == "MESSAGE_CREATE" and data.get("webhook_id"):
+            reposts.append(data)
+            if len(reposts) == 1:  # the guard's repost is up; the original not yet deleted
+                h.standin.edit_member_message(int(original["id"]), edited)
+
+    h.standin.event_listeners.append(member_edits_meanwhile)
+    channel = h.world.find_channel(GENERAL.id)
+    assert channel is not None
+    original.update(h.standin.member_message(channel, user, ACTIVE_TERM))
+    await h.settle()
+
+    # The edit reached the guard while it was hiding the message: it neither flagged it nor
+    # hid it a second time; the hide itself reposted the edited words instead of the old.
+    assert embargo.bot_replies() == []
+    assert len(reposts) == 2
+    live = [m for m in h.standin.channel_messages(GENERAL.id) if m.payload.get("webhook_id")]
+    assert [m.id for m in live] == [int(reposts[1]["id"])]
+    assert words(edited) <= words(live[0].payload["content"])
+    assert h.standin.messages[int(original["id"])].deleted
+
+
+async def test_a_poll_naming_the_term_is_flagged_as_it_cant_be_hidden(embargo):
+    h = embargo.harness
+    await embargo.moderator("guard", mode="hide")
+    poll = await h.member_says("", poll=[f"So, {ACTIVE_TERM}?", "Yes", "No"])
+    sticker = await h.member_says(f"{ACTIVE_TERM}!", stickers=["Shocked"], in_channel=EPISODE_TALK)
+    [poll_reply] = embargo.bot_replies()
+    assert flagged(poll_reply, poll)
+    [sticker_reply] = embargo.bot_replies(EPISODE_TALK.id)
+    assert flagged(sticker_reply, sticker)
+    for channel in (GENERAL, EPISODE_TALK):
+        assert not [
+            m for m in h.standin.channel_messages(channel.id) if m.payload.get("webhook_id")
+        ]
+    assert not h.standin.messages[int(poll["id"])].deleted
+    assert not h.standin.messages[int(sticker["id"])].deleted
+
+
+async def test_a_member_posting_spoilers_in_a_row_gets_one_reply_while_it_is_up(embargo):
+    h = embargo.harness
+    embargo.guard.flag_seconds = 0.5
+    await embargo.moderator("guard", mode="flag")
+    await embargo.moderator("log", channel=EPISODE_TALK)
+    first = await h.member_says(ACTIVE_TERM)
+    for _ in range(3):
+        await h.member_says(f"really, {ACTIVE_TERM}")
+    [reply] = embargo.bot_replies()
+    assert flagged(reply, first)
+    assert len(embargo.bot_replies(EPISODE_TALK.id)) == 4  # each one logged all the same
+    # Someone else, or elsewhere, still gets their own reply.
+    other = await h.member_says(ACTIVE_TERM, as_user=MODERATOR)
+    assert flagged(embargo.bot_replies()[-1], other)
+    # Once the reply's time is up, a new spoiler gets a new reply.
+    await asyncio.sleep(0.6)
+    later = await h.member_says(ACTIVE_TERM)
+    assert flagged(embargo.bot_replies()[-1], later)
+    assert len(embargo.bot_replies()) == 3

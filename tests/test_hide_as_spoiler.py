@@ -30,7 +30,14 @@ from tests.support import (
 from tests.support.reading import NO_MENTIONS, SUPPRESS_EMBEDS, words
 from tests.support.specs import base_bot_permissions
 from tests.support.standin.rest import ATTACHMENT_IS_SPOILER
-from tests.support.standin.webhooks import CHANNEL_PINNED_MESSAGE, USER_JOIN, MemberFile
+from tests.support.standin.webhooks import (
+    CHANNEL_PINNED_MESSAGE,
+    MAX_WEBHOOKS_PER_CHANNEL,
+    USER_JOIN,
+    MemberFile,
+    Webhook,
+)
+from tests.support.standin.world import snowflake
 
 HIDE = "Hide as spoiler"
 OTHER = UserSpec(id=1_300_000_000_000_000_404, name="other")
@@ -513,3 +520,108 @@ async def test_parts_that_could_not_be_removed_are_linked_for_the_moderator(emba
     assert "by hand" in text
     assert "Discord answered 400" in text
     assert not embargo.deleted(original)
+
+
+# -- the original changing while it is reposted ---------------------------------------------
+
+
+def when_reposted(h: Harness, action) -> list[dict]:
+    """Run ``action`` the first time a repost appears, before the bot hears back from Discord
+    (as a member editing or deleting the original at that very moment); returns the reposts'
+    MESSAGE_CREATE payloads."""
+    reposts: list[dict] = []
+
+    def listener(name: str, data: dict) -> None:
+        if name == "MESSAGE_CREATE" and data.get("webhook_id"):
+            reposts.append(data)
+            if len(reposts) == 1:
+                action()
+
+    h.standin.event_listeners.append(listener)
+    return reposts
+
+
+async def test_an_edit_made_during_the_repost_is_reposted_and_the_old_repost_withdrawn(embargo):
+    h = embargo.harness
+    original = await h.member_says("Daly survives")
+    edited = "Daly survives, and Nanette comes back in the last scene"
+    reposts = when_reposted(h, lambda: h.standin.edit_member_message(int(original["id"]), edited))
+
+    reply = await h.message_command(HIDE, message=original, as_user=MODERATOR)
+
+    assert ephemeral_text(reply).startswith("Hidden"), reply.describe()
+    assert len(reposts) == 2
+    first, second = (h.standin.messages[int(r["id"])] for r in reposts)
+    assert first.deleted  # the old words' repost
+    assert not second.deleted
+    assert_hidden_repost([second.payload["content"]], edited)
+    assert embargo.deleted(original)
+    assert f"/{second.id}>" in reply.content
+
+
+async def test_an_original_deleted_during_the_repost_takes_the_repost_with_it(embargo):
+    h = embargo.harness
+    original = await h.member_says("Daly survives")
+
+    def author_deletes() -> None:
+        stored = h.standin.messages[int(original["id"])]
+        stored.deleted = True
+        h.standin.emit(
+            "MESSAGE_DELETE", {"id": original["id"], "channel_id": original["channel_id"]}
+        )
+
+    reposts = when_reposted(h, author_deletes)
+
+    reply = await h.message_command(HIDE, message=original, as_user=MODERATOR)
+
+    assert "deleted before Embargo could hide it" in ephemeral_text(reply)
+    [repost] = reposts
+    assert h.standin.messages[int(repost["id"])].deleted
+    assert not [m for m in h.standin.channel_messages(GENERAL.id) if m.payload.get("webhook_id")]
+
+
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ({"stickers": ["Daly waves"]}, "can't repost a sticker"),
+        ({"poll": ["Does Daly survive?", "Yes", "No"]}, "losing its votes"),
+        (
+            {"as_user": NEWS_BOT, "embeds": [{"title": "Finale recap", "description": "Daly"}]},
+            "carries embeds",
+        ),
+    ],
+    ids=["sticker", "poll", "a-bots-text-and-embeds"],
+)
+async def test_what_a_repost_would_lose_keeps_the_original_and_says_why(embargo, what, said):
+    h = embargo.harness
+    message = await h.member_says("Daly survives", **what)
+
+    reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+
+    text = ephemeral_text(reply)
+    assert said in text, text
+    assert "left as it was" in text
+    assert not embargo.deleted(message)
+    assert not embargo.webhook_posts()
+
+
+async def test_a_channel_full_of_other_webhooks_keeps_the_original_and_says_why(embargo):
+    h = embargo.harness
+    for number in range(MAX_WEBHOOKS_PER_CHANNEL):  # other integrations' webhooks
+        hook = Webhook(
+            id=snowflake(),
+            token=f"token{number}",
+            channel_id=GENERAL.id,
+            guild_id=GUILD.id,
+            name=f"feed {number}",
+            application_id=None,
+        )
+        h.standin.webhooks[hook.id] = hook
+    message = await h.member_says("Daly survives")
+
+    reply = await h.message_command(HIDE, message=message, as_user=MODERATOR)
+
+    text = ephemeral_text(reply)
+    assert "Maximum number of webhooks reached" in text, text
+    assert "left as it was" in text
+    assert not embargo.deleted(message)

@@ -51,7 +51,10 @@ def test_what_cannot_be_reposted():
     assert check(text="", attachments=(SourceAttachment("a.png", 10),)) is None
     assert check(text="words", system=True) == CannotHide(Refusal.SYSTEM_MESSAGE)
     assert check(text="words", from_embargo=True) == CannotHide(Refusal.ALREADY_HIDDEN)
-    assert check(text=" \n", embed_count=2) == CannotHide(Refusal.NOTHING_TO_HIDE)
+    assert check(text=" \n", rich_embeds=2) == CannotHide(Refusal.NOTHING_TO_HIDE)
+    assert check(text="recap", rich_embeds=1) == CannotHide(Refusal.EMBEDS)
+    assert check(text="look", stickers=1) == CannotHide(Refusal.STICKER)
+    assert check(text="", poll=True) == CannotHide(Refusal.POLL)
     big = SourceAttachment("film.mkv", LIMIT + 1)
     assert check(text="words", attachments=(big,)) == CannotHide(
         Refusal.ATTACHMENT_TOO_LARGE, "film.mkv"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,8 @@ class Guard(commands.Cog):
         self.spoiler_settings: dict[int, SpoilerSettings] = {}
         self.episodes: dict[str, Episode] = {}
         self._judged: OrderedDict[int, str] = OrderedDict()
+        # (channel, member) -> when their last flag reply goes (time.monotonic()), oldest first.
+        self._replied: OrderedDict[tuple[int, int], float] = OrderedDict()
         self.flag_seconds: float = FLAG_SECONDS
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -242,7 +245,11 @@ class Guard(commands.Cog):
         if settings is None or settings.guard_mode is GuardMode.OFF:
             return
         text = "\n".join(
-            [message.content, *(snapshot.content for snapshot in message.message_snapshots)]
+            [
+                message.content,
+                *(snapshot.content for snapshot in message.message_snapshots),
+                *_poll_texts(message.poll),
+            ]
         )
         if self._judged.get(message.id) == text:
             return
@@ -277,20 +284,21 @@ class Guard(commands.Cog):
                 log_channel_id=settings.log_channel_id,
                 upload_limit=guild.filesize_limit,
             )
-            if outcome.jump_url is not None:
-                return
+            if outcome.jump_url is not None or outcome.busy:
+                return  # hidden (or being hidden, edits included)
             log.info("the guard could not hide message %s: %s", message.id, outcome.reply.content)
-        ends = window_end(episode.release_at, spoilers.window_for(episode.show_slug))
-        try:
-            reply = await message.reply(
-                flag_message(label, ends).content or "",
-                allowed_mentions=NO_MENTIONS,
-                suppress_embeds=True,
-            )
-        except discord.HTTPException as error:
-            log.info("the guard could not flag message %s: %s", message.id, error)
-        else:
-            await self._delete_later(reply)
+        if self._may_reply(channel.id, message.author.id):
+            ends = window_end(episode.release_at, spoilers.window_for(episode.show_slug))
+            try:
+                reply = await message.reply(
+                    flag_message(label, ends).content or "",
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=True,
+                )
+            except discord.HTTPException as error:
+                log.info("the guard could not flag message %s: %s", message.id, error)
+            else:
+                await self._delete_later(reply)
         await self.reposter.post_log(
             settings.log_channel_id,
             guard_log_message(
@@ -301,6 +309,18 @@ class Guard(commands.Cog):
                 jump_url=message.jump_url,
             ),
         )
+
+    def _may_reply(self, channel_id: int, author_id: int) -> bool:
+        """One flag reply per member and channel while the last is up: a member posting
+        several spoilers in a row gets one reply (each message is still logged), not a
+        channel full of Embargo's."""
+        now = time.monotonic()
+        while self._replied and next(iter(self._replied.values())) <= now:
+            self._replied.popitem(last=False)  # all last as long: the oldest end first
+        if (channel_id, author_id) in self._replied:
+            return False
+        self._replied[(channel_id, author_id)] = now + self.flag_seconds
+        return True
 
     async def _delete_later(self, reply: discord.Message) -> None:
         """Have the flag reply deleted after ``flag_seconds``, across restarts."""
@@ -378,3 +398,10 @@ class Guard(commands.Cog):
             "ignored" if ignored else "watched",
         )
         await send_messages(interaction, [message])
+
+
+def _poll_texts(poll: discord.Poll | None) -> list[str]:
+    """A poll's question and answers: members' words the guard reads too."""
+    if poll is None:
+        return []
+    return [poll.question, *(answer.text for answer in poll.answers)]

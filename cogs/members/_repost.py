@@ -14,9 +14,11 @@ import discord
 from bot.hiding import HideSource, SourceAttachment, upload_groups, webhook_name
 from bot.hiding_messages import (
     RepostPart,
+    already_being_hidden_message,
     discord_refusal_reason,
     hidden_message,
     hide_log_message,
+    kept_changing_message,
     message_gone_message,
     missing_hide_permissions_message,
     original_kept_message,
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_NAME = "Embargo spoilers"
 UNKNOWN_WEBHOOK = 10015
+# Reposts made of a message its author keeps editing meanwhile, before giving up on it.
+REPOST_ATTEMPTS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,7 @@ class HideOutcome:
 
     reply: OutgoingMessage
     jump_url: str | None = None
+    busy: bool = False  # another hide of the message was underway: this one did nothing
 
 
 class RepostRefused(Exception):
@@ -82,7 +87,9 @@ def hide_source(message: discord.Message, bot_id: int) -> HideSource:
         author_id=message.author.id,
         text=text,
         attachments=tuple(SourceAttachment(a.filename, a.size) for a in attachments),
-        embed_count=len(message.embeds),
+        rich_embeds=sum(1 for embed in message.embeds if embed.type == "rich"),
+        stickers=len(message.stickers),
+        poll=message.poll is not None,
         system=message.is_system(),
         from_embargo=own,
         reply_url=reply_url,
@@ -94,6 +101,7 @@ class Reposter:
 
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
+        self._hiding: set[int] = set()  # ids of the messages being hidden now
 
     async def hide(
         self,
@@ -106,11 +114,37 @@ class Reposter:
         upload_limit: int,
     ) -> HideOutcome:
         """Repost ``message`` as a spoiler through the channel's webhook, then delete it. The
-        original is deleted only once every part of the repost is confirmed; when the repost
-        fails, the original stays and the outcome says why. ``channel`` is the message's, as
-        the interaction knows it (a thread the cache never saw included). ``hider_id`` None:
-        the guard. ``upload_limit``: the largest upload Embargo may make there, in bytes."""
-        assert self.bot.user is not None
+        original is deleted only once every part of the repost is confirmed and the original
+        is still as reposted; when the repost fails, the original stays and the outcome says
+        why. ``channel`` is the message's, as the interaction knows it (a thread the cache
+        never saw included). ``hider_id`` None: the guard. ``upload_limit``: the largest
+        upload Embargo may make there, in bytes. One hide of a message at a time: another
+        asked meanwhile (a second moderator, the guard seeing an edit) is told so."""
+        if message.id in self._hiding:
+            return HideOutcome(already_being_hidden_message(), busy=True)
+        self._hiding.add(message.id)
+        try:
+            return await self._hide(
+                message,
+                channel=channel,
+                hider_id=hider_id,
+                hider_name=hider_name,
+                log_channel_id=log_channel_id,
+                upload_limit=upload_limit,
+            )
+        finally:
+            self._hiding.discard(message.id)
+
+    async def _hide(
+        self,
+        message: discord.Message,
+        *,
+        channel: discord.abc.MessageableChannel,
+        hider_id: int | None,
+        hider_name: str,
+        log_channel_id: int | None,
+        upload_limit: int,
+    ) -> HideOutcome:
         try:
             # The message may be gone since the menu was opened: nothing to repost then.
             current = await channel.fetch_message(message.id)
@@ -118,56 +152,118 @@ class Reposter:
             return HideOutcome(message_gone_message())
         except discord.Forbidden:
             return HideOutcome(missing_hide_permissions_message(["read_message_history"]))
-        source = hide_source(current, self.bot.user.id)
-        author = current.author
-        if not isinstance(author, discord.Member) and current.guild is not None:
-            # A fetched message carries the user only: the server display name and avatar are
-            # the member's (no members intent needed to fetch one).
-            # No longer a member: their account's name and avatar.
+        for _ in range(REPOST_ATTEMPTS):
+            author = await self._author(current)
+            try:
+                posted = await self._repost_message(
+                    current,
+                    channel,
+                    author,
+                    hider_name=hider_name,
+                    automatic=hider_id is None,
+                    upload_limit=upload_limit,
+                )
+            except discord.Forbidden:
+                return HideOutcome(missing_hide_permissions_message(["manage_webhooks"]))
+            except RepostRefused as refused:
+                return HideOutcome(refused.message())
+            try:
+                latest = await channel.fetch_message(current.id)
+            except discord.NotFound:
+                # Deleted while it was reposted (by its author, say): the repost goes too.
+                await self._withdraw(posted)
+                return HideOutcome(message_gone_message())
+            except discord.HTTPException:
+                latest = current  # can't look again: the repost is of its last known words
+            if latest.content == current.content and latest.edited_at == current.edited_at:
+                return await self._replace(
+                    current, posted, hider_id=hider_id, author=author, log_channel_id=log_channel_id
+                )
+            # Edited while it was reposted: the repost has the old words. Again, with the new.
+            left_behind = await self._withdraw(posted)
+            if left_behind:
+                return HideOutcome(
+                    repost_refused_message(
+                        "the message was edited while Embargo reposted it",
+                        left_behind=left_behind,
+                    )
+                )
+            current = latest
+        return HideOutcome(kept_changing_message())
+
+    async def _author(self, message: discord.Message) -> discord.Member | discord.User:
+        """Whose name and avatar the repost carries: a fetched message has the user only, so
+        the server display name and avatar are the member's (no members intent needed to
+        fetch one); someone no longer a member keeps their account's."""
+        author = message.author
+        if not isinstance(author, discord.Member) and message.guild is not None:
             with contextlib.suppress(discord.HTTPException):
-                author = current.guild.get_member(author.id) or await current.guild.fetch_member(
+                return message.guild.get_member(author.id) or await message.guild.fetch_member(
                     author.id
                 )
-        attachments = list(current.attachments)
-        if current.message_snapshots:
-            attachments += current.message_snapshots[0].attachments
+        return author
+
+    async def _repost_message(
+        self,
+        message: discord.Message,
+        channel: discord.abc.MessageableChannel,
+        author: discord.Member | discord.User,
+        *,
+        hider_name: str,
+        automatic: bool,
+        upload_limit: int,
+    ) -> list[discord.WebhookMessage]:
+        """The message's words and files as a spoiler repost, every part confirmed; raises
+        ``RepostRefused`` (nothing of it left but what it names) or ``Forbidden``."""
+        assert self.bot.user is not None
+        source = hide_source(message, self.bot.user.id)
+        attachments = list(message.attachments)
+        if message.message_snapshots:
+            attachments += message.message_snapshots[0].attachments
         parts = repost_parts(
             source.text,
             hider_name=hider_name,
             reply_url=source.reply_url,
-            automatic=hider_id is None,
+            automatic=automatic,
             uploads=upload_groups([a.size for a in attachments], upload_limit),
         )
         try:
             files = [await attachment.to_file(spoiler=True) for attachment in attachments]
-        except discord.HTTPException:
-            log.warning("could not download an attachment of message %s", current.id)
-            return HideOutcome(
-                repost_refused_message("one of its attachments could not be downloaded")
-            )
-        try:
-            posted = await self._repost(
-                channel,
-                parts,
-                files,
-                username=webhook_name(author.display_name),
-                avatar_url=author.display_avatar.url,
-            )
-        except discord.Forbidden:
-            return HideOutcome(missing_hide_permissions_message(["manage_webhooks"]))
-        except RepostRefused as refused:
-            return HideOutcome(refused.message())
+        except discord.HTTPException as error:
+            log.warning("could not download an attachment of message %s", message.id)
+            raise RepostRefused("one of its attachments could not be downloaded") from error
+        return await self._repost(
+            channel,
+            parts,
+            files,
+            username=webhook_name(author.display_name),
+            avatar_url=author.display_avatar.url,
+        )
+
+    async def _replace(
+        self,
+        original: discord.Message,
+        posted: list[discord.WebhookMessage],
+        *,
+        hider_id: int | None,
+        author: discord.Member | discord.User,
+        log_channel_id: int | None,
+    ) -> HideOutcome:
+        """The repost is up and matches the original: delete the original, and log it."""
         jump_url = posted[0].jump_url
         try:
-            await current.delete()
+            await original.delete()
         except discord.NotFound:
-            pass  # deleted meanwhile: the repost is all that is left, as asked
+            pass  # deleted this very moment: the repost is all that is left, as asked
         except discord.HTTPException:
             return HideOutcome(original_kept_message(jump_url), jump_url)
         await self.post_log(
             log_channel_id,
             hide_log_message(
-                hider_id=hider_id, author_id=author.id, channel_id=channel.id, jump_url=jump_url
+                hider_id=hider_id,
+                author_id=author.id,
+                channel_id=original.channel.id,
+                jump_url=jump_url,
             ),
         )
         return HideOutcome(hidden_message(jump_url), jump_url)

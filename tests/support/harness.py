@@ -352,10 +352,12 @@ class Harness:
         reply_to: Mapping[str, Any] | None = None,
         forwarded: Mapping[str, Any] | None = None,
         embeds: Sequence[dict[str, Any]] = (),
+        stickers: Sequence[str] = (),
+        poll: Sequence[str] = (),
     ) -> dict[str, Any]:
         """A member posts a message (``MESSAGE_CREATE`` reaches the bot); returns it once
         the bot's handlers for it have finished. ``embeds``: another bot (``as_user`` a bot)
-        posts rich embeds."""
+        posts rich embeds; ``stickers`` by name; ``poll``: its question, then answers."""
         user = await self._user(as_user)
         channel = self._channel(in_channel)
         message = self.standin.member_message(
@@ -366,6 +368,8 @@ class Harness:
             reply_to=int(reply_to["id"]) if reply_to else None,
             forwarded=dict(forwarded) if forwarded else None,
             embeds=embeds,
+            stickers=stickers,
+            poll=poll,
         )
         await self.settle()
         return copy.deepcopy(message)

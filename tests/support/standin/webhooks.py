@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .world import Channel, User, iso_now, snowflake
@@ -216,11 +217,14 @@ class WebhookRoutes:
         reply_to: int | None = None,
         forwarded: dict[str, Any] | None = None,
         embeds: Sequence[dict[str, Any]] = (),
+        stickers: Sequence[str] = (),
+        poll: Sequence[str] = (),
     ) -> dict[str, Any]:
         """A member posts ``content`` (with ``files``, in reply to message ``reply_to``, or
         forwarding the message payload ``forwarded``) in ``channel``; returns the message.
         ``embeds`` (rich embeds, as another bot posts them) need a bot ``user``: a person's
-        client can't send them."""
+        client can't send them. ``stickers``: the stickers sent, by name; ``poll``: a poll's
+        question, then its answers."""
         if embeds and not user.bot:
             raise ValueError("only a bot posts rich embeds")
         from .rest import StoredMessage
@@ -257,6 +261,23 @@ class WebhookRoutes:
             "pinned": False,
             "flags": 0,
         }
+        if stickers:
+            payload["sticker_items"] = [
+                {"id": str(snowflake()), "name": name, "format_type": 1} for name in stickers
+            ]
+        if poll:
+            question, *answers = poll
+            expiry = datetime.now(UTC) + timedelta(hours=24)
+            payload["poll"] = {
+                "question": {"text": question},
+                "answers": [
+                    {"answer_id": number, "poll_media": {"text": answer}}
+                    for number, answer in enumerate(answers, start=1)
+                ],
+                "expiry": expiry.isoformat(),
+                "allow_multiselect": False,
+                "layout_type": 1,
+            }
         if channel.guild_id is not None:
             payload["guild_id"] = str(channel.guild_id)
         if reply_to is not None:
