@@ -32,6 +32,7 @@ from tests.support.specs import base_bot_permissions
 from tests.support.standin.rest import ATTACHMENT_IS_SPOILER
 from tests.support.standin.webhooks import (
     CHANNEL_PINNED_MESSAGE,
+    IS_VOICE_MESSAGE,
     MAX_WEBHOOKS_PER_CHANNEL,
     USER_JOIN,
     MemberFile,
@@ -625,3 +626,67 @@ async def test_a_channel_full_of_other_webhooks_keeps_the_original_and_says_why(
     assert "Maximum number of webhooks reached" in text, text
     assert "left as it was" in text
     assert not embargo.deleted(message)
+
+
+async def test_a_voice_message_is_reposted_as_a_spoilered_recording(embargo):
+    h = embargo.harness
+    recording = b"OggS" + b"\x01" * 512
+    original = await h.member_says(
+        "", files=[MemberFile("voice-message.ogg", recording)], voice=True
+    )
+    assert embargo.stored(original)["flags"] & IS_VOICE_MESSAGE
+
+    reply = await h.message_command(HIDE, message=original, as_user=MODERATOR)
+
+    assert ephemeral_text(reply).startswith("Hidden"), reply.describe()
+    [post] = embargo.webhook_posts()
+    # A webhook can't send a voice message: the recording comes back as a blurred audio file.
+    assert [(f.filename, f.data) for f in post.files] == [("SPOILER_voice-message.ogg", recording)]
+    assert post.json["content"] == "-# hidden as a spoiler by moderator"
+    assert embargo.deleted(original)
+
+
+async def test_a_repost_is_not_hidden_again(embargo):
+    h = embargo.harness
+    original = await h.member_says("Daly survives")
+    await h.message_command(HIDE, message=original, as_user=MODERATOR)
+    [post] = embargo.webhook_posts()
+    repost = h.standin.messages[post.message_id].payload
+
+    reply = await h.message_command(HIDE, message=repost, as_user=MODERATOR)
+
+    assert "already Embargo's" in ephemeral_text(reply)
+    assert len(embargo.webhook_posts()) == 1
+    assert not embargo.deleted(repost)
+
+
+async def test_parts_of_a_webhook_deleted_half_way_are_removed_as_channel_messages(embargo):
+    h = embargo.harness
+    original = await h.member_says(LONG_TEXT)
+    webhook_ids: list[int] = []
+
+    def moderator_deletes_the_webhook() -> None:
+        [hook] = h.standin.channel_webhooks(GENERAL.id)
+        webhook_ids.append(hook.id)
+        h.standin.delete_webhook(hook.id)
+
+    reposts = when_reposted(h, moderator_deletes_the_webhook)
+    # The second part meets the deleted webhook (Unknown Webhook); the new one's is refused.
+    h.standin.fail_next("POST", webhook_execute_path(h), status=400, after=2)
+
+    reply = await h.message_command(HIDE, message=original, as_user=MODERATOR)
+
+    text = ephemeral_text(reply)
+    assert "part 2 of" in text, text
+    assert "parts already posted were removed" in text
+    [first] = reposts
+    assert h.standin.messages[int(first["id"])].deleted
+    # Its webhook is gone, so it went as any message: by the channel, with Manage Messages.
+    [by_channel] = [
+        r
+        for r in h.requests
+        if r.method == "DELETE" and r.path == f"/channels/{GENERAL.id}/messages/{first['id']}"
+    ]
+    assert by_channel.status == 204
+    assert h.standin.channel_webhooks(GENERAL.id)[0].id != webhook_ids[0]
+    assert not embargo.deleted(original)

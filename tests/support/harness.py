@@ -354,10 +354,12 @@ class Harness:
         embeds: Sequence[dict[str, Any]] = (),
         stickers: Sequence[str] = (),
         poll: Sequence[str] = (),
+        voice: bool = False,
     ) -> dict[str, Any]:
         """A member posts a message (``MESSAGE_CREATE`` reaches the bot); returns it once
         the bot's handlers for it have finished. ``embeds``: another bot (``as_user`` a bot)
-        posts rich embeds; ``stickers`` by name; ``poll``: its question, then answers."""
+        posts rich embeds; ``stickers`` by name; ``poll``: its question, then answers;
+        ``voice``: a voice message, ``files`` its one recording."""
         user = await self._user(as_user)
         channel = self._channel(in_channel)
         message = self.standin.member_message(
@@ -370,6 +372,7 @@ class Harness:
             embeds=embeds,
             stickers=stickers,
             poll=poll,
+            voice=voice,
         )
         await self.settle()
         return copy.deepcopy(message)
