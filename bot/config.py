@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,17 @@ _DROPPED_DISCORD_LINES = (
 )
 
 
+# The most shards SHARD_COUNT may name: far above what any bot runs, it bounds what a typo can
+# make a process allocate.
+MAX_SHARD_COUNT = 100_000
+# The longest SHARD_IDS accepted; longer ones are refused without being read.
+SHARD_IDS_MAX_LENGTH = 500
+# How much of a malformed shard setting an error message quotes.
+_QUOTED_MAX_CHARS = 40
+_SHARD_NUMBER = re.compile(r"[0-9]{1,6}")
+_SHARD_ITEM = re.compile(r"([0-9]{1,6})(?:-([0-9]{1,6}))?")
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; the message says what to put in ``.env``."""
 
@@ -53,6 +65,11 @@ class Settings:
     log_file: Path | None = None
     # MESSAGE_GUARD=on: ask Discord for the Message Content intent, for the spoiler guard.
     message_guard: bool = False
+    # SHARD_COUNT: the shards of the whole bot, over every process; None: Discord's
+    # recommendation, all run in this process.
+    shard_count: int | None = None
+    # SHARD_IDS: the shards this process runs, in order; None: all of shard_count.
+    shard_ids: tuple[int, ...] | None = None
 
     def require_token(self) -> str:
         if not self.discord_token:
@@ -114,6 +131,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
             "intent ticked in the developer portal)"
         )
 
+    shard_count = parse_shard_count(env.get("SHARD_COUNT", ""))
+    shard_ids = parse_shard_ids(env.get("SHARD_IDS", ""), shard_count)
+
     return Settings(
         discord_token=token,
         database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -123,7 +143,79 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         source_url=source_url,
         log_file=log_file,
         message_guard=raw_guard == "on",
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )
+
+
+def _quoted(text: str) -> str:
+    """``text`` for an error message: quoted, and cut short when long."""
+    if len(text) <= _QUOTED_MAX_CHARS:
+        return repr(text)
+    return repr(text[:_QUOTED_MAX_CHARS]) + f" (cut, {len(text)} characters)"
+
+
+def parse_shard_count(raw: str) -> int | None:
+    """SHARD_COUNT: how many shards the whole bot runs, over all its processes (None: unset)."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not _SHARD_NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_SHARD_COUNT:
+        raise ConfigError(
+            f"SHARD_COUNT={_quoted(text)} must be a whole number from 1 to {MAX_SHARD_COUNT}: "
+            "the shards of the whole bot, over every process (or empty: Discord's "
+            "recommendation, all in this process)"
+        )
+    return int(text)
+
+
+def parse_shard_ids(raw: str, shard_count: int | None) -> tuple[int, ...] | None:
+    """SHARD_IDS: the shards this process runs, as ids and ranges (``0-3``, ``4,5``,
+    ``0-1,3``), each below ``shard_count`` and named once; sorted. None: unset."""
+    text = raw.strip()
+    if not text:
+        return None
+    if shard_count is None:
+        raise ConfigError(
+            "SHARD_IDS needs SHARD_COUNT: set SHARD_COUNT to the shards of the whole bot, "
+            "over every process (e.g. SHARD_COUNT=4 with SHARD_IDS=0-1 here and 2-3 elsewhere)"
+        )
+    last = shard_count - 1
+    examples = "0" if last == 0 else f"0-{last}" + (", 0,1 or 0-1,3" if last >= 3 else "")
+    usage = (
+        f"list shard ids from 0 to {last} and ranges, comma-separated, each once: e.g. {examples}"
+    )
+    if len(text) > SHARD_IDS_MAX_LENGTH:
+        raise ConfigError(
+            f"SHARD_IDS is {len(text)} characters long (at most {SHARD_IDS_MAX_LENGTH}): {usage}"
+        )
+    found: set[int] = set()
+    for item in text.split(","):
+        match = _SHARD_ITEM.fullmatch(item.strip())
+        if match is None:
+            raise ConfigError(
+                f"SHARD_IDS={_quoted(text)}: {_quoted(item.strip())} is not a "
+                f"shard id or range: {usage}"
+            )
+        first = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else first
+        if first > end:
+            raise ConfigError(
+                f"SHARD_IDS={_quoted(text)}: the range {first}-{end} runs backwards: {usage}"
+            )
+        if end > last:
+            raise ConfigError(
+                f"SHARD_IDS={_quoted(text)}: shard {end} does not exist with "
+                f"SHARD_COUNT={shard_count} (ids start at 0): {usage}"
+            )
+        ids = range(first, end + 1)
+        twice = found.intersection(ids)
+        if twice:
+            raise ConfigError(
+                f"SHARD_IDS={_quoted(text)} names shard {min(twice)} more than once: {usage}"
+            )
+        found.update(ids)
+    return tuple(sorted(found))
 
 
 def embargo_version() -> str:

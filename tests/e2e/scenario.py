@@ -59,6 +59,8 @@ BOT_ENV_KEYS = (
     "LOG_FILE",
     "MESSAGE_GUARD",
     "SOURCE_URL",
+    "SHARD_COUNT",
+    "SHARD_IDS",
 )
 
 T = TypeVar("T")
@@ -116,6 +118,8 @@ class BotProcess:
             LOG_FILE="",
             SOURCE_URL="",
             MESSAGE_GUARD="",
+            SHARD_COUNT="",
+            SHARD_IDS="",
             PYTHONPATH=os.pathsep.join(python_path),
             PYTHONUNBUFFERED="1",
             PYTHONDONTWRITEBYTECODE="1",
