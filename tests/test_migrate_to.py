@@ -85,6 +85,7 @@ async def fill(storage: Storage, content: Path) -> None:
     await storage.record_thread(key, thread_id=14, parent_id=11, now=NOW)
     await storage.record_departure(2, NOW)
     await storage.set_meta("command_tree_hash", "abc")
+    await storage.reserve_identify(0, interval_s=5.0, horizon_s=5.0)
     # Members' spoilers, with ids as large as Discord's.
     await storage.set_guard_mode(1, GuardMode.HIDE)
     await storage.set_spoiler_helpers_role(1, 1_300_000_000_000_900_001)

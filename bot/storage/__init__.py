@@ -22,6 +22,7 @@ from bot.storage.errors import (
     StorageFull,
     StorageReadOnly,
 )
+from bot.storage.identify import IdentifyStore
 from bot.storage.members import MemberSpoilerStore
 from bot.storage.progress import ProgressBackend, ProgressStore
 from bot.storage.retention import RetentionStore
@@ -50,6 +51,7 @@ class Storage(
     WatchRoleStore,
     RetentionStore,
     MemberSpoilerStore,
+    IdentifyStore,
 ):
     def __init__(
         self, db: Database, vote_backend: VoteBackend, progress_backend: ProgressBackend
