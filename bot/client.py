@@ -1,5 +1,6 @@
-"""The Bot subclass: local start-up work in setup_hook, hash-gated command sync. Errors go
-through ``bot.errors``, the one error path."""
+"""The Bot subclass: local start-up work in setup_hook, hash-gated command sync, the shards
+this process runs (SHARD_COUNT, SHARD_IDS) and their turns to log in. Errors go through
+``bot.errors``, the one error path."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -24,7 +26,8 @@ from bot.content.reload_signal import PidFile, pid_file_for
 from bot.content.watch import watch_content
 from bot.errors import EmbargoTree
 from bot.lookup import Catalogue
-from bot.storage import Storage
+from bot.shards import IDENTIFY_INTERVAL_S, guild_shard, identify_bucket, queue_horizon_s
+from bot.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def sharded_range(settings: Settings) -> dict[str, Any]:
+    """The shard ids this process runs (SHARD_IDS), as discord.py takes them: unset unless
+    given (then every shard of the count)."""
+    return {} if settings.shard_ids is None else {"shard_ids": list(settings.shard_ids)}
+
+
 def extension_names() -> list[str]:
     """Every module in ``cogs/``: adding a feature is adding a file. The one owning the
     ``/embargo`` group loads first: other cogs attach their subcommands to it."""
@@ -62,7 +71,7 @@ def extension_names() -> list[str]:
     return sorted(names, key=lambda name: (name != EMBARGO_GROUP_OWNER, name))
 
 
-class EmbargoBot(commands.Bot):
+class EmbargoBot(commands.AutoShardedBot):
     def __init__(
         self,
         settings: Settings,
@@ -78,6 +87,9 @@ class EmbargoBot(commands.Bot):
             tree_cls=EmbargoTree,
             # Nothing Embargo sends may ping anyone, whatever text it echoes.
             allowed_mentions=discord.AllowedMentions.none(),
+            # None: Discord's recommended count, every shard in this process.
+            shard_count=settings.shard_count,
+            **sharded_range(settings),
         )
         self.settings = settings
         self.storage = storage
@@ -87,6 +99,7 @@ class EmbargoBot(commands.Bot):
         self._content_stop = asyncio.Event()
         self._content_tasks: set[asyncio.Task[object]] = set()
         self._pid_file: PidFile | None = None
+        self._max_concurrency: int | None = None  # Discord's session-start buckets, once known
 
     @property
     def catalogue(self) -> Catalogue:
@@ -190,3 +203,63 @@ class EmbargoBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info("ready as %s in %d server(s)", self.user, len(self.guilds))
+
+    def serves_guild(self, guild_id: int) -> bool:
+        """Whether this process runs the shard that gets the server's events (before the
+        gateway is reached: whether it will)."""
+        count: int | None = self.shard_count  # None until Discord recommended one
+        if count is None or self.shard_ids is None:
+            return True  # every shard of the bot runs here
+        return guild_shard(guild_id, count) in self.shard_ids
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Wait for the shard's turn to log in: one IDENTIFY per session-start bucket every
+        5 s, over every process on the database (``bot/shards.py``)."""
+        shard = shard_id or 0
+        max_concurrency = await self.max_concurrency()
+        bucket = identify_bucket(shard, max_concurrency)
+        horizon_s = queue_horizon_s(self.shard_count, max_concurrency, IDENTIFY_INTERVAL_S)
+        try:
+            slot = await self.storage.reserve_identify(
+                bucket, interval_s=IDENTIFY_INTERVAL_S, horizon_s=horizon_s
+            )
+            wait_s = slot.wait_s
+        except StorageError as error:
+            # Without the database no turn can be agreed: at worst Discord refuses a login
+            # that came too early, and discord.py logs in again.
+            wait_s = IDENTIFY_INTERVAL_S
+            log.warning(
+                "shard %d: no turn to log in reserved (%s); waiting %gs", shard, error, wait_s
+            )
+        if wait_s > 0:
+            log.info(
+                "shard %d waits %.1fs for its turn to log in (bucket %d)", shard, wait_s, bucket
+            )
+            await asyncio.sleep(wait_s)
+
+    async def max_concurrency(self) -> int:
+        """Discord's number of session-start buckets for this bot (GET /gateway/bot), asked
+        once; 1, the strictest, while Discord can't be asked."""
+        if self._max_concurrency is None:
+            try:
+                limits = await self.fetch_session_start_limits()
+            except (
+                discord.HTTPException,
+                discord.GatewayNotFound,
+                aiohttp.ClientError,
+                OSError,
+            ) as error:
+                log.warning(
+                    "Discord's session-start limits unknown (%s): one login per %g s at most",
+                    error,
+                    IDENTIFY_INTERVAL_S,
+                )
+                return 1
+            self._max_concurrency = max(1, limits.max_concurrency)
+            log.info(
+                "Discord allows %d concurrent login(s); %d of %d session starts left today",
+                self._max_concurrency,
+                limits.remaining,
+                limits.total,
+            )
+        return self._max_concurrency

@@ -80,7 +80,9 @@ class Retention(commands.Cog):
         availability or a re-invite cancels its deletion and none is deleted while
         Embargo is in it."""
         present = {guild.id for guild in self.bot.guilds}
-        gone = await self.bot.storage.guilds_with_data() - present - self._departed
+        # Servers on other processes' shards are theirs to notice: this one never sees them.
+        stored = {g for g in await self.bot.storage.guilds_with_data() if self.bot.serves_guild(g)}
+        gone = stored - present - self._departed
         for guild_id in sorted(gone):
             await self.server_left(guild_id)
         if gone:
@@ -107,7 +109,11 @@ class Retention(commands.Cog):
     async def delete_due(self) -> float | None:
         """Delete every departed server's data now due; returns the seconds until the next
         deletion falls due (None: none pending)."""
-        departures = await self.bot.storage.departures()
+        # A server on another process's shards is that process's to delete (it would see it
+        # again if Embargo were invited back).
+        departures = [
+            d for d in await self.bot.storage.departures() if self.bot.serves_guild(d.guild_id)
+        ]
         left_at = {d.guild_id: d.left_at for d in departures}
         now = self.bot.clock()
         for guild_id in due_for_deletion(departures, now):

@@ -96,7 +96,7 @@ class Running:
     def scheduler(self) -> Any:
         # The extension's module is loaded apart from this test's import: no isinstance, and
         # so no type for the cog either.
-        assert isinstance(self.harness.bot, commands.Bot)
+        assert isinstance(self.harness.bot, commands.AutoShardedBot)
         cog: Any = self.harness.bot.get_cog(Discussion.__cog_name__)
         assert cog is not None
         return cog.scheduler

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import discord
@@ -237,15 +237,18 @@ class Clock:
         return self.now
 
 
-def make_bot(tmp_path, storage: Storage, clock: Clock) -> EmbargoBot:
-    settings = Settings(
+def bot_settings(tmp_path) -> Settings:
+    return Settings(
         discord_token=None,
         database_url=f"sqlite:///{tmp_path}/embargo.db",
         content_dir=PROJECT_DIR / "data",
         log_level="INFO",
         dev_guild_id=None,
     )
-    return EmbargoBot(settings, storage, clock=clock)
+
+
+def make_bot(tmp_path, storage: Storage, clock: Clock) -> EmbargoBot:
+    return EmbargoBot(bot_settings(tmp_path), storage, clock=clock)
 
 
 async def dispatch(bot: discord.Client, event: str, *args: object) -> None:
@@ -372,3 +375,28 @@ async def test_a_removal_while_offline_is_noticed_when_ready(tmp_path, storage):
         clock.now = NOW + 5 * DAY
         await cog.notice_removals_while_offline()
         assert await storage.departures() == sorted(departed.values(), key=lambda d: d.guild_id)
+
+
+def on_shard(shard_id: int, low_bits: int) -> int:
+    """A server id on ``shard_id`` of two shards."""
+    return (((G1 >> 22) & ~1) + shard_id) << 22 | low_bits
+
+
+async def test_a_process_leaves_the_servers_of_other_processes_shards_alone(tmp_path, storage):
+    """With SHARD_IDS, a process sees only its shards' servers: the others' are theirs to
+    notice and delete, never taken for servers Embargo left."""
+    here = (DEFAULT_GUILD_ID >> 22) % 2
+    mine_left, theirs = on_shard(here, 1), on_shard(1 - here, 2)
+    theirs_left = on_shard(1 - here, 3)
+    for guild_id in (DEFAULT_GUILD_ID, mine_left, theirs, theirs_left):
+        await fill_server(storage, guild_id)
+    await storage.record_departure(theirs_left, NOW - 31 * DAY)  # by the other process
+    sharded = replace(bot_settings(tmp_path), shard_count=2, shard_ids=(here,))
+    async with Harness(EmbargoBot(sharded, storage, clock=Clock(NOW))) as h:
+        assert h.bot.shard_ids == [here]
+        cog = h.bot.get_cog("Retention")
+        await cog.notice_removals_while_offline()
+        assert {d.guild_id for d in await storage.departures()} == {mine_left, theirs_left}
+        await cog.delete_due()  # nothing of its own is due yet
+        assert (await count_rows(storage, theirs_left))["guild_settings"] == 1
+    assert (await count_rows(storage, theirs))["guild_settings"] == 1
