@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.config import parse_shard_count, parse_shard_ids
 from tests.support.standin.interactions import (
     MESSAGE_COMMAND,
     ScenarioError,
@@ -130,6 +131,16 @@ class BotProcess:
         return env
 
     @property
+    def shards(self) -> tuple[int, tuple[int, ...]]:
+        """The shard count and the shards this process runs: its SHARD_COUNT and SHARD_IDS,
+        else every shard Discord (the stand-in) recommends."""
+        count = parse_shard_count(self.extra_env.get("SHARD_COUNT", ""))
+        if count is None:
+            return self.standin.recommended_shards, tuple(range(self.standin.recommended_shards))
+        ids = parse_shard_ids(self.extra_env.get("SHARD_IDS", ""), count)
+        return count, tuple(range(count)) if ids is None else ids
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
@@ -154,21 +165,33 @@ class BotProcess:
         return "\n".join(self.lines[starts[-1] :] if starts else [])
 
     async def start(self, *, within: float = 30.0, require_commands: bool = True) -> None:
-        """Launch the bot and wait until its gateway session is READY with its guilds.
+        """Launch the bot and wait until the gateway session of each shard it runs is READY
+        with the shard's guilds.
 
         With ``require_commands`` also wait until the stand-in holds registered commands (a
         restart with unchanged commands need not register them again: Discord keeps them).
         """
         sessions_before = len(self.standin.sessions)
         await self._launch()
-        guild_count = len(self.standin.world.guilds)
+        count, shard_ids = self.shards
+        guilds = [guild.id for guild in self.standin.world.guilds]
 
-        def ready() -> bool:
+        def shard_ready(shard_id: int) -> bool:
+            expected = sum(1 for guild_id in guilds if (guild_id >> 22) % count == shard_id)
             for session in self.standin.sessions[sessions_before:]:
                 names = [e.name for e in session.events]
-                if names[:1] == ["READY"] and names.count("GUILD_CREATE") >= guild_count:
-                    return not require_commands or any(self.standin.commands.values())
+                if (
+                    session.shard == (shard_id, count)
+                    and names[:1] == ["READY"]
+                    and names.count("GUILD_CREATE") >= expected
+                ):
+                    return True
             return False
+
+        def ready() -> bool:
+            if not all(shard_ready(shard_id) for shard_id in shard_ids):
+                return False
+            return not require_commands or any(self.standin.commands.values())
 
         try:
             await self.standin.wait_for(

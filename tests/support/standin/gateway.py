@@ -62,6 +62,28 @@ class GatewaySession:
     events: list[SentEvent] = field(default_factory=list)
     resumable: bool = True
     connection: GatewayConnection | None = None
+    # (shard id, shard count) from IDENTIFY; a client that does not shard is shard 0 of 1.
+    shard: tuple[int, int] = (0, 1)
+
+    @property
+    def shard_id(self) -> int:
+        return self.shard[0]
+
+    @property
+    def open(self) -> bool:
+        """Whether its websocket is connected now."""
+        return self.connection is not None and self.connection.open
+
+
+@dataclass(frozen=True)
+class IdentifyRecord:
+    """One IDENTIFY the stand-in received (whether it then accepted it or not), as Discord
+    counts them against the session-start limits."""
+
+    shard_id: int
+    shard_count: int
+    bucket: int  # shard_id % max_concurrency, the stand-in's at that moment
+    at: float  # time.monotonic()
 
 
 class GatewayConnection:

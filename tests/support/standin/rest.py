@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v10"
 DEFAULT_TOKEN = "MTE3.e2e-stand-in.not-a-real-token"  # fake: only ever sent to 127.0.0.1
+# What GET /gateway/bot says a bot may start per day (Discord's usual limit).
+SESSION_STARTS_PER_DAY = 1000
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
 SUPPRESS_EMBEDS = 1 << 2
@@ -282,6 +284,11 @@ class DiscordApi(WebhookRoutes):
         # The largest upload Discord accepts in a message (a server without boosts); what
         # interactions announce as attachment_size_limit.
         self.upload_limit = ATTACHMENT_SIZE_LIMIT
+        # GET /gateway/bot: the shard count Discord recommends, its session-start buckets, and
+        # the IDENTIFYs so far (the gateway counts them).
+        self.recommended_shards = 1
+        self.max_concurrency = 1
+        self.session_starts = 0
         # Who hears the gateway events REST changes cause (see emit): the in-process harness
         # feeds them to the bot's parsers, the server sends them to its gateway sessions.
         self.event_listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -548,12 +555,12 @@ class DiscordApi(WebhookRoutes):
     def _get_gateway_bot(self, request: RecordedRequest) -> Reply:
         return 200, {
             "url": self.gateway_url,
-            "shards": 1,
+            "shards": self.recommended_shards,
             "session_start_limit": {
-                "total": 1000,
-                "remaining": 1000,
+                "total": SESSION_STARTS_PER_DAY,
+                "remaining": max(0, SESSION_STARTS_PER_DAY - self.session_starts),
                 "reset_after": 14_400_000,
-                "max_concurrency": 1,
+                "max_concurrency": self.max_concurrency,
             },
         }
 

@@ -6,6 +6,28 @@ and answered by :meth:`~.rest.DiscordApi.answer`, with Discord's rate-limit head
 a websocket gateway (HELLO, IDENTIFY, READY and GUILD_CREATE, heartbeats, RESUME, member
 chunks) for a real bot process. The in-process harness uses the same server for REST and hands
 gateway events straight to the bot's parsers instead.
+
+Shards, as Discord runs them: each IDENTIFY opens a session for the shard it names
+(``"shard": [shard_id, shard_count]``; a client that does not shard is shard 0 of 1), and each
+session gets READY and GUILD_CREATE for its own servers only. Every later event goes to the
+session of the shard Discord would pick: ``(guild_id >> 22) % shard_count`` for an event of a
+server (an interaction in it, a message, the server itself), shard 0 for the rest (DMs). A
+shard's newest session with an open websocket gets it; while none is open, its newest session
+keeps it for RESUME. For tests of sharded bots, possibly several processes:
+
+- ``DiscordStandIn(recommended_shards=2, max_concurrency=1)``: what ``GET /gateway/bot``
+  answers (``shards``, and ``session_start_limit.max_concurrency``); both can be changed later
+  (``standin.recommended_shards``, ``standin.max_concurrency``);
+- ``standin.sessions_by_shard``: ``{shard_id: GatewaySession}``, each shard's session that gets
+  its events now; ``standin.shard_count``: the count of the newest session;
+  ``standin.shard_of_guild(guild_id)``: the shard a server's events go to;
+- ``standin.identify_log``: every IDENTIFY received, in order (shard, count, bucket
+  ``shard_id % max_concurrency``, ``time.monotonic()`` instant); ``standin.identify_gaps()``:
+  the seconds between consecutive IDENTIFYs of each bucket;
+- ``world.add_guild(name, shard=(shard_id, shard_count))``: a server whose id lands on a shard;
+- ``dispatch(name, data, shard_id=...)``, ``request_reconnect``, ``invalidate_session`` and
+  ``drop_connection`` take ``shard_id=`` to pick a shard's session (default: the newest open
+  session, which for an unsharded bot is its only one).
 """
 
 from __future__ import annotations
@@ -22,7 +44,7 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from .gateway import GatewayConnection, GatewaySession, SentEvent
+from .gateway import GatewayConnection, GatewaySession, IdentifyRecord, SentEvent
 from .rest import (
     API_PREFIX,
     DEFAULT_TOKEN,
@@ -50,9 +72,14 @@ class DiscordStandIn(DiscordApi):
         token: str = DEFAULT_TOKEN,
         callback_deadline: float | None = 3.0,
         heartbeat_interval: float = 41.25,
+        recommended_shards: int = 1,
+        max_concurrency: int = 1,
     ) -> None:
         super().__init__(world, token=token, callback_deadline=callback_deadline)
         self.heartbeat_interval = heartbeat_interval
+        self.recommended_shards = recommended_shards
+        self.max_concurrency = max_concurrency
+        self.identify_log: list[IdentifyRecord] = []
         self.sessions: list[GatewaySession] = []
         self.connections: list[GatewayConnection] = []
         self._runner: web.AppRunner | None = None
@@ -148,16 +175,59 @@ class DiscordStandIn(DiscordApi):
     def current_session(self) -> GatewaySession | None:
         """The most recent identified session whose websocket is open."""
         for session in reversed(self.sessions):
-            if session.connection is not None and session.connection.open:
+            if session.open:
                 return session
         return None
 
-    async def dispatch(self, name: str, data: Any) -> SentEvent:
-        """Send a DISPATCH event to the current session (buffered for RESUME if it is away)."""
-        session = self.current_session or (self.sessions[-1] if self.sessions else None)
+    @property
+    def shard_count(self) -> int:
+        """The shard count of the newest session (1 before any)."""
+        return self.sessions[-1].shard[1] if self.sessions else 1
+
+    def shard_of_guild(self, guild_id: int) -> int:
+        """The shard a server's events go to, Discord's way."""
+        return (guild_id >> 22) % self.shard_count
+
+    @property
+    def sessions_by_shard(self) -> dict[int, GatewaySession]:
+        """Each shard's session that gets its events now: its newest with an open websocket,
+        else its newest (which keeps them for RESUME). Sessions of another shard count than
+        the newest session's are left out: their bot was restarted differently."""
+        count = self.shard_count
+        found: dict[int, GatewaySession] = {}
+        for session in self.sessions:
+            if session.shard[1] != count:
+                continue
+            held = found.get(session.shard_id)
+            if held is None or session.open or not held.open:
+                found[session.shard_id] = session
+        return found
+
+    def shard_of_event(self, name: str, data: Any) -> int:
+        """The shard Discord sends an event on: its server's, or shard 0 (DMs, the rest)."""
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
+        if guild_id is None and name.startswith("GUILD_") and isinstance(data, dict):
+            guild_id = data.get("id")  # GUILD_CREATE, GUILD_UPDATE, GUILD_DELETE: the server
+        return 0 if guild_id is None else self.shard_of_guild(int(guild_id))
+
+    async def dispatch(self, name: str, data: Any, *, shard_id: int | None = None) -> SentEvent:
+        """Send a DISPATCH event to the session of its shard (``shard_id``, or the one
+        :meth:`shard_of_event` picks), buffered for RESUME if that session is away."""
+        shard = self.shard_of_event(name, data) if shard_id is None else shard_id
+        session = self.sessions_by_shard.get(shard)
         if session is None:
-            raise RuntimeError(f"no gateway session to dispatch {name} to")
+            raise RuntimeError(f"no gateway session of shard {shard} to dispatch {name} to")
         return await self._dispatch_to(session, name, data)
+
+    def identify_gaps(self) -> dict[int, list[float]]:
+        """The seconds between consecutive IDENTIFYs of each session-start bucket."""
+        last: dict[int, float] = {}
+        gaps: dict[int, list[float]] = {}
+        for record in self.identify_log:
+            if record.bucket in last:
+                gaps.setdefault(record.bucket, []).append(record.at - last[record.bucket])
+            last[record.bucket] = record.at
+        return gaps
 
     async def _dispatch_to(self, session: GatewaySession, name: str, data: Any) -> SentEvent:
         session.seq += 1
@@ -185,29 +255,37 @@ class DiscordStandIn(DiscordApi):
             await asyncio.gather(previous, return_exceptions=True)
         await self.dispatch(name, data)
 
-    async def request_reconnect(self) -> None:
+    async def request_reconnect(self, *, shard_id: int | None = None) -> None:
         """Send op 7 RECONNECT: the client should reconnect and RESUME."""
-        session = self._require_session()
+        session = self._require_session(shard_id)
         assert session.connection is not None
         await session.connection.send({"op": 7, "d": None})
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
+    async def invalidate_session(
+        self, *, resumable: bool = False, shard_id: int | None = None
+    ) -> None:
         """Send op 9 INVALID_SESSION; with ``resumable=False`` the client must IDENTIFY again."""
-        session = self._require_session()
+        session = self._require_session(shard_id)
         session.resumable = resumable
         assert session.connection is not None
         await session.connection.send({"op": 9, "d": resumable})
 
-    async def drop_connection(self, code: int = 4000) -> None:
+    async def drop_connection(self, code: int = 4000, *, shard_id: int | None = None) -> None:
         """Close the current websocket with ``code`` (4000 = unknown error: client resumes)."""
-        session = self._require_session()
+        session = self._require_session(shard_id)
         assert session.connection is not None
         await session.connection.close(code, "stand-in dropped the connection")
 
-    def _require_session(self) -> GatewaySession:
-        session = self.current_session
+    def _require_session(self, shard_id: int | None = None) -> GatewaySession:
+        """The newest open session, or with ``shard_id`` that shard's open session."""
+        if shard_id is None:
+            session = self.current_session
+        else:
+            session = self.sessions_by_shard.get(shard_id)
+            session = session if session is not None and session.open else None
         if session is None:
-            raise RuntimeError("no open gateway session")
+            shard = "" if shard_id is None else f" of shard {shard_id}"
+            raise RuntimeError(f"no open gateway session{shard}")
         return session
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -271,6 +349,19 @@ class DiscordStandIn(DiscordApi):
         if connection.session is not None:
             await connection.close(4005, "Already authenticated")
             return
+        shard = _shard(data.get("shard", [0, 1]))
+        if shard is None:
+            await connection.close(4010, "Invalid shard")
+            return
+        self.identify_log.append(
+            IdentifyRecord(
+                shard_id=shard[0],
+                shard_count=shard[1],
+                bucket=shard[0] % self.max_concurrency,
+                at=time.monotonic(),
+            )
+        )
+        self.session_starts += 1
         if data.get("token") != self.token:
             await connection.close(4004, "Authentication failed")
             return
@@ -278,11 +369,12 @@ class DiscordStandIn(DiscordApi):
         if intents & PRIVILEGED_INTENTS & ~self.world.application.privileged_intents:
             await connection.close(4014, "Disallowed intent(s)")
             return
-        session = GatewaySession(identify=data)
+        session = GatewaySession(identify=data, shard=shard)
         session.connection = connection
         connection.session = session
         self.sessions.append(session)
         app = self.world.application
+        guilds = [g for g in self.world.guilds if (g.id >> 22) % shard[1] == shard[0]]
         me = self.world.bot_user.to_payload()
         me.update(verified=True, mfa_enabled=False, email=None)
         ready: dict[str, Any] = {
@@ -295,7 +387,7 @@ class DiscordStandIn(DiscordApi):
             "relationships": [],
             "private_channels": [],
             "presences": [],
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.world.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "guild_join_requests": [],
             "geo_ordered_rtc_regions": ["local"],
             "auth": {},
@@ -305,7 +397,7 @@ class DiscordStandIn(DiscordApi):
         if "shard" in data:
             ready["shard"] = data["shard"]
         await self._dispatch_to(session, "READY", ready)
-        for guild in self.world.guilds:
+        for guild in guilds:
             payload = guild.to_gateway_payload(
                 bot_id=self.world.bot_user.id, members_intent=bool(intents & GUILD_MEMBERS_INTENT)
             )
@@ -352,6 +444,18 @@ class DiscordStandIn(DiscordApi):
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def _shard(value: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard``: ``[shard_id, shard_count]`` with ``0 <= shard_id < shard_count``."""
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(type(n) is int for n in value)
+        and 0 <= value[0] < value[1]
+    ):
+        return value[0], value[1]
+    return None
 
 
 async def _record(request: web.Request) -> RecordedRequest:

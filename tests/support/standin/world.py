@@ -83,6 +83,16 @@ class SnowflakeFactory:
 snowflake = SnowflakeFactory()
 
 
+def snowflake_on_shard(shard_id: int, shard_count: int) -> int:
+    """A fresh snowflake for a server on shard ``shard_id`` of ``shard_count`` (Discord's rule:
+    ``(guild_id >> 22) % shard_count``): its timestamp moved back by less than
+    ``shard_count`` milliseconds, its low bits (and so its uniqueness) kept."""
+    value = snowflake()
+    stamp = value >> 22
+    stamp -= (stamp - shard_id) % shard_count
+    return (stamp << 22) | (value & 0x3FFFFF)
+
+
 def iso_now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -545,6 +555,31 @@ class World:
         guild.channels.append(thread)
         return thread
 
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> Guild:
+        """Add a server shaped like the first one (same roles and channels), owned by the same
+        owner, whose other members are the first server's, with the same role names. With
+        ``shard=(shard_id, shard_count)`` its id puts it on that shard."""
+        first = self.guild
+        guild_id = snowflake() if shard is None else snowflake_on_shard(*shard)
+        owner = self.user_by_id(first.owner_id)
+        if owner is None:
+            raise KeyError("the first server's owner is not a known user")
+        guild = _test_server(guild_id, name, owner=owner, bot=self.bot_user)
+        present = {member.user.id for member in guild.members}
+        for member in first.members:
+            if member.user.id in present:
+                continue
+            names = [role.name for role in first.roles if role.id in member.roles]
+            guild.members.append(
+                Member(
+                    user=member.user,
+                    roles=[guild.role(role_name).id for role_name in names],
+                    joined_at=member.joined_at,
+                )
+            )
+        self.guilds.append(guild)
+        return guild
+
     def add_user(
         self,
         name: str,
@@ -586,7 +621,19 @@ def default_world() -> World:
     owner = User(id=snowflake(), username="owner", global_name="Owner")
     application = Application(id=bot.id, name="Embargo", owner=owner, bot=bot)
 
-    guild_id = snowflake()
+    guild = _test_server(snowflake(), "Embargo Test Server", owner=owner, bot=bot)
+    users = {"owner": owner}
+    world = World(application=application, users=users, guilds=[guild])
+    world.add_user("alice")
+    world.add_user("bob")
+    world.add_user("newbie", joined_days_ago=0.01)
+    world.add_user("mod", roles=("Moderator",))
+    world.add_user("admin", roles=("Admin",))
+    return world
+
+
+def _test_server(guild_id: int, name: str, *, owner: User, bot: User) -> Guild:
+    """A server shaped like :func:`default_world`'s, with its owner and the bot as members."""
     everyone = Role(id=guild_id, name="@everyone", permissions=EVERYONE_DEFAULT, position=0)
     moderator = Role(
         id=snowflake(), name="Moderator", permissions=MANAGE_GUILD | MANAGE_MESSAGES, position=2
@@ -595,7 +642,7 @@ def default_world() -> World:
     bot_role = Role(id=snowflake(), name="Embargo", permissions=EVERYONE_DEFAULT, position=1)
     guild = Guild(
         id=guild_id,
-        name="Embargo Test Server",
+        name=name,
         owner_id=owner.id,
         roles=[everyone, bot_role, moderator, admin_role],
     )
@@ -625,14 +672,7 @@ def default_world() -> World:
             overwrites=[Overwrite(id=bot.id, type=1, deny=VIEW_CHANNEL)],
         ),
     ]
-    users = {"owner": owner}
-    world = World(application=application, users=users, guilds=[guild])
     founded = (datetime.now(UTC) - timedelta(days=730)).isoformat()
     guild.members.append(Member(user=owner, joined_at=founded))
     guild.members.append(Member(user=bot, roles=[bot_role.id], joined_at=founded))
-    world.add_user("alice")
-    world.add_user("bob")
-    world.add_user("newbie", joined_days_ago=0.01)
-    world.add_user("mod", roles=("Moderator",))
-    world.add_user("admin", roles=("Admin",))
-    return world
+    return guild
