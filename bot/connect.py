@@ -93,21 +93,34 @@ async def serve(
             else:
                 if attempt:
                     log.info("reached Discord after %d failed attempt(s)", attempt)
-                if not force_sync:
-                    try:
-                        await connect_until_signalled(bot)
-                    except discord.PrivilegedIntentsRequired:
-                        if not settings.message_guard:
-                            raise
-                        # Gateway close 4014: the guard's intent is not ticked in the portal.
-                        log.error(
-                            "Discord refused the Message Content intent (MESSAGE_GUARD=on): "
-                            "tick it in the developer portal (Bot -> Privileged Gateway "
-                            "Intents). Carrying on without the spoiler guard."
-                        )
-                        settings = replace(settings, message_guard=False)
-                        continue  # a fresh bot, without the intent
-                return
+                if force_sync:
+                    return
+                try:
+                    await connect_until_signalled(bot)
+                    return
+                except discord.PrivilegedIntentsRequired:
+                    if not settings.message_guard:
+                        raise
+                    # Gateway close 4014: the guard's intent is not ticked in the portal.
+                    log.error(
+                        "Discord refused the Message Content intent (MESSAGE_GUARD=on): "
+                        "tick it in the developer portal (Bot -> Privileged Gateway "
+                        "Intents). Carrying on without the spoiler guard."
+                    )
+                    settings = replace(settings, message_guard=False)
+                    continue  # a fresh bot, without the intent
+                except NETWORK_ERRORS as error:
+                    # Lost between the login and the gateway: asking Discord for the
+                    # gateway and the shard count (GET /gateway/bot) failed.
+                    attempt += 1
+                    delay = BACKOFF.delay(attempt)
+                    log.warning(
+                        "can't reach Discord's gateway (%s): attempt %d failed, trying again "
+                        "in %gs",
+                        describe(error),
+                        attempt,
+                        delay,
+                    )
         await asyncio.sleep(delay)
 
 

@@ -183,3 +183,23 @@ async def test_a_bot_that_came_up_after_retries_stops_cleanly(
         start.cancel()
         if offline.running:
             await offline.stop(within=1)
+
+
+async def test_a_gateway_address_that_cannot_be_fetched_is_retried_like_a_login(
+    standin: DiscordStandIn, content: E2EContent, tmp_path
+) -> None:
+    # Reached for the login, then GET /gateway/bot (the gateway's address and the shard
+    # count) fails: the bot tries again, one line per attempt, and comes up.
+    rule = standin.fail_next("GET", r"^/gateway/bot$", status=400, count=2)
+    bot = BotProcess(
+        standin, argv=(sys.executable, "-c", FAST_RETRY), workdir=tmp_path, content_dir=content.root
+    )
+    await bot.start(within=60, require_commands=False)
+    try:
+        assert len(rule.hits) == 2
+        failed = [line for line in bot.lines if "can't reach Discord's gateway" in line]
+        assert len(failed) == 2, bot.tail()
+        assert "attempt 2 failed, trying again in 0.1s" in failed[1]
+        assert "Traceback" not in bot.output, bot.tail()
+    finally:
+        assert await bot.stop(within=15) == 0, bot.tail()
