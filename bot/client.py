@@ -26,7 +26,7 @@ from bot.content.reload_signal import PidFile, pid_file_for
 from bot.content.watch import watch_content
 from bot.errors import EmbargoTree
 from bot.lookup import Catalogue
-from bot.shards import IDENTIFY_INTERVAL_S, guild_shard, identify_bucket, queue_horizon_s
+from bot.shards import IDENTIFY_SPACING_S, guild_shard, identify_bucket, queue_horizon_s
 from bot.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,14 @@ class EmbargoBot(commands.AutoShardedBot):
         return True
 
     async def on_ready(self) -> None:
-        log.info("ready as %s in %d server(s)", self.user, len(self.guilds))
+        shards = sorted(self.shards)
+        log.info(
+            "ready as %s in %d server(s), on shard(s) %s of %d",
+            self.user,
+            len(self.guilds),
+            ",".join(map(str, shards)),
+            self.shard_count,
+        )
 
     def serves_guild(self, guild_id: int) -> bool:
         """Whether this process runs the shard that gets the server's events (before the
@@ -218,16 +225,16 @@ class EmbargoBot(commands.AutoShardedBot):
         shard = shard_id or 0
         max_concurrency = await self.max_concurrency()
         bucket = identify_bucket(shard, max_concurrency)
-        horizon_s = queue_horizon_s(self.shard_count, max_concurrency, IDENTIFY_INTERVAL_S)
+        horizon_s = queue_horizon_s(self.shard_count, max_concurrency, IDENTIFY_SPACING_S)
         try:
             slot = await self.storage.reserve_identify(
-                bucket, interval_s=IDENTIFY_INTERVAL_S, horizon_s=horizon_s
+                bucket, interval_s=IDENTIFY_SPACING_S, horizon_s=horizon_s
             )
             wait_s = slot.wait_s
         except StorageError as error:
             # Without the database no turn can be agreed: at worst Discord refuses a login
             # that came too early, and discord.py logs in again.
-            wait_s = IDENTIFY_INTERVAL_S
+            wait_s = IDENTIFY_SPACING_S
             log.warning(
                 "shard %d: no turn to log in reserved (%s); waiting %gs", shard, error, wait_s
             )
@@ -252,7 +259,7 @@ class EmbargoBot(commands.AutoShardedBot):
                 log.warning(
                     "Discord's session-start limits unknown (%s): one login per %g s at most",
                     error,
-                    IDENTIFY_INTERVAL_S,
+                    IDENTIFY_SPACING_S,
                 )
                 return 1
             self._max_concurrency = max(1, limits.max_concurrency)

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 # Discord's interval between two IDENTIFYs of one bucket.
 IDENTIFY_INTERVAL_S = 5.0
+# What the turns are spaced by: Discord's interval and a margin, since a turn is reserved
+# just before its IDENTIFY is sent and the time until Discord receives it varies from one
+# login to the next (a busy machine, another process's network).
+IDENTIFY_SPACING_S = IDENTIFY_INTERVAL_S + 0.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import pytest
 
 from bot.shards import (
     IDENTIFY_INTERVAL_S,
+    IDENTIFY_SPACING_S,
     guild_shard,
     identify_bucket,
     next_identify_at,
@@ -32,8 +33,9 @@ def test_a_server_is_on_the_shard_of_its_id_timestamp(guild_id, shard_count, sha
     assert guild_shard(guild_id, shard_count) == shard
 
 
-def test_discord_interval_is_five_seconds():
+def test_turns_are_spaced_by_discords_five_seconds_and_a_margin():
     assert IDENTIFY_INTERVAL_S == 5.0
+    assert IDENTIFY_INTERVAL_S < IDENTIFY_SPACING_S <= IDENTIFY_INTERVAL_S + 1.0
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ def sharded_bot(standin: DiscordStandIn, workdir: Path, content: E2EContent) -> 
         argv=EMBARGO_ARGV,
         workdir=workdir,
         content_dir=content.root,
-        env={"SHARD_COUNT": "2"},
+        # Discord's own spacing of logins, not the end-to-end runs' short one.
+        env={"SHARD_COUNT": "2", "EMBARGO_E2E_IDENTIFY_SPACING_S": ""},
     )
 
 
@@ -77,6 +78,12 @@ async def test_each_shard_gets_its_servers_and_answers_them_paced_one_bucket(
         assert gap >= IDENTIFY_INTERVAL_S
         assert "shard 1 waits" in bot.output
         assert "Discord allows 1 concurrent login(s)" in bot.output
+        await standin.wait_for(
+            lambda: "in 2 server(s), on shard(s) 0,1 of 2" in bot.output,
+            within=10.0,
+            what="the bot's ready line",
+            abort=bot.exit_reason,
+        )
 
         scenario = Scenario(standin, bot)
         for shard_id, guild in guilds.items():
