@@ -255,6 +255,7 @@ class EmbargoBot(commands.AutoShardedBot):
                 discord.GatewayNotFound,
                 aiohttp.ClientError,
                 OSError,
+                TimeoutError,
             ) as error:
                 log.warning(
                     "Discord's session-start limits unknown (%s): one login per %g s at most",

@@ -4,9 +4,14 @@ backends."""
 
 import asyncio
 import itertools
+import logging
+import time
 
 import pytest
 
+from bot import client
+from bot.client import EmbargoBot
+from bot.config import PROJECT_DIR, Settings
 from bot.shards import (
     IDENTIFY_INTERVAL_S,
     IDENTIFY_SPACING_S,
@@ -16,6 +21,7 @@ from bot.shards import (
     queue_horizon_s,
 )
 from bot.storage import Storage
+from tests.support import Harness
 
 
 @pytest.mark.parametrize(
@@ -152,3 +158,66 @@ async def test_reservations_survive_a_restart(database_url, tmp_path):
     finally:
         await reopened.close()
     assert slot.wait_s > 4.0
+
+
+# -- the bot's hook: Discord's limits asked once, the turn reserved, then waited for ----------
+
+
+def sharded_settings(tmp_path, count: int) -> Settings:
+    return Settings(
+        discord_token=None,
+        database_url=f"sqlite:///{tmp_path}/embargo.db",
+        content_dir=PROJECT_DIR / "data",
+        log_level="INFO",
+        dev_guild_id=None,
+        shard_count=count,
+    )
+
+
+@pytest.fixture
+async def hooked(tmp_path, monkeypatch):
+    """A logged-in sharded bot (4 shards) whose turns are 0.3 s apart, and its stand-in."""
+    monkeypatch.setattr(client, "IDENTIFY_SPACING_S", 0.3)
+    storage = await Storage.open(f"sqlite:///{tmp_path}/embargo.db", tmp_path)
+    try:
+        async with Harness(EmbargoBot(sharded_settings(tmp_path, 4), storage)) as harness:
+            yield harness
+    finally:
+        await storage.close()
+
+
+async def timed(work) -> float:
+    started = time.monotonic()
+    await work
+    return time.monotonic() - started
+
+
+async def test_the_hook_waits_for_its_buckets_turn_only(hooked, caplog):
+    hooked.standin.max_concurrency = 2
+    caplog.set_level(logging.INFO, logger="bot.client")
+    await hooked.bot.before_identify_hook(0, initial=True)
+    await hooked.bot.before_identify_hook(1)  # bucket 1: its first turn
+    assert "waits" not in caplog.text
+    assert await timed(hooked.bot.before_identify_hook(2)) >= 0.25  # bucket 0 again
+    assert "shard 2 waits 0.3s for its turn to log in (bucket 0)" in caplog.text
+    assert "Discord allows 2 concurrent login(s); 1000 of 1000 session starts" in caplog.text
+    assert len(hooked.standin.find_requests("GET", r"^/gateway/bot$")) == 1  # asked once
+
+
+async def test_unknown_limits_put_every_shard_in_one_bucket_and_are_asked_again(hooked, caplog):
+    hooked.standin.max_concurrency = 2
+    caplog.set_level(logging.INFO, logger="bot.client")
+    hooked.standin.fail_next("GET", r"^/gateway/bot$", status=400)
+    await hooked.bot.before_identify_hook(0, initial=True)
+    assert "Discord's session-start limits unknown" in caplog.text
+    # Shard 1 has a bucket of its own: asked again, Discord says so.
+    await hooked.bot.before_identify_hook(1)
+    assert "waits" not in caplog.text
+    assert len(hooked.standin.find_requests("GET", r"^/gateway/bot$")) == 2
+
+
+async def test_without_the_database_a_shard_waits_a_full_turn(hooked, caplog):
+    await hooked.bot.storage.close()  # every reservation now fails
+    waited = await timed(hooked.bot.before_identify_hook(0, initial=True))
+    assert waited >= 0.3
+    assert "shard 0: no turn to log in reserved" in caplog.text
