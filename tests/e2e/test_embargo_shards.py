@@ -3,12 +3,14 @@
 Each shard opens its own gateway session and gets its own servers; interactions in each server,
 and in a DM (shard 0), are answered; and logins follow Discord's pacing: with one session-start
 bucket (``max_concurrency`` 1) the two shards identify at least 5 s apart, with two buckets at
-once, and a restart waits for the turn the previous process took. The stand-in's shard routing
-is itself checked here, since the multi-process tests build on it.
+once; a restart waits for the turn the previous process took, and two processes started
+together on one PostgreSQL database take turns. The stand-in's shard routing is itself checked
+here, since the multi-process tests build on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -136,3 +138,44 @@ async def test_shards_in_different_buckets_log_in_without_waiting(
             scenario.assert_clean()
         finally:
             assert await bot.stop() == 0
+
+
+async def test_two_processes_on_one_database_take_turns_to_log_in(
+    content: E2EContent, postgres_url: str, tmp_path: Path
+) -> None:
+    # Started together, shards 0 and 1 in two processes on one PostgreSQL database: one
+    # session-start bucket, so one of them waits for the other's turn.
+    standin, guilds = two_shard_standin(max_concurrency=1)
+    async with standin:
+        bots = [
+            BotProcess(
+                standin,
+                argv=EMBARGO_ARGV,
+                workdir=tmp_path / f"shard-{shard_id}",
+                content_dir=content.root,
+                env={
+                    "SHARD_COUNT": "2",
+                    "SHARD_IDS": str(shard_id),
+                    "DATABASE_URL": postgres_url,
+                    "EMBARGO_E2E_IDENTIFY_SPACING_S": "",
+                },
+            )
+            for shard_id in (0, 1)
+        ]
+        try:
+            await asyncio.gather(*(bot.start(within=60.0) for bot in bots))
+            assert sorted(r.shard_id for r in standin.identify_log) == [0, 1]
+            (gap,) = standin.identify_gaps()[0]
+            assert gap >= IDENTIFY_INTERVAL_S
+            waited = [bot for bot in bots if "waits" in bot.output]
+            assert len(waited) == 1, [bot.tail() for bot in bots]
+            for shard_id, bot in enumerate(bots):
+                scenario = Scenario(standin, bot)
+                handle = await scenario.slash(
+                    "review", episode=FINALE, in_channel=guilds[shard_id].channel("general")
+                )
+                assert (await handle.reply()).embeds
+        finally:
+            for bot in bots:
+                if bot.running:
+                    assert await bot.stop() == 0
