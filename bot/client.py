@@ -270,4 +270,14 @@ class EmbargoBot(commands.AutoShardedBot):
                 limits.remaining,
                 limits.total,
             )
+            shards = len(self.shard_ids) if self.shard_ids is not None else self.shard_count
+            if limits.remaining < shards:
+                # Past the limit Discord starts no session until the count resets.
+                log.warning(
+                    "only %d session start(s) left for %d shard(s) here, until Discord resets "
+                    "the count in %.0f minute(s): find what keeps restarting the bot",
+                    limits.remaining,
+                    shards,
+                    limits.reset_after / 60_000,
+                )
         return self._max_concurrency

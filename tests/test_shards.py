@@ -221,3 +221,10 @@ async def test_without_the_database_a_shard_waits_a_full_turn(hooked, caplog):
     waited = await timed(hooked.bot.before_identify_hook(0, initial=True))
     assert waited >= 0.3
     assert "shard 0: no turn to log in reserved" in caplog.text
+
+
+async def test_too_few_session_starts_left_are_one_warning(hooked, caplog):
+    hooked.standin.session_starts = 997  # 3 left for 4 shards
+    await hooked.bot.before_identify_hook(0, initial=True)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("only 3 session start(s) left for 4 shard(s) here")
