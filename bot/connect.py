@@ -31,6 +31,8 @@ NETWORK_ERRORS = (
     discord.GatewayNotFound,
 )
 REASON_MAX_CHARS = 200
+# Gateway close code: a shard would hold more servers than Discord allows.
+SHARDING_REQUIRED = 4011
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,11 @@ async def serve(
                     )
                     settings = replace(settings, message_guard=False)
                     continue  # a fresh bot, without the intent
+                except discord.ConnectionClosed as error:
+                    if error.code != SHARDING_REQUIRED:
+                        raise
+                    print(f"embargo: {too_few_shards(settings)}", file=sys.stderr)
+                    raise SystemExit(2) from None
                 except NETWORK_ERRORS as error:
                     # Lost between the login and the gateway: asking Discord for the
                     # gateway and the shard count (GET /gateway/bot) failed.
@@ -122,6 +129,20 @@ async def serve(
                         delay,
                     )
         await asyncio.sleep(delay)
+
+
+def too_few_shards(settings: Settings) -> str:
+    """What to do when Discord refuses a shard for holding too many servers."""
+    if settings.shard_count is None:
+        return (
+            "Discord now wants more shards than it recommended a moment ago: start Embargo "
+            "again to use its new recommendation"
+        )
+    return (
+        f"Discord refused SHARD_COUNT={settings.shard_count}: a shard may hold at most 2,500 "
+        "servers, so Embargo needs more shards. Raise SHARD_COUNT on every process (and "
+        "spread SHARD_IDS over them), or leave both empty for Discord's recommendation"
+    )
 
 
 async def connect_until_signalled(bot: EmbargoBot) -> None:

@@ -179,3 +179,22 @@ async def test_two_processes_on_one_database_take_turns_to_log_in(
             for bot in bots:
                 if bot.running:
                     assert await bot.stop() == 0
+
+
+async def test_too_few_shards_for_discord_is_one_line_and_exit_code_2(
+    content: E2EContent, tmp_path: Path
+) -> None:
+    # Discord closes the gateway with 4011 when a shard would hold too many servers.
+    async with DiscordStandIn(max_guilds_per_shard=0) as standin:
+        bot = BotProcess(
+            standin,
+            argv=EMBARGO_ARGV,
+            workdir=tmp_path,
+            content_dir=content.root,
+            env={"SHARD_COUNT": "1"},
+        )
+        assert await bot.run_to_exit(within=60) == 2
+        said = [line for line in bot.lines if line.startswith("[err] embargo:")]
+        assert len(said) == 1, bot.tail()
+        assert said[0].startswith("[err] embargo: Discord refused SHARD_COUNT=1: a shard may hold")
+        assert "Traceback" not in bot.output, bot.tail()

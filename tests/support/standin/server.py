@@ -25,6 +25,8 @@ keeps it for RESUME. For tests of sharded bots, possibly several processes:
   ``shard_id % max_concurrency``, ``time.monotonic()`` instant); ``standin.identify_gaps()``:
   the seconds between consecutive IDENTIFYs of each bucket;
 - ``world.add_guild(name, shard=(shard_id, shard_count))``: a server whose id lands on a shard;
+- ``max_guilds_per_shard``: a shard that would hold more servers is refused (close 4011,
+  "Sharding required"), as Discord refuses one past 2,500;
 - ``dispatch(name, data, shard_id=...)``, ``request_reconnect``, ``invalidate_session`` and
   ``drop_connection`` take ``shard_id=`` to pick a shard's session (default: the newest open
   session, which for an unsharded bot is its only one).
@@ -57,6 +59,8 @@ from .world import World
 
 log = logging.getLogger(__name__)
 
+# The most servers Discord lets one shard hold: more, and IDENTIFY is closed with 4011.
+MAX_GUILDS_PER_SHARD = 2500
 # Gateway intents Discord calls privileged: GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT.
 GUILD_MEMBERS_INTENT = 1 << 1
 PRIVILEGED_INTENTS = GUILD_MEMBERS_INTENT | (1 << 8) | (1 << 15)
@@ -74,11 +78,13 @@ class DiscordStandIn(DiscordApi):
         heartbeat_interval: float = 41.25,
         recommended_shards: int = 1,
         max_concurrency: int = 1,
+        max_guilds_per_shard: int = MAX_GUILDS_PER_SHARD,
     ) -> None:
         super().__init__(world, token=token, callback_deadline=callback_deadline)
         self.heartbeat_interval = heartbeat_interval
         self.recommended_shards = recommended_shards
         self.max_concurrency = max_concurrency
+        self.max_guilds_per_shard = max_guilds_per_shard
         self.identify_log: list[IdentifyRecord] = []
         self.sessions: list[GatewaySession] = []
         self.connections: list[GatewayConnection] = []
@@ -369,12 +375,15 @@ class DiscordStandIn(DiscordApi):
         if intents & PRIVILEGED_INTENTS & ~self.world.application.privileged_intents:
             await connection.close(4014, "Disallowed intent(s)")
             return
+        guilds = [g for g in self.world.guilds if (g.id >> 22) % shard[1] == shard[0]]
+        if len(guilds) > self.max_guilds_per_shard:
+            await connection.close(4011, "Sharding required")
+            return
         session = GatewaySession(identify=data, shard=shard)
         session.connection = connection
         connection.session = session
         self.sessions.append(session)
         app = self.world.application
-        guilds = [g for g in self.world.guilds if (g.id >> 22) % shard[1] == shard[0]]
         me = self.world.bot_user.to_payload()
         me.update(verified=True, mfa_enabled=False, email=None)
         ready: dict[str, Any] = {
