@@ -12,6 +12,13 @@ The bot is launched as ``argv`` with cwd = the repository root and an environmen
 token, an absolute SQLite ``DATABASE_URL`` in ``workdir``, a ``CONTENT_DIR``, and ``PYTHONPATH``
 with ``tests/e2e/sitecustomize`` which redirects discord.py to the stand-in. Nothing else in the
 bot knows it is under test.
+
+Sharded bots: pass ``env={"SHARD_COUNT": "3", "SHARD_IDS": "1"}`` (several processes may share
+one stand-in and, through ``DATABASE_URL``, one database); ``start()`` then waits for the session
+of each shard the process runs, with that shard's servers, and interactions reach the process
+whose shard holds their server (see the stand-in's ``server.py``). Logins of one session-start
+bucket are ``E2E_IDENTIFY_SPACING_S`` apart, not Discord's 5 s, unless a test sets
+``EMBARGO_E2E_IDENTIFY_SPACING_S`` empty.
 """
 
 from __future__ import annotations
