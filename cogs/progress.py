@@ -79,8 +79,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SeasonArg = app_commands.Range[int, 0, 999]
-# The last release instant whose watch roles were checked (bot_meta), and the longest the
-# re-check sleeps, so that an episode a content reload adds is noticed within that time.
+# The last release instant whose watch roles were checked (bot_meta), kept per shard under
+# "<this key>:<shard count>:<shard id>" (each process re-checks its own shards' servers; the
+# bare key is what versions before shard ranges kept), and the longest the re-check sleeps,
+# so that an episode a content reload adds is noticed within that time.
 RECHECKED_META = "watch_roles_rechecked_at"
 RECHECK_MAX_SLEEP = 6 * 3600.0
 RECHECK_RETRY = 60.0  # after a storage fault or a Discord error
@@ -124,17 +126,13 @@ class Progress(commands.Cog):
         who are no longer complete. The instant last checked is kept in the database, so
         releases while Embargo was offline are checked when it starts (and nothing twice)."""
         await self.bot.wait_until_ready()
-        storage = self.bot.storage
-        stored = await storage.get_meta(RECHECKED_META)
-        since = (
-            datetime.fromtimestamp(int(stored), tz=UTC) if stored is not None else self.bot.clock()
-        )
+        since = await self.rechecked_through()
         while True:
             try:
                 now = self.bot.clock()
                 await self.recheck_releases(since, now)
                 since = now
-                await storage.set_meta(RECHECKED_META, str(int(now.timestamp())))
+                await self.record_rechecked(now)
                 due = next_release_after(self.bot.catalogue.episodes, since)
                 delay = (
                     RECHECK_MAX_SLEEP if due is None else (due - self.bot.clock()).total_seconds()
@@ -147,6 +145,29 @@ class Progress(commands.Cog):
                 delay = RECHECK_RETRY
             # A content reload can add an earlier episode: look again after RECHECK_MAX_SLEEP.
             await asyncio.sleep(min(max(delay, 0.0), RECHECK_MAX_SLEEP))
+
+    def _recheck_keys(self) -> list[str]:
+        """Where each shard this process runs keeps its last re-check: this process sees only
+        its shards' servers, and the others re-check theirs from their own instants."""
+        count = self.bot.shard_count or 1
+        ids = self.bot.shard_ids if self.bot.shard_ids is not None else range(count)
+        return [f"{RECHECKED_META}:{count}:{shard_id}" for shard_id in ids]
+
+    async def rechecked_through(self) -> datetime:
+        """The earliest instant one of this process's shards was re-checked through: the
+        releases after it are checked now (a shard never checked: the instant kept before
+        shard ranges, else now)."""
+        storage = self.bot.storage
+        before_shards = await storage.get_meta(RECHECKED_META)
+        stamps = [await storage.get_meta(key) for key in self._recheck_keys()]
+        known = [int(stamp) for stamp in (s or before_shards for s in stamps) if stamp is not None]
+        if len(known) < len(stamps):
+            known.append(int(self.bot.clock().timestamp()))
+        return datetime.fromtimestamp(min(known), tz=UTC)
+
+    async def record_rechecked(self, through: datetime) -> None:
+        for key in self._recheck_keys():
+            await self.bot.storage.set_meta(key, str(int(through.timestamp())))
 
     async def recheck_releases(self, since: datetime, until: datetime) -> int:
         """For the episodes released in ``(since, until]``: every member Embargo gave a watch

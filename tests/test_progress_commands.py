@@ -7,7 +7,7 @@ import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -531,3 +531,43 @@ async def test_forget_me_takes_back_the_roles_embargo_gave(embargo):
     assert done.content == f"You no longer have <@&{WATCHERS.id}>."
     assert embargo.h.standin.role_changes()[-1] == ("DELETE", guild.id, MEMBER.id, WATCHERS.id)
     assert await embargo.storage.roles_held_by(MEMBER.id) == []
+
+
+async def test_each_process_rechecks_from_its_own_shards_last_instant(tmp_path):
+    """Processes see only their shards' servers: a process that was down re-checks the
+    releases since its own shards' last check, whatever the others checked meanwhile."""
+    url = f"sqlite:///{tmp_path}/embargo.db"
+    storage = await Storage.open(url, tmp_path)
+    base = Settings(
+        discord_token=None,
+        database_url=url,
+        content_dir=PROJECT_DIR / "data",
+        log_level="INFO",
+        dev_guild_id=None,
+    )
+    clock = Clock(IN_THE_WINDOW)
+    long_ago = IN_THE_WINDOW - timedelta(days=40)
+    checked = IN_THE_WINDOW - timedelta(days=1)
+
+    async def through(shard_count: int | None, shard_ids: tuple[int, ...] | None) -> datetime:
+        settings = replace(base, shard_count=shard_count, shard_ids=shard_ids)
+        bot = EmbargoBot(settings, storage, clock=clock)
+        async with Harness(bot):
+            cog: Any = bot.get_cog("Progress")
+            since = await cog.rechecked_through()
+            if shard_ids == (0,):
+                await cog.record_rechecked(checked)
+            return since
+
+    try:
+        # Nothing ever checked: from now on.
+        assert await through(2, (1,)) == IN_THE_WINDOW
+        # What a version before shard ranges kept is where every shard starts.
+        await storage.set_meta("watch_roles_rechecked_at", str(int(long_ago.timestamp())))
+        assert await through(2, (0,)) == long_ago  # then records `checked` for shard 0
+        assert await through(2, (0,)) == checked
+        assert await through(2, (1,)) == long_ago  # shard 1's servers: not checked since
+        assert await through(2, (0, 1)) == long_ago  # the earliest of its shards
+        assert await through(None, None) == long_ago  # one shard of one: never checked
+    finally:
+        await storage.close()
