@@ -22,6 +22,7 @@ from discord.ext import commands
 
 from bot.content.models import Episode, Show
 from bot.errors import ErrorRoutedView, UserError
+from bot.leader import LeaderWork
 from bot.messages import OutgoingMessage
 from bot.progress import (
     NotReleasedError,
@@ -90,7 +91,10 @@ THROUGH_HELP = "Also every earlier episode of the show (specials only when you n
 class Progress(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
-        self._rechecks: asyncio.Task[None]
+        # Only the leader re-checks (bot/leader.py): one process per database.
+        self._rechecks = LeaderWork(
+            bot.leadership, self._recheck_releases, name="embargo-watch-roles"
+        )
         # Subcommands of the one /embargo group (cogs/spoilers.py owns it).
         self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [
             app_commands.Command(
@@ -108,14 +112,12 @@ class Progress(commands.Cog):
     async def cog_load(self) -> None:
         attach_moderator_commands(self.bot.tree, self.settings_commands)
         self.bot.add_dynamic_items(WatchedButton)
-        self._rechecks = asyncio.create_task(self._recheck_releases(), name="embargo-watch-roles")
+        self._rechecks.start()
 
     async def cog_unload(self) -> None:
         detach_moderator_commands(self.bot.tree, self.settings_commands)
         self.bot.remove_dynamic_items(WatchedButton)
-        self._rechecks.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._rechecks
+        await self._rechecks.stop()
 
     # -- watch roles: when new episodes come out ----------------------------------------------
 
