@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from bot.config import PROJECT_DIR
 from bot.leader import Leadership, LeaderWork
 from bot.storage import Storage, StorageError
+from bot.storage.postgres.database import redacted
 from bot.storage.postgres.leader import AdvisoryLeaderLock, ask_leader
 
 
@@ -330,6 +334,47 @@ async def test_reload_request_finds_the_leader_or_says_none_runs(postgres_url):
     try:
         await leadership.start()
         assert await ask_leader(postgres_url, "content:reload") == "this machine (a Unix socket)"
+        await until(lambda: heard == ["reload"], within_s=1.0)
+    finally:
+        await leadership.stop()
+        await storage.close()
+
+
+async def test_python_m_bot_reload_on_postgres_reaches_the_leader_or_says_none_runs(
+    postgres_url,
+):
+    async def reload_cli() -> tuple[int, str, str]:
+        # A process of its own, as an operator runs it (on another machine, as far as it
+        # knows: it finds the leader through the database).
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "reload",
+            env={**os.environ, "DATABASE_URL": postgres_url, "DISCORD_TOKEN": ""},
+            cwd=PROJECT_DIR,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(cli.communicate(), 60)
+        assert cli.returncode is not None
+        return cli.returncode, out.decode(), err.decode()
+
+    code, out, err = await reload_cli()
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"embargo: Embargo is not running on {redacted(postgres_url)} (no process leads "
+        "there): start it with `python -m bot`, which loads the content as it starts"
+    ]
+    storage = await Storage.open(postgres_url, Path("."))
+    heard: list[str] = []
+    storage.content_listeners.append(heard.append)
+    leadership = Leadership(storage.db.leader_lock())
+    try:
+        await leadership.start()
+        code, out, err = await reload_cli()
+        assert (code, err) == (0, "")
+        assert out.startswith("asked the leading Embargo process (connected from ")
         await until(lambda: heard == ["reload"], within_s=1.0)
     finally:
         await leadership.stop()

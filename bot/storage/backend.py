@@ -7,11 +7,12 @@ against ``Database``: SQL uses ``?`` placeholders, which a backend translates if
 spells them otherwise, and rows are read by position or by column name.
 
 Changes that other processes' caches must hear of are named ``kind:key``:
-``settings:<guild_id>``, ``member_spoilers:<guild_id>``, ``watch_roles:<guild_id>``,
-``progress:<user_id>``, ``tallies:<show_slug>`` (``tallies:*`` for any show) and
-``guild:<guild_id>`` (everything of a server), ``content:catalogue`` (shows or episodes:
-the catalogue), ``content:reviews`` (reviews or critic rankings only) and
-``content:reload`` (not a change: a request that the leader reload the content files).
+``settings:<guild_id>`` (its spoiler, ranking or release-post settings),
+``member_spoilers:<guild_id>``, ``watch_roles:<guild_id>``, ``progress:<user_id>``,
+``tallies:<show_slug>`` (``tallies:*`` for any show), ``guild:<guild_id>`` (everything of a
+server), ``content:catalogue`` (shows or episodes), ``content:reviews`` (reviews or critic
+rankings only) and ``content:reload`` (not a change: a request that the leader reload the
+content files).
 
 One process at a time leads the shared work (``bot/leader.py``), chosen by the
 database's ``LeaderLock``.
