@@ -105,6 +105,9 @@ class EmbargoBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         # Local work only: never wait for the gateway or a guild here (it would deadlock).
+        # Heard from now on: a content write committed after the catalogue is loaded below
+        # is rebuilt once following starts (start_content_reloads).
+        self.storage.content_listeners.append(self._content_changed_elsewhere)
         await self.leadership.start()
         leading = self.leadership.leading
         if leading:
@@ -128,7 +131,6 @@ class EmbargoBot(commands.Bot):
         """While leading, reload on changes to the content files, on SIGHUP and on
         ``python -m bot reload``; whether leading or not, follow the content writes of
         other processes."""
-        self.storage.content_listeners.append(self._content_changed_elsewhere)
         self._spawn_content_task(self.content.follow())
         self._content_lead.start()
         database = self.storage.db.local_file

@@ -87,9 +87,11 @@ class Leadership:
             if not self.leading:
                 try:
                     await self._lock.acquire(wait=True)
-                except StorageError as error:
+                except Exception as error:
                     delay = self._retry_delays_s[min(failures, len(self._retry_delays_s) - 1)]
-                    if failures == 0:
+                    if not isinstance(error, StorageError):  # a bug: never stop trying
+                        log.exception("waiting for the lead of the shared work failed")
+                    elif failures == 0:
                         log.warning(
                             "cannot wait for the lead of the shared work (%s); trying again",
                             error,
