@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -385,3 +386,39 @@ async def test_on_postgres_an_unreachable_server_is_one_storage_error(tmp_path):
     lock = AdvisoryLeaderLock(f"postgresql://nobody@/embargo?host={tmp_path}")
     with pytest.raises(StorageError, match="cannot reach PostgreSQL"):
         await lock.acquire(wait=False)
+
+
+async def test_on_postgres_a_leader_whose_session_stops_answering_stops_leading_first(
+    postgres_url, monkeypatch
+):
+    """A silent connection (the server's process frozen, as a network fault looks): the
+    heartbeat goes unanswered and the leader stops leading, while the server still holds
+    the lock for it; the other process leads only once the session really ends."""
+    from bot.storage.postgres import leader as postgres_leader
+
+    monkeypatch.setattr(postgres_leader, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(postgres_leader, "HEARTBEAT_TIMEOUT_S", 0.2)
+    one = Leadership(AdvisoryLeaderLock(postgres_url))
+    other = Leadership(AdvisoryLeaderLock(postgres_url))
+    await one.start()
+    await other.start()
+    pid = await leader_session_pid(postgres_url)
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except PermissionError:
+        await one.stop()
+        await other.stop()
+        pytest.skip("the server runs as another user: its processes can't be frozen here")
+    try:
+        stopped = await until(lambda: not one.leading, within_s=2.0)
+        print(f"a silent leader stopped leading after {stopped * 1000:.0f} ms")
+        await asyncio.sleep(0.3)
+        assert not other.leading  # the frozen session still holds the lock
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        await until(lambda: one.leading or other.leading, within_s=5.0)
+        assert one.leading != other.leading
+    finally:
+        await one.stop()
+        await other.stop()
