@@ -19,7 +19,12 @@ from bot.config import PROJECT_DIR
 from bot.leader import Leadership, LeaderWork
 from bot.storage import Storage, StorageError
 from bot.storage.postgres.database import redacted
-from bot.storage.postgres.leader import AdvisoryLeaderLock, ask_leader
+from bot.storage.postgres.leader import (
+    LEADER_SESSION,
+    LEADER_SESSION_ARGS,
+    AdvisoryLeaderLock,
+    ask_leader,
+)
 
 
 class ControlledLock:
@@ -228,16 +233,12 @@ async def test_sqlite_leads_at_once(tmp_path: Path):
 
 
 async def leader_session_pid(url: str) -> int:
+    """The server process of the session holding the leader lock."""
     admin = await asyncpg.connect(url)
     try:
-        pids = await admin.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'embargo-leader' "
-            "AND datname = current_database() AND wait_event_type IS DISTINCT FROM 'Lock'"
-        )
+        return int(await admin.fetchval(LEADER_SESSION, *LEADER_SESSION_ARGS))
     finally:
         await admin.close()
-    assert len(pids) == 1, pids
-    return int(pids[0]["pid"])
 
 
 async def terminate(url: str, pid: int) -> None:
@@ -326,8 +327,16 @@ async def test_on_postgres_a_stopped_follower_stops_waiting(postgres_url):
         await leader.release()
 
 
-async def test_reload_request_finds_the_leader_or_says_none_runs(postgres_url):
-    assert await ask_leader(postgres_url, "content:reload") is None
+async def test_reload_request_finds_the_leader_or_says_none_runs(postgres_url, postgres_server):
+    # A leader on another database of the server is another deployment's.
+    elsewhere = postgres_server.create_database()
+    other_deployment = AdvisoryLeaderLock(elsewhere)
+    try:
+        assert await other_deployment.acquire(wait=False)
+        assert await ask_leader(postgres_url, "content:reload") is None
+    finally:
+        await other_deployment.release()
+        postgres_server.drop_database(elsewhere)
     storage = await Storage.open(postgres_url, Path("."))
     heard: list[str] = []
     storage.content_listeners.append(heard.append)

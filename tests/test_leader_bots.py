@@ -25,7 +25,12 @@ from bot.config import Settings
 from bot.content.reload import LiveContent
 from bot.spoilers.durations import parse_window
 from bot.storage import Storage
-from bot.storage.postgres.leader import AdvisoryLeaderLock, ask_leader
+from bot.storage.postgres.leader import (
+    LEADER_SESSION,
+    LEADER_SESSION_ARGS,
+    AdvisoryLeaderLock,
+    ask_leader,
+)
 from tests.content_factory import episode_table, review_md, show_toml, write
 from tests.support import EPISODE_TALK, GENERAL, MODERATOR, GuildSpec, Harness
 from tests.support.specs import base_bot_permissions
@@ -96,16 +101,11 @@ def shared_work_running(bot: EmbargoBot) -> list[bool]:
     ]
 
 
-async def session_pid(url: str, application_name: str) -> int:
+async def leader_session_pid(url: str) -> int:
+    """The server process of the session holding the leader lock."""
     admin = await asyncpg.connect(url)
     try:
-        return int(
-            await admin.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
-                "AND datname = current_database() AND wait_event_type IS DISTINCT FROM 'Lock'",
-                application_name,
-            )
-        )
+        return int(await admin.fetchval(LEADER_SESSION, *LEADER_SESSION_ARGS))
     finally:
         await admin.close()
 
@@ -168,6 +168,7 @@ async def test_a_follower_serves_the_leaders_content_and_takes_over_when_it_dies
             assert command_syncs(harness) == 0  # the leader's work
             assert shared_work_running(bot) == [False, False, False, False]
             guard = cog(bot, "Guard")
+            guard.flag_seconds = 0.05  # one flag reply per member while it is up
             await moderator(harness, "window", duration="2w")
             await moderator(harness, "guard", mode="flag")
             await guard.rebuild()
@@ -183,13 +184,14 @@ async def test_a_follower_serves_the_leaders_content_and_takes_over_when_it_dies
             print(f"commit to catalogue swap in the other process: {swapped * 1000:.1f} ms")
             await until(lambda: "test-show/s01e03" in guard.episodes)
             print(f"commit to guard terms: {(time.monotonic() - committed) * 1000:.1f} ms")
+            await asyncio.sleep(0.1)  # the first flag reply is gone
             said = await harness.member_says(f"wow, {NEW_TERM}")
             assert [r for r in replies_to(harness, bot, said) if "Test Show S1E3" in r]
             assert not any("content reload" in r.getMessage() for r in caplog.records)
 
             # The leader's session ends (kill -9, a lost connection): this process takes over.
             ended = time.monotonic()
-            await terminate(postgres_url, await session_pid(postgres_url, "embargo-leader"))
+            await terminate(postgres_url, await leader_session_pid(postgres_url))
             await until(lambda: bot.leadership.leading)
             print(f"takeover: {(time.monotonic() - ended) * 1000:.1f} ms")
             await until(lambda: all(shared_work_running(bot)))

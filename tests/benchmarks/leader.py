@@ -29,7 +29,7 @@ from bot.config import PROJECT_DIR
 from bot.content.reload import LiveContent
 from bot.leader import Leadership
 from bot.storage import Storage
-from bot.storage.postgres.leader import APPLICATION_NAME, AdvisoryLeaderLock
+from bot.storage.postgres.leader import LEADER_SESSION, LEADER_SESSION_ARGS, AdvisoryLeaderLock
 from tests.benchmarks.backends import percentile
 from tests.benchmarks.workload import FULL, QUICK, generate_content
 from tests.postgres_server import PostgresServer
@@ -100,10 +100,8 @@ async def terminate_takeovers(url: str, runs: int, *, clean: bool) -> list[float
                 await leader.stop()
             else:
                 await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                    "application_name = $1 AND datname = current_database() AND "
-                    "wait_event_type IS DISTINCT FROM 'Lock'",
-                    APPLICATION_NAME,
+                    f"SELECT pg_terminate_backend(pid) FROM ({LEADER_SESSION}) leader",
+                    *LEADER_SESSION_ARGS,
                 )
             await until(lambda: follower.leading)  # noqa: B023 (awaited in the loop)
             delays.append(time.perf_counter() - started)

@@ -37,6 +37,14 @@ KEEPALIVE = {
     "tcp_keepalives_count": "3",
 }
 APPLICATION_NAME = "embargo-leader"
+# The server process of the session holding the lock on this database: a bigint advisory key
+# shows in pg_locks as its high and low halves (locks of every database show there).
+LEADER_SESSION = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+    "AND classid = $1::bigint::oid AND objid = $2::bigint::oid "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+LEADER_SESSION_ARGS = (LEADER_LOCK >> 32, LEADER_LOCK & 0xFFFF_FFFF)
 
 
 class AdvisoryLeaderLock:
@@ -137,14 +145,10 @@ async def ask_leader(url: str, change: str) -> str | None:
     except DATABASE_ERRORS as error:
         raise postgres_fault(error, where) or error from error
     try:
-        # A bigint advisory key shows in pg_locks as its high and low halves.
         leader = await conn.fetchrow(
             "SELECT a.client_addr::text AS addr, a.client_hostname AS host "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-            "AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid",
-            LEADER_LOCK >> 32,
-            LEADER_LOCK & 0xFFFF_FFFF,
+            f"FROM ({LEADER_SESSION}) l JOIN pg_stat_activity a ON a.pid = l.pid",
+            *LEADER_SESSION_ARGS,
         )
         if leader is None:
             return None
