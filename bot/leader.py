@@ -101,7 +101,11 @@ class Leadership:
                     continue
                 failures = 0
                 self._set(True)
-            await self._lock.lost()
+            try:
+                await self._lock.lost()
+            except Exception:  # a bug: let go of the lock rather than lead unwatched
+                log.exception("watching the lock of the shared work failed")
+                await self._lock.release()
             self._set(False, reason="its lock on the database was lost")
 
     def _set(self, leading: bool, *, reason: str = "") -> None:

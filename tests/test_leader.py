@@ -159,6 +159,21 @@ async def test_an_unreachable_database_is_retried_with_one_warning(caplog):
     await leadership.stop()
 
 
+async def test_a_failure_watching_the_lock_lets_it_go_and_waits_again(caplog):
+    class Failing(ControlledLock):
+        async def lost(self) -> None:
+            raise RuntimeError("a bug")
+
+    lock = Failing()
+    leadership = Leadership(lock)
+    await leadership.start()
+    await until(lambda: lock.waits == 1)  # gave up the lead and waits for it again
+    assert not leadership.leading
+    assert lock.released == 1
+    assert "watching the lock of the shared work failed" in caplog.text
+    await leadership.stop()
+
+
 async def test_leader_work_runs_only_while_leading_and_stops_at_once_on_loss():
     lock = ControlledLock(free=False)
     leadership = Leadership(lock)
