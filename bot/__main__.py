@@ -271,14 +271,11 @@ async def migrate(settings: Settings, target: str) -> int:
 
 
 def reload(settings: Settings) -> int:
-    """Ask the bot running on this database to reload its content (see reload_signal)."""
+    """Ask the bot running on this database to reload its content: on SQLite with SIGHUP
+    (see reload_signal), on PostgreSQL with a notice to the leading process, wherever it
+    runs (see bot/storage/postgres/leader.py)."""
     if settings.database_url.startswith(POSTGRES_SCHEMES):
-        print(
-            "embargo: `reload` finds the bot by its SQLite file; on PostgreSQL each process "
-            "reloads when the content files change",
-            file=sys.stderr,
-        )
-        return 2
+        return asyncio.run(reload_leader(settings))
     try:
         database = sqlite_path_from_url(settings.database_url, PROJECT_DIR)
     except StorageError as error:
@@ -295,6 +292,27 @@ def reload(settings: Settings) -> int:
     print(
         f"asked Embargo (process {pid}) to reload {display_path(settings.content_dir)}: its "
         "log lists what changed and any problems; `python -m bot check` shows them here"
+    )
+    return 0
+
+
+async def reload_leader(settings: Settings) -> int:
+    from bot.storage.content import RELOAD_REQUESTED
+    from bot.storage.postgres.database import redacted
+    from bot.storage.postgres.leader import ask_leader
+
+    where = redacted(settings.database_url)
+    leader = await ask_leader(settings.database_url, f"content:{RELOAD_REQUESTED}")
+    if leader is None:
+        print(
+            f"embargo: Embargo is not running on {where} (no process leads there): start it "
+            "with `python -m bot`, which loads the content as it starts",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"asked the leading Embargo process (connected from {leader}) to reload its content "
+        "files: its log lists what changed and any problems; the other processes follow"
     )
     return 0
 

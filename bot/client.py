@@ -1,6 +1,10 @@
 """The Bot subclass: local start-up work in setup_hook, hash-gated command sync, the shards
 this process runs (SHARD_COUNT, SHARD_IDS) and their turns to log in. Errors go through
-``bot.errors``, the one error path."""
+``bot.errors``, the one error path.
+
+Of the processes on one database, only the leader (``bot/leader.py``) reads the content
+files and syncs the commands; the others load the catalogue from storage and follow the
+leader's content writes."""
 
 from __future__ import annotations
 
@@ -25,9 +29,11 @@ from bot.content.reload import LiveContent, log_report
 from bot.content.reload_signal import PidFile, pid_file_for
 from bot.content.watch import watch_content
 from bot.errors import EmbargoTree
+from bot.leader import Leadership, LeaderWork
 from bot.lookup import Catalogue
 from bot.shards import IDENTIFY_SPACING_S, guild_shard, identify_bucket, queue_horizon_s
 from bot.storage import Storage, StorageError
+from bot.storage.content import RELOAD_REQUESTED
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +102,11 @@ class EmbargoBot(commands.AutoShardedBot):
         self.clock = clock
         self.force_sync = force_sync
         self.content = LiveContent(storage, settings.content_dir)
-        self._content_stop = asyncio.Event()
+        self.leadership = Leadership(storage.db.leader_lock())
+        # While leading: catch up, then reload on every change to the content files.
+        self._content_lead = LeaderWork(self.leadership, self._lead_content, name="embargo-content")
+        # Whether the content and commands were synced since this process last took the lead.
+        self._content_current = False
         self._content_tasks: set[asyncio.Task[object]] = set()
         self._pid_file: PidFile | None = None
         self._max_concurrency: int | None = None  # Discord's session-start buckets, once known
@@ -108,11 +118,21 @@ class EmbargoBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         # Local work only: never wait for the gateway or a guild here (it would deadlock).
-        await self.sync_content()
+        # Heard from now on: a content write committed after the catalogue is loaded below
+        # is rebuilt once following starts (start_content_reloads).
+        self.storage.content_listeners.append(self._content_changed_elsewhere)
+        await self.leadership.start()
+        leading = self.leadership.leading
+        if leading:
+            await self.sync_content()
+        else:
+            await self.content.load()  # the leader syncs the files
         for name in extension_names():
             if name not in self.extensions:  # an extension may load the one it builds on
                 await self.load_extension(name)
-        await self.sync_commands(force=self.force_sync)
+        if leading or self.force_sync:
+            await self.sync_commands(force=self.force_sync)
+        self._content_current = leading
         if not self.force_sync:
             self.start_content_reloads()
 
@@ -121,21 +141,17 @@ class EmbargoBot(commands.AutoShardedBot):
         log_report(await self.content.reload())
 
     def start_content_reloads(self) -> None:
-        """Reload on changes to the content files, and on SIGHUP (``python -m bot reload``)."""
-        self._spawn_content_task(
-            watch_content(
-                self.settings.content_dir,
-                lambda: self.content.reload_and_log("files changed"),
-                self._content_stop,
-            )
-        )
+        """While leading, reload on changes to the content files, on SIGHUP and on
+        ``python -m bot reload``; whether leading or not, follow the content writes of
+        other processes."""
+        self._spawn_content_task(self.content.follow())
+        self._content_lead.start()
         database = self.storage.db.local_file
         if database is None:
             return  # in memory, or on a database server: no file to put the pid beside
         try:
             asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP,
-                lambda: self._spawn_content_task(self.content.reload_and_log("SIGHUP")),
+                signal.SIGHUP, self._reload_requested, "SIGHUP"
             )
             pid_file = PidFile(pid_file_for(database))
             if pid_file.acquire():
@@ -151,6 +167,33 @@ class EmbargoBot(commands.AutoShardedBot):
         except OSError as error:
             log.warning("could not record the pid beside the database (%s): %s", database, error)
 
+    async def _lead_content(self) -> None:
+        """The leader's content work: on taking over the lead, catch up with the files and
+        the command tree (whoever led before may have missed changes), then reload after
+        each change to the files until the lead is lost."""
+        if not self._content_current:
+            await self.content.reload_and_log("now leading")
+            try:
+                await self.sync_commands()
+            except (discord.HTTPException, StorageError) as error:
+                log.warning("could not sync the commands on taking the lead: %s", error)
+        self._content_current = False  # the next lead catches up again
+        await watch_content(
+            self.settings.content_dir,
+            lambda: self.content.reload_and_log("files changed"),
+            asyncio.Event(),  # set by the watcher itself when this work is cancelled
+        )
+
+    def _content_changed_elsewhere(self, change: str | None) -> None:
+        if change == RELOAD_REQUESTED:
+            self._reload_requested("python -m bot reload")
+        else:
+            self.content.changed_elsewhere(change)
+
+    def _reload_requested(self, reason: str) -> None:
+        if self.leadership.leading:  # the leader alone reads the files
+            self._spawn_content_task(self.content.reload_and_log(reason))
+
     def _spawn_content_task(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work, name="embargo-content")
         self._content_tasks.add(task)
@@ -162,7 +205,9 @@ class EmbargoBot(commands.AutoShardedBot):
             log.error("content reloads stopped", exc_info=task.exception())
 
     async def stop_content_reloads(self) -> None:
-        self._content_stop.set()
+        await self._content_lead.stop()
+        with contextlib.suppress(ValueError):
+            self.storage.content_listeners.remove(self._content_changed_elsewhere)
         with contextlib.suppress(NotImplementedError, AttributeError, RuntimeError):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for task in list(self._content_tasks):
@@ -175,6 +220,8 @@ class EmbargoBot(commands.AutoShardedBot):
     async def close(self) -> None:
         await self.stop_content_reloads()
         await super().close()
+        # Last: the next leader starts the shared work only once this one stopped it.
+        await self.leadership.stop()
 
     def command_payload_hash(self, guild: discord.abc.Snowflake | None) -> str:
         payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]

@@ -92,6 +92,8 @@ THROUGH_HELP = "Also every earlier episode of the show (specials only when you n
 class Progress(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
+        # Every process re-checks the servers of its own shards (not leader work: the
+        # leader's gateway cache holds only its own shards' servers and members).
         self._rechecks: asyncio.Task[None]
         # Subcommands of the one /embargo group (cogs/spoilers.py owns it).
         self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [

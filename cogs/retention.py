@@ -4,7 +4,8 @@ Removal records a departure; a re-invite cancels it. One background task sleeps 
 deletion falls due (or until a departure changes), deletes what is due, and sleeps again. Due
 times live in the database, so a restart picks up where the last run stopped, and a deletion
 checks again in its own transaction that it is still due, so nothing is deleted twice or after
-a re-invite.
+a re-invite. Of several processes on one database, only the leader (``bot/leader.py``) runs
+the deletions; every process records the departures and returns it hears of.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.leader import LeaderWork
 from bot.retention import due_for_deletion, next_deletion
 from bot.storage import StorageError
 
@@ -36,21 +38,17 @@ class Retention(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._deletions = LeaderWork(bot.leadership, self._run, name="embargo-retention")
         # The servers with a deletion pending, so that the start-up stream of available
         # servers costs a set lookup each, not a database write.
         self._departed: set[int] = set()
 
     async def cog_load(self) -> None:
         self._departed = {d.guild_id for d in await self.bot.storage.departures()}
-        self._task = asyncio.create_task(self._run(), name="embargo-retention")
+        self._deletions.start()
 
     async def cog_unload(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._deletions.stop()
 
     def wake(self) -> None:
         """Look at the departures again now (one was added or cancelled, or time moved)."""

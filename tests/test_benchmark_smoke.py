@@ -99,6 +99,24 @@ def test_the_backends_benchmark_runs_on_both_backends(postgres_server):
         assert "lost 0; totals drift 0" in line
 
 
+def test_the_leader_benchmark_runs(postgres_server):
+    """``python -m tests.benchmarks.leader``, tiny: takeovers and a catalogue change reach the
+    other process (it starts a server of its own, so this one only decides the skip)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.benchmarks.leader", "--runs", "2", "--scale", "quick"],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for name in ("kill -9", "pg_terminate_backend", "clean stop", "other hearing", "serving"):
+        (line,) = [line for line in lines if name in line]
+        assert "p50" in line
+
+
 async def test_the_watch_progress_benchmark_runs_and_checks_every_answer(tmp_path):
     checks = Checks()
     world = generate_content(tmp_path / "content", SMOKE)

@@ -8,9 +8,15 @@ storage and replaces the old one in a single assignment: a command sees the old 
 the new one, never a mix. If anything fails on the way (storage, a vanished directory), the
 old catalogue keeps serving.
 
-Triggers (the file watcher, a signal from ``python -m bot reload``, start-up) all call
+Triggers (the file watcher, ``python -m bot reload``, start-up) all call
 :meth:`LiveContent.reload`. Reloads never overlap, and a request made while one runs is
 served by the next reload to start after it, so a burst of triggers costs two syncs at most.
+
+Several processes on one database: only the leader (``bot/leader.py``) reads the files. The
+others :meth:`~LiveContent.follow` what storage announces of its writes: each change it
+commits is heard after the commit (``Storage.content_listeners``), and the catalogue is built
+again from storage, not the files, and swapped in the same single assignment. Notices that
+arrive while a rebuild runs are served by one more rebuild after it.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from bot.content.files import SHOWS_DIR, count_summary
 from bot.content.models import Show
 from bot.content.sync import SyncReport, sync_content
 from bot.lookup import Catalogue
-from bot.storage.content import ContentBackend
+from bot.storage.content import REVIEWS_CHANGED, ContentBackend
 
 log = logging.getLogger(__name__)
+
+# After a rebuild that failed (storage unreachable), try again this much later.
+FOLLOW_RETRY_S = 5.0
 
 
 class ServedContent(ContentBackend, Protocol):
@@ -51,6 +60,9 @@ class LiveContent:
         self.swap_listeners: list[Callable[[], None]] = []
         # Called after each reload (the guard rebuilds its matchers from the new terms).
         self.reload_listeners: list[Callable[[], None]] = []
+        # What another process changed and this one has not rebuilt yet (see follow).
+        self._stale = asyncio.Event()
+        self._catalogue_stale = False
 
     async def reload(self) -> SyncReport:
         """Sync the content directory into storage, then swap in the catalogue it serves.
@@ -65,17 +77,63 @@ class LiveContent:
             started = self._requested
             report = await sync_content(self.storage, self.content_dir)
             if not self._built or _shows_changed(report):
-                shows = await self.storage.load_shows()
-                # Indexing every episode is CPU work: off the event loop.
-                self.catalogue = await asyncio.to_thread(Catalogue, shows)
-                self._built = True
-                for listener in self.swap_listeners:
-                    listener()
+                await self._swap()
             self._covered = started
             self._last = report
         for listener in self.reload_listeners:
             listener()
         return report
+
+    async def _swap(self) -> None:
+        """Build the catalogue from storage and serve it (the lock held)."""
+        shows = await self.storage.load_shows()
+        # Indexing every episode is CPU work: off the event loop.
+        self.catalogue = await asyncio.to_thread(Catalogue, shows)
+        self._built = True
+        for listener in self.swap_listeners:
+            listener()
+
+    async def load(self) -> None:
+        """Serve the catalogue storage holds, without reading the files (a process that
+        does not lead, at start-up). Raises what storage raises."""
+        async with self._lock:
+            await self._swap()
+        for listener in self.reload_listeners:
+            listener()
+
+    def changed_elsewhere(self, change: str | None) -> None:
+        """Another process committed a content write (``change``, see
+        ``bot/storage/content.py``; None: anything may have changed): :meth:`follow`
+        rebuilds what depends on it."""
+        if change != REVIEWS_CHANGED:
+            self._catalogue_stale = True
+        self._stale.set()
+
+    async def follow(self) -> None:
+        """Rebuild after each change another process made (see the module docstring); runs
+        until cancelled. A failed rebuild (a storage fault) is logged and tried again."""
+        while True:
+            await self._stale.wait()
+            self._stale.clear()
+            catalogue, self._catalogue_stale = self._catalogue_stale, False
+            try:
+                async with self._lock:
+                    if catalogue:
+                        await self._swap()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._catalogue_stale |= catalogue
+                log.exception(
+                    "could not load the content another process changed: still serving the "
+                    "last catalogue loaded, trying again in %g s",
+                    FOLLOW_RETRY_S,
+                )
+                await asyncio.sleep(FOLLOW_RETRY_S)
+                self._stale.set()
+                continue
+            for listener in self.reload_listeners:
+                listener()
 
     async def reload_and_log(self, reason: str) -> SyncReport | None:
         """:meth:`reload` for a running bot: problems and failures go to the log, never up."""

@@ -10,9 +10,9 @@ handled at once; it is also the convention operators already script against (sys
 ``ExecReload=kill -HUP $MAINPID``, nginx, sshd), so ``reload`` is a convenience, not the only
 way. The lock makes a stale pid file harmless: if no process holds it, the bot is not
 running, and ``reload`` says so instead of signalling whatever process got that pid since.
-A signal reaches one process on one machine; a deployment of several bot processes on a
-shared PostgreSQL database would use LISTEN/NOTIFY instead. Windows has no SIGHUP: there,
-the file watcher is the trigger.
+A signal reaches one process on one machine: on a shared PostgreSQL database, ``reload``
+sends a notice to the leading process instead (``bot/storage/postgres/leader.py``). Windows
+has no SIGHUP: there, the file watcher is the trigger.
 """
 
 from __future__ import annotations

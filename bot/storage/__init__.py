@@ -64,6 +64,7 @@ class Storage(
         self._init_progress_cache()
         self._init_watch_role_cache()
         self._init_member_spoiler_cache()
+        self._init_content_listeners()
 
     @classmethod
     async def open(cls, database_url: str, base_dir: Path) -> Storage:
@@ -105,6 +106,8 @@ class Storage(
                 self._vote_tallies_cache().invalidate(None if key == "*" else [key])
             elif kind == "guild":
                 self._guild_forgotten(int(key))
+            elif kind == "content":
+                self._content_changed(key)
             else:  # a change this version doesn't know: trust nothing cached
                 self.trust_caches(True)
 
@@ -124,9 +127,13 @@ class Storage(
         tallies = self._vote_tallies_cache()
         tallies.trusted = trusted
         tallies.invalidate(None)
-        if trusted:  # what was built from the settings meanwhile (the guard's index) too
+        if trusted:  # what was built from storage meanwhile (the catalogue, the guard's
+            # index, the release calendar) may miss changes unheard: rebuilt too
             for listener in self.member_spoiler_listeners:
                 listener(None)
+            for settings_listener in self.settings_listeners:
+                settings_listener(None)
+            self._content_changed(None)
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in

@@ -7,9 +7,15 @@ against ``Database``: SQL uses ``?`` placeholders, which a backend translates if
 spells them otherwise, and rows are read by position or by column name.
 
 Changes that other processes' caches must hear of are named ``kind:key``:
-``settings:<guild_id>``, ``member_spoilers:<guild_id>``, ``watch_roles:<guild_id>``,
-``progress:<user_id>``, ``tallies:<show_slug>`` (``tallies:*`` for any show) and
-``guild:<guild_id>`` (everything of a server).
+``settings:<guild_id>`` (its spoiler, ranking or release-post settings),
+``member_spoilers:<guild_id>``, ``watch_roles:<guild_id>``, ``progress:<user_id>``,
+``tallies:<show_slug>`` (``tallies:*`` for any show), ``guild:<guild_id>`` (everything of a
+server), ``content:catalogue`` (shows or episodes), ``content:reviews`` (reviews or critic
+rankings only) and ``content:reload`` (not a change: a request that the leader reload the
+content files).
+
+One process at a time leads the shared work (``bot/leader.py``), chosen by the
+database's ``LeaderLock``.
 
 Two backends: ``bot/storage/sqlite`` (the default, ``sqlite:///path``) and
 ``bot/storage/postgres`` (``postgresql://...``, through asyncpg).
@@ -53,6 +59,22 @@ class Transaction(Protocol):
         transaction-scoped advisory lock, which also covers rows that don't exist yet.)"""
 
 
+class LeaderLock(Protocol):
+    """The lock that makes one process the leader (``bot/leader.py``), held for it by the
+    database as long as the process lives and its hold is not lost."""
+
+    async def acquire(self, *, wait: bool) -> bool:
+        """Take the lock; with ``wait``, wait until it comes free (returns True), else
+        return at once whether it was taken. Raises StorageError if the database can't be
+        asked."""
+
+    async def lost(self) -> None:
+        """Return once the lock, held, is no longer held (its connection ended)."""
+
+    async def release(self) -> None:
+        """Let go of the lock (held or not); stop waiting for it."""
+
+
 class Database(Protocol):
     """One owner of a database's connections."""
 
@@ -84,8 +106,15 @@ class Database(Protocol):
         """``async with db.transaction() as tx:`` commits on success, rolls back on error;
         waits ``wait_s`` at most to start, then raises StorageBusy."""
 
-    async def run_statements(self, statements: Sequence[Statement], *, wait_s: float = ...) -> None:
-        """Run each statement once per row, in order, as one transaction."""
+    async def run_statements(
+        self,
+        statements: Sequence[Statement],
+        *,
+        wait_s: float = ...,
+        announcing: Sequence[str] = (),
+    ) -> None:
+        """Run each statement once per row, in order, as one transaction, which announces
+        ``announcing`` (see ``Transaction.announce``)."""
 
     async def listen(
         self,
@@ -96,6 +125,10 @@ class Database(Protocol):
         ``on_trust(False)`` when announcements may be missed (the listening connection was
         lost) and ``on_trust(True)`` once listening again. Nothing to do for SQLite, where
         one process owns the file."""
+
+    def leader_lock(self) -> LeaderLock:
+        """The lock choosing the leader among the processes on this database (SQLite: one
+        process owns the file, which leads at once)."""
 
     async def schema_version(self) -> int: ...
 

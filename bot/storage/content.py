@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import NamedTuple, Protocol
@@ -98,10 +98,32 @@ def _from_unix(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+# What another process's content write changed (``bot/storage/backend.py``): the catalogue
+# (show or episode rows), or reviews and critic rankings only.
+CATALOGUE_CHANGED = "catalogue"
+REVIEWS_CHANGED = "reviews"
+# Not a change: ``python -m bot reload`` asks the leader to reload the content files.
+RELOAD_REQUESTED = "reload"
+
+
 class ContentStore:
-    """Reads and writes of the content tables. Expects ``self.db`` to be an open Database."""
+    """Reads and writes of the content tables. Expects ``self.db`` to be an open Database.
+
+    Every content write announces itself in its own transaction (``content:catalogue`` or
+    ``content:reviews``), so the other processes on a shared database rebuild what they hold
+    of the content once it is committed: ``content_listeners`` hear it, and hear None when
+    any content may have changed unheard (see ``Storage.trust_caches``).
+    """
 
     db: Database
+    content_listeners: list[Callable[[str | None], None]]
+
+    def _init_content_listeners(self) -> None:
+        self.content_listeners = []
+
+    def _content_changed(self, change: str | None) -> None:
+        for listener in list(self.content_listeners):
+            listener(change)
 
     # ---- reads ---------------------------------------------------------------------
 
@@ -230,12 +252,24 @@ class ContentStore:
         size = 0
         for step in _steps(changes):
             if batch and size + step.size > TRANSACTION_BYTES:
-                await self.db.run_statements(_statements(batch))
+                await self._write_step(batch)
                 batch, size = [], 0
             batch.append(step)
             size += step.size
         if batch:
-            await self.db.run_statements(_statements(batch))
+            await self._write_step(batch)
+
+    async def _write_step(self, steps: list[_Step]) -> None:
+        """One transaction of a sync, announcing what it changed in the same transaction."""
+        changed = {step.change for step in steps if step.change is not None}
+        announced = (
+            [f"content:{CATALOGUE_CHANGED}"]
+            if CATALOGUE_CHANGED in changed
+            else [f"content:{REVIEWS_CHANGED}"]
+            if changed
+            else []
+        )
+        await self.db.run_statements(_statements(steps), announcing=announced)
 
 
 # About this many bytes of rows per write transaction: a few milliseconds of SQLite's time.
@@ -246,10 +280,12 @@ _ROW_BYTES = 1024
 
 
 class _Step(NamedTuple):
-    """Rows that must change together, and roughly how many bytes they write."""
+    """Rows that must change together, roughly how many bytes they write, and what other
+    processes hold that they change (None: only the records of files)."""
 
     size: int
     statements: tuple[Statement, ...]
+    change: str | None = None
 
 
 def _statements(steps: list[_Step]) -> list[Statement]:
@@ -274,27 +310,30 @@ def _steps(changes: ContentChanges) -> Iterator[_Step]:
                 _executemany("UPDATE content_files SET sha256 = ? WHERE path = ?", chunk),
             )
     for slug in changes.removed_shows:
-        yield _Step(_ROW_BYTES, _delete_show(slug))
+        yield _Step(_ROW_BYTES, _delete_show(slug), CATALOGUE_CHANGED)
     for show in changes.shows:
-        yield _Step((1 + len(show.episodes)) * _ROW_BYTES, _replace_show(show))
+        yield _Step((1 + len(show.episodes)) * _ROW_BYTES, _replace_show(show), CATALOGUE_CHANGED)
     for slug in changes.removed_rankings:
         yield _Step(
             _ROW_BYTES,
             _executemany("DELETE FROM critic_rankings WHERE show_slug = ?", [(slug,)]),
+            REVIEWS_CHANGED,
         )
     for ranking in changes.rankings:
         yield _Step(
             (1 + len(ranking.best_first)) * _ROW_BYTES,
             _replace_ranking(ranking),
+            REVIEWS_CHANGED,
         )
     for chunk in _chunks([(key,) for key in changes.removed_reviews]):
         yield _Step(
             len(chunk) * _ROW_BYTES,
             _executemany("DELETE FROM reviews WHERE episode_key = ?", chunk),
+            REVIEWS_CHANGED,
         )
     for review in changes.reviews:
         size = _ROW_BYTES + len(review.body) + len(review.ending or "") + len(review.verdict)
-        yield _Step(size, _executemany(_UPSERT_REVIEW, [_review_row(review)]))
+        yield _Step(size, _executemany(_UPSERT_REVIEW, [_review_row(review)]), REVIEWS_CHANGED)
     # Records last: after the rows they vouch for, and forgotten after the rows they owned.
     for chunk in _chunks([(path,) for path in changes.forget_files]):
         yield _Step(

@@ -98,6 +98,8 @@ class DiscussionStore:
         old = await self.get_announce(guild_id)
         at = _to_unix(now or datetime.now(UTC))
         async with self.db.transaction() as conn:
+            # The leader's release calendar, in whichever process, reschedules the server.
+            await conn.announce([f"settings:{guild_id}"])
             if show_slug is None:
                 await conn.execute(
                     "INSERT INTO announce_channels (guild_id, channel_id, ping_role_id, set_at) "
@@ -128,6 +130,8 @@ class DiscussionStore:
         old = await self.get_announce(guild_id)
         at = _to_unix(now or datetime.now(UTC))
         async with self.db.transaction() as conn:
+            # The leader's release calendar, in whichever process, reschedules the server.
+            await conn.announce([f"settings:{guild_id}"])
             if show_slug is None:
                 await conn.execute("DELETE FROM announce_channels WHERE guild_id = ?", (guild_id,))
                 await conn.execute("DELETE FROM announce_shows WHERE guild_id = ?", (guild_id,))

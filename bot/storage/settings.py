@@ -23,8 +23,9 @@ class SettingsStore:
     _settings_writes: int  # committed settings writes so far
     _caching: bool  # whether caches may be used (see Storage.trust_caches)
     # Called with the server's id after each committed settings write (the release calendar
-    # reschedules that server's window-closed posts).
-    settings_listeners: list[Callable[[int], None]]
+    # reschedules that server's window-closed posts), or None when any server's may have
+    # changed unheard (see Storage.trust_caches).
+    settings_listeners: list[Callable[[int | None], None]]
 
     def _init_settings_cache(self) -> None:
         self._settings_cache = {}

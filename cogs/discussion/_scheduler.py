@@ -11,6 +11,9 @@ outcome in the ledger. What is due is decided by ``bot.calendar``; the words by
   reason ``/embargo settings`` shows, logged once at WARNING, and retried by the calendar's
   rules; they never stop the task or other servers' posts. A busy database ends the wake early
   and it is tried again shortly.
+- **One process.** Of several processes on one database, only the leader (``bot/leader.py``)
+  runs the task; the others hear of settings and content changes as it does, and a process
+  that takes over the lead starts from the watermark in the database.
 - **Fan-out** paces its own requests below Discord's global limit (about 50 a second per bot)
   and sends a few at a time, so one release in many servers neither draws 429s nor delays
   interactions, whose answers are not counted against that limit.
@@ -52,6 +55,7 @@ from bot.discussion_messages import (
     thread_name,
     window_closed_post,
 )
+from bot.leader import LeaderWork
 from bot.messages import OutgoingMessage
 from bot.spoilers.policy import window_end
 from bot.storage import StorageError
@@ -117,26 +121,24 @@ class Scheduler:
         self._limit = asyncio.Semaphore(FAN_OUT_CONCURRENCY)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while asleep with no wake asked for
-        self._task: asyncio.Task[None] | None = None
+        self._work = LeaderWork(bot.leadership, self._run, name="embargo-discussion")
         self._calendar: Calendar | None = None
         self._calendar_source: object = None  # the catalogue the calendar was built from
         self._index: ScheduleIndex | None = None
         self._settings_dirty = True
         self._content_changed = False
         self._recheck: set[int] = set()
+        self._recheck_all = False  # any server's settings may have changed unheard
         self.last_wake: datetime | None = None  # the instant the last finished wake ran at
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="embargo-discussion")
+        """Run the calendar whenever this process leads (see the module docstring)."""
+        self._work.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._work.stop()
 
     def wake(self) -> None:
         """Look at the calendar again now (time moved, or something changed)."""
@@ -147,9 +149,13 @@ class Scheduler:
         """Until the scheduler sleeps with nothing asked of it (for tests and shutdown)."""
         await self._idle.wait()
 
-    def settings_changed(self, guild_id: int) -> None:
-        """A server's spoiler settings changed: its close posts may have moved."""
-        self._recheck.add(guild_id)
+    def settings_changed(self, guild_id: int | None) -> None:
+        """A server's spoiler settings changed (None: any server's may have): its close posts
+        may have moved."""
+        if guild_id is None:
+            self._recheck_all = True
+        else:
+            self._recheck.add(guild_id)
         self._settings_dirty = True
         self.wake()
 
@@ -172,6 +178,9 @@ class Scheduler:
         return self._calendar
 
     async def _run(self) -> None:
+        # Taking over the lead: whatever this process knew may predate the last leader's work.
+        self._settings_dirty = True
+        self._idle.clear()
         # Channels are resolved from the gateway's cache: start once it is filled.
         await self.bot.wait_until_ready()
         try:
@@ -205,9 +214,12 @@ class Scheduler:
         storage = self.bot.storage
         calendar = self.calendar
         recheck, self._recheck = self._recheck, set()
+        recheck_all, self._recheck_all = self._recheck_all, False
         content_changed, self._content_changed = self._content_changed, False
         try:
             index = await self._current_index(calendar)
+            if recheck_all:
+                recheck |= index.guilds.keys()
             now = self.bot.clock()
             since = await storage.calendar_checked_through()
             retry = await storage.retryable_posts()
@@ -229,6 +241,7 @@ class Scheduler:
         except BaseException:
             # Nothing was lost: what this wake was asked to look at is looked at next time.
             self._recheck |= recheck
+            self._recheck_all |= recheck_all
             self._content_changed |= content_changed
             raise
         return earliest_wake(calendar.next_due(index, after=now), plan.retry_at, retry_at)

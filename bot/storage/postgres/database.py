@@ -28,7 +28,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -45,6 +45,9 @@ from bot.storage.errors import (
     StorageReadOnly,
 )
 from bot.storage.migrations import MigrationsBroken, migrations
+
+if TYPE_CHECKING:
+    from bot.storage.postgres.leader import AdvisoryLeaderLock
 
 log = logging.getLogger(__name__)
 
@@ -336,6 +339,11 @@ class Database:
             self._relisten_task = None
             return
 
+    def leader_lock(self) -> AdvisoryLeaderLock:
+        from bot.storage.postgres.leader import AdvisoryLeaderLock
+
+        return AdvisoryLeaderLock(self.url)
+
     async def read(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
         try:
             rows: list[asyncpg.Record] = await self.pool.fetch(to_postgres(sql), *params)
@@ -415,13 +423,19 @@ class Database:
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def run_statements(
-        self, statements: Sequence[Statement], *, wait_s: float = WRITE_TIMEOUT_S
+        self,
+        statements: Sequence[Statement],
+        *,
+        wait_s: float = WRITE_TIMEOUT_S,
+        announcing: Sequence[str] = (),
     ) -> None:
-        """Run each statement once per row, in order, as one transaction."""
+        """Run each statement once per row, in order, as one transaction, which announces
+        ``announcing`` to the other processes as it commits."""
 
         async def run(conn: asyncpg.Connection) -> None:
             for sql, rows in statements:
                 await conn.executemany(to_postgres(sql), rows)
+            await announce(conn, self.sender, announcing)
 
         await self.run_transaction(run, wait_s=wait_s)
 

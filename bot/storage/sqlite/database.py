@@ -158,6 +158,20 @@ class SqliteTransaction:
         """Nothing to do: one process owns the file and its caches."""
 
 
+class SoleLeader:
+    """The leader lock of a database one process owns: that process leads from the start,
+    and for as long as it runs."""
+
+    async def acquire(self, *, wait: bool) -> bool:
+        return True
+
+    async def lost(self) -> None:
+        await asyncio.Event().wait()  # never: only a cancellation ends this wait
+
+    async def release(self) -> None:
+        """Nothing held."""
+
+
 class Database:
     """Owns the database's connections (see the module docstring).
 
@@ -335,6 +349,9 @@ class Database:
     ) -> None:
         """Nothing to listen to: one process owns the file and its caches."""
 
+    def leader_lock(self) -> SoleLeader:
+        return SoleLeader()
+
     async def fetch_all(
         self, sql: str, params: Params = (), *, tuples: bool = False
     ) -> list[sqlite3.Row] | list[tuple[object, ...]]:
@@ -413,10 +430,14 @@ class Database:
                 raise self._fault(error) from error
 
     async def run_statements(
-        self, statements: Sequence[Statement], *, wait_s: float = WRITE_TIMEOUT_S
+        self,
+        statements: Sequence[Statement],
+        *,
+        wait_s: float = WRITE_TIMEOUT_S,
+        announcing: Sequence[str] = (),
     ) -> None:
         """Run each statement once per row, in order, as one transaction in one trip to the
-        writer's thread."""
+        writer's thread (nothing to announce: one process owns the file)."""
         await self.run_transaction(functools.partial(_executemanys, statements), wait_s=wait_s)
 
     @asynccontextmanager
