@@ -165,7 +165,7 @@ async def test_a_follower_serves_the_leaders_content_and_takes_over_when_it_dies
             assert not bot.leadership.leading
             assert "test-show/s01e02" in bot.catalogue.by_key  # loaded from storage
             assert command_syncs(harness) == 0  # the leader's work
-            assert shared_work_running(bot) == [False, False, False, False]
+            assert shared_work_running(bot) == [False, False, False]
             guard = cog(bot, "Guard")
             guard.flag_seconds = 0.05  # one flag reply per member while it is up
             await moderator(harness, "window", duration="2w")
