@@ -25,13 +25,32 @@ from bot.calendar import (
     PostKind,
     PostState,
 )
-from bot.storage.backend import Database
+from bot.storage.backend import Database, Statement
 
 # Discord's error texts are short, but a ledger row should never hold an unbounded string.
 MAX_ERROR_LENGTH = 300
 # Up to this many servers per episode are looked up by key; beyond, one range read is cheaper.
 _GUILDS_PER_LOOKUP = 50
 _CHECKED_THROUGH = "discussion.checked_through"
+
+_RECORD_POSTED = (
+    "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, channel_id, "
+    "message_id, attempts, due_at, created_at, updated_at) "
+    "VALUES (?, ?, ?, 'posted', ?, ?, 1, ?, ?, ?) "
+    "ON CONFLICT (episode_key, guild_id, kind) DO UPDATE SET state = 'posted', "
+    "channel_id = excluded.channel_id, message_id = excluded.message_id, "
+    "attempts = discussion_posts.attempts + 1, last_error = NULL, "
+    "updated_at = excluded.updated_at "
+    "WHERE discussion_posts.state <> 'posted'"
+)
+_RECORD_THREAD = (
+    "UPDATE discussion_posts SET thread_id = ?, last_error = NULL, updated_at = ? "
+    "WHERE episode_key = ? AND guild_id = ? AND kind = ?"
+)
+_REMEMBER_THREAD = (
+    "INSERT INTO discussion_threads (thread_id, guild_id, episode_key, parent_id, created_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
+)
 
 _POST_COLUMNS = (
     "episode_key, guild_id, kind, state, attempts, updated_at, channel_id, message_id, "
@@ -199,22 +218,18 @@ class DiscussionStore:
         due_at: datetime,
         channel_id: int,
         message_id: int,
+        thread_id: int | None = None,
         now: datetime | None = None,
     ) -> None:
-        """The post was sent. A post already recorded as sent keeps its first message."""
+        """The post was sent (a forum post: with its thread, in the same transaction). A post
+        already recorded as sent keeps its first message. One trip to the database: the
+        fan-out makes thousands of these while commands are being answered."""
         at = _to_unix(now or datetime.now(UTC))
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, channel_id, "
-                "message_id, attempts, due_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'posted', ?, ?, 1, ?, ?, ?) "
-                "ON CONFLICT (episode_key, guild_id, kind) DO UPDATE SET state = 'posted', "
-                "channel_id = excluded.channel_id, message_id = excluded.message_id, "
-                "attempts = discussion_posts.attempts + 1, last_error = NULL, "
-                "updated_at = excluded.updated_at "
-                "WHERE discussion_posts.state <> 'posted'",
-                (*_key_params(key), channel_id, message_id, _to_unix(due_at), at, at),
-            )
+        row = (*_key_params(key), channel_id, message_id, _to_unix(due_at), at, at)
+        statements: list[Statement] = [(_RECORD_POSTED, [row])]
+        if thread_id is not None:
+            statements += _thread_statements(key, thread_id, channel_id, at)
+        await self.db.run_statements(statements)
 
     async def record_failed(
         self,
@@ -270,18 +285,7 @@ class DiscussionStore:
         """The release post's discussion thread is open: remember it on the post and as a
         thread where spoilers are welcome."""
         at = _to_unix(now or datetime.now(UTC))
-        async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE discussion_posts SET thread_id = ?, last_error = NULL, updated_at = ? "
-                "WHERE episode_key = ? AND guild_id = ? AND kind = ?",
-                (thread_id, at, key.episode_key, key.guild_id, key.kind.value),
-            )
-            await conn.execute(
-                "INSERT INTO discussion_threads "
-                "(thread_id, guild_id, episode_key, parent_id, created_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (thread_id) DO NOTHING",
-                (thread_id, key.guild_id, key.episode_key, parent_id, at),
-            )
+        await self.db.run_statements(_thread_statements(key, thread_id, parent_id, at))
 
     async def record_thread_failed(
         self, key: PostKey, *, error: str, now: datetime | None = None
@@ -396,6 +400,13 @@ def _ledger_row(row: Sequence[Any]) -> tuple[PostKey, LedgerEntry]:
         last_error=last_error,
     )
     return key, entry
+
+
+def _thread_statements(key: PostKey, thread_id: int, parent_id: int, at: int) -> list[Statement]:
+    return [
+        (_RECORD_THREAD, [(thread_id, at, *_key_params(key))]),
+        (_REMEMBER_THREAD, [(thread_id, key.guild_id, key.episode_key, parent_id, at)]),
+    ]
 
 
 def _key_params(key: PostKey) -> tuple[str, int, str]:

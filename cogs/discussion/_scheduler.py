@@ -118,7 +118,6 @@ class Scheduler:
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
         self.pacer = Pacer(FAN_OUT_REQUESTS_PER_S)
-        self._limit = asyncio.Semaphore(FAN_OUT_CONCURRENCY)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while asleep with no wake asked for
         self._work = LeaderWork(bot.leadership, self._run, name="embargo-discussion")
@@ -286,44 +285,52 @@ class Scheduler:
 
     async def fan_out(self, items: Sequence[DueItem]) -> datetime | None:
         """Make the posts, a few at a time; returns the earliest retry of those that failed.
-        A storage fault is raised once every post in flight has finished."""
+        A storage fault is raised once every post in flight has finished.
+
+        A fixed set of workers takes the posts in order: thousands of servers due at once
+        cost a few tasks, not one task each, so the event loop (and with it every command
+        being answered) never has thousands of waiting tasks to step through."""
         if not items:
             return None
-        results = await asyncio.gather(
-            *(self._post(item) for item in items), return_exceptions=True
-        )
-        retry_at = None
+        queue = iter(items)
+        retry_at: datetime | None = None
+
+        async def worker() -> None:
+            nonlocal retry_at
+            for item in queue:
+                retry_at = earliest_wake(retry_at, await self._post(item))
+
+        workers = min(FAN_OUT_CONCURRENCY, len(items))
+        results = await asyncio.gather(*(worker() for _ in range(workers)), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-            retry_at = earliest_wake(retry_at, result)
         return retry_at
 
     async def _post(self, item: DueItem) -> datetime | None:
-        async with self._limit:
-            try:
-                if item.key.kind is PostKind.RELEASE:
-                    await self._release(item)
-                else:
-                    await self._window_closed(item)
-                return None
-            except PostFailed as failure:
-                reason = str(failure)
-            except discord.NotFound:
-                reason = "The announce channel no longer exists (or Embargo can't see it)."
-            except discord.Forbidden as error:
-                reason = f"Discord refused the post: {error.text or 'Missing Permissions'}."
-            except discord.HTTPException as error:
-                reason = f"Discord error {error.status}: {error.text or 'no details'}."
-            entry = await self.bot.storage.record_failed(
-                item.key,
-                due_at=item.due_at,
-                channel_id=item.channel_id,
-                error=reason,
-                now=self.bot.clock(),
-            )
-            _log_failure(item.key, entry, reason)
-            return entry.retry_at
+        try:
+            if item.key.kind is PostKind.RELEASE:
+                await self._release(item)
+            else:
+                await self._window_closed(item)
+            return None
+        except PostFailed as failure:
+            reason = str(failure)
+        except discord.NotFound:
+            reason = "The announce channel no longer exists (or Embargo can't see it)."
+        except discord.Forbidden as error:
+            reason = f"Discord refused the post: {error.text or 'Missing Permissions'}."
+        except discord.HTTPException as error:
+            reason = f"Discord error {error.status}: {error.text or 'no details'}."
+        entry = await self.bot.storage.record_failed(
+            item.key,
+            due_at=item.due_at,
+            channel_id=item.channel_id,
+            error=reason,
+            now=self.bot.clock(),
+        )
+        _log_failure(item.key, entry, reason)
+        return entry.retry_at
 
     # -- the posts -------------------------------------------------------------------------
 
@@ -374,10 +381,8 @@ class Scheduler:
                 due_at=item.due_at,
                 channel_id=channel.id,
                 message_id=created.message.id,
+                thread_id=created.thread.id,
                 now=self.bot.clock(),
-            )
-            await storage.record_thread(
-                item.key, thread_id=created.thread.id, parent_id=channel.id, now=self.bot.clock()
             )
             return
         message = await channel.send(
