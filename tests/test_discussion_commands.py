@@ -511,6 +511,66 @@ async def test_a_post_whose_record_was_lost_is_not_sent_twice(tmp_path: Path) ->
         assert (await bot.storage.ledger_entries([key]))[key].state is PostState.POSTED
 
 
+async def test_a_forum_post_whose_record_was_lost_is_found_not_made_twice(tmp_path: Path) -> None:
+    """A forum post takes no nonce: made, then the ledger write failed (as if the bot died in
+    between), the retry finds Embargo's post among the server's active threads and records
+    it, thread and all, instead of making a second."""
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=FORUM)
+        record_posted = bot.storage.record_posted
+        calls = 0
+
+        async def lost_once(*args: Any, **kwargs: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise StorageBusy("the database is busy")
+            await record_posted(*args, **kwargs)
+
+        bot.storage.record_posted = lost_once  # type: ignore[method-assign]
+        bot.harness.mark_ready()
+        await bot.harness.standin.wait_for(
+            lambda: threads_of(bot.harness.standin, FORUM.id), within=10.0, what="the forum post"
+        )
+        await bot.settle()  # the failed wake is over; try again now rather than in 30 s
+        await bot.settle()
+        assert calls == 2
+        (post,) = threads_of(bot.harness.standin, FORUM.id)
+        assert (
+            len(bot.harness.standin.find_requests("POST", rf"^/channels/{FORUM.id}/threads$")) == 1
+        )
+        assert bot.harness.standin.find_requests("GET", r"^/guilds/\d+/threads/active$")
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        entry = (await bot.storage.ledger_entries([key]))[key]
+        assert entry.state is PostState.POSTED
+        assert entry.thread_id == entry.message_id == post.id
+        assert await bot.storage.is_discussion_thread(post.id)
+        assert not await bot.storage.forum_post_started(key)
+        inside = await bot.harness.slash("ending", episode=PILOT, in_channel=post.id)
+        reading.assert_plain([m.get("content") or "" for m in inside.sent], ENDING)
+
+
+async def test_a_forum_post_cut_short_before_it_was_made_is_made_once(tmp_path: Path) -> None:
+    """The try was recorded but the bot stopped before making the post: the retry looks,
+    finds nothing, and makes it (once)."""
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=FORUM)
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        await bot.storage.record_forum_post_started(key, channel_id=FORUM.id, now=clock())
+        bot.harness.mark_ready()
+        await bot.harness.standin.wait_for(
+            lambda: threads_of(bot.harness.standin, FORUM.id), within=10.0, what="the forum post"
+        )
+        await bot.settle()
+        (post,) = threads_of(bot.harness.standin, FORUM.id)
+        assert bot.harness.standin.find_requests("GET", r"^/guilds/\d+/threads/active$")
+        entry = (await bot.storage.ledger_entries([key]))[key]
+        assert entry.state is PostState.POSTED
+        assert entry.thread_id == post.id
+
+
 async def test_a_window_change_moves_the_close_post(tmp_path: Path) -> None:
     clock = MovingClock(RELEASE - timedelta(seconds=2))
     async with running(tmp_path, clock) as bot:

@@ -83,6 +83,8 @@ async def fill(storage: Storage, content: Path) -> None:
     key = PostKey(1, EPISODE, PostKind.RELEASE)
     await storage.record_posted(key, due_at=NOW, channel_id=11, message_id=13, now=NOW)
     await storage.record_thread(key, thread_id=14, parent_id=11, now=NOW)
+    closed = PostKey(1, EPISODE, PostKind.WINDOW_CLOSED)
+    await storage.record_forum_post_started(closed, channel_id=15, now=NOW)
     await storage.record_departure(2, NOW)
     await storage.set_meta("command_tree_hash", "abc")
     await storage.reserve_identify(0, interval_s=5.0, horizon_s=5.0)

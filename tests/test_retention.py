@@ -49,6 +49,9 @@ SERVER_ROWS = {
     "discussion_threads": (
         "INSERT INTO discussion_threads VALUES (CAST(? AS BIGINT) + 7, ?, 'bm/s1e1', 45, 0)"
     ),
+    "forum_posts_started": (
+        "INSERT INTO forum_posts_started VALUES ('black-mirror/s07e06', ?, 'release', 45, 0)"
+    ),
     "watch_roles": "INSERT INTO watch_roles VALUES (?, 'black-mirror', -1, 46)",
     "watch_role_failures": "INSERT INTO watch_role_failures VALUES (?, 46, 'missing', 0)",
     "member_spoiler_settings": "INSERT INTO member_spoiler_settings VALUES (?, 47, 48, 'flag')",

@@ -52,6 +52,10 @@ _REMEMBER_THREAD = (
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (thread_id) DO NOTHING"
 )
 
+_FORGET_STARTED = (
+    "DELETE FROM forum_posts_started WHERE episode_key = ? AND guild_id = ? AND kind = ?"
+)
+
 _POST_COLUMNS = (
     "episode_key, guild_id, kind, state, attempts, updated_at, channel_id, message_id, "
     "thread_id, last_error"
@@ -226,10 +230,40 @@ class DiscussionStore:
         fan-out makes thousands of these while commands are being answered."""
         at = _to_unix(now or datetime.now(UTC))
         row = (*_key_params(key), channel_id, message_id, _to_unix(due_at), at, at)
-        statements: list[Statement] = [(_RECORD_POSTED, [row])]
+        statements: list[Statement] = [
+            (_RECORD_POSTED, [row]),
+            (_FORGET_STARTED, [_key_params(key)]),
+        ]
         if thread_id is not None:
             statements += _thread_statements(key, thread_id, channel_id, at)
         await self.db.run_statements(statements)
+
+    async def forum_post_started(self, key: PostKey) -> bool:
+        """Whether an earlier try may have made this forum post (see
+        :meth:`record_forum_post_started`)."""
+        rows = await self.db.read(
+            "SELECT 1 FROM forum_posts_started WHERE episode_key = ? AND guild_id = ? AND kind = ?",
+            _key_params(key),
+        )
+        return bool(rows)
+
+    async def record_forum_post_started(
+        self, key: PostKey, *, channel_id: int, now: datetime | None = None
+    ) -> None:
+        """About to make this forum post: committed first, so that if the bot stops before
+        :meth:`record_posted`, the next try looks for the post instead of making a second."""
+        at = _to_unix(now or datetime.now(UTC))
+        await self.db.run_statements(
+            [
+                (
+                    "INSERT INTO forum_posts_started "
+                    "(episode_key, guild_id, kind, channel_id, started_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (episode_key, guild_id, kind) DO UPDATE SET "
+                    "channel_id = excluded.channel_id, started_at = excluded.started_at",
+                    [(*_key_params(key), channel_id, at)],
+                )
+            ]
+        )
 
     async def record_failed(
         self,

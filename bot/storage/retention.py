@@ -24,6 +24,7 @@ GUILD_TABLES = (
     "announce_shows",
     "discussion_posts",
     "discussion_threads",
+    "forum_posts_started",
     "watch_roles",
     "watch_role_failures",
     "member_spoiler_settings",

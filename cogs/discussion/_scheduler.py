@@ -249,7 +249,7 @@ class Scheduler:
         """Open the threads of release posts sent just before the bot last stopped."""
         for key, channel_id, message_id in await self.bot.storage.releases_without_thread():
             episode = self.bot.catalogue.by_key.get(key.episode_key)
-            channel = self.bot.get_channel(channel_id)
+            channel = self._cached_channel(key.guild_id, channel_id)
             if episode is None or channel is None:
                 continue
             if isinstance(channel, discord.ForumChannel):
@@ -335,9 +335,9 @@ class Scheduler:
     # -- the posts -------------------------------------------------------------------------
 
     async def _channel(
-        self, channel_id: int
+        self, key: PostKey, channel_id: int
     ) -> discord.TextChannel | discord.ForumChannel | discord.Thread:
-        channel = self.bot.get_channel(channel_id)
+        channel = self._cached_channel(key.guild_id, channel_id)
         if channel is None:
             await self.pacer.wait()
             channel = await self.bot.fetch_channel(channel_id)
@@ -345,9 +345,16 @@ class Scheduler:
             raise PostFailed("The announce channel is not a text, announcement or forum channel.")
         return channel
 
+    def _cached_channel(self, guild_id: int, channel_id: int) -> object | None:
+        """The channel from the gateway's cache, looked up in its server: discord.py's
+        ``get_channel`` tries every server in turn, which a fan-out to thousands of servers
+        would pay on each post."""
+        guild = self.bot.get_guild(guild_id)
+        return None if guild is None else guild.get_channel_or_thread(channel_id)
+
     async def _release(self, item: DueItem) -> None:
         storage = self.bot.storage
-        channel = await self._channel(item.channel_id)
+        channel = await self._channel(item.key, item.channel_id)
         forum = isinstance(channel, discord.ForumChannel)
         perms = channel.permissions_for(channel.guild.me)
         missing = [name for name in POST_PERMISSIONS if not getattr(perms, name)]
@@ -365,26 +372,26 @@ class Scheduler:
         )
         view = release_view(episode.key)
         mentions = _mentions(item.ping_role_id)
-        await self.pacer.wait()
         if isinstance(channel, discord.ForumChannel):
             # The forum post is the release post; its thread is the discussion.
-            created = await channel.create_thread(
+            thread_id = await self._forum_post(
+                item.key,
+                channel,
                 name=post.thread_name,
-                content=post.message.content,
+                content=post.message.content or "",
                 view=view,
-                allowed_mentions=mentions,
-                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
-                suppress_embeds=True,
+                mentions=mentions,
             )
             await storage.record_posted(
                 item.key,
                 due_at=item.due_at,
                 channel_id=channel.id,
-                message_id=created.message.id,
-                thread_id=created.thread.id,
+                message_id=thread_id,
+                thread_id=thread_id,
                 now=self.bot.clock(),
             )
             return
+        await self.pacer.wait()
         message = await channel.send(
             post.message.content,
             view=view,
@@ -402,6 +409,62 @@ class Scheduler:
         if isinstance(channel, discord.Thread):
             return  # announcing into a thread: no thread can start from its messages
         await self._open_thread(item.key, channel, message, post.thread_name, post.thread_message)
+
+    async def _forum_post(
+        self,
+        key: PostKey,
+        channel: discord.ForumChannel,
+        *,
+        name: str,
+        content: str,
+        view: discord.ui.View | None,
+        mentions: discord.AllowedMentions,
+    ) -> int:
+        """Make the forum post for ``key``, or find the one an earlier try made; returns its
+        id (a forum post's thread and first message share it).
+
+        A forum post takes no nonce, so the try is recorded before the post is made: a try
+        after one cut short between making and recording looks through the server's active
+        threads for Embargo's post of that name in that forum before making another.
+        """
+        storage = self.bot.storage
+        if await storage.forum_post_started(key):
+            found = await self._find_forum_post(channel, name)
+            if found is not None:
+                log.info("%s: found the post an earlier try made", _describe(key))
+                return found
+        else:
+            await storage.record_forum_post_started(
+                key, channel_id=channel.id, now=self.bot.clock()
+            )
+        await self.pacer.wait()
+        created = await channel.create_thread(
+            name=name,
+            content=content,
+            view=discord.utils.MISSING if view is None else view,
+            allowed_mentions=mentions,
+            auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+            suppress_embeds=True,
+        )
+        return created.thread.id
+
+    async def _find_forum_post(self, channel: discord.ForumChannel, name: str) -> int | None:
+        """The newest active post named ``name`` that Embargo made in the forum and has not
+        recorded as another post's thread."""
+        me = self.bot.user
+        if me is None:
+            return None
+        await self.pacer.wait()
+        threads = await channel.guild.active_threads()
+        for thread in sorted(threads, key=lambda t: t.id, reverse=True):
+            if (
+                thread.parent_id == channel.id
+                and thread.owner_id == me.id
+                and thread.name == name
+                and not await self.bot.storage.is_discussion_thread(thread.id)
+            ):
+                return thread.id
+        return None
 
     async def _open_thread(
         self,
@@ -457,7 +520,7 @@ class Scheduler:
         (a forum has no place for a loose message, and the post is where its readers are),
         or a post of its own when there is no release post to reply in."""
         storage = self.bot.storage
-        channel = await self._channel(item.channel_id)
+        channel = await self._channel(item.key, item.channel_id)
         now = self.bot.clock()
         # A window shortened past its end opened spoilers now, not when it would have ended.
         closed_at = now if item.reason is DueReason.WINDOW_CHANGED else item.due_at
@@ -472,19 +535,19 @@ class Scheduler:
             release = PostKey(item.key.guild_id, item.key.episode_key, PostKind.RELEASE)
             entry = (await storage.ledger_entries([release])).get(release)
             if entry is None or entry.thread_id is None or entry.channel_id != channel.id:
-                await self.pacer.wait()
-                created = await channel.create_thread(
+                thread_id = await self._forum_post(
+                    item.key,
+                    channel,
                     name=thread_name(item.episode, title_spoils=True),
-                    content=post.content,
-                    allowed_mentions=discord.AllowedMentions.none(),
-                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
-                    suppress_embeds=True,
+                    content=post.content or "",
+                    view=None,
+                    mentions=discord.AllowedMentions.none(),
                 )
                 await storage.record_posted(
                     item.key,
                     due_at=item.due_at,
                     channel_id=channel.id,
-                    message_id=created.message.id,
+                    message_id=thread_id,
                     now=self.bot.clock(),
                 )
                 return

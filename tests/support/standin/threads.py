@@ -1,5 +1,6 @@
 """Threads as the stand-in answers them: a public thread started from a message, a forum post
-(a thread with its first message), a thread started without a message.
+(a thread with its first message), a thread started without a message, and the server's
+active threads.
 
 As on Discord, a thread started from a message, and a forum post's thread, have the id of
 their starter message; a message can start one thread only; starting one needs Create Public
@@ -38,9 +39,13 @@ def thread_routes(api: DiscordApi) -> list[tuple[str, str, Handler]]:
     def without_message(request: RecordedRequest, channel_id: str) -> Reply:
         return _thread_in_channel(api, request, channel_id)
 
+    def active(request: RecordedRequest, guild_id: str) -> Reply:
+        return _active_threads(api, guild_id)
+
     return [
         ("POST", "/channels/{channel_id}/messages/{message_id}/threads", from_message),
         ("POST", "/channels/{channel_id}/threads", without_message),
+        ("GET", "/guilds/{guild_id}/threads/active", active),
     ]
 
 
@@ -55,6 +60,17 @@ def threads_of(api: DiscordApi, parent_id: int) -> list[Channel]:
         ),
         key=lambda channel: channel.id,
     )
+
+
+def _active_threads(api: DiscordApi, guild_id: str) -> Reply:
+    """The server's threads in channels the bot can see (the stand-in never archives one)."""
+    guild = api._guild(guild_id)
+    threads = []
+    for channel in guild.channels:
+        parent = api.world.find_channel(channel.parent_id or 0) if channel.is_thread else None
+        if parent is not None and api._bot_permissions(parent) & VIEW_CHANNEL:
+            threads.append(channel.to_payload())
+    return 200, {"threads": threads, "members": []}
 
 
 def _thread_fields(body: dict[str, Any]) -> tuple[str, int]:

@@ -495,6 +495,11 @@ class World:
     users: dict[str, User]
     guilds: list[Guild]
     dm_channels: dict[int, Channel] = field(default_factory=dict)
+    # Where each channel was last found: guilds and their channel lists are plain lists that
+    # tests change freely, so a hit is checked against them, not trusted.
+    _found: dict[int, tuple[Guild, Channel]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def bot_user(self) -> User:
@@ -520,9 +525,19 @@ class World:
         return next((g for g in self.guilds if g.id == guild_id), None)
 
     def find_channel(self, channel_id: int) -> Channel | None:
+        found = self._found.get(channel_id)
+        if found is not None:
+            guild, channel = found
+            if (
+                channel.id == channel_id
+                and any(c is channel for c in guild.channels)
+                and any(g is guild for g in self.guilds)
+            ):
+                return channel
         for guild in self.guilds:
             for channel in guild.channels:
                 if channel.id == channel_id:
+                    self._found[channel_id] = (guild, channel)
                     return channel
         return self.dm_channels.get(channel_id)
 
