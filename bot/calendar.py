@@ -18,6 +18,9 @@ The rules, per server, episode and kind of post:
   server to be rechecked, and every close post the new window has already reached is posted at
   once (it was not due before the change, so it is not late).
 * A post that failed is retried after a growing delay, at most :data:`MAX_ATTEMPTS` times.
+* A server's ledger is pruned of episodes released before its horizon (:func:`prune_before`:
+  every post of theirs long settled under the server's windows); those episodes are never
+  looked at again for the server, so a later window change posts nothing for them.
 
 One wake of the scheduler, in order (``retryable_posts``, ``ledger_entries`` and the rest are
 ``bot.storage.discussion``)::
@@ -64,8 +67,12 @@ RETRY_DELAYS = (
     timedelta(hours=2),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+RETRY_DELAYS_TOTAL = sum(RETRY_DELAYS, timedelta(0))
 # A post this late says so; less is ordinary scheduling delay.
 LATE_NOTICE_AFTER = timedelta(minutes=5)
+# The ledger remembers a server's posts at least this long after the last of an episode's
+# posts could fall due under its windows (see :func:`prune_before`).
+LEDGER_KEEP = timedelta(days=30)
 
 
 class PostKind(StrEnum):
@@ -133,6 +140,12 @@ class GuildSchedule:
     guild_id: int
     announce: AnnounceSettings
     spoilers: SpoilerSettings
+    # Episodes released before this are done with in the server: their ledger rows were
+    # pruned, so none of their posts may ever be made again (see :func:`prune_before`).
+    pruned_before: datetime | None = None
+
+    def keeps(self, episode: Episode) -> bool:
+        return self.pruned_before is None or episode.release_at >= self.pruned_before
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +215,7 @@ class _Group:
     """Servers that announce one show with the same spoiler window."""
 
     window: SpoilerWindow
-    members: tuple[tuple[int, AnnounceTarget], ...]  # (guild id, target)
+    members: tuple[tuple[GuildSchedule, AnnounceTarget], ...]
 
 
 class ScheduleIndex:
@@ -216,11 +229,13 @@ class ScheduleIndex:
         self.guilds = {guild.guild_id: guild for guild in guilds}
         self._groups: dict[str, list[_Group]] = {}
         for slug in show_slugs:
-            by_window: dict[SpoilerWindow, list[tuple[int, AnnounceTarget]]] = defaultdict(list)
+            by_window: dict[SpoilerWindow, list[tuple[GuildSchedule, AnnounceTarget]]] = (
+                defaultdict(list)
+            )
             for guild in self.guilds.values():
                 target = guild.announce.target_for(slug)
                 if target is not None:
-                    by_window[guild.spoilers.window_for(slug)].append((guild.guild_id, target))
+                    by_window[guild.spoilers.window_for(slug)].append((guild, target))
             self._groups[slug] = [
                 _Group(window, tuple(members)) for window, members in by_window.items()
             ]
@@ -286,10 +301,10 @@ class Calendar:
                 continue
             released = episodes[bisect_right(releases, lower) : bisect_right(releases, now)]
             for group in groups:
-                for guild_id, target in group.members if released else ():
+                for guild, target in group.members if released else ():
                     for episode in released:
-                        if episode.release_at >= target.set_at:
-                            key = PostKey(guild_id, episode.key, PostKind.RELEASE)
+                        if episode.release_at >= target.set_at and guild.keeps(episode):
+                            key = PostKey(guild.guild_id, episode.key, PostKind.RELEASE)
                             self._add(found, key, episode, episode.release_at, target, group.window)
                 length = _closing_length(group.window)
                 if length is None:
@@ -297,11 +312,11 @@ class Calendar:
                 closed = episodes[
                     bisect_right(releases, lower - length) : bisect_right(releases, now - length)
                 ]
-                for guild_id, target in group.members if closed else ():
+                for guild, target in group.members if closed else ():
                     for episode in closed:
                         closes_at = episode.release_at + length
-                        if closes_at >= target.set_at:
-                            key = PostKey(guild_id, episode.key, PostKind.WINDOW_CLOSED)
+                        if closes_at >= target.set_at and guild.keeps(episode):
+                            key = PostKey(guild.guild_id, episode.key, PostKind.WINDOW_CLOSED)
                             self._add(found, key, episode, closes_at, target, group.window)
 
         for guild_id in recheck:
@@ -338,6 +353,8 @@ class Calendar:
             first = bisect_left(releases, target.set_at - length)
             last = bisect_right(releases, now - length)
             for episode in episodes[first:last]:
+                if not guild.keeps(episode):
+                    continue
                 key = PostKey(guild_id, episode.key, PostKind.WINDOW_CLOSED)
                 closes_at = episode.release_at + length
                 self._add(found, key, episode, closes_at, target, window, DueReason.WINDOW_CHANGED)
@@ -347,7 +364,7 @@ class Calendar:
     ) -> None:
         guild = index.guilds.get(key.guild_id)
         episode = self._by_key.get(key.episode_key)
-        if guild is None or episode is None:
+        if guild is None or episode is None or not guild.keeps(episode):
             return
         candidate = _candidate(guild, episode, key.kind, DueReason.RETRY)
         if candidate is not None and candidate.due_at <= now:
@@ -431,6 +448,23 @@ def settle(
             )
         )
     return Plan(post=post, skip=skip, retry_at=retry_at)
+
+
+def prune_before(guild: GuildSchedule, *, now: datetime) -> datetime:
+    """From when on the server's ledger must be kept: every post of an episode released
+    before this instant fell due, and was posted, skipped or given up on, at least
+    :data:`LEDGER_KEEP` ago under the server's current windows, so the ledger rows can go and
+    the episode is never looked at again for the server (a later window change included:
+    no close post for an episode from before the horizon).
+
+    Never earlier than the server's last horizon: it only moves forward."""
+    _check_aware(now)
+    windows = [guild.spoilers.window, *(window for _, window in guild.spoilers.show_windows)]
+    longest = max((_closing_length(w) or timedelta(0) for w in windows), default=timedelta(0))
+    horizon = now - longest - CATCH_UP_LIMIT - RETRY_DELAYS_TOTAL - LEDGER_KEEP
+    if guild.pruned_before is not None and guild.pruned_before > horizon:
+        return guild.pruned_before
+    return horizon
 
 
 def earliest_wake(*instants: datetime | None) -> datetime | None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.calendar import (
     CATCH_UP_LIMIT,
+    LEDGER_KEEP,
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     AnnounceSettings,
@@ -24,6 +25,7 @@ from bot.calendar import (
     PostState,
     earliest_wake,
     post_nonce,
+    prune_before,
     settle,
 )
 from bot.content.files import release_instant
@@ -55,12 +57,13 @@ def guild(
     announce_settings: AnnounceSettings | None = None,
     window: str = "7d",
     show_windows: dict[str, str] | None = None,
+    pruned_before: datetime | None = None,
 ) -> GuildSchedule:
     spoilers = SpoilerSettings(
         window=parse_window(window),
         show_windows=tuple(sorted((s, parse_window(w)) for s, w in (show_windows or {}).items())),
     )
-    return GuildSchedule(guild_id, announce_settings or announce(), spoilers)
+    return GuildSchedule(guild_id, announce_settings or announce(), spoilers, pruned_before)
 
 
 def plan_at(calendar, guilds, now, *, since=None, ledger=None, recheck=(), changed=False):
@@ -246,6 +249,40 @@ def test_recheck_does_not_post_closes_the_window_has_not_reached():
     calendar = Calendar([ep])
     plan = plan_at(calendar, [guild(window="2d")], T0, since=T0 - SECOND, recheck=[GUILD])
     assert plan.post == []
+
+
+# -- pruning the ledger ------------------------------------------------------------------------
+
+
+def test_the_ledger_horizon_waits_for_the_longest_window_and_only_moves_forward():
+    slack = CATCH_UP_LIMIT + sum(RETRY_DELAYS, timedelta(0)) + LEDGER_KEEP
+    assert prune_before(guild(window="7d"), now=T0) == T0 - 7 * DAY - slack
+    longest = guild(window="7d", show_windows={"show-b": "90d", "show-c": "forever"})
+    assert prune_before(longest, now=T0) == T0 - 90 * DAY - slack
+    assert prune_before(guild(window="off"), now=T0) == T0 - slack
+    kept = guild(window="90d", pruned_before=T0 - 10 * DAY)
+    assert prune_before(kept, now=T0) == T0 - 10 * DAY
+
+
+def test_episodes_before_the_horizon_are_never_posted_for_again():
+    """Their ledger rows are gone, so nothing may make their posts again: not a window
+    change, not a longer window, not a retry, not a content change."""
+    old, new = episode(1, T0 - 60 * DAY), episode(2, T0 - 2 * DAY)
+    calendar = Calendar([old, new])
+    horizon = T0 - 40 * DAY
+    since_long_ago = announce(set_at=T0 - 100 * DAY)
+    shortened = [guild(announce_settings=since_long_ago, window="1d", pruned_before=horizon)]
+    plan = plan_at(calendar, shortened, T0, since=T0 - SECOND, recheck=[GUILD], changed=True)
+    assert posted(plan) == {(GUILD, new.key, CLOSED)}
+    # A window long enough that the old episode's close post falls due again.
+    longer = [guild(announce_settings=since_long_ago, window="61d", pruned_before=horizon)]
+    assert plan_at(calendar, longer, T0 + 1 * DAY + HOUR, since=T0 + 1 * DAY).post == []
+    failed = {PostKey(GUILD, old.key, RELEASE): LedgerEntry(PostState.FAILED, 1, T0 - HOUR)}
+    assert plan_at(calendar, shortened, T0, since=T0 - SECOND, ledger=failed).post == []
+    # Without the horizon the same changes would post for the old episode.
+    unpruned = [guild(announce_settings=since_long_ago, window="1d")]
+    plan = plan_at(calendar, unpruned, T0, since=T0 - SECOND, recheck=[GUILD])
+    assert (GUILD, old.key, CLOSED) in posted(plan)
 
 
 # -- catch-up and the ledger -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.calendar import PostKey, PostKind, PostState
+from bot.calendar import AnnounceSettings, PostKey, PostKind, PostState
 from bot.client import EmbargoBot
 from bot.config import Settings
 from bot.storage import Storage, StorageBusy
@@ -569,6 +569,91 @@ async def test_a_forum_post_cut_short_before_it_was_made_is_made_once(tmp_path: 
         entry = (await bot.storage.ledger_entries([key]))[key]
         assert entry.state is PostState.POSTED
         assert entry.thread_id == post.id
+
+
+async def test_nothing_is_posted_twice_after_the_ledger_is_pruned(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    async with running(tmp_path, clock) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        await bot.moderator("window", duration="1h")
+        bot.harness.mark_ready()
+        await bot.wait_posts(EPISODE_TALK.id, 1)
+        clock.jump(timedelta(hours=2))
+        bot.scheduler.wake()
+        await bot.wait_posts(EPISODE_TALK.id, 2)
+        await bot.settle()
+        guild_id = bot.harness.guild.id
+        keys = [PostKey(guild_id, PILOT, kind) for kind in PostKind]
+        assert len(await bot.storage.ledger_entries(keys)) == 2
+        # Long after: the next wake forgets the pilot's posts (and the second episode's,
+        # skipped as too late while nothing woke the scheduler).
+        clock.jump(timedelta(days=40))
+        await bot.settle()
+        assert await bot.storage.ledger_entries(keys) == {}
+        assert guild_id in await bot.storage.ledger_horizons()
+        # A window ending long ago, one ending later, a restart: none posts for the pilot.
+        await bot.moderator("window", duration="1d")
+        await bot.settle()
+        await bot.moderator("window", duration="45d")
+        clock.jump(timedelta(days=6))
+        await bot.settle()
+        assert len(bot.posts(EPISODE_TALK.id)) == 2
+    async with running(tmp_path, clock) as bot:
+        bot.harness.mark_ready()
+        await bot.settle()
+        assert bot.harness.standin.find_requests("POST", r"^/channels/\d+/(messages|threads)") == []
+
+
+async def test_leaving_a_server_stops_its_posts_and_says_why(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    guild = GuildSpec(
+        channels=(GENERAL, EPISODE_TALK),
+        bot_permissions=discord.Permissions(view_channel=True, read_message_history=True),
+    )
+    async with running(tmp_path, clock, guild) as bot:
+        await bot.moderator("announce", channel=EPISODE_TALK)
+        bot.harness.mark_ready()
+        await bot.harness.standin.wait_for(
+            lambda: bot.scheduler.last_wake is not None and bot.scheduler.last_wake >= RELEASE,
+            within=10.0,
+            what="the wake at release",
+        )
+        await bot.settle()
+        guild_id = bot.harness.guild.id
+        key = PostKey(guild_id, PILOT, PostKind.RELEASE)
+        assert not (await bot.storage.ledger_entries([key]))[key].settled  # to be retried
+        await bot.harness.remove_bot(guild_id)
+        entry = (await bot.storage.ledger_entries([key]))[key]
+        assert (entry.settled, entry.retry_at) == (True, None)
+        assert entry.last_error == "Embargo is no longer in this server."
+        # Past every retry, and past the next release: nothing is tried there.
+        clock.jump(timedelta(days=8))
+        await bot.settle()
+        assert (await bot.storage.ledger_entries([key]))[key] == entry
+        second = PostKey(guild_id, "severed-ties/s01e02", PostKind.RELEASE)
+        assert await bot.storage.ledger_entries([second]) == {}
+        assert await bot.storage.get_announce(guild_id) != AnnounceSettings()  # kept
+
+
+async def test_a_deleted_announce_channel_is_not_retried(tmp_path: Path) -> None:
+    clock = MovingClock(RELEASE - timedelta(seconds=2))
+    gone = 1_300_000_000_000_000_999
+    async with running(tmp_path, clock) as bot:
+        await bot.storage.set_announce(bot.harness.guild.id, gone, None, now=clock())
+        bot.harness.mark_ready()
+        await bot.harness.standin.wait_for(
+            lambda: bot.scheduler.last_wake is not None and bot.scheduler.last_wake >= RELEASE,
+            within=10.0,
+            what="the wake at release",
+        )
+        await bot.settle()
+        key = PostKey(bot.harness.guild.id, PILOT, PostKind.RELEASE)
+        entry = (await bot.storage.ledger_entries([key]))[key]
+        assert (entry.state, entry.settled, entry.retry_at) == (PostState.FAILED, True, None)
+        assert "no longer exists" in (entry.last_error or "")
+        clock.jump(timedelta(hours=3))  # past every retry delay
+        await bot.settle()
+        assert len(bot.harness.standin.find_requests("GET", rf"^/channels/{gone}$")) == 1
 
 
 async def test_a_window_change_moves_the_close_post(tmp_path: Path) -> None:

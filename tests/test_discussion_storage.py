@@ -24,6 +24,7 @@ GUILD = 1234
 OTHER = 99
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 RELEASE_KEY = PostKey(GUILD, "show-a/s01e01", PostKind.RELEASE)
 CLOSE_KEY = PostKey(GUILD, "show-a/s01e01", PostKind.WINDOW_CLOSED)
 
@@ -157,6 +158,47 @@ async def test_a_post_out_of_tries_is_no_longer_retryable(storage):
     assert entry.attempts == MAX_ATTEMPTS
     assert entry.settled
     assert await storage.retryable_posts() == {}
+
+
+async def test_a_final_failure_uses_every_try_at_once(storage):
+    entry = await storage.record_failed(
+        CLOSE_KEY, due_at=T0, channel_id=10, error="Missing Permissions", now=T0
+    )
+    assert entry.attempts == 1
+    entry = await storage.record_failed(
+        CLOSE_KEY, due_at=T0, channel_id=10, error="Unknown Channel", final=True, now=T0 + HOUR
+    )
+    assert (entry.attempts, entry.settled, entry.retry_at) == (MAX_ATTEMPTS, True, None)
+    assert entry.last_error == "Unknown Channel"
+    assert await storage.retryable_posts() == {}
+
+
+async def test_leaving_a_server_gives_up_its_failed_posts_only(storage):
+    other = PostKey(OTHER, "show-a/s01e01", PostKind.RELEASE)
+    for key in (RELEASE_KEY, other):
+        await storage.record_failed(key, due_at=T0, channel_id=10, error="Missing Access", now=T0)
+    await storage.record_posted(CLOSE_KEY, due_at=T0, channel_id=10, message_id=5, now=T0)
+    assert await storage.give_up_posts(GUILD, error="Embargo left.", now=T0 + HOUR) == 1
+    entries = await storage.ledger_entries([RELEASE_KEY, CLOSE_KEY, other])
+    assert entries[RELEASE_KEY].settled
+    assert entries[RELEASE_KEY].last_error == "Embargo left."
+    assert entries[CLOSE_KEY].state is PostState.POSTED
+    assert set(await storage.retryable_posts()) == {other}
+
+
+async def test_pruning_forgets_posts_due_before_the_horizon_per_server(storage):
+    old = PostKey(GUILD, "show-a/s01e01", PostKind.RELEASE)
+    new = PostKey(GUILD, "show-a/s01e02", PostKind.RELEASE)
+    others = PostKey(OTHER, "show-a/s01e01", PostKind.RELEASE)
+    for key, due in ((old, T0 - 50 * DAY), (new, T0), (others, T0 - 50 * DAY)):
+        await storage.record_posted(key, due_at=due, channel_id=10, message_id=5, now=due)
+    await storage.record_forum_post_started(old, channel_id=10, now=T0 - 50 * DAY)
+    await storage.prune_ledger({GUILD: T0 - 40 * DAY})
+    assert set(await storage.ledger_entries([old, new, others])) == {new, others}
+    assert not await storage.forum_post_started(old)
+    assert await storage.ledger_horizons() == {GUILD: T0 - 40 * DAY}
+    await storage.prune_ledger({GUILD: T0 - 45 * DAY})  # never moves back
+    assert await storage.ledger_horizons() == {GUILD: T0 - 40 * DAY}
 
 
 async def test_errors_are_bounded_and_on_one_line(storage):

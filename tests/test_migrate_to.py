@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.calendar import PostKey, PostKind
@@ -85,6 +85,7 @@ async def fill(storage: Storage, content: Path) -> None:
     await storage.record_thread(key, thread_id=14, parent_id=11, now=NOW)
     closed = PostKey(1, EPISODE, PostKind.WINDOW_CLOSED)
     await storage.record_forum_post_started(closed, channel_id=15, now=NOW)
+    await storage.prune_ledger({2: NOW - timedelta(days=90)})
     await storage.record_departure(2, NOW)
     await storage.set_meta("command_tree_hash", "abc")
     await storage.reserve_identify(0, interval_s=5.0, horizon_s=5.0)

@@ -52,6 +52,7 @@ SERVER_ROWS = {
     "forum_posts_started": (
         "INSERT INTO forum_posts_started VALUES ('black-mirror/s07e06', ?, 'release', 45, 0)"
     ),
+    "discussion_pruned": "INSERT INTO discussion_pruned VALUES (?, 0)",
     "watch_roles": "INSERT INTO watch_roles VALUES (?, 'black-mirror', -1, 46)",
     "watch_role_failures": "INSERT INTO watch_role_failures VALUES (?, 46, 'missing', 0)",
     "member_spoiler_settings": "INSERT INTO member_spoiler_settings VALUES (?, 47, 48, 'flag')",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -272,21 +272,33 @@ class DiscussionStore:
         due_at: datetime,
         channel_id: int | None,
         error: str,
+        final: bool = False,
         now: datetime | None = None,
     ) -> LedgerEntry:
         """A try failed; returns the entry (its attempts say whether another try will come).
-        A post already recorded as sent stays sent."""
+        A ``final`` failure can never succeed (the channel or server is gone): it uses up
+        every try at once. A post already recorded as sent stays sent."""
         at = _to_unix(now or datetime.now(UTC))
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, channel_id, "
                 "attempts, last_error, due_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'failed', ?, 1, ?, ?, ?, ?) "
+                "VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (episode_key, guild_id, kind) DO UPDATE SET state = 'failed', "
-                "channel_id = excluded.channel_id, attempts = discussion_posts.attempts + 1, "
+                "channel_id = excluded.channel_id, attempts = CASE "
+                "WHEN excluded.attempts > discussion_posts.attempts + 1 THEN excluded.attempts "
+                "ELSE discussion_posts.attempts + 1 END, "
                 "last_error = excluded.last_error, updated_at = excluded.updated_at "
                 "WHERE discussion_posts.state = 'failed'",
-                (*_key_params(key), channel_id, _bounded(error), _to_unix(due_at), at, at),
+                (
+                    *_key_params(key),
+                    channel_id,
+                    MAX_ATTEMPTS if final else 1,
+                    _bounded(error),
+                    _to_unix(due_at),
+                    at,
+                    at,
+                ),
             )
             row = await conn.fetch_one(
                 f"SELECT {_POST_COLUMNS} FROM discussion_posts "
@@ -295,6 +307,23 @@ class DiscussionStore:
             )
         assert row is not None, "the row written just above, in the same transaction"
         return _ledger_row(row)[1]
+
+    async def give_up_posts(self, guild_id: int, *, error: str, now: datetime | None = None) -> int:
+        """Stop retrying the server's failed posts (Embargo left it), saying why; returns how
+        many were waiting for another try."""
+        at = _to_unix(now or datetime.now(UTC))
+        async with self.db.transaction() as conn:
+            rows = await conn.fetch_all(
+                "SELECT 1 FROM discussion_posts "
+                "WHERE guild_id = ? AND state = 'failed' AND attempts < ?",
+                (guild_id, MAX_ATTEMPTS),
+            )
+            await conn.execute(
+                "UPDATE discussion_posts SET attempts = ?, last_error = ?, updated_at = ? "
+                "WHERE guild_id = ? AND state = 'failed' AND attempts < ?",
+                (MAX_ATTEMPTS, _bounded(error), at, guild_id, MAX_ATTEMPTS),
+            )
+        return len(rows)
 
     async def record_skipped(
         self, posts: Iterable[tuple[PostKey, datetime]], *, now: datetime | None = None
@@ -350,6 +379,34 @@ class DiscussionStore:
             )
             for episode_key, guild_id, channel_id, message_id in rows
         ]
+
+    async def ledger_horizons(self) -> dict[int, datetime]:
+        """Per server, the release instant before which its ledger was pruned."""
+        rows = await self.db.fetch_all(
+            "SELECT guild_id, released_before FROM discussion_pruned", tuples=True
+        )
+        return {int(guild_id): _from_unix(before) for guild_id, before in rows}
+
+    async def prune_ledger(self, horizons: Mapping[int, datetime]) -> None:
+        """Forget the posts of episodes released before each server's horizon, and remember
+        the horizon (only ever moved forward), so they are never posted again. A post is due
+        at or after its episode's release, so a row due before the horizon is such a post."""
+        if not horizons:
+            return
+        rows = [(guild_id, _to_unix(before)) for guild_id, before in horizons.items()]
+        await self.db.run_statements(
+            [
+                ("DELETE FROM discussion_posts WHERE guild_id = ? AND due_at < ?", rows),
+                ("DELETE FROM forum_posts_started WHERE guild_id = ? AND started_at < ?", rows),
+                (
+                    "INSERT INTO discussion_pruned (guild_id, released_before) VALUES (?, ?) "
+                    "ON CONFLICT (guild_id) DO UPDATE SET released_before = CASE "
+                    "WHEN excluded.released_before > discussion_pruned.released_before "
+                    "THEN excluded.released_before ELSE discussion_pruned.released_before END",
+                    rows,
+                ),
+            ]
+        )
 
     # -- threads -------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ GUILD_TABLES = (
     "discussion_posts",
     "discussion_threads",
     "forum_posts_started",
+    "discussion_pruned",
     "watch_roles",
     "watch_role_failures",
     "member_spoiler_settings",

@@ -146,6 +146,15 @@ class Discussion(commands.Cog):
         self.bot.remove_dynamic_items(ReviewButton)
         detach_moderator_commands(self.bot.tree, MODERATOR_COMMANDS)
 
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.scheduler.server_left(guild.id)
+
+    @commands.Cog.listener()
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        # Invited (back): its announce settings, if it kept any, are in force again.
+        self.scheduler.announce_changed()
+
     @app_commands.command(name="upcoming", description="The next releases, and when spoilers open.")
     @app_commands.describe(show="Optional: only this show")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)

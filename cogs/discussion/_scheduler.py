@@ -5,18 +5,23 @@ outcome in the ledger. What is due is decided by ``bot.calendar``; the words by
 
 - **Once.** Each post is recorded as soon as it is sent; a message is sent with a nonce derived
   from its key and ``enforce_nonce``, so a retry after a crash between sending and recording
-  returns the first message instead of making a second. The watermark (``checked_through``)
-  moves only after a whole wake was settled, so a restart finishes what a crash cut short.
+  returns the first message instead of making a second. A forum post takes no nonce: its try
+  is recorded before it is made, and a try after one cut short looks for the post among the
+  server's active threads first. The watermark (``checked_through``) moves only after a whole
+  wake was settled, so a restart finishes what a crash cut short.
 - **Failures** (a deleted channel, a missing permission, a Discord error) are recorded with the
   reason ``/embargo settings`` shows, logged once at WARNING, and retried by the calendar's
-  rules; they never stop the task or other servers' posts. A busy database ends the wake early
-  and it is tried again shortly.
+  rules; they never stop the task or other servers' posts. A channel or server that is gone
+  (Unknown Channel, Unknown Guild, Embargo removed from the server) is not tried again. A busy
+  database ends the wake early and it is tried again shortly.
 - **One process.** Of several processes on one database, only the leader (``bot/leader.py``)
   runs the task; the others hear of settings and content changes as it does, and a process
   that takes over the lead starts from the watermark in the database.
 - **Fan-out** paces its own requests below Discord's global limit (about 50 a second per bot)
-  and sends a few at a time, so one release in many servers neither draws 429s nor delays
+  with a few workers, so one release in many servers neither draws 429s nor delays
   interactions, whose answers are not counted against that limit.
+- **Upkeep**: once a day, at a wake, each server's ledger rows of long-settled episodes are
+  pruned (``bot.calendar.prune_before``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from bot.calendar import (
     ScheduleIndex,
     earliest_wake,
     post_nonce,
+    prune_before,
     settle,
 )
 from bot.discussion_messages import (
@@ -76,14 +82,26 @@ FAN_OUT_CONCURRENCY = 16
 THREAD_ARCHIVE_MINUTES: Final = 10080
 # Discord's error code for a second thread started from the same message.
 THREAD_EXISTS = 160004
+# Discord's error codes for a channel or server that does not exist (or is hidden from Embargo).
+UNKNOWN_CHANNEL = 10003
+UNKNOWN_GUILD = 10004
+SERVER_LEFT = "Embargo is no longer in this server."
 # The longest single sleep: the event loop's clock and the wall clock can drift apart.
 MAX_SLEEP_S = 6 * 3600.0
+# The ledger's old rows are pruned at a wake at most this often (wakes come anyway: a
+# release, a window's end, or the longest sleep).
+PRUNE_EVERY = timedelta(days=1)
 # After a storage fault or an unexpected error, look again this much later.
 RETRY_AFTER_FAULT_S = 30.0
 
 
 class PostFailed(Exception):
-    """A post that can't be made now; the message is the reason kept in the ledger."""
+    """A post that can't be made now; the message is the reason kept in the ledger. A final
+    failure can never succeed, so it is not tried again."""
+
+    def __init__(self, reason: str, *, final: bool = False) -> None:
+        super().__init__(reason)
+        self.final = final
 
 
 class Pacer:
@@ -129,6 +147,7 @@ class Scheduler:
         self._recheck: set[int] = set()
         self._recheck_all = False  # any server's settings may have changed unheard
         self.last_wake: datetime | None = None  # the instant the last finished wake ran at
+        self._next_prune: datetime | None = None  # at the first wake, then once a day
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -236,6 +255,9 @@ class Scheduler:
                 log.info("release calendar: %d post(s) too late to make, skipped", len(plan.skip))
             retry_at = await self.fan_out(plan.post)
             await storage.set_calendar_checked_through(now)
+            if self._next_prune is None or now >= self._next_prune:
+                await self._prune_ledger(index, now)
+                self._next_prune = now + PRUNE_EVERY
             self.last_wake = now
         except BaseException:
             # Nothing was lost: what this wake was asked to look at is looked at next time.
@@ -274,14 +296,29 @@ class Scheduler:
             return self._index
         self._settings_dirty = False
         storage = self.bot.storage
+        horizons = await storage.ledger_horizons()
         guilds = []
         for guild_id, announce in (await storage.all_announce()).items():
-            if announce.is_empty:
-                continue
+            if announce.is_empty or self.bot.get_guild(guild_id) is None:
+                continue  # nothing to post, or Embargo is not in the server (any more)
             settings = await storage.get_guild_settings(guild_id)
-            guilds.append(GuildSchedule(guild_id, announce, settings.spoilers))
+            guilds.append(
+                GuildSchedule(guild_id, announce, settings.spoilers, horizons.get(guild_id))
+            )
         self._index = calendar.index(guilds)
         return self._index
+
+    async def _prune_ledger(self, index: ScheduleIndex, now: datetime) -> None:
+        """Forget the posts of episodes whose every post is long settled, server by server;
+        the calendar then never looks at those episodes again for the server."""
+        horizons = {}
+        for guild in index.guilds.values():
+            before = prune_before(guild, now=now)
+            if guild.pruned_before is None or before > guild.pruned_before:
+                horizons[guild.guild_id] = before
+        if horizons:
+            await self.bot.storage.prune_ledger(horizons)
+            self._settings_dirty = True  # the index carries each server's horizon
 
     async def fan_out(self, items: Sequence[DueItem]) -> datetime | None:
         """Make the posts, a few at a time; returns the earliest retry of those that failed.
@@ -308,6 +345,7 @@ class Scheduler:
         return retry_at
 
     async def _post(self, item: DueItem) -> datetime | None:
+        final = False
         try:
             if item.key.kind is PostKind.RELEASE:
                 await self._release(item)
@@ -315,9 +353,11 @@ class Scheduler:
                 await self._window_closed(item)
             return None
         except PostFailed as failure:
-            reason = str(failure)
-        except discord.NotFound:
+            reason, final = str(failure), failure.final
+        except discord.NotFound as error:
             reason = "The announce channel no longer exists (or Embargo can't see it)."
+            # A deleted channel or server never comes back (a new one has a new id).
+            final = error.code in (UNKNOWN_CHANNEL, UNKNOWN_GUILD)
         except discord.Forbidden as error:
             reason = f"Discord refused the post: {error.text or 'Missing Permissions'}."
         except discord.HTTPException as error:
@@ -327,16 +367,29 @@ class Scheduler:
             due_at=item.due_at,
             channel_id=item.channel_id,
             error=reason,
+            final=final,
             now=self.bot.clock(),
         )
-        _log_failure(item.key, entry, reason)
+        _log_failure(item.key, entry, reason, final=final)
         return entry.retry_at
+
+    async def server_left(self, guild_id: int) -> None:
+        """Embargo was removed from a server: nothing more is posted there (its settings stay,
+        for a re-invite), and posts waiting for another try are given up on, saying why."""
+        given_up = await self.bot.storage.give_up_posts(
+            guild_id, error=SERVER_LEFT, now=self.bot.clock()
+        )
+        if given_up:
+            log.info("removed from server %s: %d failed post(s) not retried", guild_id, given_up)
+        self.announce_changed()
 
     # -- the posts -------------------------------------------------------------------------
 
     async def _channel(
         self, key: PostKey, channel_id: int
     ) -> discord.TextChannel | discord.ForumChannel | discord.Thread:
+        if self.bot.get_guild(key.guild_id) is None:
+            raise PostFailed(SERVER_LEFT, final=True)  # removed while the post waited its turn
         channel = self._cached_channel(key.guild_id, channel_id)
         if channel is None:
             await self.pacer.wait()
@@ -587,8 +640,10 @@ def _describe(key: PostKey) -> str:
     return f"{key.kind.value} post for {key.episode_key} in server {key.guild_id}"
 
 
-def _log_failure(key: PostKey, entry: LedgerEntry, reason: str) -> None:
-    if entry.settled:
+def _log_failure(key: PostKey, entry: LedgerEntry, reason: str, *, final: bool = False) -> None:
+    if final:
+        log.warning("%s failed (%s); not tried again", _describe(key), reason)
+    elif entry.settled:
         log.warning(
             "%s failed (%s); giving up after %d tries", _describe(key), reason, entry.attempts
         )

@@ -314,6 +314,11 @@ class Harness:
         and the guilds' GUILD_CREATE. Touches ``Client._ready``, the event READY sets."""
         self.bot._ready.set()
 
+    async def remove_bot(self, guild_id: int) -> None:
+        """Embargo is removed from the server: GUILD_DELETE, as Discord sends it (the server
+        leaves the bot's cache, then ``on_guild_remove`` runs), waiting for its handlers."""
+        await self._feed("GUILD_DELETE", {"id": str(guild_id)})
+
     # -- inspection --------------------------------------------------------------------------
 
     @property

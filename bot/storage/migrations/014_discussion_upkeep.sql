@@ -10,3 +10,10 @@ CREATE TABLE forum_posts_started (
     started_at    INTEGER NOT NULL,
     PRIMARY KEY (episode_key, guild_id, kind)
 );
+
+-- Per server: episodes released before released_before are done with, their rows in
+-- discussion_posts pruned; the scheduler never posts for them again.
+CREATE TABLE discussion_pruned (
+    guild_id         BIGINT PRIMARY KEY,
+    released_before  INTEGER NOT NULL
+);
