@@ -32,6 +32,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -146,6 +147,7 @@ class Scheduler:
         self._content_changed = False
         self._recheck: set[int] = set()
         self._recheck_all = False  # any server's settings may have changed unheard
+        self._stale: set[int] = set()  # servers whose spoiler settings changed since the index
         self.last_wake: datetime | None = None  # the instant the last finished wake ran at
         self._next_prune: datetime | None = None  # at the first wake, then once a day
 
@@ -172,9 +174,10 @@ class Scheduler:
         may have moved."""
         if guild_id is None:
             self._recheck_all = True
+            self._settings_dirty = True
         else:
             self._recheck.add(guild_id)
-        self._settings_dirty = True
+            self._stale.add(guild_id)
         self.wake()
 
     def announce_changed(self) -> None:
@@ -256,7 +259,7 @@ class Scheduler:
             retry_at = await self.fan_out(plan.post)
             await storage.set_calendar_checked_through(now)
             if self._next_prune is None or now >= self._next_prune:
-                await self._prune_ledger(index, now)
+                await self._prune_ledger(calendar, index, now)
                 self._next_prune = now + PRUNE_EVERY
             self.last_wake = now
         except BaseException:
@@ -292,9 +295,46 @@ class Scheduler:
                 await self._open_thread(key, channel, message, name, first)
 
     async def _current_index(self, calendar: Calendar) -> ScheduleIndex:
-        if self._index is not None and not self._settings_dirty:
+        """The index of every announcing server's settings: read afresh after an announce
+        change (or at start), and for only the servers whose spoiler settings changed
+        otherwise, so one moderator's change never costs a read per server."""
+        if self._index is None or self._settings_dirty:
+            self._settings_dirty = False
+            self._stale.clear()
+            self._index = calendar.index(await self._read_schedules())
             return self._index
-        self._settings_dirty = False
+        if self._stale:
+            stale, self._stale = self._stale, set()
+            try:
+                schedules = dict(self._index.guilds)
+                for guild_id in stale:
+                    schedule = await self._read_schedule(guild_id, schedules.get(guild_id))
+                    if schedule is None:
+                        schedules.pop(guild_id, None)
+                    else:
+                        schedules[guild_id] = schedule
+            except BaseException:
+                self._stale |= stale
+                raise
+            self._index = calendar.index(schedules.values())
+        return self._index
+
+    async def _read_schedule(
+        self, guild_id: int, known: GuildSchedule | None
+    ) -> GuildSchedule | None:
+        """One server's schedule read afresh (its announce settings too: another process may
+        have changed them), or None if it posts nothing."""
+        announce = await self.bot.storage.get_announce(guild_id)
+        if announce.is_empty or self.bot.get_guild(guild_id) is None:
+            return None
+        settings = await self.bot.storage.get_guild_settings(guild_id)
+        if known is not None:
+            pruned_before = known.pruned_before
+        else:
+            pruned_before = (await self.bot.storage.ledger_horizons()).get(guild_id)
+        return GuildSchedule(guild_id, announce, settings.spoilers, pruned_before)
+
+    async def _read_schedules(self) -> list[GuildSchedule]:
         storage = self.bot.storage
         horizons = await storage.ledger_horizons()
         guilds = []
@@ -305,10 +345,9 @@ class Scheduler:
             guilds.append(
                 GuildSchedule(guild_id, announce, settings.spoilers, horizons.get(guild_id))
             )
-        self._index = calendar.index(guilds)
-        return self._index
+        return guilds
 
-    async def _prune_ledger(self, index: ScheduleIndex, now: datetime) -> None:
+    async def _prune_ledger(self, calendar: Calendar, index: ScheduleIndex, now: datetime) -> None:
         """Forget the posts of episodes whose every post is long settled, server by server;
         the calendar then never looks at those episodes again for the server."""
         horizons = {}
@@ -316,9 +355,14 @@ class Scheduler:
             before = prune_before(guild, now=now)
             if guild.pruned_before is None or before > guild.pruned_before:
                 horizons[guild.guild_id] = before
-        if horizons:
-            await self.bot.storage.prune_ledger(horizons)
-            self._settings_dirty = True  # the index carries each server's horizon
+        if not horizons:
+            return
+        await self.bot.storage.prune_ledger(horizons)
+        if self._index is index:
+            self._index = calendar.index(
+                replace(guild, pruned_before=horizons.get(guild.guild_id, guild.pruned_before))
+                for guild in index.guilds.values()
+            )
 
     async def fan_out(self, items: Sequence[DueItem]) -> datetime | None:
         """Make the posts, a few at a time; returns the earliest retry of those that failed.
