@@ -1,0 +1,344 @@
+"""Embargo scaled out as the README's *Scale out* says, with the real ``python -m bot``.
+
+An SQLite database with votes in it is moved to PostgreSQL by the README's commands, run as
+written (the README's example URL swapped for the test server's). Three bot processes then
+serve it, each on its own shard of three (``SHARD_COUNT=3``, ``SHARD_IDS=0``/``1``/``2``), one
+Discord stand-in routing each server to its shard's process. Members vote in every process;
+the pooled ranking, a moderator's setting and a process killed with ``kill -9`` in a storm of
+votes are checked against what the members were told and what PostgreSQL stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from bot.storage import Storage
+from tests.postgres_server import PostgresServer
+from tests.support.standin import DiscordStandIn
+from tests.support.standin.world import Guild, World, default_world
+
+from .cluster import Cluster, ProcessScenario, add_guild, guild_id_on_shard
+from .embargo_content import E2EContent
+from .scenario import REPO_ROOT, InteractionHandle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+SHOW = tomllib.loads((REPO_ROOT / "data/shows/black-mirror.toml").read_text(encoding="utf-8"))
+# Every numbered episode of the shipped show is out (its specials are left out).
+RELEASED = [
+    f"black-mirror/s{e['season']:02d}e{e['number']:02d}" for e in SHOW["episodes"] if e["season"]
+]
+SEASON_7 = [key for key in RELEASED if key.startswith("black-mirror/s07")]
+STORM_EPISODES = [key for key in RELEASED if not key.startswith("black-mirror/s07")][:10]
+SHARD_COUNT = 3
+STORM_VOTERS_PER_SERVER = 10  # x 10 episodes x 3 servers: 300 votes
+SETTING_DEADLINE_S = 1.0
+# The README's example database, replaced by the test server's wherever the README names it.
+README_DATABASE = re.compile(r"postgresql://\S+")
+
+VoteKey = tuple[int, int, str]  # guild id, user id, episode key
+
+
+# -- the README's commands ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """One README command line: ``NAME=value ... python -m bot ...``."""
+
+    env: dict[str, str]
+    argv: list[str]
+
+
+def scale_out_section() -> str:
+    start = README.index("## Scale out")
+    return README[start : README.index("\n## ", start + 1)]
+
+
+def readme_commands(after: str) -> list[Command]:
+    """The commands of the first ``sh`` block after ``after`` in *Scale out*, comments left out."""
+    text = scale_out_section()
+    block = re.search(r"```sh\n(.*?)```", text[text.index(after) :], re.DOTALL)
+    assert block, f"no commands after {after!r} in the README's Scale out"
+    commands = []
+    for line in block[1].splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        words = shlex.split(line)
+        env = {}
+        while words and re.fullmatch(r"[A-Z_]+=.*", words[0]):
+            name, _, value = words.pop(0).partition("=")
+            env[name] = value
+        assert words[:3] == ["python", "-m", "bot"], line
+        commands.append(Command(env, [sys.executable, *words[1:]]))
+    return commands
+
+
+def run(command: Command, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` from the project directory with ``env`` as the operator's environment
+    (their ``.env``) and the README's own variables on top."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBARGO_", "PYTEST_"))}
+    full_env.update(DISCORD_TOKEN="", LOG_FILE="", LOG_LEVEL="WARNING")
+    full_env.update(env)
+    full_env.update(command.env)
+    return subprocess.run(
+        command.argv,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+def on(database_url: str, command: Command) -> Command:
+    """``command`` with the README's example database replaced by ``database_url``."""
+    return Command(
+        {k: README_DATABASE.sub(database_url, v) for k, v in command.env.items()},
+        [README_DATABASE.sub(database_url, word) for word in command.argv],
+    )
+
+
+# -- the servers and the votes -------------------------------------------------------------
+
+
+@dataclass
+class Servers:
+    """One server per shard: ``guilds[k]`` is served by process ``k``."""
+
+    world: World
+    guilds: list[Guild]
+
+    def voters(self, shard: int, prefix: str, count: int) -> list[str]:
+        names = [f"{prefix}{shard}-{i}" for i in range(count)]
+        for name in names:
+            if name not in self.world.users:
+                self.world.add_user(name, guild=self.guilds[shard])
+        return names
+
+
+@pytest.fixture(scope="module")
+def servers() -> Servers:
+    world = default_world()
+    guilds = [
+        add_guild(world, f"Shard {shard} Server", guild_id_on_shard(shard, SHARD_COUNT))
+        for shard in range(SHARD_COUNT)
+    ]
+    for shard, guild in enumerate(guilds):
+        world.add_user(f"mod{shard}", guild=guild, roles=("Moderator",))
+    return Servers(world, guilds)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def standin(servers: Servers) -> AsyncIterator[DiscordStandIn]:
+    async with DiscordStandIn(servers.world) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ledger() -> dict[VoteKey, int]:
+    """Every vote a member was told is saved: (server, member, episode) -> score."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@dataclass(frozen=True)
+class Migration:
+    copied: subprocess.CompletedProcess[str]
+    checked: subprocess.CompletedProcess[str]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def migration(
+    servers: Servers,
+    ledger: dict[VoteKey, int],
+    postgres_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Migration:
+    """A one-process Embargo's SQLite database, with votes in every server, moved to
+    PostgreSQL with the README's commands."""
+    folder = tmp_path_factory.mktemp("sqlite")
+    sqlite_url = f"sqlite:///{folder / 'embargo.db'}"
+    storage = await Storage.open(sqlite_url, folder)
+    try:
+        for shard, guild in enumerate(servers.guilds):
+            for user_id in (1000 + shard, 2000 + shard):
+                for n, key in enumerate(SEASON_7):
+                    score = 3 + (user_id + n) % 8
+                    await storage.cast_vote(guild.id, user_id, key, score, now=datetime.now(UTC))
+                    ledger[(guild.id, user_id, key)] = score
+    finally:
+        await storage.close()
+    copy, check = readme_commands("Moving an SQLite database to PostgreSQL")
+    assert copy.argv[3:4] == ["migrate-to"], copy
+    assert check.argv[3:] == ["check", "--votes"], check
+    copied = await asyncio.to_thread(run, on(postgres_database, copy), {"DATABASE_URL": sqlite_url})
+    checked = await asyncio.to_thread(run, on(postgres_database, check), {})
+    return Migration(copied, checked)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def cluster(
+    standin: DiscordStandIn,
+    content: E2EContent,
+    migration: Migration,
+    postgres_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Cluster]:
+    if migration.copied.returncode != 0:
+        pytest.fail(f"the README's migrate-to failed:\n{migration.copied.stderr}")
+    envs = [
+        {
+            "DATABASE_URL": postgres_database,
+            "SHARD_COUNT": str(SHARD_COUNT),
+            "SHARD_IDS": str(shard),
+        }
+        for shard in range(SHARD_COUNT)
+    ]
+    running = Cluster(
+        standin,
+        workdir=tmp_path_factory.mktemp("cluster"),
+        content_dir=content.root,
+        envs=envs,
+    )
+    try:
+        await running.start()
+        yield running
+    finally:
+        await running.stop()
+
+
+async def stored_votes(database_url: str) -> dict[VoteKey, int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT guild_id, user_id, episode_key, score FROM votes")
+    finally:
+        await conn.close()
+    return {(r["guild_id"], r["user_id"], r["episode_key"]): r["score"] for r in rows}
+
+
+def saved(handle: InteractionHandle) -> bool:
+    """The member was told their vote is stored."""
+    record = handle.record
+    if not record.original_ready or record.original_id is None:
+        return False
+    content = handle.scenario.message(record.original_id).content
+    return content.startswith(("Saved:", "Your vote for"))
+
+
+async def vote(
+    scenario: ProcessScenario,
+    ledger: dict[VoteKey, int],
+    guild: Guild,
+    user: str,
+    key: str,
+    score: int,
+) -> None:
+    handle = await scenario.slash(
+        "vote", as_user=user, in_channel=guild.channel("general"), episode=key, score=score
+    )
+    reply = await handle.reply()
+    assert reply.ephemeral
+    assert reply.content.startswith("Saved:"), reply.content
+    ledger[(guild.id, scenario.user(user).id, key)] = score
+
+
+async def global_ranking(scenario: ProcessScenario, guild: Guild, user: str) -> str:
+    handle = await scenario.slash(
+        "rankings",
+        as_user=user,
+        in_channel=guild.channel("general"),
+        show="black-mirror",
+        season=7,
+        scope="global",
+    )
+    return (await handle.reply()).text()
+
+
+# -- the tests, in file order --------------------------------------------------------------------
+
+
+async def test_the_readme_moves_an_sqlite_database_to_postgresql(
+    migration: Migration, ledger: dict[VoteKey, int], postgres_database: str
+) -> None:
+    assert migration.copied.returncode == 0, migration.copied.stderr
+    assert migration.copied.stdout.startswith("ok: copied"), migration.copied.stdout
+    assert f"{len(ledger)} of them votes" in migration.copied.stdout
+    assert migration.checked.returncode == 0, migration.checked.stderr
+    assert migration.checked.stdout.startswith("ok:"), migration.checked.stdout
+    assert await stored_votes(postgres_database) == ledger
+
+
+async def test_global_rankings_agree_in_every_process_after_votes_in_each(
+    cluster: Cluster, servers: Servers, ledger: dict[VoteKey, int]
+) -> None:
+    for shard, guild in enumerate(servers.guilds):
+        scenario = cluster.scenario(shard)
+        for n, user in enumerate(servers.voters(shard, "fan", 2)):
+            for m, key in enumerate(SEASON_7):
+                await vote(scenario, ledger, guild, user, key, 1 + (shard + n + m) % 10)
+
+    rankings = [
+        await global_ranking(cluster.scenario(shard), guild, f"fan{shard}-0")
+        for shard, guild in enumerate(servers.guilds)
+    ]
+    assert rankings[0] == rankings[1] == rankings[2], "\n---\n".join(rankings)
+    assert f"{len(ledger)} votes across all servers" in rankings[0], rankings[0]
+    for key in SEASON_7:
+        scores = [score for (_, _, k), score in ledger.items() if k == key]
+        row = re.search(rf"`S7E{int(key[-2:])}` .* · (\d+) votes · avg (\d+\.\d)", rankings[0])
+        assert row, (key, rankings[0])
+        assert int(row[1]) == len(scores)
+        assert abs(float(row[2]) - sum(scores) / len(scores)) <= 0.05 + 1e-9  # one decimal
+
+
+async def settings_value(scenario: ProcessScenario, guild: Guild, user: str, name: str) -> str:
+    handle = await scenario.slash(
+        "embargo", "settings", as_user=user, in_channel=guild.channel("general")
+    )
+    (embed,) = (await handle.reply()).embeds
+    return next(f["value"] for f in embed["fields"] if f["name"] == name)
+
+
+async def test_a_setting_changed_through_one_process_is_in_force_in_the_others_within_a_second(
+    cluster: Cluster, servers: Servers
+) -> None:
+    guild = servers.guilds[0]
+    scenarios = [cluster.scenario(shard) for shard in range(SHARD_COUNT)]
+    # Every process has read (and cached) the server's settings before the change.
+    for scenario in scenarios:
+        assert await settings_value(scenario, guild, "mod0", "Minimum votes (m)") == "5"
+
+    changed = await scenarios[1].slash(
+        "embargo", "min-votes", as_user="mod0", in_channel=guild.channel("general"), count=2
+    )
+    assert (await changed.reply()).content == "Minimum votes: **5** → **2**. Saved."
+    told_at = time.monotonic()
+    delays = []
+    for scenario in (scenarios[0], scenarios[2]):
+        while await settings_value(scenario, guild, "mod0", "Minimum votes (m)") != "2":
+            assert time.monotonic() - told_at < SETTING_DEADLINE_S, scenario.node.name
+        delays.append(time.monotonic() - told_at)
+    print(f"setting in force elsewhere {max(delays) * 1000:.0f} ms after the reply")
