@@ -92,9 +92,13 @@ class ProcessScenario(Scenario):
     async def _send(self, payload: dict[str, Any]) -> InteractionHandle:
         if not self.bot.running:
             raise AssertionError(f"the bot is not running\n{self.bot.tail()}")
-        session = self.node.session
+        return await self.deliver(payload)
+
+    async def deliver(self, payload: dict[str, Any]) -> InteractionHandle:
+        """Send the interaction on the process's session whether the process runs or not:
+        Discord keeps a dead session's events for a RESUME that never comes."""
         record = self.standin.expect_interaction(payload)
-        await self.standin._dispatch_to(session, "INTERACTION_CREATE", payload)
+        await self.standin._dispatch_to(self.node.session, "INTERACTION_CREATE", payload)
         record.dispatched_at = time.monotonic()
         return InteractionHandle(self, record)
 

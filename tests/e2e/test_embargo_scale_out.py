@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import shlex
 import subprocess
@@ -294,6 +295,13 @@ async def test_the_readme_moves_an_sqlite_database_to_postgresql(
 async def test_global_rankings_agree_in_every_process_after_votes_in_each(
     cluster: Cluster, servers: Servers, ledger: dict[VoteKey, int]
 ) -> None:
+    # Every process reads the pooled totals (and caches them) before the votes.
+    migrated = [
+        await global_ranking(cluster.scenario(shard), guild, f"mod{shard}")
+        for shard, guild in enumerate(servers.guilds)
+    ]
+    assert all(f"{len(ledger)} votes across all servers" in text for text in migrated), migrated
+
     for shard, guild in enumerate(servers.guilds):
         scenario = cluster.scenario(shard)
         for n, user in enumerate(servers.voters(shard, "fan", 2)):
@@ -342,3 +350,123 @@ async def test_a_setting_changed_through_one_process_is_in_force_in_the_others_w
             assert time.monotonic() - told_at < SETTING_DEADLINE_S, scenario.node.name
         delays.append(time.monotonic() - told_at)
     print(f"setting in force elsewhere {max(delays) * 1000:.0f} ms after the reply")
+
+
+@dataclass
+class StormVote:
+    shard: int
+    user: str
+    key: VoteKey
+    score: int
+    handle: InteractionHandle
+
+
+def server_log(postgres_server: PostgresServer) -> str:
+    return (postgres_server.folder / "server.log").read_text(errors="replace")
+
+
+async def test_kill_9_in_a_storm_of_votes_loses_no_vote_a_member_was_told_is_saved(
+    cluster: Cluster,
+    servers: Servers,
+    ledger: dict[VoteKey, int],
+    postgres_server: PostgresServer,
+    postgres_database: str,
+) -> None:
+    standin = cluster.standin
+    log_before = len(server_log(postgres_server))
+    victim_shard = 1
+    victim = cluster.nodes[victim_shard]
+    scenarios = [cluster.scenario(shard) for shard in range(SHARD_COUNT)]
+    rng = random.Random(14)
+    planned = []
+    for shard, guild in enumerate(servers.guilds):
+        for user in servers.voters(shard, "storm", STORM_VOTERS_PER_SERVER):
+            for key in STORM_EPISODES:
+                score = rng.randint(1, 10)
+                payload = scenarios[shard].build_slash(
+                    "vote",
+                    as_user=user,
+                    in_channel=guild.channel("general"),
+                    episode=key,
+                    score=score,
+                )
+                key_of = (guild.id, servers.world.user(user).id, key)
+                planned.append((shard, user, key_of, score, payload))
+    rng.shuffle(planned)  # every shard's votes arrive interleaved
+    storm: list[StormVote] = []
+
+    def victim_saved() -> int:
+        return sum(saved(v.handle) for v in storm if v.shard == victim_shard)
+
+    async def send_storm() -> None:
+        for n, (shard, user, key, score, payload) in enumerate(planned):
+            handle = await scenarios[shard].deliver(payload)
+            storm.append(StormVote(shard, user, key, score, handle))
+            if n % 10 == 9:
+                await asyncio.sleep(0.02)  # a storm, not one burst: the kill lands inside it
+
+    async def kill_victim_midway() -> float:
+        victim_votes = sum(1 for shard, *_ in planned if shard == victim_shard)
+        await standin.wait_for(
+            lambda: victim_saved() >= victim_votes // 3,
+            within=20,
+            what="a third of the victim's votes saved",
+        )
+        await cluster.kill(victim)
+        return time.monotonic()
+
+    started = time.monotonic()
+    _, killed_at = await asyncio.gather(send_storm(), kill_victim_midway())
+    sent_after_kill = sum(1 for v in storm if v.handle.record.dispatched_at > killed_at)
+    survivors = [v for v in storm if v.shard != victim_shard]
+    await standin.wait_for(
+        lambda: all(saved(v.handle) or v.handle.record.rejected for v in survivors),
+        within=20,
+        what="an answer to every vote sent to the processes still running",
+    )
+    storm_s = time.monotonic() - started
+    unsaved = [v for v in survivors if not saved(v.handle)]
+    assert not unsaved, [v.handle.record.rejected for v in unsaved[:3]]
+
+    await cluster.start_node(victim)
+    restart_s = time.monotonic() - killed_at
+    stored = await stored_votes(postgres_database)
+    told = [v for v in storm if saved(v.handle)]
+    untold = [v for v in storm if not saved(v.handle)]
+    assert [v.key for v in told if stored.get(v.key) != v.score] == []
+    # A vote nobody answered is stored as cast or not at all.
+    assert [v.key for v in untold if stored.get(v.key, v.score) != v.score] == []
+    stored_untold = sum(1 for v in untold if v.key in stored)
+    print(
+        f"storm of {len(storm)} votes: {len(told)} saved "
+        f"({victim_saved()} by the killed process before it died), {len(untold)} unanswered "
+        f"({stored_untold} of them stored anyway, {sent_after_kill} sent after the kill); "
+        f"{storm_s:.2f} s until the others had answered everything, "
+        f"restarted {restart_s:.2f} s after the kill"
+    )
+    assert victim_saved() > 0
+    assert untold, "the kill came after the storm: nothing was in flight"
+
+    # Members who got no answer vote again, through the restarted process.
+    for v in untold:
+        again = await scenarios[v.shard].slash(
+            "vote",
+            as_user=v.user,
+            in_channel=servers.guilds[v.shard].channel("general"),
+            episode=v.key[2],
+            score=v.score,
+        )
+        reply = await again.reply()
+        assert saved(again), reply.content
+    ledger.update({v.key: v.score for v in storm})
+    assert await stored_votes(postgres_database) == ledger
+
+    (check,) = [
+        c for c in readme_commands("Moving an SQLite database to PostgreSQL") if "check" in c.argv
+    ]
+    checked = await asyncio.to_thread(run, on(postgres_database, check), {})
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok:"), checked.stdout
+
+    assert "deadlock" not in cluster.output.lower()
+    assert "deadlock detected" not in server_log(postgres_server)[log_before:]

@@ -117,10 +117,15 @@ class GatewayConnection:
         async with self._lock:
             if self.ws.closed:
                 return
-            if self._compress is None:
-                await self.ws.send_str(text)
-            else:
-                await self.ws.send_bytes(self._compress(text.encode()))
+            try:
+                if self._compress is None:
+                    await self.ws.send_str(text)
+                else:
+                    await self.ws.send_bytes(self._compress(text.encode()))
+            except ConnectionResetError:
+                # The client died before the socket was seen closed (kill -9): as when it is
+                # closed, the session keeps the event for a RESUME.
+                return
 
     async def close(self, code: int, message: str = "") -> None:
         self.close_code = code
