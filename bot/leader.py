@@ -1,6 +1,6 @@
 """One leader for the work that must run once across every process on a database.
 
-Content sync, command sync, the release posts and retention must not run twice at once: two
+Content sync, command sync and the release posts must not run twice at once: two
 processes would post a release twice or race each other's writes. Exactly one process leads
 them, chosen by a lock the database holds for it (``bot/storage/backend.py: LeaderLock``):
 on SQLite, where one process owns the file, the process leads from the start; on PostgreSQL,
@@ -113,8 +113,8 @@ class Leadership:
         self.leading = leading
         if leading:
             log.info(
-                "leading the shared work: content sync, command sync, release posts and "
-                "retention run in this process"
+                "leading the shared work: content sync, command sync and release posts run "
+                "in this process"
             )
         else:
             log.info("no longer leading the shared work (%s): this process stopped it", reason)

@@ -4,8 +4,9 @@ Removal records a departure; a re-invite cancels it. One background task sleeps 
 deletion falls due (or until a departure changes), deletes what is due, and sleeps again. Due
 times live in the database, so a restart picks up where the last run stopped, and a deletion
 checks again in its own transaction that it is still due, so nothing is deleted twice or after
-a re-invite. Of several processes on one database, only the leader (``bot/leader.py``) runs
-the deletions; every process records the departures and returns it hears of.
+a re-invite. Of several processes on one database, each records, and deletes when due, the
+departures of the servers on its own shards: only the process a server's shard belongs to sees
+it come back, and a departure wakes the task of the process that recorded it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.leader import LeaderWork
 from bot.retention import due_for_deletion, next_deletion
 from bot.storage import StorageError
 
@@ -38,17 +38,21 @@ class Retention(commands.Cog):
     def __init__(self, bot: EmbargoBot) -> None:
         self.bot = bot
         self._wake = asyncio.Event()
-        self._deletions = LeaderWork(bot.leadership, self._run, name="embargo-retention")
+        self._deletions: asyncio.Task[None] | None = None
         # The servers with a deletion pending, so that the start-up stream of available
         # servers costs a set lookup each, not a database write.
         self._departed: set[int] = set()
 
     async def cog_load(self) -> None:
         self._departed = {d.guild_id for d in await self.bot.storage.departures()}
-        self._deletions.start()
+        self._deletions = asyncio.create_task(self._run(), name="embargo-retention")
 
     async def cog_unload(self) -> None:
-        await self._deletions.stop()
+        if self._deletions is not None:
+            self._deletions.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deletions
+            self._deletions = None
 
     def wake(self) -> None:
         """Look at the departures again now (one was added or cancelled, or time moved)."""

@@ -94,8 +94,7 @@ async def test_a_free_lock_makes_the_process_leader_before_start_returns(caplog)
     assert leadership.leading
     assert heard == [True]
     assert [r.getMessage() for r in caplog.records if "leading" in r.getMessage()] == [
-        "leading the shared work: content sync, command sync, release posts and retention "
-        "run in this process"
+        "leading the shared work: content sync, command sync and release posts run in this process"
     ]
     await leadership.stop()
     assert not leadership.leading

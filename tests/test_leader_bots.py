@@ -95,7 +95,6 @@ def cog(bot: EmbargoBot, name: str) -> Any:
 def shared_work_running(bot: EmbargoBot) -> list[bool]:
     return [
         cog(bot, "Discussion").scheduler._work.running,
-        cog(bot, "Retention")._deletions.running,
         bot._content_lead.running,
     ]
 
@@ -165,7 +164,7 @@ async def test_a_follower_serves_the_leaders_content_and_takes_over_when_it_dies
             assert not bot.leadership.leading
             assert "test-show/s01e02" in bot.catalogue.by_key  # loaded from storage
             assert command_syncs(harness) == 0  # the leader's work
-            assert shared_work_running(bot) == [False, False, False]
+            assert shared_work_running(bot) == [False, False]
             guard = cog(bot, "Guard")
             guard.flag_seconds = 0.05  # one flag reply per member while it is up
             await moderator(harness, "window", duration="2w")
@@ -334,3 +333,44 @@ async def test_release_posts_set_up_in_a_follower_reach_the_leaders_calendar(
     finally:
         await storage.close()
         await follower.close()
+
+
+async def test_a_follower_deletes_its_own_servers_data_when_due(postgres_url, tmp_path):
+    """Deleting a departed server's data is not the leader's: only the process whose shards
+    hold the server would see it come back, so that process deletes it (a leader could never
+    tell, and servers on followers' shards would be kept for good)."""
+    root = tmp_path / "content"
+    write_show(root)
+    other = await Storage.open(postgres_url, tmp_path)
+    other_lock = AdvisoryLeaderLock(postgres_url)
+    assert await other_lock.acquire(wait=False)
+    await LiveContent(other, root).reload()
+    storage = await Storage.open(postgres_url, tmp_path)
+    clock = MovingClock(TODAY)
+    bot = EmbargoBot(bot_settings(postgres_url, root), storage, clock=clock)
+    try:
+        async with Harness(bot) as harness:
+            harness.mark_ready()
+            assert not bot.leadership.leading
+            gone = harness.guild.id
+            await storage.set_spoiler_window(gone, parse_window("2w"))
+            await harness.remove_bot(gone)
+            await until(lambda: bool(cog(bot, "Retention")._departed), within_s=5)
+            assert await storage.guilds_with_data() == {gone}
+            clock.offset += timedelta(days=31)
+            cog(bot, "Retention").wake()
+            await until_async(lambda: storage.guilds_with_data(), within_s=5)
+            assert not bot.leadership.leading  # deleted by this follower, not by a leader
+    finally:
+        await storage.close()
+        await other.close()
+        await other_lock.release()
+
+
+async def until_async(read: Callable[[], Any], within_s: float) -> None:
+    """Until the awaited ``read()`` is empty (fails the test past ``within_s``)."""
+    start = time.monotonic()
+    while await read():
+        if time.monotonic() - start > within_s:
+            raise AssertionError(f"not within {within_s} s")
+        await asyncio.sleep(0.01)
