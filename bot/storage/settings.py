@@ -114,7 +114,8 @@ class SettingsStore:
         # column comes from the fixed set below, never from user input.
         if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
             raise ValueError(f"unknown settings column {column}")
-        async with self.db.transaction() as conn:
+
+        async def update(conn: Transaction) -> Any:
             await conn.serialize(_settings_key(guild_id))
             await conn.announce([f"settings:{guild_id}"])
             await self._ensure_guild_row(conn, guild_id)
@@ -125,9 +126,12 @@ class SettingsStore:
                 f"UPDATE guild_settings SET {column} = ?, updated_at = ? WHERE guild_id = ?",
                 (value, int(time.time()), guild_id),
             )
+            assert row is not None  # _ensure_guild_row made it
+            return row[0]  # the raw column value
+
+        old = await self.db.transact(update)
         self._settings_changed(guild_id)
-        assert row is not None  # _ensure_guild_row made it
-        return row[0]  # the raw column value
+        return old
 
     async def set_spoiler_window(self, guild_id: int, window: SpoilerWindow) -> SpoilerWindow:
         old = await self._update_guild_column(guild_id, "spoiler_window_s", window.seconds)
@@ -146,7 +150,8 @@ class SettingsStore:
         self, guild_id: int, show_slug: str, window: SpoilerWindow | None
     ) -> SpoilerWindow | None:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
-        async with self.db.transaction() as conn:
+
+        async def update(conn: Transaction) -> Any:
             await conn.serialize(_settings_key(guild_id))
             await conn.announce([f"settings:{guild_id}"])
             row = await conn.fetch_one(
@@ -165,12 +170,16 @@ class SettingsStore:
                     "DO UPDATE SET spoiler_window_s = excluded.spoiler_window_s",
                     (guild_id, show_slug, window.seconds),
                 )
+            return row
+
+        old = await self.db.transact(update)
         self._settings_changed(guild_id)
-        return None if row is None else SpoilerWindow.from_seconds(row[0])
+        return None if old is None else SpoilerWindow.from_seconds(old[0])
 
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
-        async with self.db.transaction() as conn:
+
+        async def update(conn: Transaction) -> bool:
             await conn.serialize(_settings_key(guild_id))
             await conn.announce([f"settings:{guild_id}"])
             was_ok = (
@@ -191,6 +200,9 @@ class SettingsStore:
                     "DELETE FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
                     (guild_id, channel_id),
                 )
+            return was_ok
+
+        was_ok = await self.db.transact(update)
         self._settings_changed(guild_id)
         return was_ok
 
@@ -199,12 +211,13 @@ class SettingsStore:
         return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        await self.db.transact(
+            lambda conn: conn.execute(
                 "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?) "
                 "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
                 (key, value),
             )
+        )
 
 
 def _settings_key(guild_id: int) -> str:
