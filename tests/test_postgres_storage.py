@@ -568,10 +568,13 @@ async def test_a_connection_lost_while_committing_a_setting_is_never_rerun(
         raise asyncpg.ConnectionDoesNotExistError("connection was closed")  # ...we don't
 
     try:
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 5  # cached
         monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", committed_then_lost)
         with pytest.raises(StorageOutcomeUnknown, match="may or may not be saved") as lost:
             await store.set_min_votes(GUILDS[0], 7)
         assert "can't tell whether it was saved" in lost.value.member_message
+        # The cached value was dropped, not kept: the write may have landed (it did).
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 7
         with pytest.raises(StorageOutcomeUnknown):
             async with store.db.transaction() as tx:
                 await tx.execute("INSERT INTO bot_meta VALUES ('plain', 'x')")

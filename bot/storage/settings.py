@@ -4,14 +4,17 @@ ranking settings, and small bot metadata (the synced command-tree hash)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.guild_settings import DEFAULT_GUILD_SETTINGS, GuildSettings
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode
 from bot.storage.backend import Database, Transaction
+from bot.storage.errors import StorageOutcomeUnknown
+
+T = TypeVar("T")
 
 
 class SettingsStore:
@@ -38,6 +41,19 @@ class SettingsStore:
         self._settings_cache.pop(guild_id, None)
         for listener in self.settings_listeners:
             listener(guild_id)
+
+    async def _write_settings(
+        self, guild_id: int, update: Callable[[Transaction], Awaitable[T]]
+    ) -> T:
+        """Run ``update`` (safe to rerun, see ``Database.transact``) and drop the guild's
+        cached settings; also when the commit's outcome is unknown, as it may have landed."""
+        try:
+            result = await self.db.transact(update)
+        except StorageOutcomeUnknown:
+            self._settings_changed(guild_id)
+            raise
+        self._settings_changed(guild_id)
+        return result
 
     async def get_guild_settings(self, guild_id: int | None) -> GuildSettings:
         """Settings for a server; DMs (``None``) and untouched servers get the defaults."""
@@ -129,9 +145,7 @@ class SettingsStore:
             assert row is not None  # _ensure_guild_row made it
             return row[0]  # the raw column value
 
-        old = await self.db.transact(update)
-        self._settings_changed(guild_id)
-        return old
+        return await self._write_settings(guild_id, update)
 
     async def set_spoiler_window(self, guild_id: int, window: SpoilerWindow) -> SpoilerWindow:
         old = await self._update_guild_column(guild_id, "spoiler_window_s", window.seconds)
@@ -172,8 +186,7 @@ class SettingsStore:
                 )
             return row
 
-        old = await self.db.transact(update)
-        self._settings_changed(guild_id)
+        old = await self._write_settings(guild_id, update)
         return None if old is None else SpoilerWindow.from_seconds(old[0])
 
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
@@ -202,9 +215,7 @@ class SettingsStore:
                 )
             return was_ok
 
-        was_ok = await self.db.transact(update)
-        self._settings_changed(guild_id)
-        return was_ok
+        return await self._write_settings(guild_id, update)
 
     async def get_meta(self, key: str) -> str | None:
         rows = await self.db.read("SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,))
