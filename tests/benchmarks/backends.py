@@ -78,7 +78,8 @@ TINY_SCALE = dataclasses.replace(
 
 class ConnectionCounter:
     """The most connections Embargo held open to one PostgreSQL database at any moment
-    (``pg_stat_activity``, sampled every 10 ms by a thread of its own) while in use."""
+    (``pg_stat_activity``: the pools', the listeners' and the leader locks'; sampled every
+    10 ms by a thread of its own) while in use."""
 
     def __init__(self, url: str | None) -> None:
         self.url = url
@@ -106,8 +107,8 @@ class ConnectionCounter:
         try:
             while not self._stop.is_set():
                 counted = await conn.fetchval(
-                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'embargo' "
-                    "AND datname = current_database()"
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name "
+                    "IN ('embargo', 'embargo-leader') AND datname = current_database()"
                 )
                 self.peak = max(self.peak, counted)
                 await asyncio.sleep(0.01)
