@@ -454,7 +454,8 @@ async def test_a_connection_lost_while_committing_empties_the_cached_totals(
 
 
 async def waiting_write(admin: asyncpg.Connection, *, not_pid: int = 0) -> int:
-    """The pid of the Embargo session (not ``not_pid``) whose write waits for a lock."""
+    """The server process id of the Embargo connection (not ``not_pid``) whose write waits
+    for a lock."""
     for _ in range(1000):
         # Inside a transaction, pg_stat_activity keeps what it said first unless told not to.
         await admin.execute("SELECT pg_stat_clear_snapshot()")
@@ -470,7 +471,7 @@ async def waiting_write(admin: asyncpg.Connection, *, not_pid: int = 0) -> int:
 
 
 async def terminate_the_waiting_write(admin: asyncpg.Connection, *, not_pid: int = 0) -> int:
-    """End the session of the Embargo write waiting for a lock, mid-transaction, as a server
+    """End the connection of the Embargo write waiting for a lock, mid-transaction, as a server
     restart or a network fault would; returns its pid."""
     pid = await waiting_write(admin, not_pid=not_pid)
     assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
