@@ -193,7 +193,9 @@ async def run(settings: Settings, token: str, *, force_sync: bool) -> None:
     # Imported here so `check` and `preview` start fast and never need discord.py's gateway.
     from bot.connect import serve
 
-    storage = await Storage.open(settings.database_url, PROJECT_DIR)
+    storage = await Storage.open(
+        settings.database_url, PROJECT_DIR, pool_size=settings.database_pool_size
+    )
     try:
         await serve(settings, storage, token, force_sync=force_sync)
     finally:

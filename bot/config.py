@@ -20,6 +20,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "sqlite:///data/embargo.db"
 DEFAULT_CONTENT_DIR = "data"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# DATABASE_POOL_SIZE's bounds: PostgreSQL connections per process (each is a server process).
+MIN_DATABASE_POOL_SIZE = 1
+MAX_DATABASE_POOL_SIZE = 100
 # The longest SOURCE_URL accepted: /about shows it whole.
 SOURCE_URL_MAX_LENGTH = 200
 # LOG_FILE rotation: the file is renamed to .1 (older ones shift up to .5) when it would pass
@@ -70,6 +73,8 @@ class Settings:
     shard_count: int | None = None
     # SHARD_IDS: the shards this process runs, in order; None: all of shard_count.
     shard_ids: tuple[int, ...] | None = None
+    # PostgreSQL connections this process keeps for its queries; None: the backend's default.
+    database_pool_size: int | None = None
 
     def require_token(self) -> str:
         if not self.discord_token:
@@ -134,6 +139,20 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
     shard_count = parse_shard_count(env.get("SHARD_COUNT", ""))
     shard_ids = parse_shard_ids(env.get("SHARD_IDS", ""), shard_count)
 
+    raw_pool_size = env.get("DATABASE_POOL_SIZE", "").strip()
+    database_pool_size: int | None = None
+    if raw_pool_size:
+        if not (
+            raw_pool_size.isdigit()
+            and MIN_DATABASE_POOL_SIZE <= int(raw_pool_size) <= MAX_DATABASE_POOL_SIZE
+        ):
+            raise ConfigError(
+                f"DATABASE_POOL_SIZE={raw_pool_size[:20]!r} must be a whole number of connections "
+                f"from {MIN_DATABASE_POOL_SIZE} to {MAX_DATABASE_POOL_SIZE} (PostgreSQL only), "
+                "or empty for the default"
+            )
+        database_pool_size = int(raw_pool_size)
+
     return Settings(
         discord_token=token,
         database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
@@ -145,6 +164,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         message_guard=raw_guard == "on",
         shard_count=shard_count,
         shard_ids=shard_ids,
+        database_pool_size=database_pool_size,
     )
 
 

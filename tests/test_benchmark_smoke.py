@@ -7,10 +7,12 @@ its reply checked, vote ingestion and recount) on ten small shows; it times noth
 """
 
 import dataclasses
+import re
 import subprocess
 import sys
 
 from bot.config import PROJECT_DIR
+from bot.storage.postgres.database import POOL_SIZE
 from tests.benchmarks.checks import Checks
 from tests.benchmarks.commands import COMMANDS, measure_commands
 from tests.benchmarks.content import measure_content
@@ -85,6 +87,7 @@ def test_the_backends_benchmark_runs_on_both_backends(postgres_server):
             "-m",
             "tests.benchmarks.backends",
             *("--voters", "4", "--votes", "3", "--runs", "1", "--processes", "2"),
+            *("--tiny", "--changes", "20"),
         ],
         capture_output=True,
         text=True,
@@ -97,6 +100,19 @@ def test_the_backends_benchmark_runs_on_both_backends(postgres_server):
     for name in ("SQLite, 1 process", "PostgreSQL, 1 process", "PostgreSQL, 2 processes"):
         (line,) = [line for line in lines if name in line]
         assert "lost 0; totals drift 0" in line
+    # Each PostgreSQL voting process held its pool's connection and its listener's.
+    held = [line for line in lines if "connections open (" in line]
+    assert [line.split("(")[-1] for line in held] == ["2 per process)", "2 per process)"]
+    # Every command timed on both backends, every answer checked (a wrong one fails the run).
+    for command in COMMANDS:
+        (row,) = [line for line in lines if line.split()[:1] == [command] and " ms / " in line]
+        assert row.count(" ms / ") == 2
+    # The bot's process: its listener and at least one pooled connection, never more than
+    # the pool holds plus the leader lock's (how many depends on what its start-up tasks read
+    # at once).
+    (bot,) = re.findall(r"at most (\d+) connections open by the bot's process", result.stdout)
+    assert 2 <= int(bot) <= POOL_SIZE + 2
+    assert any(line.startswith("cache invalidation across processes") for line in lines)
 
 
 def test_the_leader_benchmark_runs(postgres_server):

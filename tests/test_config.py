@@ -144,3 +144,13 @@ def test_a_bad_shard_setting_stops_the_start_with_one_line_and_exit_code_2(tmp_p
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[0]]
     assert lines[0].startswith("embargo: SHARD_IDS='0-2': shard 2 does not exist")
+
+
+def test_the_database_pool_size_is_read_and_bounded():
+    assert load_settings({}).database_pool_size is None  # the backend's default
+    assert load_settings({"DATABASE_POOL_SIZE": " 25 "}).database_pool_size == 25
+    assert load_settings({"DATABASE_POOL_SIZE": "1"}).database_pool_size == 1
+    for bad in ("0", "101", "-3", "ten", "2.5", "9" * 400):
+        with pytest.raises(ConfigError, match=r"DATABASE_POOL_SIZE=.* from 1 to 100") as refused:
+            load_settings({"DATABASE_POOL_SIZE": bad})
+        assert len(str(refused.value)) < 200  # a long value is not echoed whole

@@ -16,12 +16,14 @@ import asyncpg
 import asyncpg.transaction
 import pytest
 
+from bot.calendar import PostKey, PostKind
 from bot.config import PROJECT_DIR
 from bot.ranking import Tally
 from bot.storage import Storage, StorageError
 from bot.storage.errors import StorageOutcomeUnknown
 from bot.storage.migrations import migrations
-from bot.storage.postgres.database import announcement, redacted, to_postgres
+from bot.storage.postgres.database import announcement, lock_id, redacted, to_postgres
+from bot.storage.postgres.votes import SLOT_LOCKS
 from tests.postgres_server import BIN_VARIABLE, REQUIRE_VARIABLE
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -159,6 +161,66 @@ async def test_forgetting_a_member_while_other_processes_vote_keeps_totals_exact
         assert await stores[2].check_vote_totals() == []
     finally:
         await close_all(stores)
+
+
+async def pooled_rows(store: Storage) -> list[tuple[str, int, int, int]]:
+    rows = await store.db.fetch_all(
+        "SELECT episode_key, slot, vote_count, score_sum FROM vote_totals_global "
+        "ORDER BY episode_key, slot"
+    )
+    return [tuple(row) for row in rows]
+
+
+async def test_a_batch_writes_the_pooled_totals_of_a_slot_no_other_transaction_holds(
+    postgres_url,
+):
+    """Another process's batch holding slot 0 doesn't make this one wait: it writes slot 1
+    (a withdrawal there counts -1). The totals read, cached or not, are the sums; the next
+    batch that gets slot 0 folds slot 1 back into it."""
+    store = await Storage.open(postgres_url, Path("."))
+    other = await asyncpg.connect(postgres_url)
+    try:
+        await store.cast_vote(GUILDS[0], 1, EPISODES[0], 4, now=NOW)
+        assert await pooled_rows(store) == [(EPISODES[0], 0, 1, 4)]
+        other_batch = other.transaction()
+        await other_batch.start()
+        await other.execute("SELECT pg_advisory_xact_lock($1::int, 0)", SLOT_LOCKS)
+        # Would wait for the other transaction (2 s, then StorageBusy) on one shared row.
+        async with asyncio.timeout(1):
+            await store.withdraw_vote(GUILDS[0], 1, EPISODES[0])
+            await store.cast_vote(GUILDS[1], 2, EPISODES[0], 7, now=NOW)
+        assert await pooled_rows(store) == [(EPISODES[0], 0, 1, 4), (EPISODES[0], 1, 0, 3)]
+        assert await store.vote_tallies("bm", None) == {EPISODES[0]: Tally(1, 7)}
+        store._vote_tallies_cache().clear()
+        assert await store.vote_tallies("bm", None) == {EPISODES[0]: Tally(1, 7)}
+        assert await store.check_vote_totals() == []
+        await other_batch.rollback()
+        await store.cast_vote(GUILDS[2], 3, EPISODES[0], 2, now=NOW)
+        assert await pooled_rows(store) == [(EPISODES[0], 0, 2, 9)]
+        # A slot's row that adds up to nothing goes.
+        await store.withdraw_vote(GUILDS[2], 3, EPISODES[0])
+        await store.withdraw_vote(GUILDS[1], 2, EPISODES[0])
+        assert await pooled_rows(store) == []
+        assert await store.vote_tallies("bm", None) == {}
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_a_process_keeps_at_most_its_pool_size_plus_one_listening_connection(postgres_url):
+    store = await Storage.open(postgres_url, Path("."), pool_size=3)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        # Twelve slow reads at once: three run at a time on the pool's connections.
+        await asyncio.gather(*(store.db.read("SELECT pg_sleep(0.05)") for _ in range(12)))
+        counted = await admin.fetchval(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'embargo' "
+            "AND datname = current_database()"
+        )
+        assert counted == 3 + 1
+    finally:
+        await admin.close()
+        await store.close()
 
 
 async def test_writes_after_the_server_dropped_every_connection_go_through(postgres_url):
@@ -387,5 +449,139 @@ async def test_a_connection_lost_while_committing_empties_the_cached_totals(
         assert store._vote_tallies_cache().entries() == {}
         assert await store.vote_tallies("bm", GUILDS[0]) == {EPISODES[0]: Tally(2, 10)}
         assert await store.check_vote_totals() == []
+    finally:
+        await store.close()
+
+
+async def waiting_write(admin: asyncpg.Connection, *, not_pid: int = 0) -> int:
+    """The server process id of the Embargo connection (not ``not_pid``) whose write waits
+    for a lock."""
+    for _ in range(1000):
+        # Inside a transaction, pg_stat_activity keeps what it said first unless told not to.
+        await admin.execute("SELECT pg_stat_clear_snapshot()")
+        pid = await admin.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'embargo' "
+            "AND datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1",
+            not_pid,
+        )
+        if pid is not None:
+            return int(pid)
+        await asyncio.sleep(0.005)
+    raise AssertionError("no write waited for the lock")
+
+
+async def terminate_the_waiting_write(admin: asyncpg.Connection, *, not_pid: int = 0) -> int:
+    """End the connection of the Embargo write waiting for a lock, mid-transaction, as a server
+    restart or a network fault would; returns its pid."""
+    pid = await waiting_write(admin, not_pid=not_pid)
+    assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    return pid
+
+
+async def test_a_setting_whose_connection_is_lost_mid_transaction_is_written_once_more(
+    postgres_url,
+):
+    store = await Storage.open(postgres_url, Path("."))
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        assert await store.set_min_votes(GUILDS[0], 4) == 5  # the default before
+        held = admin.transaction()
+        await held.start()  # another writer of this server's settings, still in progress
+        await admin.execute("SELECT pg_advisory_xact_lock($1)", lock_id(f"settings:{GUILDS[0]}"))
+        change = asyncio.create_task(store.set_min_votes(GUILDS[0], 7))
+        killed = await terminate_the_waiting_write(admin)
+        # Nothing of the first run was saved: it runs again, on a fresh connection.
+        await waiting_write(admin, not_pid=killed)
+        await held.rollback()
+        assert await change == 4  # the value it replaced, read by the run that committed
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 7
+    finally:
+        await admin.close()
+        await store.close()
+
+
+async def test_a_discussion_write_rerun_after_a_lost_connection_counts_once(postgres_url):
+    store = await Storage.open(postgres_url, Path("."))
+    admin = await asyncpg.connect(postgres_url)
+    key = PostKey(GUILDS[0], EPISODES[0], PostKind.RELEASE)
+    try:
+        entry = await store.record_failed(key, due_at=NOW, channel_id=5, error="first")
+        assert entry.attempts == 1
+        held = admin.transaction()
+        await held.start()
+        await admin.execute("SELECT 1 FROM discussion_posts FOR UPDATE")
+        second = asyncio.create_task(
+            store.record_failed(key, due_at=NOW, channel_id=5, error="second")
+        )
+        killed = await terminate_the_waiting_write(admin)
+        await waiting_write(admin, not_pid=killed)
+        await held.rollback()
+        assert (await second).attempts == 2  # the killed run's +1 was never saved
+    finally:
+        await admin.close()
+        await store.close()
+
+
+async def test_a_write_lost_twice_or_not_rerunnable_fails_with_nothing_saved(postgres_url):
+    store = await Storage.open(postgres_url, Path("."))
+    store.db.report_faults = False
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        held = admin.transaction()
+        await held.start()
+        await admin.execute("SELECT pg_advisory_xact_lock($1)", lock_id(f"settings:{GUILDS[0]}"))
+        change = asyncio.create_task(store.set_min_votes(GUILDS[0], 7))
+        killed = await terminate_the_waiting_write(admin)
+        await terminate_the_waiting_write(admin, not_pid=killed)  # the one rerun, lost too
+        with pytest.raises(StorageError, match="cannot reach PostgreSQL") as failed:
+            await change
+        assert "nothing was saved" in failed.value.member_message
+
+        async def plain() -> None:  # a transaction not marked safe to rerun
+            async with store.db.transaction() as tx:
+                await tx.serialize(f"settings:{GUILDS[0]}")
+                await tx.execute("INSERT INTO bot_meta VALUES ('plain', 'x')")
+
+        write = asyncio.create_task(plain())
+        await terminate_the_waiting_write(admin)
+        with pytest.raises(StorageError, match="cannot reach PostgreSQL"):
+            await write
+        await held.rollback()
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 5  # the default
+        assert await store.get_meta("plain") is None
+    finally:
+        await admin.close()
+        await store.close()
+
+
+async def test_a_connection_lost_while_committing_a_setting_is_never_rerun(
+    postgres_url, monkeypatch
+):
+    store = await Storage.open(postgres_url, Path("."))
+    store.db.report_faults = False
+    runs = 0
+    real_commit = asyncpg.transaction.Transaction.commit
+
+    async def committed_then_lost(transaction):
+        nonlocal runs
+        runs += 1
+        await real_commit(transaction)  # the server has it...
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed")  # ...we don't
+
+    try:
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 5  # cached
+        monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", committed_then_lost)
+        with pytest.raises(StorageOutcomeUnknown, match="may or may not be saved") as lost:
+            await store.set_min_votes(GUILDS[0], 7)
+        assert "can't tell whether it was saved" in lost.value.member_message
+        # The cached value was dropped, not kept: the write may have landed (it did).
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 7
+        with pytest.raises(StorageOutcomeUnknown):
+            async with store.db.transaction() as tx:
+                await tx.execute("INSERT INTO bot_meta VALUES ('plain', 'x')")
+        monkeypatch.setattr(asyncpg.transaction.Transaction, "commit", real_commit)
+        assert runs == 2  # one COMMIT each: neither was run again
+        assert (await store.get_guild_settings(GUILDS[0])).min_votes == 7
+        assert await store.get_meta("plain") == "x"
     finally:
         await store.close()

@@ -67,15 +67,18 @@ class Storage(
         self._init_content_listeners()
 
     @classmethod
-    async def open(cls, database_url: str, base_dir: Path) -> Storage:
-        """Open (creating and migrating if needed) the database named by ``DATABASE_URL``."""
+    async def open(
+        cls, database_url: str, base_dir: Path, *, pool_size: int | None = None
+    ) -> Storage:
+        """Open (creating and migrating if needed) the database named by ``DATABASE_URL``;
+        ``pool_size``: PostgreSQL connections to keep for queries (None: the default)."""
         db: Database
         votes: VoteBackend
         progress: ProgressBackend
         if database_url.startswith(POSTGRES_SCHEMES):
             from bot.storage import postgres
 
-            db, votes, progress = postgres.backend(database_url)
+            db, votes, progress = postgres.backend(database_url, pool_size)
         else:
             from bot.storage import sqlite
 

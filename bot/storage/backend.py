@@ -23,10 +23,10 @@ Two backends: ``bot/storage/sqlite`` (the default, ``sqlite:///path``) and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.storage.errors import StorageBusy
 
@@ -35,6 +35,7 @@ Row = Any
 Params = Sequence[object]
 # One statement and the rows to run it with (executemany), in a batch of writes.
 Statement = tuple[str, Sequence[Params]]
+T = TypeVar("T")
 
 
 class Transaction(Protocol):
@@ -105,6 +106,14 @@ class Database(Protocol):
     def transaction(self, *, wait_s: float = ...) -> AbstractAsyncContextManager[Transaction]:
         """``async with db.transaction() as tx:`` commits on success, rolls back on error;
         waits ``wait_s`` at most to start, then raises StorageBusy."""
+
+    async def transact(
+        self, work: Callable[[Transaction], Awaitable[T]], *, wait_s: float = ...
+    ) -> T:
+        """Run ``work(tx)`` as one transaction; returns what it returns. ``work`` must be
+        safe to rerun: it changes nothing outside the transaction. On PostgreSQL it runs once
+        more when the connection is lost before COMMIT; lost during COMMIT, it raises
+        StorageOutcomeUnknown (the write may have been saved)."""
 
     async def run_statements(
         self,

@@ -25,7 +25,7 @@ from bot.calendar import (
     PostKind,
     PostState,
 )
-from bot.storage.backend import Database, Statement
+from bot.storage.backend import Database, Row, Statement, Transaction
 
 # Discord's error texts are short, but a ledger row should never hold an unbounded string.
 MAX_ERROR_LENGTH = 300
@@ -120,7 +120,8 @@ class DiscussionStore:
         the ping role keeps it."""
         old = await self.get_announce(guild_id)
         at = _to_unix(now or datetime.now(UTC))
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Transaction) -> None:
             # The leader's release calendar, in whichever process, reschedules the server.
             await conn.announce([f"settings:{guild_id}"])
             if show_slug is None:
@@ -142,6 +143,8 @@ class DiscussionStore:
                     "channel_id = excluded.channel_id, ping_role_id = excluded.ping_role_id",
                     (guild_id, show_slug, channel_id, ping_role_id, at),
                 )
+
+        await self.db.transact(write)
         return old
 
     async def announce_off(
@@ -152,7 +155,8 @@ class DiscussionStore:
         the ledger are kept."""
         old = await self.get_announce(guild_id)
         at = _to_unix(now or datetime.now(UTC))
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Transaction) -> None:
             # The leader's release calendar, in whichever process, reschedules the server.
             await conn.announce([f"settings:{guild_id}"])
             if show_slug is None:
@@ -166,6 +170,8 @@ class DiscussionStore:
                     "channel_id = NULL, ping_role_id = NULL, set_at = excluded.set_at",
                     (guild_id, show_slug, at),
                 )
+
+        await self.db.transact(write)
         return old
 
     # -- the ledger ----------------------------------------------------------------------------
@@ -279,7 +285,8 @@ class DiscussionStore:
         A ``final`` failure can never succeed (the channel or server is gone): it uses up
         every try at once. A post already recorded as sent stays sent."""
         at = _to_unix(now or datetime.now(UTC))
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Transaction) -> Row | None:
             await conn.execute(
                 "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, channel_id, "
                 "attempts, last_error, due_at, created_at, updated_at) "
@@ -300,11 +307,13 @@ class DiscussionStore:
                     at,
                 ),
             )
-            row = await conn.fetch_one(
+            return await conn.fetch_one(
                 f"SELECT {_POST_COLUMNS} FROM discussion_posts "
                 "WHERE episode_key = ? AND guild_id = ? AND kind = ?",
                 (key.episode_key, key.guild_id, key.kind.value),
             )
+
+        row = await self.db.transact(write)
         assert row is not None, "the row written just above, in the same transaction"
         return _ledger_row(row)[1]
 
@@ -334,13 +343,16 @@ class DiscussionStore:
         rows = [(*_key_params(key), _to_unix(due_at), at, at) for key, due_at in posts]
         if not rows:
             return
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Transaction) -> None:
             await conn.executemany(
                 "INSERT INTO discussion_posts (episode_key, guild_id, kind, state, attempts, "
                 "due_at, created_at, updated_at) VALUES (?, ?, ?, 'skipped', 0, ?, ?, ?) "
                 "ON CONFLICT (episode_key, guild_id, kind) DO NOTHING",
                 rows,
             )
+
+        await self.db.transact(write)
 
     async def record_thread(
         self, key: PostKey, *, thread_id: int, parent_id: int, now: datetime | None = None
@@ -355,12 +367,15 @@ class DiscussionStore:
     ) -> None:
         """The release post went out but its thread could not be opened (say why)."""
         at = _to_unix(now or datetime.now(UTC))
-        async with self.db.transaction() as conn:
+
+        async def write(conn: Transaction) -> None:
             await conn.execute(
                 "UPDATE discussion_posts SET last_error = ?, updated_at = ? "
                 "WHERE episode_key = ? AND guild_id = ? AND kind = ?",
                 (_bounded(error), at, key.episode_key, key.guild_id, key.kind.value),
             )
+
+        await self.db.transact(write)
 
     async def releases_without_thread(self) -> list[tuple[PostKey, int, int]]:
         """Release posts sent whose thread was neither opened nor given up on (the bot stopped
@@ -438,12 +453,14 @@ class DiscussionStore:
         return _from_unix(int(rows[0][0])) if rows else None
 
     async def set_calendar_checked_through(self, at: datetime) -> None:
-        async with self.db.transaction() as conn:
+        async def write(conn: Transaction) -> None:
             await conn.execute(
                 "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?) "
                 "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
                 (_CHECKED_THROUGH, str(_to_unix(at))),
             )
+
+        await self.db.transact(write)
 
 
 def _announce(

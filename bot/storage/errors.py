@@ -63,6 +63,11 @@ class StorageOutcomeUnknown(StorageError):
     """The connection was lost while a transaction was committing: it may or may not have
     been saved. Caches that the commit would have moved can no longer be trusted."""
 
+    member_message = (
+        "Embargo lost its connection to the database while saving this, so it can't tell "
+        "whether it was saved: please look before trying again."
+    )
+
 
 class FaultLog:
     """Logs storage faults for the operator, each kind at most once per ``interval`` seconds

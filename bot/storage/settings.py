@@ -4,14 +4,17 @@ ranking settings, and small bot metadata (the synced command-tree hash)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.guild_settings import DEFAULT_GUILD_SETTINGS, GuildSettings
 from bot.spoilers.durations import SpoilerWindow
 from bot.spoilers.policy import SpoilerMode
 from bot.storage.backend import Database, Transaction
+from bot.storage.errors import StorageOutcomeUnknown
+
+T = TypeVar("T")
 
 
 class SettingsStore:
@@ -38,6 +41,19 @@ class SettingsStore:
         self._settings_cache.pop(guild_id, None)
         for listener in self.settings_listeners:
             listener(guild_id)
+
+    async def _write_settings(
+        self, guild_id: int, update: Callable[[Transaction], Awaitable[T]]
+    ) -> T:
+        """Run ``update`` (safe to rerun, see ``Database.transact``) and drop the guild's
+        cached settings; also when the commit's outcome is unknown, as it may have landed."""
+        try:
+            result = await self.db.transact(update)
+        except StorageOutcomeUnknown:
+            self._settings_changed(guild_id)
+            raise
+        self._settings_changed(guild_id)
+        return result
 
     async def get_guild_settings(self, guild_id: int | None) -> GuildSettings:
         """Settings for a server; DMs (``None``) and untouched servers get the defaults."""
@@ -114,7 +130,8 @@ class SettingsStore:
         # column comes from the fixed set below, never from user input.
         if column not in {"spoiler_window_s", "spoiler_mode", "min_votes", "min_member_days"}:
             raise ValueError(f"unknown settings column {column}")
-        async with self.db.transaction() as conn:
+
+        async def update(conn: Transaction) -> Any:
             await conn.serialize(_settings_key(guild_id))
             await conn.announce([f"settings:{guild_id}"])
             await self._ensure_guild_row(conn, guild_id)
@@ -125,9 +142,10 @@ class SettingsStore:
                 f"UPDATE guild_settings SET {column} = ?, updated_at = ? WHERE guild_id = ?",
                 (value, int(time.time()), guild_id),
             )
-        self._settings_changed(guild_id)
-        assert row is not None  # _ensure_guild_row made it
-        return row[0]  # the raw column value
+            assert row is not None  # _ensure_guild_row made it
+            return row[0]  # the raw column value
+
+        return await self._write_settings(guild_id, update)
 
     async def set_spoiler_window(self, guild_id: int, window: SpoilerWindow) -> SpoilerWindow:
         old = await self._update_guild_column(guild_id, "spoiler_window_s", window.seconds)
@@ -146,7 +164,8 @@ class SettingsStore:
         self, guild_id: int, show_slug: str, window: SpoilerWindow | None
     ) -> SpoilerWindow | None:
         """Set (or with ``None`` remove) a per-show override; returns the previous override."""
-        async with self.db.transaction() as conn:
+
+        async def update(conn: Transaction) -> Any:
             await conn.serialize(_settings_key(guild_id))
             await conn.announce([f"settings:{guild_id}"])
             row = await conn.fetch_one(
@@ -165,12 +184,15 @@ class SettingsStore:
                     "DO UPDATE SET spoiler_window_s = excluded.spoiler_window_s",
                     (guild_id, show_slug, window.seconds),
                 )
-        self._settings_changed(guild_id)
-        return None if row is None else SpoilerWindow.from_seconds(row[0])
+            return row
+
+        old = await self._write_settings(guild_id, update)
+        return None if old is None else SpoilerWindow.from_seconds(old[0])
 
     async def set_spoilers_ok_channel(self, guild_id: int, channel_id: int, ok: bool) -> bool:
         """Mark or unmark a spoilers-ok channel; returns whether it was marked before."""
-        async with self.db.transaction() as conn:
+
+        async def update(conn: Transaction) -> bool:
             await conn.serialize(_settings_key(guild_id))
             await conn.announce([f"settings:{guild_id}"])
             was_ok = (
@@ -191,20 +213,22 @@ class SettingsStore:
                     "DELETE FROM spoiler_channels WHERE guild_id = ? AND channel_id = ?",
                     (guild_id, channel_id),
                 )
-        self._settings_changed(guild_id)
-        return was_ok
+            return was_ok
+
+        return await self._write_settings(guild_id, update)
 
     async def get_meta(self, key: str) -> str | None:
         rows = await self.db.read("SELECT meta_value FROM bot_meta WHERE meta_key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(
+        await self.db.transact(
+            lambda conn: conn.execute(
                 "INSERT INTO bot_meta (meta_key, meta_value) VALUES (?, ?) "
                 "ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
                 (key, value),
             )
+        )
 
 
 def _settings_key(guild_id: int) -> str:

@@ -1,8 +1,9 @@
 """Community votes: the queue, the running totals, their cache, and the consistency check.
 
 Every vote, change and withdrawal updates ``vote_totals`` (per server and episode) and
-``vote_totals_global`` (per episode) in the same transaction as the ``votes`` row, so rankings
-read the totals and never scan the votes.
+``vote_totals_global`` (per episode: on PostgreSQL a row per episode and slot, summed on read)
+in the same transaction as the ``votes`` row, so rankings read the totals and never scan the
+votes.
 
 Writes are group-committed. A transaction per vote spends most of its time on the round trips
 (SQLite: a hop to the writer's thread; PostgreSQL: the network and a WAL flush per commit), so
@@ -150,6 +151,10 @@ class _Exclusive:
 
 
 _NO_VOTES = Tally()
+# An episode's pooled totals are the sum of its rows (PostgreSQL keeps them in slots, one row
+# each, migration 015; SQLite has one row), present while they count a vote.
+_POOLED_SUMS = "SUM(vote_count), CAST(SUM(score_sum) AS BIGINT)"
+_POOLED_GROUPS = "GROUP BY episode_key HAVING SUM(vote_count) <> 0 OR SUM(score_sum) <> 0"
 
 
 def _check_key(episode_key: str) -> None:
@@ -538,8 +543,8 @@ class VoteStore:
         generation = cache.generation
         if guild_id is None:
             sql = (
-                "SELECT episode_key, vote_count, score_sum FROM vote_totals_global "
-                "WHERE show_slug = ?"
+                f"SELECT episode_key, {_POOLED_SUMS} FROM vote_totals_global "
+                f"WHERE show_slug = ? {_POOLED_GROUPS}"
             )
             params: tuple[object, ...] = (show_slug,)
         else:
@@ -577,7 +582,7 @@ class VoteStore:
         stored_global = {
             row[0]: Tally(int(row[1]), int(row[2]))
             for row in await db.fetch_all(
-                "SELECT episode_key, vote_count, score_sum FROM vote_totals_global"
+                f"SELECT episode_key, {_POOLED_SUMS} FROM vote_totals_global {_POOLED_GROUPS}"
             )
         }
         recount_global: dict[str, Tally] = {}

@@ -413,19 +413,22 @@ async def command_bench(
     workdir: Path,
     checks: Checks,
     seed: int,
+    database_url: str | None = None,
 ) -> AsyncIterator[CommandBench]:
-    """The real bot on ``database``, logged into the stand-in with ``/noop`` added, its call
-    templates recorded and request arrivals stamped: ready for ``run_one``."""
+    """The real bot on ``database`` (or on ``database_url``, a copy of it in another
+    backend), logged into the stand-in with ``/noop`` added, its call templates recorded and
+    request arrivals stamped: ready for ``run_one``."""
     # The benchmark's own data (the generated catalogue, the vote oracle) is frozen out of
     # the garbage collector before the bot starts: a full collection walking a few million
     # oracle objects would pause whichever command happened to trigger it, a cost the bot's
     # own process never pays. Everything the bot allocates from here on is collected as usual.
     gc.collect()
     gc.freeze()
-    storage = await Storage.open(f"sqlite:///{database}", workdir)
+    url = database_url or f"sqlite:///{database}"
+    storage = await Storage.open(url, workdir)
     settings = Settings(
         discord_token=None,
-        database_url=f"sqlite:///{database}",
+        database_url=url,
         content_dir=world.content_dir,
         log_level="WARNING",
         dev_guild_id=None,
@@ -466,8 +469,11 @@ async def measure_commands(
     runs: int,
     checks: Checks,
     seed: int,
+    database_url: str | None = None,
 ) -> dict[str, CommandFigures]:
-    async with command_bench(world, votes, guilds, database, workdir, checks, seed) as bench:
+    async with command_bench(
+        world, votes, guilds, database, workdir, checks, seed, database_url
+    ) as bench:
         samples = await _run_rounds(bench, calls, runs)
     return _figures(samples)
 

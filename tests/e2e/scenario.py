@@ -61,6 +61,7 @@ DEMO_ARGV: tuple[str, ...] = (sys.executable, "-m", "tests.e2e.demo_bot")
 BOT_ENV_KEYS = (
     "DISCORD_TOKEN",
     "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
     "CONTENT_DIR",
     "LOG_LEVEL",
     "DEV_GUILD_ID",
@@ -124,6 +125,7 @@ class BotProcess:
             DISCORD_TOKEN=self.standin.token,
             # Four slashes: sqlite:/// followed by an absolute path.
             DATABASE_URL=f"sqlite:///{self.database_path}",
+            DATABASE_POOL_SIZE="",
             CONTENT_DIR=str(self.content_dir),
             LOG_LEVEL="INFO",
             DEV_GUILD_ID="",

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
+import asyncpg.transaction
 
 from bot.storage.backend import Params, Statement
 from bot.storage.errors import (
@@ -53,9 +54,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Connections per process: the group commit keeps writes to one at a time, so these serve
-# concurrent reads. Each PostgreSQL connection is a server process: keep N processes x this
-# under the server's max_connections.
+# Connections per process for queries, unless DATABASE_POOL_SIZE says otherwise: the group
+# commit keeps vote writes to one at a time, so these serve concurrent reads and the other
+# writes. Each process also holds one connection that listens (``listen``). Each PostgreSQL
+# connection is a server process: README, "Connection pool sizing".
 POOL_SIZE = 10
 # An arbitrary constant naming Embargo's migration lock among advisory locks.
 MIGRATION_LOCK = 0x456D_6261_7267_6F01
@@ -373,54 +375,90 @@ class Database:
     async def transaction(
         self, *, wait_s: float = WRITE_TIMEOUT_S
     ) -> AsyncIterator[PostgresTransaction]:
-        """``async with db.transaction() as tx:`` commits on success, rolls back on error."""
+        """``async with db.transaction() as tx:`` commits on success, rolls back on error. A
+        connection lost during COMMIT raises StorageOutcomeUnknown. Never run again: a body
+        that is safe to rerun goes through ``transact``, which survives a lost connection."""
         async with self._connection(wait_s) as conn:
+            transaction = conn.transaction()
             try:
-                async with conn.transaction():
-                    yield PostgresTransaction(conn, self.sender)
+                await transaction.start()
             except DATABASE_ERRORS as error:
                 raise self._fault(error) from error
+            try:
+                yield PostgresTransaction(conn, self.sender)
+            except BaseException as error:
+                await _roll_back(conn, transaction)
+                if isinstance(error, DATABASE_ERRORS):
+                    raise self._fault(error) from error
+                raise
+            await self._commit(transaction)
+
+    async def transact(
+        self,
+        work: Callable[[PostgresTransaction], Awaitable[T]],
+        *,
+        wait_s: float = WRITE_TIMEOUT_S,
+    ) -> T:
+        """Run ``work(tx)`` as one transaction and return what it returns. ``work`` must be
+        safe to run again from the start (it changes nothing outside the transaction): when
+        the connection is lost before COMMIT, nothing of it was saved, and it runs once more
+        on a fresh connection. A connection lost during COMMIT raises StorageOutcomeUnknown
+        and is never rerun: the first run may have been saved."""
+        return await self.run_transaction(
+            lambda conn: work(PostgresTransaction(conn, self.sender)),
+            wait_s=wait_s,
+            reruns_after_loss=1,
+        )
 
     async def run_transaction(
         self,
         work: Callable[[asyncpg.Connection], Awaitable[T]],
         *,
         wait_s: float = WRITE_TIMEOUT_S,
+        reruns_after_loss: int = RETRIES,
     ) -> T:
         """Run ``work(connection)`` as one transaction. It is run again from the start, on a
         fresh connection if need be, when it deadlocked or could not be serialised with
-        another process's transaction, or when the connection was lost before COMMIT (then
-        nothing of it was saved); ``RETRIES`` times at most. A connection lost during COMMIT
-        raises StorageOutcomeUnknown: the write may or may not be saved."""
+        another process's transaction (``RETRIES`` times at most), or when the connection
+        was lost before COMMIT (then nothing of it was saved; ``reruns_after_loss`` times at
+        most). A connection lost during COMMIT raises StorageOutcomeUnknown: the write may or
+        may not be saved."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        for attempt in range(RETRIES + 1):
+        conflicts = losses = 0
+        while True:
             async with self._connection(max(0.001, deadline - loop.time())) as conn:
                 transaction = conn.transaction()
                 try:
                     await transaction.start()
                     result = await work(conn)
                 except BaseException as error:
-                    if not conn.is_closed():
-                        with contextlib.suppress(*DATABASE_ERRORS):
-                            await transaction.rollback()
-                    if attempt < RETRIES and isinstance(error, CONFLICTS + CONNECTION_LOST):
-                        log.info("running a transaction again after %s", type(error).__name__)
-                        continue
-                    if isinstance(error, DATABASE_ERRORS):
+                    await _roll_back(conn, transaction)
+                    if isinstance(error, CONFLICTS) and conflicts < RETRIES:
+                        conflicts += 1
+                    elif isinstance(error, CONNECTION_LOST) and losses < reruns_after_loss:
+                        losses += 1
+                    elif isinstance(error, DATABASE_ERRORS):
                         raise self._fault(error) from error
-                    raise
-                try:
-                    await transaction.commit()
-                except CONNECTION_LOST as error:
-                    raise StorageOutcomeUnknown(
-                        f"the connection to {self.where} was lost while committing "
-                        f"({error}): the last write may or may not be saved"
-                    ) from error
-                except asyncpg.PostgresError as error:
-                    raise self._fault(error) from error
+                    else:
+                        raise
+                    log.info("running a transaction again after %s", type(error).__name__)
+                    continue
+                await self._commit(transaction)
                 return result
-        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    async def _commit(self, transaction: asyncpg.transaction.Transaction) -> None:
+        try:
+            await transaction.commit()
+        except CONNECTION_LOST as error:
+            raise self._fault(
+                StorageOutcomeUnknown(
+                    f"the connection to {self.where} was lost while committing ({error}): "
+                    "the last write may or may not be saved"
+                )
+            ) from error
+        except asyncpg.PostgresError as error:
+            raise self._fault(error) from error
 
     async def run_statements(
         self,
@@ -505,6 +543,16 @@ class Database:
         if self.report_faults and not self._opening:
             self.faults.failed(f"database ({type(fault).__name__})", str(fault))
         return fault
+
+
+async def _roll_back(
+    conn: asyncpg.Connection, transaction: asyncpg.transaction.Transaction
+) -> None:
+    """Roll back, unless the connection is gone (then the server did; a pooled connection
+    lost is already back in its pool, where asking about it raises)."""
+    with contextlib.suppress(*DATABASE_ERRORS):
+        if not conn.is_closed():
+            await transaction.rollback()
 
 
 async def announce(conn: asyncpg.Connection, sender: str, changes: Sequence[str]) -> None:

@@ -5,8 +5,12 @@ Several processes may write votes at once. Each batch first takes a transaction-
 advisory lock per vote key, in sorted order, then reads the scores it replaces: a key is
 never read by one batch while another is between its read and its commit, and locks taken
 in one order can't deadlock. The totals are changed in sorted key order too, by relative
-``UPDATE``s, so pooled totals stay exact with any number of writers. A deadlock or
-serialisation failure nonetheless reruns the whole batch (``Database.run_transaction``).
+``UPDATE``s, so they stay exact with any number of writers. The per-server totals are
+written by the process running the server's shard; the pooled (global) totals, which every
+process moves, are split into slots (migration 015): a batch takes the lowest slot no other
+transaction holds and writes only that slot's rows, so batches of several processes never
+wait for each other on them. A deadlock or serialisation failure nonetheless reruns the
+whole batch (``Database.run_transaction``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ from bot.storage.votes import (
 )
 
 T = TypeVar("T")
+
+# Slots of the pooled totals (migration 015): more than processes ever write votes at once.
+SLOTS = 64
+# An arbitrary constant naming the slots' advisory locks (a pair: this, slot).
+SLOT_LOCKS = 0x766F_7465
 
 
 def vote_lock_id(key: VoteKey) -> int:
@@ -241,23 +250,81 @@ async def _write_totals(conn: asyncpg.Connection, deltas: TotalsDeltas) -> None:
                 episode_keys,
             )
     if pooled:
-        episode_keys, show_slugs, counts, sums = map(list, zip(*pooled, strict=True))
-        await conn.execute(
-            "INSERT INTO vote_totals_global (episode_key, show_slug, vote_count, score_sum) "
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) "
-            "ON CONFLICT (show_slug, episode_key) DO UPDATE SET "
-            "vote_count = vote_totals_global.vote_count + excluded.vote_count, "
-            "score_sum = vote_totals_global.score_sum + excluded.score_sum",
-            episode_keys,
-            show_slugs,
-            counts,
-            sums,
-        )
-        if any(count < 0 for count in counts):
-            await conn.execute(
-                "DELETE FROM vote_totals_global AS t USING unnest($1::text[], $2::text[]) "
-                "AS w (show_slug, episode_key) WHERE t.show_slug = w.show_slug "
-                "AND t.episode_key = w.episode_key AND t.vote_count = 0",
+        await _write_pooled_totals(conn, pooled)
+
+
+async def _take_slot(conn: asyncpg.Connection) -> int:
+    """The lowest slot of the pooled totals that no other transaction holds, held until
+    this one ends (slot 0 whenever one process writes alone); when every slot is held,
+    wait for slot 0."""
+    slot: int | None = await conn.fetchval(
+        "SELECT slot FROM generate_series(0, $1::int - 1) AS slot "
+        "WHERE pg_try_advisory_xact_lock($2::int, slot) LIMIT 1",
+        SLOTS,
+        SLOT_LOCKS,
+    )
+    if slot is None:
+        await conn.execute("SELECT pg_advisory_xact_lock($1::int, 0)", SLOT_LOCKS)
+        slot = 0
+    return slot
+
+
+async def _write_pooled_totals(
+    conn: asyncpg.Connection, pooled: Sequence[tuple[str, str, int, int]]
+) -> None:
+    """Add ``pooled`` (episode_key, show_slug, count, total) to the rows of a slot of our
+    own (see migration 015). Holding slot 0, fold into it the rows these episodes have in
+    other slots that no transaction holds, so an episode keeps about one row."""
+    episode_keys, show_slugs, counts, sums = map(list, zip(*pooled, strict=True))
+    slot = await _take_slot(conn)
+    folded: list[int] = []
+    if slot == 0:
+        # pg_try_advisory_xact_lock is volatile: it runs after DISTINCT, once per slot.
+        folded = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT slot FROM (SELECT DISTINCT t.slot FROM vote_totals_global AS t "
+                "JOIN unnest($1::text[], $2::text[]) AS w (show_slug, episode_key) "
+                "ON t.show_slug = w.show_slug AND t.episode_key = w.episode_key "
+                "WHERE t.slot <> 0) AS other WHERE pg_try_advisory_xact_lock($3::int, slot)",
                 show_slugs,
                 episode_keys,
+                SLOT_LOCKS,
             )
+        ]
+    changed = await conn.fetch(
+        "WITH moved AS ("
+        "DELETE FROM vote_totals_global AS t "
+        "USING unnest($1::text[], $2::text[]) AS w (show_slug, episode_key) "
+        "WHERE t.show_slug = w.show_slug AND t.episode_key = w.episode_key "
+        "AND t.slot = ANY($5::smallint[]) "
+        "RETURNING t.show_slug, t.episode_key, t.vote_count, t.score_sum), "
+        "deltas AS ("
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[]) "
+        "AS d (show_slug, episode_key, vote_count, score_sum) "
+        "UNION ALL SELECT * FROM moved) "
+        "INSERT INTO vote_totals_global (show_slug, episode_key, slot, vote_count, score_sum) "
+        "SELECT show_slug, episode_key, $6::smallint, SUM(vote_count), SUM(score_sum) "
+        "FROM deltas GROUP BY show_slug, episode_key "
+        "ON CONFLICT (show_slug, episode_key, slot) DO UPDATE SET "
+        "vote_count = vote_totals_global.vote_count + excluded.vote_count, "
+        "score_sum = vote_totals_global.score_sum + excluded.score_sum "
+        "RETURNING episode_key, vote_count, score_sum",
+        show_slugs,
+        episode_keys,
+        counts,
+        sums,
+        folded,
+        slot,
+    )
+    # A slot's row that adds up to nothing goes.
+    empty = [row[0] for row in changed if row[1] == 0 and row[2] == 0]
+    if empty:
+        await conn.execute(
+            "DELETE FROM vote_totals_global WHERE show_slug = ANY($1::text[]) "
+            "AND episode_key = ANY($2::text[]) AND slot = $3 "
+            "AND vote_count = 0 AND score_sum = 0",
+            sorted({show_slug_of(key) for key in empty}),
+            empty,
+            slot,
+        )

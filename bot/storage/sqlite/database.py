@@ -467,6 +467,17 @@ class Database:
                     raise self._fault(error) from error
                 raise
 
+    async def transact(
+        self,
+        work: Callable[[SqliteTransaction], Awaitable[T]],
+        *,
+        wait_s: float = WRITE_TIMEOUT_S,
+    ) -> T:
+        """Run ``work(tx)`` as one transaction (see ``transaction``) and return what it
+        returns. Never rerun here: this process owns the file, and no connection is lost."""
+        async with self.transaction(wait_s=wait_s) as tx:
+            return await work(tx)
+
     @asynccontextmanager
     async def _writing(self, wait_s: float) -> AsyncIterator[int]:
         """Hold the write lock, waiting ``wait_s`` seconds at most; yields the milliseconds

@@ -1,0 +1,2 @@
+-- Nothing to do on SQLite: one process writes the file, one transaction at a time, so the
+-- pooled totals keep one row per episode (PostgreSQL splits them into slots).
