@@ -420,7 +420,11 @@ async def test_a_deadlock_between_two_transactions_reruns_one_and_both_commit(po
             store.db.run_transaction(crossing("a", "b"), wait_s=10),
             store.db.run_transaction(crossing("b", "a"), wait_s=10),
         )
-        assert len(tries) == 3  # PostgreSQL cancelled one; it ran again and committed
+        # PostgreSQL cancelled one and it ran again and committed. On a loaded machine the
+        # rerun can take its first lock before the survivor is granted it and deadlock once
+        # more, to be rerun again: what must hold is a rerun, and both committed.
+        assert sorted(tries[:2]) == ["a", "b"]
+        assert len(tries) >= 3
         rows = dict(tuple(row) for row in await store.db.fetch_all("SELECT * FROM bot_meta"))
         assert rows in ({"a": "a", "b": "a"}, {"a": "b", "b": "b"})
     finally:
