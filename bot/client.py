@@ -31,6 +31,7 @@ from bot.content.watch import watch_content
 from bot.errors import EmbargoTree
 from bot.leader import Leadership, LeaderWork
 from bot.lookup import Catalogue
+from bot.ratelimits import amortise_bucket_sweeps
 from bot.shards import IDENTIFY_SPACING_S, guild_shard, identify_bucket, queue_horizon_s
 from bot.storage import Storage, StorageError
 from bot.storage.content import RELOAD_REQUESTED
@@ -97,6 +98,7 @@ class EmbargoBot(commands.AutoShardedBot):
             shard_count=settings.shard_count,
             **sharded_range(settings),
         )
+        amortise_bucket_sweeps(self.http)
         self.settings = settings
         self.storage = storage
         self.clock = clock

@@ -16,7 +16,15 @@ PACKAGES = ("bot", "cogs")
 
 # The Discord-facing glue under bot/: everything else there is core.
 GLUE = frozenset(
-    {"bot.client", "bot.connect", "bot.errors", "bot.invite", "bot.ui", "bot.__main__"}
+    {
+        "bot.client",
+        "bot.connect",
+        "bot.errors",
+        "bot.invite",
+        "bot.ratelimits",
+        "bot.ui",
+        "bot.__main__",
+    }
 )
 # Glue that may reach discord.py only from inside a function (the CLI's `run`), so that
 # `check` and `preview` start without it.
