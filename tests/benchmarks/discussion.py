@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.client import EmbargoBot
 from bot.config import Settings
@@ -67,6 +69,56 @@ class _Counter:
         return self.made
 
 
+class _FullCollections:
+    """The pauses of the garbage collector's full (oldest-generation) collections, timed
+    from its own callbacks, while installed."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> _FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
+class _StandInAnswers:
+    """The time the stand-in, on the bot's own event loop, spends answering requests (its
+    routing and bookkeeping; not aiohttp's parsing and encoding around it), while installed:
+    loop time a real Discord would not take from the bot."""
+
+    def __init__(self, standin: Any) -> None:
+        self.standin = standin
+        self.spans: list[float] = []
+
+    def __enter__(self) -> _StandInAnswers:
+        answer = self.standin.answer
+
+        def timed(request: RecordedRequest) -> Any:
+            started = time.perf_counter()
+            try:
+                return answer(request)
+            finally:
+                self.spans.append(time.perf_counter() - started)
+
+        self.standin.answer = timed
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        del self.standin.answer
+
+
 async def _review_latencies(harness: Harness, stop: asyncio.Event, out: list[float]) -> None:
     """``/review`` every 50 ms until ``stop``: the time from dispatch to the bot's answer."""
     while not stop.is_set():
@@ -112,15 +164,18 @@ async def measure(
             clock.offset = RELEASE - timedelta(seconds=rest_s) - datetime.now(UTC)
             harness.mark_ready()
             assert isinstance(harness.bot, EmbargoBot)
+            # The servers' cache is full: what READY's handlers do then (settling the heap).
+            await harness.bot.on_ready()
             cog = harness.bot.get_cog("Discussion")
             assert cog is not None
             rest: list[float] = []
             stop = asyncio.Event()
             until = RELEASE - timedelta(seconds=0.5)
             resting = asyncio.create_task(_review_latencies(harness, stop, rest))
-            await asyncio.sleep(max(0.0, (until - clock()).total_seconds()))
-            stop.set()
-            await resting
+            with _FullCollections() as rest_gc:
+                await asyncio.sleep(max(0.0, (until - clock()).total_seconds()))
+                stop.set()
+                await resting
             before = len(harness.standin.requests)
             during: list[float] = []
             stop = asyncio.Event()
@@ -129,14 +184,15 @@ async def measure(
             started = time.perf_counter()
             expected = 3 * servers  # post, thread, the thread's first message
             made = _Counter(harness.standin.requests, before)
-            await harness.standin.wait_for(
-                lambda: made.count() >= expected,
-                within=expected / limit * 3 + 60,
-                what="every post, thread and first message",
-            )
-            total = time.perf_counter() - started
-            stop.set()
-            await busy
+            with _FullCollections() as fan_out_gc, _StandInAnswers(harness.standin) as answers:
+                await harness.standin.wait_for(
+                    lambda: made.count() >= expected,
+                    within=expected / limit * 3 + 60,
+                    what="every post, thread and first message",
+                )
+                total = time.perf_counter() - started
+                stop.set()
+                await busy
             fan_out = [
                 r
                 for r in harness.standin.requests[before:]
@@ -145,6 +201,7 @@ async def measure(
             limited = len(harness.standin.globally_limited)
     finally:
         await storage.close()
+        gc.unfreeze()  # READY's settling of the heap ends with the benchmark
     floor = expected / limit
     return {
         "servers": servers,
@@ -160,6 +217,12 @@ async def measure(
         "review_samples_rest": len(rest),
         "review_samples_fanout": len(during),
         "review_mean_fanout_ms": statistics.fmean(during) * 1000,
+        "full_gcs_rest": len(rest_gc.pauses),
+        "full_gc_max_rest_ms": max(rest_gc.pauses, default=0.0) * 1000,
+        "full_gcs_fanout": len(fan_out_gc.pauses),
+        "full_gc_max_fanout_ms": max(fan_out_gc.pauses, default=0.0) * 1000,
+        "standin_answering_fanout_s": sum(answers.spans),
+        "standin_answer_max_fanout_ms": max(answers.spans, default=0.0) * 1000,
     }
 
 
