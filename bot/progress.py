@@ -13,6 +13,10 @@ The rules, in one place:
 - A member is *through* the last episode of the unbroken run of watched episodes from the
   start of the main line; the first released episode after that run is *next*, and anything
   they marked beyond it is *out of order*.
+- A member's watch roles follow their progress in every server, whichever process serves it:
+  the process a change reaches brings the roles in line in its own servers, and every other
+  process, hearing which member changed, does the same in its servers from the stored
+  progress (``member_role_scope``).
 - A watch role for a show (or one season) is earned by having watched every episode of it
   released so far (for a whole show: the main line, specials aside; for season 0: the
   specials). An episode released later makes that no longer true, so the role follows the
@@ -330,6 +334,23 @@ def role_changes(
     grant = tuple(bound[r] for r, met in earned.items() if met and r not in held_role_ids)
     revoke = tuple(bound[r] for r, met in earned.items() if not met and r in held_role_ids)
     return RoleChanges(grant=grant, revoke=revoke)
+
+
+def member_role_scope(
+    roles: Iterable[WatchRole],
+    watched: AbstractSet[str],
+    held: AbstractSet[tuple[int, int]],
+) -> dict[int, list[WatchRole]]:
+    """By server, the watch roles to bring in line for a member whose progress changed
+    (without knowing what changed): the roles of the shows they have marked anything of,
+    which they may have earned, and the roles Embargo gave them (``held``: server, role),
+    which they may no longer earn. ``roles``: at least those, as the servers bind them."""
+    shows = {show_slug_of_key(key) for key in watched}
+    scope: dict[int, list[WatchRole]] = {}
+    for role in dict.fromkeys(roles):
+        if role.show_slug in shows or (role.guild_id, role.role_id) in held:
+            scope.setdefault(role.guild_id, []).append(role)
+    return scope
 
 
 class RoleSetupProblem(StrEnum):

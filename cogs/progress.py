@@ -3,7 +3,9 @@
 Progress belongs to the person, not the server: the member commands work in servers and DMs.
 Every change is committed before the reply; watch roles are granted or removed right after it
 (never while the database is held), and a failure is told to the member and kept for
-``/embargo settings``.
+``/embargo settings``. A process sees only its own shards' servers: it brings the member's
+roles in line in those, and every other process on the database, hearing which member
+changed, does the same in its servers from the stored progress.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -30,12 +31,14 @@ from bot.progress import (
     episodes_to_mark,
     episodes_to_unmark,
     member_progress,
+    member_role_scope,
     next_release_after,
     released_between,
     role_changes,
     role_setup_problems,
     roles_to_recheck,
     show_progress,
+    show_slug_of_key,
 )
 from bot.progress_messages import (
     FORGET_CANCELLED,
@@ -95,6 +98,10 @@ class Progress(commands.Cog):
         # Every process re-checks the servers of its own shards (not leader work: the
         # leader's gateway cache holds only its own shards' servers and members).
         self._rechecks: asyncio.Task[None]
+        # Members whose progress another process changed: their roles being brought in line
+        # here, and those changed again meanwhile (brought in line once more after).
+        self._resyncs: dict[int, asyncio.Task[None]] = {}
+        self._resync_again: set[int] = set()
         # Subcommands of the one /embargo group (cogs/spoilers.py owns it).
         self.settings_commands: list[app_commands.Command[Any, ..., Any]] = [
             app_commands.Command(
@@ -113,13 +120,76 @@ class Progress(commands.Cog):
         attach_moderator_commands(self.bot.tree, self.settings_commands)
         self.bot.add_dynamic_items(WatchedButton)
         self._rechecks = asyncio.create_task(self._recheck_releases(), name="embargo-watch-roles")
+        self.bot.storage.progress_listeners.append(self._progress_heard)
 
     async def cog_unload(self) -> None:
         detach_moderator_commands(self.bot.tree, self.settings_commands)
         self.bot.remove_dynamic_items(WatchedButton)
-        self._rechecks.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._rechecks
+        with contextlib.suppress(ValueError):
+            self.bot.storage.progress_listeners.remove(self._progress_heard)
+        tasks = [self._rechecks, *self._resyncs.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- watch roles: after another process changed a member's progress -----------------------
+
+    def _progress_heard(self, user_id: int) -> None:
+        if user_id in self._resyncs:
+            self._resync_again.add(user_id)  # read once more when the running one ends
+            return
+        self._resyncs[user_id] = asyncio.create_task(
+            self._resync_heard(user_id), name="embargo-member-roles"
+        )
+
+    async def _resync_heard(self, user_id: int) -> None:
+        """One member at a time, so an older read of their progress never lands last."""
+        try:
+            await self.bot.wait_until_ready()
+            while True:
+                self._resync_again.discard(user_id)
+                try:
+                    await self.resync_member(user_id)
+                except StorageError as error:
+                    log.warning("member %s's watch roles not brought in line: %s", user_id, error)
+                except Exception:
+                    log.exception("member %s's watch roles not brought in line", user_id)
+                if user_id not in self._resync_again:
+                    return
+        finally:
+            del self._resyncs[user_id]
+
+    async def resync_member(self, user_id: int) -> list[RoleOutcome]:
+        """Bring the member's watch roles in line with their stored progress in every server
+        this process serves (whatever changed): grant what they earned, take back what they
+        no longer earn. With nothing watched (after /forget-me), the record of the roles
+        Embargo gave them in these servers goes too, whether or not taking them back worked."""
+        storage = self.bot.storage
+        watched = await storage.watched_keys(user_id)
+        held = {
+            (guild_id, role_id)
+            for guild_id, role_id in await storage.roles_held_by(user_id)
+            if self.bot.serves_guild(guild_id)
+        }
+        roles = await storage.watch_roles_for_shows({show_slug_of_key(key) for key in watched})
+        for guild_id in sorted({guild_id for guild_id, _ in held}):
+            roles += (await storage.watch_role_settings(guild_id)).roles
+        outcomes: list[RoleOutcome] = []
+        for guild_id, in_guild in member_role_scope(roles, watched, held).items():
+            # Another process's server: that process brings the roles in line there.
+            guild = self.bot.get_guild(guild_id) if self.bot.serves_guild(guild_id) else None
+            member = await _member_of(guild, user_id) if guild is not None else None
+            if guild is not None and member is not None:
+                outcomes += await self._sync_in(guild, member, in_guild, watched)
+        if not watched:
+            await storage.forget_role_holds(user_id, {guild_id for guild_id, _ in held})
+        return outcomes
+
+    async def take_back_from_forgotten(self) -> None:
+        """Take back the roles of members forgotten while this process was not running (the
+        record of them waits for the process serving the server)."""
+        for user_id in await self.bot.storage.holders_without_progress():
+            await self.resync_member(user_id)
 
     # -- watch roles: when new episodes come out ----------------------------------------------
 
@@ -128,6 +198,10 @@ class Progress(commands.Cog):
         who are no longer complete. The instant last checked is kept in the database, so
         releases while Embargo was offline are checked when it starts (and nothing twice)."""
         await self.bot.wait_until_ready()
+        try:
+            await self.take_back_from_forgotten()
+        except StorageError as error:
+            log.warning("could not take back the watch roles of forgotten members: %s", error)
         since = await self.rechecked_through()
         while True:
             try:
@@ -197,18 +271,6 @@ class Progress(commands.Cog):
                     outcomes = await self._sync_in(guild, member, in_guild, watched)
                     taken += sum(1 for o in outcomes if not o.granted and o.problem is None)
         return taken
-
-    async def take_back_roles(
-        self, user_id: int, held: Sequence[tuple[int, int]]
-    ) -> list[RoleOutcome]:
-        """Remove the watch roles Embargo gave the member (``roles_held_by``), everywhere."""
-        outcomes = []
-        for guild_id, role_id in held:
-            guild = self.bot.get_guild(guild_id)
-            member = await _member_of(guild, user_id) if guild is not None else None
-            if guild is not None and member is not None and member.get_role(role_id):
-                outcomes.append(await self._change_role(guild, member, role_id, grant=False))
-        return outcomes
 
     def _show_of(self, episode: Episode) -> Show:
         show = self.bot.catalogue.shows_by_slug.get(episode.show_slug)
@@ -320,33 +382,33 @@ class Progress(commands.Cog):
     async def sync_member_roles(
         self, interaction: discord.Interaction, show_slugs: Collection[str]
     ) -> list[RoleOutcome]:
-        """Grant or remove the member's watch roles for ``show_slugs``: in the server the
-        interaction came from, or, from a DM, in every server with such a role that the
-        member is in."""
+        """Grant or remove the member's watch roles for ``show_slugs`` in every server this
+        process serves (the other processes, hearing of the change, do theirs). Returns what
+        happened where the member can see it: in the server the interaction came from, or,
+        from a DM, everywhere."""
         storage = self.bot.storage
         user_id = interaction.user.id
-        targets: list[tuple[discord.Guild, discord.Member, list[WatchRole]]] = []
-        if interaction.guild is not None and isinstance(interaction.user, discord.Member):
-            settings = await storage.watch_role_settings(interaction.guild.id)
-            roles = [r for r in settings.roles if r.show_slug in show_slugs]
-            if roles:
-                targets.append((interaction.guild, interaction.user, roles))
-        else:
-            by_guild: dict[int, list[WatchRole]] = defaultdict(list)
-            for slug in show_slugs:
-                for role in await storage.watch_roles_for_show(slug):
-                    by_guild[role.guild_id].append(role)
-            for guild_id, roles in by_guild.items():
-                guild = self.bot.get_guild(guild_id)
-                member = await _member_of(guild, user_id) if guild is not None else None
-                if guild is not None and member is not None:
-                    targets.append((guild, member, roles))
-        if not targets:
+        here = interaction.guild if isinstance(interaction.user, discord.Member) else None
+        by_guild: dict[int, list[WatchRole]] = {}
+        for role in await storage.watch_roles_for_shows(show_slugs):
+            by_guild.setdefault(role.guild_id, []).append(role)
+        if not by_guild:
             return []
         watched = await storage.watched_keys(user_id)
         outcomes: list[RoleOutcome] = []
-        for guild, member, roles in targets:
-            outcomes += await self._sync_in(guild, member, roles, watched)
+        # The server the member is in first: what they are told about.
+        for guild_id in sorted(by_guild, key=lambda g: here is None or g != here.id):
+            if here is not None and guild_id == here.id:
+                guild: discord.Guild | None = here
+                member: discord.Member | None = cast(discord.Member, interaction.user)
+            else:
+                guild = self.bot.get_guild(guild_id)
+                member = await _member_of(guild, user_id) if guild is not None else None
+            if guild is None or member is None:
+                continue
+            changed = await self._sync_in(guild, member, by_guild[guild_id], watched)
+            if here is None or guild.id == here.id:
+                outcomes += changed
         return outcomes
 
     async def _sync_in(
@@ -509,7 +571,6 @@ class ForgetView(ErrorRoutedView):
     ) -> None:
         self.stop()
         storage = self.cog.bot.storage
-        held = await storage.roles_held_by(interaction.user.id)
         forgotten = await storage.forget_member(interaction.user.id)
         text = forgotten_text(
             forgotten.watched_episodes, forgotten.votes, len(forgotten.vote_guild_ids)
@@ -517,12 +578,12 @@ class ForgetView(ErrorRoutedView):
         await interaction.response.edit_message(
             content=text, view=None, allowed_mentions=NO_MENTIONS, suppress_embeds=True
         )
-        if held:
-            # Nothing is watched any more: the watch roles Embargo gave go, in every server.
-            outcomes = await self.cog.take_back_roles(interaction.user.id, held)
-            follow = role_outcomes_text(outcomes)
-            if follow is not None:
-                await send_messages(interaction, [OutgoingMessage(content=follow, ephemeral=True)])
+        # Nothing is watched any more: the watch roles Embargo gave go, in this process's
+        # servers here and in the others' by the processes serving them.
+        outcomes = await self.cog.resync_member(interaction.user.id)
+        follow = role_outcomes_text(outcomes)
+        if follow is not None:
+            await send_messages(interaction, [OutgoingMessage(content=follow, ephemeral=True)])
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(

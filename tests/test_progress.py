@@ -16,6 +16,7 @@ from bot.progress import (
     has_completed,
     in_order,
     member_progress,
+    member_role_scope,
     next_release_after,
     next_to_watch,
     order_for_unwatched,
@@ -488,3 +489,27 @@ def test_a_release_rechecks_the_roles_whose_scope_it_joins():
     assert roles_to_recheck(roles, [find(BM, 2, 4)]) == [whole, season2]
     assert roles_to_recheck(roles, [find(BM, 0, 1)]) == [specials]
     assert roles_to_recheck(roles, []) == []
+
+
+# ---- which roles follow a change heard from another process ----------------------------------
+
+
+def test_the_roles_in_question_are_the_watched_shows_and_those_embargo_gave():
+    other = 2
+    roles = [
+        WatchRole(1, "bm", None, 10),
+        WatchRole(1, "sev", 1, 14),  # given earlier; nothing of Severance watched any more
+        WatchRole(1, "gone", None, 15),  # neither watched nor given
+        WatchRole(other, "bm", 7, 20),
+        WatchRole(other, "bm", 7, 20),  # read twice (by show and by server): once
+    ]
+    scope = member_role_scope(roles, {"bm/s01e01"}, {(1, 14)})
+    assert scope == {
+        1: [WatchRole(1, "bm", None, 10), WatchRole(1, "sev", 1, 14)],
+        other: [WatchRole(other, "bm", 7, 20)],
+    }
+    # Forgotten: nothing watched; only what Embargo gave is in question (to be taken back).
+    assert member_role_scope(roles, frozenset(), {(other, 20)}) == {
+        other: [WatchRole(other, "bm", 7, 20)]
+    }
+    assert member_role_scope(roles, frozenset(), set()) == {}

@@ -493,7 +493,30 @@ async def test_role_holders_are_recorded_and_go_with_the_member(storage):
     assert await storage.roles_held_by(MEMBER) == [(G1, 5), (G2, 6)]
     await storage.record_role_holder(G1, 5, OTHER, holds=False)
     assert await storage.role_holders(G1, 5) == [MEMBER]
+    await storage.mark_watched(OTHER, [E1], now=NOW)
+    # OTHER no longer holds one; MEMBER holds two and has nothing watched.
+    assert await storage.holders_without_progress() == [MEMBER]
+    # /forget-me keeps the record until the process serving each server took them back.
     await storage.forget_member(MEMBER)
+    assert await storage.roles_held_by(MEMBER) == [(G1, 5), (G2, 6)]
+    await storage.forget_role_holds(MEMBER, [G1])  # G1's process took its role back
+    assert await storage.roles_held_by(MEMBER) == [(G2, 6)]
+    await storage.forget_role_holds(MEMBER, [G2, G2])
     assert await storage.roles_held_by(MEMBER) == []
     assert await storage.role_holders(G1, 5) == []
     assert await storage.role_holders(G2, 6) == []
+    assert await storage.holders_without_progress() == []
+    await storage.forget_role_holds(MEMBER, [])  # nothing to forget: nothing happens
+
+
+async def test_watch_roles_for_several_shows_come_in_one_read_by_server(storage):
+    await storage.set_watch_role(G2, "bm", None, 601)
+    await storage.set_watch_role(G1, "sev", 1, 702)
+    await storage.set_watch_role(G1, "bm", 7, 502)
+    await storage.set_watch_role(G1, "other", None, 801)
+    assert await storage.watch_roles_for_shows({"sev", "bm"}) == [
+        WatchRole(G1, "bm", 7, 502),
+        WatchRole(G1, "sev", 1, 702),
+        WatchRole(G2, "bm", None, 601),
+    ]
+    assert await storage.watch_roles_for_shows(()) == []

@@ -104,7 +104,7 @@ class Storage(
             elif kind == "watch_roles":
                 self._watch_roles_changed(int(key))
             elif kind == "progress":
-                self._progress_changed(int(key))
+                self._progress_heard(int(key))
             elif kind == "tallies":
                 self._vote_tallies_cache().invalidate(None if key == "*" else [key])
             elif kind == "guild":
@@ -140,13 +140,14 @@ class Storage(
 
     async def forget_member(self, user_id: int) -> MemberForgotten:
         """Delete everything stored about a member: their watch progress and their votes in
-        every server, with the vote totals moved back, in one transaction; then the record of
-        the watch roles Embargo gave them. Committed before this returns."""
+        every server, with the vote totals moved back, in one transaction. Committed before
+        this returns. The record of the watch roles Embargo gave them stays until the process
+        serving each server has taken them back (``forget_role_holds``): every process hears
+        the change (``progress:<user_id>``) and does so in its own servers."""
         try:
             votes, watched = await self.forget_voter(user_id)
         finally:
             self._progress_changed(user_id)
-        await self.forget_role_holds(user_id)
         return MemberForgotten(
             watched_episodes=watched, votes=votes.votes, vote_guild_ids=votes.guild_ids
         )

@@ -11,7 +11,7 @@ by one member each report their own change.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -48,15 +48,25 @@ class ProgressStore:
     _progress_cache: OrderedDict[int, frozenset[str]]
     _progress_writes: int  # committed progress writes so far
     _caching: bool  # whether caches may be used (see Storage.trust_caches)
+    # Called with the member whose progress another process changed (their watch roles
+    # in this process's servers follow it).
+    progress_listeners: list[Callable[[int], None]]
 
     def _init_progress_cache(self) -> None:
         self._progress_cache = OrderedDict()
         self._progress_writes = 0
+        self.progress_listeners = []
 
     def _progress_changed(self, user_id: int) -> None:
         """After a committed write: drop the member's cached marks."""
         self._progress_writes += 1
         self._progress_cache.pop(user_id, None)
+
+    def _progress_heard(self, user_id: int) -> None:
+        """Another process committed a change to the member's progress."""
+        self._progress_changed(user_id)
+        for listener in list(self.progress_listeners):
+            listener(user_id)
 
     async def watched_keys(self, user_id: int) -> frozenset[str]:
         """Every episode key the member has marked watched, as committed."""

@@ -8,7 +8,7 @@ overtook is not cached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -109,11 +109,20 @@ class WatchRoleStore:
         return settings
 
     async def watch_roles_for_show(self, show_slug: str) -> list[WatchRole]:
-        """Every server's watch roles for a show (after a change made in a DM)."""
+        """Every server's watch roles for a show, by server."""
+        return await self.watch_roles_for_shows([show_slug])
+
+    async def watch_roles_for_shows(self, show_slugs: Collection[str]) -> list[WatchRole]:
+        """Every server's watch roles for these shows (after a member's progress in them
+        changed), by server."""
+        slugs = sorted(set(show_slugs))
+        if not slugs:
+            return []
+        marks = ", ".join("?" * len(slugs))
         rows = await self.db.read(
-            f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE show_slug = ? "
-            "ORDER BY guild_id, season",
-            (show_slug,),
+            f"SELECT {_ROLE_COLUMNS} FROM watch_roles WHERE show_slug IN ({marks}) "
+            "ORDER BY guild_id, show_slug, season",
+            slugs,
         )
         return [_role(row) for row in rows]
 
@@ -231,10 +240,26 @@ class WatchRoleStore:
         )
         return [int(row[0]) for row in rows]
 
-    async def forget_role_holds(self, user_id: int) -> None:
-        """Forget which watch roles the member was given (``forget_member``)."""
+    async def forget_role_holds(self, user_id: int, guild_ids: Collection[int]) -> None:
+        """Forget which watch roles the member was given in these servers: after /forget-me,
+        once the process serving each server has taken the roles back (or tried to)."""
+        if not guild_ids:
+            return
         async with self.db.transaction() as conn:
-            await conn.execute("DELETE FROM watch_role_holders WHERE user_id = ?", (user_id,))
+            await conn.executemany(
+                "DELETE FROM watch_role_holders WHERE user_id = ? AND guild_id = ?",
+                [(user_id, guild_id) for guild_id in sorted(set(guild_ids))],
+            )
+
+    async def holders_without_progress(self) -> list[int]:
+        """The members Embargo still records as holding a watch role although they have
+        nothing marked watched: forgotten (/forget-me) while the process serving one of
+        their servers was not running, or whose last removal failed."""
+        rows = await self.db.read(
+            "SELECT DISTINCT h.user_id FROM watch_role_holders AS h WHERE NOT EXISTS "
+            "(SELECT 1 FROM watched_episodes AS w WHERE w.user_id = h.user_id) ORDER BY h.user_id"
+        )
+        return [int(row[0]) for row in rows]
 
     async def roles_held_by(self, user_id: int) -> list[tuple[int, int]]:
         """(server, role) for every watch role Embargo gave the member."""
