@@ -27,7 +27,11 @@ internals touched, all unavoidable without a gateway connection: ``Client._conne
 (the table the gateway reads events from) to deliver ``INTERACTION_CREATE``, ``GUILD_CREATE``
 and ``GUILD_ROLE_CREATE``. ``discord.http.Route.BASE``
 (the API root discord.py itself rewrites in ``_set_api_version``) is pointed at the stand-in
-for the duration of the ``async with``, so harnesses must not run concurrently.
+for the duration of the ``async with``, so harnesses must not run concurrently, except on one
+stand-in: several bots as several processes of one sharded bot (``standin=``, each bot's
+SHARD_COUNT and SHARD_IDS). Each bot gets the servers, and the gateway events, of its own
+shards only (DMs are on shard 0), as Discord routes them; the stand-in runs as long as the
+harness that started it.
 """
 
 from __future__ import annotations
@@ -252,6 +256,7 @@ class Harness:
             self.world = standin.world
         self.standin = standin
         self._previous_base: str | None = None
+        self._started_standin = False
         self._command_ids: dict[tuple[int | None, str], int] = {}
         # Tasks the bot started on gateway events the stand-in emitted (see _on_event).
         self._event_tasks: set[asyncio.Task[Any]] = set()
@@ -260,7 +265,9 @@ class Harness:
 
     async def __aenter__(self) -> Self:
         self.standin.event_listeners.append(self._on_event)
-        await self.standin.start()
+        if not self.standin.running:
+            await self.standin.start()
+            self._started_standin = True
         self._previous_base = Route.BASE
         Route.BASE = self.standin.api_base
         try:
@@ -268,6 +275,8 @@ class Harness:
             await self.bot.login(self._token)
             members_intent = self.bot.intents.members
             for guild in self.world.guilds:
+                if not self.on_its_shards(guild.id):
+                    continue
                 payload = guild.to_gateway_payload(
                     bot_id=self.app_id, members_intent=members_intent
                 )
@@ -307,7 +316,17 @@ class Harness:
             if self._previous_base is not None:
                 Route.BASE = self._previous_base
                 self._previous_base = None
-            await self.standin.stop()
+            if self._started_standin:
+                await self.standin.stop()
+                self._started_standin = False
+
+    def on_its_shards(self, guild_id: int | None) -> bool:
+        """Whether Discord sends the bot the events of this server (None: a DM, shard 0)."""
+        count = getattr(self.bot, "shard_count", None)
+        ids = getattr(self.bot, "shard_ids", None)
+        if not count or ids is None:
+            return True  # every shard of the bot runs here
+        return (0 if guild_id is None else (guild_id >> 22) % count) in ids
 
     def mark_ready(self) -> None:
         """Let what waits for ``wait_until_ready`` (background tasks) start, as after READY
@@ -414,6 +433,9 @@ class Harness:
                 raise errors[0]
 
     def _on_event(self, name: str, data: dict[str, Any]) -> None:
+        guild_id = data.get("guild_id")
+        if not self.on_its_shards(None if guild_id is None else int(guild_id)):
+            return
         if name in self.bot._connection.parsers:
             self._event_tasks |= self._parse(name, data)
 

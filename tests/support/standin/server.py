@@ -110,6 +110,10 @@ class DiscordStandIn(DiscordApi):
         self.base_url = f"http://127.0.0.1:{self.port}"
         log.info("Discord stand-in listening on %s", self.base_url)
 
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
     async def stop(self) -> None:
         for connection in self.connections:
             if connection.open:
