@@ -262,3 +262,48 @@ async def test_roles_of_a_member_forgotten_while_a_process_was_down_go_when_it_i
         ("PUT", b, MEMBER.id, watchers_b.id),
         ("DELETE", b, MEMBER.id, watchers_b.id),
     ]
+
+
+async def test_one_process_serving_both_servers_brings_both_in_line_from_either(tmp_path):
+    """SQLite: one process serves every server; a change made in server A reaches server B
+    too, without announcing anything, and the member is told about A's role only
+    (/forget-me: about every role taken back)."""
+    url = f"sqlite:///{tmp_path}/embargo.db"
+    storage = await Storage.open(url, tmp_path)
+    one = Settings(
+        discord_token=None,
+        database_url=url,
+        content_dir=PROJECT_DIR / "data",
+        log_level="INFO",
+        dev_guild_id=None,
+    )
+    harness = Harness(EmbargoBot(one, storage, clock=Clock(IN_THE_WINDOW)), guild=SERVER_A)
+    server_b, watchers_b = add_server_b(harness)
+    a, b = SERVER_A.id, server_b.id
+    try:
+        async with harness:
+            await storage.set_watch_role(a, SHOW, 7, WATCHERS.id)
+            await storage.set_watch_role(b, SHOW, 7, watchers_b.id)
+            done = ok(await harness.slash("watched", episode=FINALE, through=True))
+            assert done.content == f"You now have <@&{WATCHERS.id}>."
+            assert harness.standin.role_changes() == [
+                ("PUT", a, MEMBER.id, WATCHERS.id),
+                ("PUT", b, MEMBER.id, watchers_b.id),
+            ]
+            prompt = ok(await harness.slash("forget-me"))
+            forgotten = ok(
+                await harness.click(
+                    button(prompt, "Delete everything")["custom_id"], message=prompt.message
+                )
+            )
+            # As before shard ranges: every role it takes back is listed.
+            assert forgotten.content == (
+                f"You no longer have <@&{WATCHERS.id}>.\nYou no longer have <@&{watchers_b.id}>."
+            )
+            assert harness.standin.role_changes()[2:] == [
+                ("DELETE", a, MEMBER.id, WATCHERS.id),
+                ("DELETE", b, MEMBER.id, watchers_b.id),
+            ]
+            assert await storage.roles_held_by(MEMBER.id) == []
+    finally:
+        await storage.close()
