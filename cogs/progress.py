@@ -202,6 +202,8 @@ class Progress(commands.Cog):
             await self.take_back_from_forgotten()
         except StorageError as error:
             log.warning("could not take back the watch roles of forgotten members: %s", error)
+        except Exception:
+            log.exception("could not take back the watch roles of forgotten members")
         since = await self.rechecked_through()
         while True:
             try:
