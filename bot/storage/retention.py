@@ -62,6 +62,8 @@ class RetentionStore:
         A departure already recorded keeps its date (a duplicate event changes nothing)."""
         wanted = departure(guild_id, now)
         async with self.db.transaction() as conn:
+            # The leader's release calendar, in whichever process, stops posting there.
+            await conn.announce([f"settings:{guild_id}"])
             await conn.execute(
                 "INSERT INTO departed_guilds (guild_id, left_at, delete_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (guild_id) DO NOTHING",
@@ -77,6 +79,7 @@ class RetentionStore:
         """Embargo is back in the server: keep everything. Returns whether a deletion was
         pending."""
         async with self.db.transaction() as conn:
+            await conn.announce([f"settings:{guild_id}"])  # the release calendar posts again
             deleted = await conn.fetch_all(
                 "DELETE FROM departed_guilds WHERE guild_id = ? RETURNING guild_id", (guild_id,)
             )

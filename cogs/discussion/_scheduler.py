@@ -16,7 +16,10 @@ outcome in the ledger. What is due is decided by ``bot.calendar``; the words by
   database ends the wake early and it is tried again shortly.
 - **One process.** Of several processes on one database, only the leader (``bot/leader.py``)
   runs the task; the others hear of settings and content changes as it does, and a process
-  that takes over the lead starts from the watermark in the database.
+  that takes over the lead starts from the watermark in the database. The leader posts for
+  every server: one on another process's shards, which its gateway cache doesn't hold, is
+  reached through REST (``_remote.py``), with the same permission checks, and counts as
+  joined until that process records Embargo's removal.
 - **Fan-out** paces its own requests below Discord's global limit (about 50 a second per bot)
   with a few workers, so one release in many servers neither draws 429s nor delays
   interactions, whose answers are not counted against that limit.
@@ -67,6 +70,7 @@ from bot.messages import OutgoingMessage
 from bot.spoilers.policy import window_end
 from bot.storage import StorageError
 from cogs.discussion._buttons import release_view
+from cogs.discussion._remote import NotInServer, RemoteServers
 
 if TYPE_CHECKING:
     from bot.client import EmbargoBot
@@ -140,6 +144,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while asleep with no wake asked for
         self._work = LeaderWork(bot.leadership, self._run, name="embargo-discussion")
+        # Servers on other processes' shards: the leader posts there too, through REST.
+        self.remote = RemoteServers(bot, self.pacer.wait)
         self._calendar: Calendar | None = None
         self._calendar_source: object = None  # the catalogue the calendar was built from
         self._index: ScheduleIndex | None = None
@@ -172,6 +178,7 @@ class Scheduler:
     def settings_changed(self, guild_id: int | None) -> None:
         """A server's spoiler settings changed (None: any server's may have): its close posts
         may have moved."""
+        self.remote.forget(guild_id)
         if guild_id is None:
             self._recheck_all = True
             self._settings_dirty = True
@@ -263,19 +270,25 @@ class Scheduler:
                 self._next_prune = now + PRUNE_EVERY
             self.last_wake = now
         except BaseException:
+            self.remote.clear()
             # Nothing was lost: what this wake was asked to look at is looked at next time.
             self._recheck |= recheck
             self._recheck_all |= recheck_all
             self._content_changed |= content_changed
             raise
+        self.remote.clear()  # fetched for this wake's posts; the next wake asks afresh
         return earliest_wake(calendar.next_due(index, after=now), plan.retry_at, retry_at)
 
     async def finish_threads(self) -> None:
         """Open the threads of release posts sent just before the bot last stopped."""
         for key, channel_id, message_id in await self.bot.storage.releases_without_thread():
             episode = self.bot.catalogue.by_key.get(key.episode_key)
-            channel = self._cached_channel(key.guild_id, channel_id)
-            if episode is None or channel is None:
+            if episode is None:
+                continue
+            try:
+                channel, me = await self._channel(key, channel_id)
+            except (PostFailed, NotInServer, discord.HTTPException) as error:
+                log.info("%s: its thread can't be opened (%s)", _describe(key), error)
                 continue
             if isinstance(channel, discord.ForumChannel):
                 # A forum post is its own thread, with the post's id.
@@ -292,7 +305,7 @@ class Scheduler:
                 )
                 name = thread_name(episode, title_spoils=title_spoils)
                 message = channel.get_partial_message(message_id)
-                await self._open_thread(key, channel, message, name, first)
+                await self._open_thread(key, channel, me, message, name, first)
 
     async def _current_index(self, calendar: Calendar) -> ScheduleIndex:
         """The index of every announcing server's settings: read afresh after an announce
@@ -325,7 +338,7 @@ class Scheduler:
         """One server's schedule read afresh (its announce settings too: another process may
         have changed them), or None if it posts nothing."""
         announce = await self.bot.storage.get_announce(guild_id)
-        if announce.is_empty or self.bot.get_guild(guild_id) is None:
+        if announce.is_empty or not self._in_server(guild_id, await self._departed()):
             return None
         settings = await self.bot.storage.get_guild_settings(guild_id)
         if known is not None:
@@ -337,15 +350,26 @@ class Scheduler:
     async def _read_schedules(self) -> list[GuildSchedule]:
         storage = self.bot.storage
         horizons = await storage.ledger_horizons()
+        departed = await self._departed()
         guilds = []
         for guild_id, announce in (await storage.all_announce()).items():
-            if announce.is_empty or self.bot.get_guild(guild_id) is None:
+            if announce.is_empty or not self._in_server(guild_id, departed):
                 continue  # nothing to post, or Embargo is not in the server (any more)
             settings = await storage.get_guild_settings(guild_id)
             guilds.append(
                 GuildSchedule(guild_id, announce, settings.spoilers, horizons.get(guild_id))
             )
         return guilds
+
+    async def _departed(self) -> set[int]:
+        return {departure.guild_id for departure in await self.bot.storage.departures()}
+
+    def _in_server(self, guild_id: int, departed: set[int]) -> bool:
+        """Whether Embargo is in the server: this process's gateway knows for its own shards;
+        for another process's, that process records Embargo's removal."""
+        if self.bot.serves_guild(guild_id):
+            return self.bot.get_guild(guild_id) is not None
+        return guild_id not in departed
 
     async def _prune_ledger(self, calendar: Calendar, index: ScheduleIndex, now: datetime) -> None:
         """Forget the posts of episodes whose every post is long settled, server by server;
@@ -402,6 +426,9 @@ class Scheduler:
             reason = "The announce channel no longer exists (or Embargo can't see it)."
             # A deleted channel or server never comes back (a new one has a new id).
             final = error.code in (UNKNOWN_CHANNEL, UNKNOWN_GUILD)
+        except NotInServer:
+            # Given up on as when the server's own process hears of the removal.
+            reason, final = SERVER_LEFT, True
         except discord.Forbidden as error:
             reason = f"Discord refused the post: {error.text or 'Missing Permissions'}."
         except discord.HTTPException as error:
@@ -431,29 +458,34 @@ class Scheduler:
 
     async def _channel(
         self, key: PostKey, channel_id: int
-    ) -> discord.TextChannel | discord.ForumChannel | discord.Thread:
-        if self.bot.get_guild(key.guild_id) is None:
-            raise PostFailed(SERVER_LEFT, final=True)  # removed while the post waited its turn
-        channel = self._cached_channel(key.guild_id, channel_id)
-        if channel is None:
-            await self.pacer.wait()
-            channel = await self.bot.fetch_channel(channel_id)
+    ) -> tuple[discord.TextChannel | discord.ForumChannel | discord.Thread, discord.Member]:
+        """The channel to post in and Embargo's member to check its permissions for: from
+        the gateway's cache for this process's shards, through REST for another's."""
+        channel: object
+        if not self.bot.serves_guild(key.guild_id):
+            channel, me = await self.remote.channel(key.guild_id, channel_id)
+            if isinstance(channel, discord.Thread):
+                # Announce channels are text, announcement or forum channels; a thread's
+                # permissions would need its parent from a cache this process doesn't have.
+                raise PostFailed("The announce channel is a thread: pick its channel instead.")
+        else:
+            guild = self.bot.get_guild(key.guild_id)
+            if guild is None:
+                raise PostFailed(SERVER_LEFT, final=True)  # removed while the post waited
+            channel = guild.get_channel_or_thread(channel_id)
+            if channel is None:
+                await self.pacer.wait()
+                channel = await self.bot.fetch_channel(channel_id)
+            me = guild.me
         if not isinstance(channel, discord.TextChannel | discord.ForumChannel | discord.Thread):
             raise PostFailed("The announce channel is not a text, announcement or forum channel.")
-        return channel
-
-    def _cached_channel(self, guild_id: int, channel_id: int) -> object | None:
-        """The channel from the gateway's cache, looked up in its server: discord.py's
-        ``get_channel`` tries every server in turn, which a fan-out to thousands of servers
-        would pay on each post."""
-        guild = self.bot.get_guild(guild_id)
-        return None if guild is None else guild.get_channel_or_thread(channel_id)
+        return channel, me
 
     async def _release(self, item: DueItem) -> None:
         storage = self.bot.storage
-        channel = await self._channel(item.key, item.channel_id)
+        channel, me = await self._channel(item.key, item.channel_id)
         forum = isinstance(channel, discord.ForumChannel)
-        perms = channel.permissions_for(channel.guild.me)
+        perms = channel.permissions_for(me)
         missing = [name for name in POST_PERMISSIONS if not getattr(perms, name)]
         if missing:
             raise PostFailed(missing_permissions_reason(missing, "post"))
@@ -505,7 +537,9 @@ class Scheduler:
         )
         if isinstance(channel, discord.Thread):
             return  # announcing into a thread: no thread can start from its messages
-        await self._open_thread(item.key, channel, message, post.thread_name, post.thread_message)
+        await self._open_thread(
+            item.key, channel, me, message, post.thread_name, post.thread_message
+        )
 
     async def _forum_post(
         self,
@@ -567,12 +601,13 @@ class Scheduler:
         self,
         key: PostKey,
         channel: discord.TextChannel,
+        me: discord.Member,
         message: discord.Message | discord.PartialMessage,
         name: str,
         first: OutgoingMessage | None,
     ) -> None:
         storage = self.bot.storage
-        perms = channel.permissions_for(channel.guild.me)
+        perms = channel.permissions_for(me)
         missing = [name for name in THREAD_PERMISSIONS if not getattr(perms, name)]
         if missing:
             reason = missing_permissions_reason(missing, "open the discussion thread")
@@ -617,14 +652,14 @@ class Scheduler:
         (a forum has no place for a loose message, and the post is where its readers are),
         or a post of its own when there is no release post to reply in."""
         storage = self.bot.storage
-        channel = await self._channel(item.key, item.channel_id)
+        channel, me = await self._channel(item.key, item.channel_id)
         now = self.bot.clock()
         # A window shortened past its end opened spoilers now, not when it would have ended.
         closed_at = now if item.reason is DueReason.WINDOW_CHANGED else item.due_at
         post = window_closed_post(item.episode, closed_at=closed_at, now=now)
         target: discord.abc.Messageable
         if isinstance(channel, discord.ForumChannel):
-            perms = channel.permissions_for(channel.guild.me)
+            perms = channel.permissions_for(me)
             wanted = ("view_channel", *FORUM_THREAD_PERMISSIONS)
             missing = [name for name in wanted if not getattr(perms, name)]
             if missing:
@@ -650,7 +685,7 @@ class Scheduler:
                 return
             target = self.bot.get_partial_messageable(entry.thread_id, guild_id=channel.guild.id)
         else:
-            perms = channel.permissions_for(channel.guild.me)
+            perms = channel.permissions_for(me)
             missing = [name for name in POST_PERMISSIONS if not getattr(perms, name)]
             if missing:
                 raise PostFailed(missing_permissions_reason(missing, "post"))

@@ -461,12 +461,6 @@ def release_posts(standin: DiscordStandIn, guild: Guild) -> list[StoredMessage]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the leader posts for no server on another process's shard: get_guild() is None "
-    "there, taken as 'not in the server' (cogs/discussion/_scheduler.py _read_schedules, "
-    "_read_schedule, _channel; posting would then find channel.guild.me None)",
-)
 async def test_release_posts_turned_on_through_one_process_are_posted_by_the_leader(
     cluster: Cluster, servers: Servers, content: E2EContent
 ) -> None:
