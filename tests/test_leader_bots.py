@@ -18,16 +18,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from bot.client import EmbargoBot
 from bot.config import Settings
 from bot.content.reload import LiveContent
 from bot.spoilers.durations import parse_window
 from bot.storage import Storage
 from bot.storage.postgres.leader import (
-    LEADER_SESSION,
-    LEADER_SESSION_ARGS,
     AdvisoryLeaderLock,
     ask_leader,
 )
@@ -35,6 +31,7 @@ from tests.content_factory import episode_table, review_md, show_toml, write
 from tests.support import EPISODE_TALK, GENERAL, MODERATOR, GuildSpec, Harness
 from tests.support.specs import base_bot_permissions
 from tests.test_guard import ACTIVE_TERM, SPOILING_TITLE
+from tests.test_leader import leader_session_pid, terminate
 
 TODAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 NEW_TERM = "Orla takes the helm"
@@ -97,23 +94,6 @@ def shared_work_running(bot: EmbargoBot) -> list[bool]:
         cog(bot, "Discussion").scheduler._work.running,
         bot._content_lead.running,
     ]
-
-
-async def leader_session_pid(url: str) -> int:
-    """The server process of the session holding the leader lock."""
-    admin = await asyncpg.connect(url)
-    try:
-        return int(await admin.fetchval(LEADER_SESSION, *LEADER_SESSION_ARGS))
-    finally:
-        await admin.close()
-
-
-async def terminate(url: str, pid: int) -> None:
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
 
 
 def bot_settings(url: str, content_dir: Path) -> Settings:
