@@ -478,23 +478,29 @@ async def test_upcoming(tmp_path: Path) -> None:
         assert f"<t:{int(default_opens.timestamp())}:f>" in in_dm.embeds[0]["description"]
 
 
+def lose_first_ledger_write(storage: Storage) -> list[object]:
+    """The first post's ledger write fails, as if the bot died between sending and
+    recording; later writes go through. Returns the writes tried, as they come."""
+    record_posted = storage.record_posted
+    tries: list[object] = []
+
+    async def lost_once(*args: Any, **kwargs: Any) -> None:
+        tries.append(args)
+        if len(tries) == 1:
+            raise StorageBusy("the database is busy")
+        await record_posted(*args, **kwargs)
+
+    storage.record_posted = lost_once  # type: ignore[method-assign]
+    return tries
+
+
 async def test_a_post_whose_record_was_lost_is_not_sent_twice(tmp_path: Path) -> None:
     """Sent, then the ledger write failed (as if the bot died in between): the retry sends
     the same nonce, and Discord (enforce_nonce) hands back the first message."""
     clock = MovingClock(RELEASE - timedelta(seconds=2))
     async with running(tmp_path, clock) as bot:
         await bot.moderator("announce", channel=EPISODE_TALK)
-        record_posted = bot.storage.record_posted
-        calls = 0
-
-        async def lost_once(*args: Any, **kwargs: Any) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise StorageBusy("the database is busy")
-            await record_posted(*args, **kwargs)
-
-        bot.storage.record_posted = lost_once  # type: ignore[method-assign]
+        lose_first_ledger_write(bot.storage)
         bot.harness.mark_ready()
         await bot.wait_posts(EPISODE_TALK.id, 1)
         await bot.settle()  # the failed wake is over; try again now rather than in 30 s
@@ -518,24 +524,14 @@ async def test_a_forum_post_whose_record_was_lost_is_found_not_made_twice(tmp_pa
     clock = MovingClock(RELEASE - timedelta(seconds=2))
     async with running(tmp_path, clock) as bot:
         await bot.moderator("announce", channel=FORUM)
-        record_posted = bot.storage.record_posted
-        calls = 0
-
-        async def lost_once(*args: Any, **kwargs: Any) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise StorageBusy("the database is busy")
-            await record_posted(*args, **kwargs)
-
-        bot.storage.record_posted = lost_once  # type: ignore[method-assign]
+        tries = lose_first_ledger_write(bot.storage)
         bot.harness.mark_ready()
         await bot.harness.standin.wait_for(
             lambda: threads_of(bot.harness.standin, FORUM.id), within=10.0, what="the forum post"
         )
         await bot.settle()  # the failed wake is over; try again now rather than in 30 s
         await bot.settle()
-        assert calls == 2
+        assert len(tries) == 2
         (post,) = threads_of(bot.harness.standin, FORUM.id)
         assert (
             len(bot.harness.standin.find_requests("POST", rf"^/channels/{FORUM.id}/threads$")) == 1
